@@ -1,0 +1,60 @@
+//! Raw `syscall` stubs: the only place user code meets the instruction.
+//!
+//! Each stub passes up to six arguments in `rdi, rsi, rdx, r10, r8, r9` and
+//! returns `(rax, rdx)`: the error code (0 = success) and the value. Use
+//! [`crate::Sysnum`] for the number and [`crate::Error::check`] on `rax`.
+//! Only compiled for x86_64; the host build (tests, tools) leaves them out.
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use core::arch::asm;
+
+    /// Issues syscall `num` with six arguments and returns `(rax, rdx)`.
+    ///
+    /// # Safety
+    /// A syscall may read or write user memory named by its arguments (e.g.
+    /// `debug_write`, `frame_stats`) or change the address space (`map`,
+    /// `unmap`, `frame_free`): the caller must ensure that memory it relies
+    /// on is not unmapped under live references.
+    #[inline(always)]
+    pub unsafe fn syscall6(num: u64, a: [u64; 6]) -> (u64, u64) {
+        let rax: u64;
+        let rdx: u64;
+        // SAFETY: the kernel preserves every register but rax, rdx (results)
+        // and rcx, r11 (clobbered by the `syscall` instruction itself); it
+        // never touches the user stack. The memory contract is the caller's.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") num => rax,
+                in("rdi") a[0],
+                in("rsi") a[1],
+                inlateout("rdx") a[2] => rdx,
+                in("r10") a[3],
+                in("r8") a[4],
+                in("r9") a[5],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        (rax, rdx)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use imp::syscall6;
+
+/// Issues syscall `num` with up to six arguments (missing ones are zero).
+///
+/// # Safety
+/// As [`syscall6`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub unsafe fn syscall(num: crate::Sysnum, args: &[u64]) -> (u64, u64) {
+    let mut a = [0u64; 6];
+    let n = if args.len() < 6 { args.len() } else { 6 };
+    a[..n].copy_from_slice(&args[..n]);
+    // SAFETY: forwarded contract.
+    unsafe { syscall6(num as u64, a) }
+}

@@ -1,0 +1,21 @@
+//! exo's policy-free kernel logic: pure code that builds for the kernel
+//! (`no_std` + `alloc`) and is tested on the host.
+//!
+//! - [`memmap`]: the boot memory map, normalised (sorted, merged, classified).
+//! - [`frame_alloc`]: the hierarchical-bitmap physical-frame allocator.
+//! - [`captable`]: per-process capability tables with generation-checked,
+//!   scrambled handles.
+//! - [`elf`]: validation of user ELF programs into a load plan.
+//! - [`ramdisk`]: the boot ramdisk's archive format (programs by name).
+//!
+//! Nothing here touches hardware; the kernel's `arch` glue does that.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod captable;
+pub mod elf;
+pub mod frame_alloc;
+pub mod memmap;
+pub mod ramdisk;
