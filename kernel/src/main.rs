@@ -1,6 +1,169 @@
+//! exo: an exokernel for x86_64.
+//!
+//! The kernel only multiplexes hardware securely: it owns physical memory
+//! (a bitmap frame allocator), hands frames to user-space library OSes as
+//! unforgeable capabilities, and checks every use. Everything else is policy
+//! and lives in user space.
+//!
+//! Design rules: policy-free logic lives in `exo-core` (host-tested);
+//! hardware glue lives in [`arch`]; the kernel runs with interrupts off and
+//! never blocks, so one kernel stack serves every process (as in seL4);
+//! nothing a program passes in can panic the kernel.
 #![no_std]
 #![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod memory;
+mod process;
+mod selftest;
+mod serial;
+mod syscall;
+mod trap;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::BootInfo;
+
+/// Upper half: the bootloader puts everything it maps for us (kernel,
+/// stack, boot info, physical memory) there, so user page tables can share
+/// the kernel half and own the whole lower half.
+const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
+
+/// Where the kernel image is linked at run time (fixed, so gdb can load its
+/// symbols with this offset).
+pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+
+/// What the bootloader must set up.
+pub static BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.mappings.dynamic_range_start = Some(KERNEL_HALF);
+    config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_BASE);
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+bootloader_api::entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    serial::init();
+    kprintln!(
+        "exo {} — an exokernel for x86_64 (physical address width {} bits)",
+        env!("CARGO_PKG_VERSION"),
+        arch::phys_addr_bits()
+    );
+    arch::gdt::init();
+    arch::trap::init();
+    memory::init_boot_heap();
+    let phys_offset = boot_info
+        .physical_memory_offset
+        .into_option()
+        .expect("bootloader gave no physical memory mapping");
+    memory::init(&boot_info.memory_regions, phys_offset);
+    arch::pic::init();
+    arch::syscall::init();
+    arch::disable_sse();
+
+    // SAFETY: the bootloader mapped the ramdisk at this address with this
+    // length, and nothing else writes it.
+    let ramdisk: &'static [u8] = match boot_info.ramdisk_addr.into_option() {
+        Some(addr) => unsafe {
+            core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
+        },
+        None => &[],
+    };
+    let entries = match exo_core::ramdisk::parse(ramdisk) {
+        Ok(entries) => entries,
+        Err(e) => {
+            kprintln!("ramdisk: refused: {e}");
+            alloc::vec::Vec::new()
+        }
+    };
+    for entry in entries.iter().filter(|e| e.name == "!selftest") {
+        selftest::run(core::str::from_utf8(entry.data).unwrap_or("?"));
+    }
+    let trace = entries.iter().any(|e| e.name == "!trace" && e.data != b"0");
+    process::init(trace);
+    let programs: alloc::vec::Vec<_> = entries
+        .iter()
+        .filter(|e| !e.name.starts_with('!'))
+        .collect();
+    kprintln!(
+        "ramdisk: {} bytes, {} programs",
+        ramdisk.len(),
+        programs.len()
+    );
+    FREE_AT_START.store(
+        memory::counters().free,
+        core::sync::atomic::Ordering::Relaxed,
+    );
+    kprintln!("exo: boot complete");
+    let first = process::with(|k| {
+        for entry in &programs {
+            match k.spawn(entry.name, entry.expect, entry.data) {
+                Ok(pid) => kprintln!("[exo] pid {pid} ({}) loaded", entry.name),
+                Err(why) => kprintln!("[exo] program {}: refused: {why}", entry.name),
+            }
+        }
+        let mut frame = arch::trap::TrapFrame::default();
+        if k.switch_after(0, &mut frame) {
+            Some(frame)
+        } else {
+            finish(k)
+        }
+    });
+    if let Some(frame) = first {
+        arch::enter_user(&frame);
+    }
+    unreachable!()
+}
+
+/// Free frames before the first program was loaded.
+static FREE_AT_START: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Every process has ended: report, check that every frame came back, and
+/// end the run with the verdict.
+pub fn finish(k: &mut process::Kernel) -> ! {
+    use exo_core::ramdisk::Expect;
+    let mut ok = true;
+    for (pid, name, expect, ending) in &k.results {
+        let as_expected = matches!(
+            (expect, ending),
+            (Expect::Exit0, process::Ending::Exited(0))
+                | (Expect::Fault, process::Ending::Faulted(_))
+        );
+        if !as_expected {
+            kprintln!("[exo] pid {pid} ({name}) did not finish as expected ({expect:?})");
+            ok = false;
+        }
+    }
+    let free = memory::counters().free;
+    let before = FREE_AT_START.load(core::sync::atomic::Ordering::Relaxed);
+    if let Err(why) = k.check_invariants() {
+        kprintln!("[exo] invariant broken: {why}");
+        ok = false;
+    }
+    if free != before {
+        kprintln!("[exo] LEAK: {free} frames free after all exited, {before} before");
+        ok = false;
+    }
+    kprintln!(
+        "[exo] all {} processes finished; free frames {} (before: {}): {}",
+        k.results.len(),
+        free,
+        before,
+        if ok { "success" } else { "FAILURE" }
+    );
+    arch::exit(if ok {
+        arch::Verdict::Success
+    } else {
+        arch::Verdict::Failure
+    })
+}
+
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    serial::emergency(format_args!("KERNEL PANIC: {info}"));
+    arch::exit(arch::Verdict::Failure)
 }

@@ -1,1 +1,1112 @@
-//! TODO: being written.
+//! The physical-frame allocator: a hierarchical bitmap over every frame below
+//! the end of RAM, in storage the caller provides.
+//!
+//! This module owns the free/allocated state of every RAM frame, and the
+//! counters `total = free + allocated + reserved`. It does not own the
+//! storage (the kernel places it with [`find_storage`] and passes it in) nor
+//! know who holds an allocated frame (the capability tables do).
+//!
+//! # Data structure
+//! All levels live in one caller-provided `[u64]` (see [`storage_words`]):
+//!
+//! - **level 0**: one bit per frame of `[0, end_frame)`, set when the frame
+//!   is free. Reserved frames, holes and the tail beyond the end are never
+//!   set, so they can never be handed out.
+//! - **"any" summaries**: bit `i` of level `k + 1` is set when word `i` of
+//!   level `k` is non-zero, up to a single top word. For 16 GiB of frames
+//!   that is 65 536 + 1 024 + 16 + 1 words.
+//! - **"full" summaries**: bit `w` is set when level-0 word `w` is all free
+//!   (64 free frames in a row, 64-aligned), with its own "any" levels above
+//!   it, so a run of whole free words is found without scanning.
+//! - **uniform bits**: bit `w` is set when all 64 frames of level-0 word `w`
+//!   are usable RAM, so freeing such a frame needs no look-up in the map.
+//! - **the region table**: a copy of the map's regions (2 words each), for
+//!   [`FrameAllocator::classify`] near region edges and on error paths.
+//!
+//! Every operation on one frame costs a few word operations at any fill
+//! level and RAM size (one word per level at most, about 1/64 of the time
+//! going one level up). A cursor remembers the lowest level-0 word that may
+//! hold a free frame, so `alloc` after `free` touches one word. `alloc`
+//! returns the lowest free frame, [`FrameAllocator::alloc_contiguous`] the
+//! lowest fitting run. Every error is a value; no input can make it panic.
+
+use crate::memmap::{FrameClass, MemoryMap, RegionKind, FRAME_LIMIT, FRAME_SHIFT, FRAME_SIZE};
+use core::fmt;
+
+/// Why an allocator operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AllocError {
+    /// No free frame (or no fitting free run) is left.
+    OutOfMemory,
+    /// The frame is usable RAM, but already allocated.
+    InUse,
+    /// The frame is RAM reserved by the map (kernel, bootloader, firmware).
+    Reserved,
+    /// The frame is not RAM: a hole in the map (device space) or beyond the
+    /// end of RAM, but below [`FRAME_LIMIT`].
+    NotRam,
+    /// The frame (or range) reaches [`FRAME_LIMIT`] or beyond: no physical
+    /// address on x86_64 is there.
+    OutOfRange,
+    /// Freeing a frame that is free already (a double free).
+    NotAllocated,
+    /// A bad argument: a count of 0, an alignment that is not a power of two.
+    InvalidArgument,
+    /// [`FrameAllocator::new`] was given less than [`storage_words`] words.
+    StorageTooSmall,
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AllocError::OutOfMemory => "out of memory",
+            AllocError::InUse => "frame in use",
+            AllocError::Reserved => "frame reserved",
+            AllocError::NotRam => "frame is not RAM",
+            AllocError::OutOfRange => "frame beyond the physical address space",
+            AllocError::NotAllocated => "frame not allocated",
+            AllocError::InvalidArgument => "invalid argument",
+            AllocError::StorageTooSmall => "allocator storage too small",
+        })
+    }
+}
+
+/// Enough levels for [`FRAME_LIMIT`] frames: 2^40 bits need
+/// 2^34, 2^28, 2^22, 2^16, 2^10, 2^4 and 1 words.
+const MAX_LEVELS: usize = 8;
+
+/// Storage words per region-table entry: start frame, end frame with the
+/// kind in the top bit.
+const REGION_WORDS: usize = 2;
+
+/// Top bit of a region table end word: the region is reserved.
+const RESERVED_BIT: u64 = 1 << 63;
+
+/// A bitmap with its summary levels: `off[k]` and `len[k]` place level `k`
+/// in the storage; bit `i` of level `k + 1` is set iff word `i` of level `k`
+/// is non-zero; the top level is one word.
+#[derive(Clone, Copy, Debug)]
+struct Levels {
+    off: [usize; MAX_LEVELS],
+    len: [usize; MAX_LEVELS],
+    count: usize,
+}
+
+impl Levels {
+    /// Levels for a base bitmap of `bits` bits starting at word `start`;
+    /// returns them and the word after the last one.
+    fn new(bits: u64, start: usize) -> Option<(Levels, usize)> {
+        let mut levels = Levels {
+            off: [0; MAX_LEVELS],
+            len: [0; MAX_LEVELS],
+            count: 0,
+        };
+        let mut len = usize::try_from(bits.div_ceil(64)).ok()?.max(1);
+        let mut off = start;
+        loop {
+            *levels.off.get_mut(levels.count)? = off;
+            levels.len[levels.count] = len;
+            levels.count += 1;
+            off = off.checked_add(len)?;
+            if len == 1 {
+                return Some((levels, off));
+            }
+            len = len.div_ceil(64);
+        }
+    }
+}
+
+/// Where everything lives in the storage.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// Frames covered by level 0: `map.end_frame()`.
+    frames: u64,
+    /// Level 0 (at offset 0) and its "any" summaries.
+    any: Levels,
+    /// The "full word" bitmap and its summaries.
+    full: Levels,
+    /// The uniform bitmap.
+    uniform: usize,
+    /// The region table.
+    regions: usize,
+    /// Entries in the region table.
+    region_count: usize,
+    /// Words needed in all.
+    words: usize,
+}
+
+impl Layout {
+    fn new(map: &MemoryMap) -> Option<Layout> {
+        let frames = map.end_frame();
+        let (any, end) = Levels::new(frames, 0)?;
+        let words0 = any.len[0] as u64;
+        let (full, end) = Levels::new(words0, end)?;
+        let uniform = end;
+        let end = end.checked_add(usize::try_from(words0.div_ceil(64)).ok()?)?;
+        let regions = end;
+        let region_count = map.regions().len();
+        let words = region_count.checked_mul(REGION_WORDS)?.checked_add(end)?;
+        Some(Layout {
+            frames,
+            any,
+            full,
+            uniform,
+            regions,
+            region_count,
+            words,
+        })
+    }
+}
+
+/// How many `u64` words of storage [`FrameAllocator::new`] needs for `map`:
+/// about one bit per frame below `map.end_frame()`, plus 1/32 for the
+/// summaries, plus two words per region. (`usize::MAX` if that does not fit
+/// in the address space.)
+pub fn storage_words(map: &MemoryMap) -> usize {
+    Layout::new(map).map_or(usize::MAX, |layout| layout.words)
+}
+
+/// The physical address of a frame-aligned range of usable RAM that can hold
+/// `words` words of allocator storage (at least one frame), or `None`.
+///
+/// It picks the highest such range, keeping low memory for devices that
+/// can only reach low addresses. The caller then marks those frames
+/// allocated with [`FrameAllocator::alloc_at`] once the allocator exists.
+pub fn find_storage(map: &MemoryMap, words: usize) -> Option<u64> {
+    let bytes = u64::try_from(words).ok()?.checked_mul(8)?;
+    let need = bytes.div_ceil(FRAME_SIZE).max(1).checked_mul(FRAME_SIZE)?;
+    map.regions()
+        .iter()
+        .rev()
+        .find(|r| r.kind == RegionKind::Usable && r.len() >= need)
+        .map(|r| r.end - need)
+}
+
+/// Bits `[lo, hi)` of a word, for `lo < hi <= 64`.
+#[inline]
+fn bit_range(lo: u64, hi: u64) -> u64 {
+    let upper = if hi >= 64 { !0 } else { (1u64 << hi) - 1 };
+    upper & (!0u64 << lo)
+}
+
+/// Clears bit `idx` of level `level` and, for every level whose word
+/// becomes zero, the bit for it one level up.
+#[inline]
+fn clear_up(words: &mut [u64], lv: &Levels, mut level: usize, mut idx: usize) {
+    while level < lv.count {
+        let i = lv.off[level] + (idx >> 6);
+        let word = words[i] & !(1u64 << (idx & 63));
+        words[i] = word;
+        if word != 0 {
+            return;
+        }
+        idx >>= 6;
+        level += 1;
+    }
+}
+
+/// Sets bit `idx` of level `level` and, for every level whose word was
+/// zero, the bit for it one level up.
+#[inline]
+fn set_up(words: &mut [u64], lv: &Levels, mut level: usize, mut idx: usize) {
+    while level < lv.count {
+        let i = lv.off[level] + (idx >> 6);
+        let old = words[i];
+        words[i] = old | (1u64 << (idx & 63));
+        if old != 0 {
+            return;
+        }
+        idx >>= 6;
+        level += 1;
+    }
+}
+
+/// The lowest set bit at level `level` whose index is `from` or more, found
+/// by climbing the summaries to the next non-zero word and descending.
+#[inline]
+fn next_set(words: &[u64], lv: &Levels, level: usize, from: usize) -> Option<usize> {
+    let mut l = level;
+    let mut idx = from;
+    loop {
+        if l >= lv.count {
+            return None;
+        }
+        let wi = idx >> 6;
+        if wi >= lv.len[l] {
+            return None;
+        }
+        let word = words[lv.off[l] + wi] & (!0u64 << (idx & 63));
+        if word != 0 {
+            idx = (wi << 6) | word.trailing_zeros() as usize;
+            break;
+        }
+        l += 1;
+        idx = wi + 1;
+    }
+    while l > level {
+        l -= 1;
+        // Non-zero: its bit one level up is set.
+        let word = words[lv.off[l] + idx];
+        idx = (idx << 6) | word.trailing_zeros() as usize;
+    }
+    Some(idx)
+}
+
+/// The physical-frame allocator (see the module documentation).
+pub struct FrameAllocator<'a> {
+    words: &'a mut [u64],
+    layout: Layout,
+    /// No level-0 word below this one has a free frame.
+    cursor: usize,
+    total: u64,
+    free: u64,
+    reserved: u64,
+}
+
+impl fmt::Debug for FrameAllocator<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameAllocator")
+            .field("frames", &self.layout.frames)
+            .field("total", &self.total)
+            .field("free", &self.free)
+            .field("reserved", &self.reserved)
+            .field("allocated", &self.allocated())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> FrameAllocator<'a> {
+    /// Builds the allocator for `map` in `storage` (at least
+    /// [`storage_words`] words; its contents do not matter, any extra is
+    /// left alone). Usable frames start free; reserved frames count as
+    /// reserved and are never handed out; holes are never handed out and
+    /// not counted.
+    ///
+    /// # Errors
+    /// [`AllocError::StorageTooSmall`].
+    pub fn new(map: &MemoryMap, storage: &'a mut [u64]) -> Result<Self, AllocError> {
+        let layout = Layout::new(map).ok_or(AllocError::StorageTooSmall)?;
+        let words = storage
+            .get_mut(..layout.words)
+            .ok_or(AllocError::StorageTooSmall)?;
+        words.fill(0);
+        let mut usable = 0;
+        let mut reserved = 0;
+        for (i, r) in map.regions().iter().enumerate() {
+            let (first, end) = (r.start >> FRAME_SHIFT, r.end >> FRAME_SHIFT);
+            let entry = layout.regions + i * REGION_WORDS;
+            words[entry] = first;
+            match r.kind {
+                RegionKind::Usable => {
+                    usable += end - first;
+                    words[entry + 1] = end;
+                    set_bits(words, first, end);
+                    // Uniform: level-0 words wholly inside the region.
+                    let (w0, w1) = (first.div_ceil(64), end / 64);
+                    if w0 < w1 {
+                        set_bits(&mut words[layout.uniform..], w0, w1);
+                    }
+                }
+                RegionKind::Reserved => {
+                    reserved += end - first;
+                    words[entry + 1] = end | RESERVED_BIT;
+                }
+            }
+        }
+        // The summaries, bottom up.
+        let (any, full) = (layout.any, layout.full);
+        for w in 0..any.len[0] {
+            if words[w] == !0 {
+                words[full.off[0] + (w >> 6)] |= 1 << (w & 63);
+            }
+        }
+        for lv in [any, full] {
+            for level in 1..lv.count {
+                for i in 0..lv.len[level - 1] {
+                    if words[lv.off[level - 1] + i] != 0 {
+                        words[lv.off[level] + (i >> 6)] |= 1 << (i & 63);
+                    }
+                }
+            }
+        }
+        Ok(FrameAllocator {
+            words,
+            layout,
+            cursor: 0,
+            total: usable + reserved,
+            free: usable,
+            reserved,
+        })
+    }
+
+    /// Allocates the lowest free frame and returns its number.
+    ///
+    /// # Errors
+    /// [`AllocError::OutOfMemory`].
+    #[inline]
+    pub fn alloc(&mut self) -> Result<u64, AllocError> {
+        let mut w = self.cursor;
+        let mut word = self.words[w];
+        if word == 0 {
+            // Everything below the cursor is taken: search from it.
+            w = next_set(self.words, &self.layout.any, 1, w).ok_or(AllocError::OutOfMemory)?;
+            self.cursor = w;
+            word = self.words[w];
+        }
+        self.take_bits(w, word, word & word.wrapping_sub(1));
+        self.free -= 1;
+        Ok(((w as u64) << 6) | u64::from(word.trailing_zeros()))
+    }
+
+    /// Allocates frame `frame`.
+    ///
+    /// # Errors
+    /// [`AllocError::InUse`] if it is allocated already,
+    /// [`AllocError::Reserved`], [`AllocError::NotRam`] or
+    /// [`AllocError::OutOfRange`] after what it is.
+    #[inline]
+    pub fn alloc_at(&mut self, frame: u64) -> Result<(), AllocError> {
+        if frame < self.layout.frames {
+            let w = (frame >> 6) as usize;
+            let bit = 1u64 << (frame & 63);
+            let word = self.words[w];
+            if word & bit != 0 {
+                self.take_bits(w, word, word & !bit);
+                self.free -= 1;
+                return Ok(());
+            }
+        }
+        // Not free: in use if usable, else what it is.
+        self.class_error(frame)?;
+        Err(AllocError::InUse)
+    }
+
+    /// Frees frame `frame`.
+    ///
+    /// # Errors
+    /// [`AllocError::NotAllocated`] if it is free already,
+    /// [`AllocError::Reserved`], [`AllocError::NotRam`] or
+    /// [`AllocError::OutOfRange`] after what it is.
+    #[inline]
+    pub fn free(&mut self, frame: u64) -> Result<(), AllocError> {
+        if frame >= self.layout.frames {
+            return Err(Self::beyond_error(frame));
+        }
+        let w = (frame >> 6) as usize;
+        if !self.is_uniform(w) {
+            self.class_error(frame)?;
+        }
+        let bit = 1u64 << (frame & 63);
+        let old = self.words[w];
+        if old & bit != 0 {
+            return Err(AllocError::NotAllocated);
+        }
+        self.put_bits(w, old, old | bit);
+        self.free += 1;
+        Ok(())
+    }
+
+    /// Allocates `count` contiguous frames whose first frame is a multiple
+    /// of `align` (in frames, a power of two) and whose every frame is below
+    /// frame `limit` (for a device that reaches only part of memory), and
+    /// returns the first. It picks the lowest such run.
+    ///
+    /// It climbs the summaries to skip taken space, and uses the "full"
+    /// summaries when the run must contain a whole free word (`count >= 127`,
+    /// or `count >= 64` with `align >= 64`), so its cost grows with the
+    /// number of free fragments it has to skip, not with memory size.
+    ///
+    /// # Errors
+    /// [`AllocError::InvalidArgument`] if `count` is 0 or `align` is not a
+    /// power of two; [`AllocError::OutOfMemory`] if no run fits.
+    pub fn alloc_contiguous(
+        &mut self,
+        count: u64,
+        align: u64,
+        limit: Option<u64>,
+    ) -> Result<u64, AllocError> {
+        if count == 0 || !align.is_power_of_two() {
+            return Err(AllocError::InvalidArgument);
+        }
+        let end = limit.map_or(self.layout.frames, |l| l.min(self.layout.frames));
+        let last_start = end.checked_sub(count).ok_or(AllocError::OutOfMemory)?;
+        let start = self
+            .find_run(count, align, last_start)
+            .ok_or(AllocError::OutOfMemory)?;
+        self.take_range(start, start + count);
+        self.free -= count;
+        Ok(start)
+    }
+
+    /// Frees the `count` frames from `first`: all of them, or (if any
+    /// cannot be freed) none.
+    ///
+    /// # Errors
+    /// [`AllocError::InvalidArgument`] if `count` is 0;
+    /// [`AllocError::OutOfRange`] if the range reaches [`FRAME_LIMIT`];
+    /// otherwise the error [`free`](Self::free) gives for the lowest frame
+    /// of the range that cannot be freed.
+    pub fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
+        if count == 0 {
+            return Err(AllocError::InvalidArgument);
+        }
+        let end = first
+            .checked_add(count)
+            .filter(|&end| end <= FRAME_LIMIT)
+            .ok_or(AllocError::OutOfRange)?;
+        // The lowest frame that is not usable RAM, if any.
+        let not_usable = self.first_not_usable(first, end);
+        let usable_end = not_usable.unwrap_or(end);
+        if first < usable_end && self.find_in(first, usable_end, true).is_some() {
+            return Err(AllocError::NotAllocated);
+        }
+        if let Some(frame) = not_usable {
+            self.class_error(frame)?;
+        }
+        self.put_range(first, end);
+        self.free += count;
+        Ok(())
+    }
+
+    /// What frame `frame` is.
+    #[inline]
+    pub fn classify(&self, frame: u64) -> FrameClass {
+        if frame < self.layout.frames && self.is_uniform((frame >> 6) as usize) {
+            return FrameClass::Usable;
+        }
+        self.classify_in_table(frame)
+    }
+
+    /// Whether frame `frame` is free (and so usable RAM).
+    #[inline]
+    pub fn is_free(&self, frame: u64) -> bool {
+        frame < self.layout.frames && self.words[(frame >> 6) as usize] & (1 << (frame & 63)) != 0
+    }
+
+    /// RAM frames: usable plus reserved.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Free frames.
+    pub fn free_frames(&self) -> u64 {
+        self.free
+    }
+
+    /// Reserved frames.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Allocated frames: `total() - free() - reserved()`.
+    pub fn allocated(&self) -> u64 {
+        self.total - self.free - self.reserved
+    }
+
+    // ---- internals ----
+
+    /// Level-0 word `w` goes from `old` to `new` by clearing free bits:
+    /// updates the summaries.
+    #[inline]
+    fn take_bits(&mut self, w: usize, old: u64, new: u64) {
+        self.words[w] = new;
+        if new == 0 {
+            clear_up(self.words, &self.layout.any, 1, w);
+        }
+        if old == !0 {
+            clear_up(self.words, &self.layout.full, 0, w);
+        }
+    }
+
+    /// Level-0 word `w` goes from `old` to `new` by setting free bits:
+    /// updates the summaries and the cursor.
+    #[inline]
+    fn put_bits(&mut self, w: usize, old: u64, new: u64) {
+        self.words[w] = new;
+        if old == 0 {
+            set_up(self.words, &self.layout.any, 1, w);
+        }
+        if new == !0 {
+            set_up(self.words, &self.layout.full, 0, w);
+        }
+        if w < self.cursor {
+            self.cursor = w;
+        }
+    }
+
+    /// Marks the free frames `[first, end)` allocated.
+    fn take_range(&mut self, first: u64, end: u64) {
+        for_words(first, end, |w, mask| {
+            let old = self.words[w];
+            self.take_bits(w, old, old & !mask);
+        });
+    }
+
+    /// Marks the allocated usable frames `[first, end)` free.
+    fn put_range(&mut self, first: u64, end: u64) {
+        for_words(first, end, |w, mask| {
+            let old = self.words[w];
+            self.put_bits(w, old, old | mask);
+        });
+    }
+
+    /// The lowest frame of `[first, end)` (within level 0) that is free
+    /// (`free == true`) or not free (`free == false`).
+    fn find_in(&self, first: u64, end: u64, free: bool) -> Option<u64> {
+        let mut found = None;
+        for_words_until(first, end, |w, mask| {
+            let word = if free { self.words[w] } else { !self.words[w] };
+            let hits = word & mask;
+            if hits != 0 {
+                found = Some(((w as u64) << 6) | u64::from(hits.trailing_zeros()));
+                return true;
+            }
+            false
+        });
+        found
+    }
+
+    /// The lowest start `s <= last_start`, a multiple of `align`, with
+    /// `[s, s + count)` all free.
+    fn find_run(&self, count: u64, align: u64, last_start: u64) -> Option<u64> {
+        let any = &self.layout.any;
+        let full = &self.layout.full;
+        // A run of 127 frames, or of 64 from a 64-aligned start, holds the
+        // whole free level-0 word at ceil(start / 64): look for that word.
+        let via_full = count >= 127 || (count >= 64 && align >= 64);
+        let mut pos: u64 = 0;
+        loop {
+            let candidate = if via_full {
+                let w = next_set(self.words, full, 0, pos.div_ceil(64) as usize)? as u64;
+                // The run may start in the word before, in its free top bits.
+                let back = match w.checked_sub(1) {
+                    Some(prev) if align < 64 => u64::from(self.words[prev as usize].leading_ones()),
+                    _ => 0,
+                };
+                (w << 6) - back
+            } else {
+                next_set(self.words, any, 0, usize::try_from(pos).ok()?)? as u64
+            };
+            let start = candidate.max(pos).checked_next_multiple_of(align)?;
+            if start > last_start {
+                return None;
+            }
+            match self.find_in(start, start + count, false) {
+                None => return Some(start),
+                Some(taken) => pos = taken + 1,
+            }
+        }
+    }
+
+    /// The lowest frame of `[first, end)` that is not usable RAM, if any.
+    fn first_not_usable(&self, first: u64, end: u64) -> Option<u64> {
+        if first >= self.layout.frames {
+            return Some(first);
+        }
+        match self.region_of(first) {
+            Some((_, region_end, RegionKind::Usable)) => (region_end < end).then_some(region_end),
+            _ => Some(first),
+        }
+    }
+
+    /// Whether every frame of level-0 word `w` is usable RAM.
+    #[inline]
+    fn is_uniform(&self, w: usize) -> bool {
+        self.words[self.layout.uniform + (w >> 6)] & (1 << (w & 63)) != 0
+    }
+
+    /// The region-table entry holding `frame`: (start, end, kind).
+    fn region_of(&self, frame: u64) -> Option<(u64, u64, RegionKind)> {
+        let table = &self.words[self.layout.regions..][..self.layout.region_count * REGION_WORDS];
+        // The first region ending above `frame`.
+        let (mut lo, mut hi) = (0, self.layout.region_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if table[mid * REGION_WORDS + 1] & !RESERVED_BIT <= frame {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let start = *table.get(lo * REGION_WORDS)?;
+        let end_word = table[lo * REGION_WORDS + 1];
+        let kind = if end_word & RESERVED_BIT != 0 {
+            RegionKind::Reserved
+        } else {
+            RegionKind::Usable
+        };
+        (start <= frame).then_some((start, end_word & !RESERVED_BIT, kind))
+    }
+
+    fn classify_in_table(&self, frame: u64) -> FrameClass {
+        match self.region_of(frame) {
+            Some((_, _, RegionKind::Usable)) => FrameClass::Usable,
+            Some((_, _, RegionKind::Reserved)) => FrameClass::Reserved,
+            None => FrameClass::NotRam,
+        }
+    }
+
+    /// `Ok` for a usable frame, else the error naming what it is.
+    fn class_error(&self, frame: u64) -> Result<(), AllocError> {
+        if frame >= self.layout.frames {
+            return Err(Self::beyond_error(frame));
+        }
+        match self.classify_in_table(frame) {
+            FrameClass::Usable => Ok(()),
+            FrameClass::Reserved => Err(AllocError::Reserved),
+            FrameClass::NotRam => Err(AllocError::NotRam),
+        }
+    }
+
+    /// The error for a frame at or beyond the end of RAM.
+    fn beyond_error(frame: u64) -> AllocError {
+        if frame >= FRAME_LIMIT {
+            AllocError::OutOfRange
+        } else {
+            AllocError::NotRam
+        }
+    }
+}
+
+/// Calls `f(word index, mask)` for each level-0 word overlapping frames
+/// `[first, end)`, with the mask of the frames inside.
+#[inline]
+fn for_words(first: u64, end: u64, mut f: impl FnMut(usize, u64)) {
+    for_words_until(first, end, |w, mask| {
+        f(w, mask);
+        false
+    });
+}
+
+/// Like [`for_words`], stopping early once `f` returns true.
+#[inline]
+fn for_words_until(first: u64, end: u64, mut f: impl FnMut(usize, u64) -> bool) {
+    let mut frame = first;
+    while frame < end {
+        let w = frame >> 6;
+        let hi = (end - (w << 6)).min(64);
+        if f(w as usize, bit_range(frame & 63, hi)) {
+            return;
+        }
+        frame = (w + 1) << 6;
+    }
+}
+
+/// Sets bits `[first, end)` of the bitmap `words`.
+fn set_bits(words: &mut [u64], first: u64, end: u64) {
+    for_words(first, end, |w, mask| words[w] |= mask);
+}
+
+#[cfg(test)]
+impl FrameAllocator<'_> {
+    /// Checks every summary, the cursor and the free count against level 0.
+    fn check_invariants(&self) {
+        let (any, full) = (&self.layout.any, &self.layout.full);
+        let bit = |off: usize, i: usize| self.words[off + (i >> 6)] & (1 << (i & 63)) != 0;
+        for lv in [any, full] {
+            for level in 1..lv.count {
+                for i in 0..lv.len[level - 1] {
+                    let nonzero = self.words[lv.off[level - 1] + i] != 0;
+                    assert_eq!(
+                        bit(lv.off[level], i),
+                        nonzero,
+                        "summary level {level} bit {i}"
+                    );
+                }
+            }
+        }
+        for w in 0..any.len[0] {
+            assert_eq!(bit(full.off[0], w), self.words[w] == !0, "full bit {w}");
+        }
+        assert!(self.words[..self.cursor].iter().all(|&w| w == 0), "cursor");
+        let free: u64 = self.words[..any.len[0]]
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        assert_eq!(free, self.free, "free count");
+        assert_eq!(self.free + self.allocated() + self.reserved, self.total);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memmap::{Region, FRAME_LIMIT};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    const MIB: u64 = 1024 * 1024;
+    const GIB: u64 = 1024 * MIB;
+    const F: u64 = FRAME_SIZE;
+
+    fn usable(start: u64, end: u64) -> Region {
+        Region {
+            start,
+            end,
+            kind: RegionKind::Usable,
+        }
+    }
+
+    fn reserved(start: u64, end: u64) -> Region {
+        Region {
+            start,
+            end,
+            kind: RegionKind::Reserved,
+        }
+    }
+
+    fn storage_for(map: &MemoryMap) -> Vec<u64> {
+        // Garbage in the storage must not matter.
+        vec![0xDEAD_BEEF_5A5A_A5A5; storage_words(map)]
+    }
+
+    /// A PC-like map: low memory, a reserved kernel, a PCI hole below
+    /// 4 GiB, and `high_gib` GiB above 4 GiB.
+    fn pc_map(high_gib: u64) -> MemoryMap {
+        MemoryMap::new([
+            usable(0x1000, 0x9_F000),
+            reserved(0xF_0000, 0x10_0000),
+            reserved(0x10_0000, 0x20_0000), // kernel image
+            usable(0x20_0000, 3 * GIB),
+            usable(4 * GIB, (4 + high_gib) * GIB),
+        ])
+    }
+
+    #[test]
+    fn small_map_basics() {
+        let map = MemoryMap::new([reserved(0, 2 * F), usable(2 * F, 10 * F)]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        assert_eq!(
+            (a.total(), a.free_frames(), a.reserved(), a.allocated()),
+            (10, 8, 2, 0)
+        );
+        assert_eq!(a.alloc(), Ok(2));
+        assert_eq!(a.alloc(), Ok(3));
+        assert_eq!(a.alloc_at(5), Ok(()));
+        assert_eq!(a.alloc(), Ok(4));
+        assert_eq!(a.alloc(), Ok(6));
+        assert_eq!(a.allocated(), 5);
+        assert_eq!(a.free(3), Ok(()));
+        assert_eq!(a.alloc(), Ok(3)); // lowest first
+        for f in 7..10 {
+            assert_eq!(a.alloc(), Ok(f));
+        }
+        assert_eq!(a.alloc(), Err(AllocError::OutOfMemory));
+        assert_eq!(a.free_frames(), 0);
+        assert_eq!(a.allocated(), 8);
+        a.check_invariants();
+    }
+
+    #[test]
+    fn errors_per_class() {
+        let map = MemoryMap::new([
+            reserved(0, F),
+            usable(F, 4 * F),
+            // hole at 4..8
+            usable(8 * F, 10 * F),
+        ]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        assert_eq!(a.alloc_at(0), Err(AllocError::Reserved));
+        assert_eq!(a.free(0), Err(AllocError::Reserved));
+        assert_eq!(a.alloc_at(5), Err(AllocError::NotRam));
+        assert_eq!(a.free(5), Err(AllocError::NotRam));
+        assert_eq!(a.alloc_at(10), Err(AllocError::NotRam)); // beyond the end
+        assert_eq!(a.free(1000), Err(AllocError::NotRam));
+        assert_eq!(a.alloc_at(FRAME_LIMIT - 1), Err(AllocError::NotRam));
+        assert_eq!(a.alloc_at(FRAME_LIMIT), Err(AllocError::OutOfRange));
+        assert_eq!(a.free(u64::MAX), Err(AllocError::OutOfRange));
+        assert_eq!(a.free(1), Err(AllocError::NotAllocated));
+        assert_eq!(a.alloc_at(1), Ok(()));
+        assert_eq!(a.alloc_at(1), Err(AllocError::InUse));
+        assert_eq!(a.free(1), Ok(()));
+        assert_eq!(a.free(1), Err(AllocError::NotAllocated)); // double free
+        assert_eq!(a.classify(0), FrameClass::Reserved);
+        assert_eq!(a.classify(1), FrameClass::Usable);
+        assert_eq!(a.classify(4), FrameClass::NotRam);
+        assert_eq!(a.classify(9), FrameClass::Usable);
+        assert_eq!(a.classify(10), FrameClass::NotRam);
+        assert_eq!(a.classify(u64::MAX), FrameClass::NotRam);
+        assert!(!a.is_free(0) && a.is_free(1) && !a.is_free(4) && !a.is_free(u64::MAX));
+        // Only usable frames come out.
+        let mut got = Vec::new();
+        while let Ok(f) = a.alloc() {
+            got.push(f);
+        }
+        assert_eq!(got, [1, 2, 3, 8, 9]);
+        assert_eq!((a.total(), a.reserved(), a.allocated()), (6, 1, 5));
+        a.check_invariants();
+    }
+
+    #[test]
+    fn storage_too_small_and_extra_storage() {
+        let map = pc_map(1);
+        let words = storage_words(&map);
+        let mut small = vec![0; words - 1];
+        assert_eq!(
+            FrameAllocator::new(&map, &mut small).unwrap_err(),
+            AllocError::StorageTooSmall
+        );
+        let mut big = vec![7; words + 10];
+        let a = FrameAllocator::new(&map, &mut big).unwrap();
+        a.check_invariants();
+        drop(a);
+        assert!(
+            big[words..].iter().all(|&w| w == 7),
+            "extra storage untouched"
+        );
+    }
+
+    #[test]
+    fn empty_map() {
+        let map = MemoryMap::new([]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        assert_eq!(a.total(), 0);
+        assert_eq!(a.alloc(), Err(AllocError::OutOfMemory));
+        assert_eq!(a.alloc_at(0), Err(AllocError::NotRam));
+        assert_eq!(a.alloc_contiguous(1, 1, None), Err(AllocError::OutOfMemory));
+        assert_eq!(a.free_range(0, 1), Err(AllocError::NotRam));
+        assert_eq!(find_storage(&map, 1), None);
+        a.check_invariants();
+    }
+
+    #[test]
+    fn storage_size_is_about_a_bit_per_frame() {
+        let map = MemoryMap::new([usable(0, 16 * GIB)]);
+        let words = storage_words(&map);
+        // 4 Mi frames: 65536 level-0 words, plus summaries, uniform bits
+        // and one region.
+        assert_eq!(words, 65536 + 1024 + 16 + 1 + 1024 + 16 + 1 + 1024 + 2);
+        assert!(words * 8 < 540 * 1024);
+    }
+
+    #[test]
+    fn find_storage_then_claim_it() {
+        let map = pc_map(2);
+        let words = storage_words(&map);
+        let phys = find_storage(&map, words).unwrap();
+        let frames = (words as u64 * 8).div_ceil(F);
+        assert_eq!(phys % F, 0);
+        // Highest fit: the top of the region above 4 GiB.
+        assert_eq!(phys + frames * F, 6 * GIB);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        for i in 0..frames {
+            assert_eq!(a.classify(phys / F + i), FrameClass::Usable);
+            a.alloc_at(phys / F + i).unwrap();
+        }
+        assert_eq!(a.allocated(), frames);
+        // Too big for any region.
+        assert_eq!(find_storage(&map, usize::MAX), None);
+        assert_eq!(find_storage(&map, (3 * GIB / 8) as usize), None);
+        // A small request fits (at least one frame).
+        assert_eq!(find_storage(&map, 0), Some(6 * GIB - F));
+        a.check_invariants();
+    }
+
+    #[test]
+    fn big_map_with_holes_above_4_gib() {
+        // 68 GiB of RAM reaching 130 GiB, with a PCI hole, a reserved
+        // frame above 4 GiB and a hole from 68 to 128 GiB.
+        let map = MemoryMap::new([
+            usable(0x1000, 0x9_F000),
+            reserved(0x10_0000, 0x20_0000),
+            usable(0x20_0000, 3 * GIB),
+            usable(4 * GIB, 68 * GIB),
+            reserved(5 * GIB, 5 * GIB + F),
+            usable(128 * GIB, 130 * GIB),
+        ]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        let total_usable = map.usable_bytes() / F;
+        assert_eq!(a.free_frames(), total_usable);
+        assert_eq!(a.reserved(), 256 + 1);
+        assert_eq!(a.alloc(), Ok(1));
+        // Above 4 GiB: alloc_at, free, classify.
+        let high = 64 * GIB / F + 12345;
+        assert_eq!(a.alloc_at(high), Ok(()));
+        assert_eq!(a.alloc_at(high), Err(AllocError::InUse));
+        assert_eq!(a.alloc_at(5 * GIB / F), Err(AllocError::Reserved));
+        assert_eq!(a.alloc_at(100 * GIB / F), Err(AllocError::NotRam));
+        assert_eq!(a.alloc_at(3 * GIB / F + 7), Err(AllocError::NotRam));
+        assert_eq!(a.classify(129 * GIB / F), FrameClass::Usable);
+        assert_eq!(a.classify(130 * GIB / F), FrameClass::NotRam);
+        assert_eq!(a.free(high), Ok(()));
+        // A huge run: 60 GiB, which must go above 5 GiB.
+        let count = 60 * GIB / F;
+        let run = a.alloc_contiguous(count, 512, None).unwrap();
+        assert_eq!(run, (5 * GIB + 2 * MIB) / F);
+        assert_eq!(a.allocated(), 1 + count);
+        // A DMA32 run stays below 4 GiB; a 28-bit one below 256 MiB.
+        let dma32 = a.alloc_contiguous(1024, 1024, Some(4 * GIB / F)).unwrap();
+        assert!(dma32 + 1024 <= 4 * GIB / F && dma32 % 1024 == 0);
+        let dma28 = a.alloc_contiguous(16, 16, Some((1 << 28) / F)).unwrap();
+        assert!(dma28 + 16 <= (1 << 28) / F);
+        // Nothing of 61 GiB fits any more. 2 GiB runs go lowest first: above
+        // the DMA runs below 3 GiB, then above the big run, then at 128 GiB.
+        assert_eq!(
+            a.alloc_contiguous(61 * GIB / F, 1, None),
+            Err(AllocError::OutOfMemory)
+        );
+        let two = 2 * GIB / F;
+        assert_eq!(a.alloc_contiguous(two, 1, None), Ok(8 * MIB / F));
+        assert_eq!(a.alloc_contiguous(two, 1, None), Ok(run + count));
+        assert_eq!(a.alloc_contiguous(two, 1, None), Ok(128 * GIB / F));
+        assert_eq!(
+            a.alloc_contiguous(two, 1, None),
+            Err(AllocError::OutOfMemory)
+        );
+        // Freeing a range reaching into a hole or over a free frame fails
+        // whole.
+        assert_eq!(
+            a.free_range(128 * GIB / F, two + 1),
+            Err(AllocError::NotRam)
+        );
+        assert_eq!(a.free_range(run - 1, count), Err(AllocError::NotAllocated));
+        assert_eq!(a.free_range(run, count), Ok(()));
+        assert_eq!(a.free_range(128 * GIB / F, two), Ok(()));
+        a.check_invariants();
+        // Once everything below 4 GiB is taken, frames above it come out.
+        let below_4g = Some(4 * GIB / F);
+        while a.alloc_contiguous(1024, 1, below_4g).is_ok() {}
+        while a.alloc_contiguous(1, 1, below_4g).is_ok() {}
+        let next = a.alloc().unwrap();
+        assert!(next >= 4 * GIB / F, "{next:#x}");
+        a.check_invariants();
+    }
+
+    #[test]
+    fn contiguous_alignment_limit_and_arguments() {
+        let map = MemoryMap::new([usable(0, 1024 * F)]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        assert_eq!(
+            a.alloc_contiguous(0, 1, None),
+            Err(AllocError::InvalidArgument)
+        );
+        assert_eq!(
+            a.alloc_contiguous(1, 0, None),
+            Err(AllocError::InvalidArgument)
+        );
+        assert_eq!(
+            a.alloc_contiguous(1, 3, None),
+            Err(AllocError::InvalidArgument)
+        );
+        assert_eq!(
+            a.alloc_contiguous(u64::MAX, 1 << 63, None),
+            Err(AllocError::OutOfMemory)
+        );
+        assert_eq!(a.alloc_contiguous(1, 1 << 63, None), Ok(0));
+        assert_eq!(
+            a.alloc_contiguous(1, 1 << 63, None),
+            Err(AllocError::OutOfMemory)
+        );
+        assert_eq!(
+            a.alloc_contiguous(1, 1, Some(0)),
+            Err(AllocError::OutOfMemory)
+        );
+        assert_eq!(
+            a.alloc_contiguous(1, 1, Some(1)),
+            Err(AllocError::OutOfMemory)
+        );
+        assert_eq!(a.alloc_contiguous(1, 1, Some(2)), Ok(1));
+        assert_eq!(a.alloc_contiguous(3, 4, None), Ok(4));
+        assert_eq!(a.alloc_contiguous(2, 1, None), Ok(2));
+        assert_eq!(a.alloc_contiguous(64, 64, None), Ok(64));
+        assert_eq!(a.alloc_contiguous(57, 1, None), Ok(7)); // exactly fits
+        assert_eq!(a.alloc_contiguous(100, 1, None), Ok(128));
+        assert_eq!(a.alloc_contiguous(130, 4, Some(u64::MAX)), Ok(228));
+        assert_eq!(
+            a.alloc_contiguous(1024, 1, None),
+            Err(AllocError::OutOfMemory)
+        );
+        assert_eq!(a.free_range(0, 0), Err(AllocError::InvalidArgument));
+        assert_eq!(a.free_range(u64::MAX, 2), Err(AllocError::OutOfRange));
+        assert_eq!(
+            a.free_range(FRAME_LIMIT - 1, 2),
+            Err(AllocError::OutOfRange)
+        );
+        assert_eq!(a.free_range(FRAME_LIMIT - 1, 1), Err(AllocError::NotRam));
+        // All or nothing: frames 358.. are free, so nothing is freed.
+        assert_eq!(a.free_range(350, 10), Err(AllocError::NotAllocated));
+        assert!(!a.is_free(350));
+        assert_eq!(a.free_range(4, 3), Ok(()));
+        assert!(a.is_free(4) && a.is_free(6));
+        a.check_invariants();
+    }
+
+    #[test]
+    fn fragmented_contiguous_search() {
+        // Every other frame taken: no run of 2, but single frames fit.
+        let map = MemoryMap::new([usable(0, 8192 * F)]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        for f in (0..8192).step_by(2) {
+            a.alloc_at(f).unwrap();
+        }
+        assert_eq!(a.alloc_contiguous(2, 1, None), Err(AllocError::OutOfMemory));
+        assert_eq!(
+            a.alloc_contiguous(200, 1, None),
+            Err(AllocError::OutOfMemory)
+        );
+        assert_eq!(a.alloc_contiguous(1, 2, None), Err(AllocError::OutOfMemory));
+        assert_eq!(a.alloc_contiguous(1, 1, None), Ok(1));
+        // Open a gap not aligned to words: 999..1201.
+        for f in (1002..1201).step_by(2) {
+            a.free(f).unwrap();
+        }
+        assert_eq!(a.free(1000), Ok(()));
+        assert_eq!(a.alloc_contiguous(200, 1, None), Ok(999)); // 999 was free too
+        a.check_invariants();
+    }
+
+    #[test]
+    fn nothing_panics_on_extreme_arguments() {
+        let map = pc_map(1);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        let values = [
+            0,
+            1,
+            63,
+            64,
+            65,
+            FRAME_LIMIT - 1,
+            FRAME_LIMIT,
+            u64::MAX / 2,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for &x in &values {
+            let _ = a.alloc_at(x);
+            let _ = a.free(x);
+            let _ = a.classify(x);
+            let _ = a.is_free(x);
+            for &y in &values {
+                let _ = a.free_range(x, y);
+                let _ = a.alloc_contiguous(x, y, None);
+                for &z in &values {
+                    let _ = a.alloc_contiguous(x, y, Some(z));
+                }
+            }
+        }
+        a.check_invariants();
+    }
+
+    #[test]
+    fn classify_agrees_with_the_map() {
+        let map = pc_map(1);
+        let mut storage = storage_for(&map);
+        let a = FrameAllocator::new(&map, &mut storage).unwrap();
+        let edges = map
+            .regions()
+            .iter()
+            .flat_map(|r| [r.start / F, r.end / F])
+            .flat_map(|f| f.saturating_sub(70)..f + 70);
+        for f in edges.chain([u64::MAX, FRAME_LIMIT]) {
+            assert_eq!(a.classify(f), map.classify(f), "frame {f:#x}");
+        }
+    }
+}

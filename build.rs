@@ -1,0 +1,94 @@
+//! Builds the bare-metal parts: the kernel and the userland programs, each
+//! with a nested `cargo build` for `x86_64-unknown-none` (build-std, since the
+//! toolchain ships no bare-metal std), and hands their paths to the image
+//! builder (`src/main.rs`) through compile-time environment variables.
+//!
+//! Needs the Debian toolchain and `RUSTC_BOOTSTRAP=1` (`cargo xtask` sets
+//! both up; see the README).
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "x86_64-unknown-none";
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let target_root = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("bare");
+    for dir in ["abi", "kernel", "userland", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+
+    // The kernel: a PIE that the bootloader places in the upper half.
+    let kernel_dir = target_root.join("kernel");
+    nested_build(&root, &kernel_dir, &["-p", "exo-kernel"], "");
+    let kernel = kernel_dir.join(TARGET).join("release").join("exo-kernel");
+
+    // User programs: static (ET_EXEC) ELFs at fixed addresses in the lower half.
+    let user_dir = target_root.join("userland");
+    nested_build(
+        &root,
+        &user_dir,
+        &["-p", "exo-demos", "--bins"],
+        "-C relocation-model=static",
+    );
+    let programs = user_programs(&root.join("userland/demos/src/bin"));
+
+    println!("cargo:rustc-env=EXO_KERNEL={}", kernel.display());
+    println!(
+        "cargo:rustc-env=EXO_USER_DIR={}",
+        user_dir.join(TARGET).join("release").display()
+    );
+    println!("cargo:rustc-env=EXO_PROGRAMS={}", programs.join(","));
+}
+
+/// Runs `cargo build --release` for the bare-metal target into `target_dir`.
+fn nested_build(root: &Path, target_dir: &Path, args: &[&str], rustflags: &str) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .arg("build")
+        .arg("--release")
+        .args(args)
+        .args(["--target", TARGET])
+        .args(["-Zbuild-std=core,alloc,compiler_builtins"])
+        .args(["-Zbuild-std-features=compiler-builtins-mem"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        // Symbols and line tables for gdb; optimised code for the benches.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "true")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            rustflags
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join("\x1f"),
+        );
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("build.rs: cannot run cargo");
+    if !status.success() {
+        panic!("build.rs: nested build {args:?} failed ({status})");
+    }
+}
+
+/// Every demo program: one binary per file in `userland/demos/src/bin`.
+fn user_programs(bin_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(bin_dir)
+        .expect("userland/demos/src/bin")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "rs").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    names
+}

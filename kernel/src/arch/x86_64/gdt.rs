@@ -1,0 +1,84 @@
+//! The GDT (kernel and user segments in the order `sysret` needs) and the
+//! TSS: `rsp0` is the one kernel stack every trap from ring 3 lands on, IST 1
+//! a separate stack for double faults.
+use spin::Once;
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::VirtAddr;
+
+/// IST slot (0-based in the TSS) of the double-fault stack.
+pub const DOUBLE_FAULT_IST: u16 = 0;
+
+const KERNEL_STACK_SIZE: usize = 64 * 1024;
+const FAULT_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(align(16))]
+struct Stack<const N: usize>([u8; N]);
+
+static mut KERNEL_STACK: Stack<KERNEL_STACK_SIZE> = Stack([0; KERNEL_STACK_SIZE]);
+static mut FAULT_STACK: Stack<FAULT_STACK_SIZE> = Stack([0; FAULT_STACK_SIZE]);
+
+/// The selectors the rest of the kernel needs.
+pub struct Selectors {
+    /// Ring-0 code.
+    pub kernel_code: SegmentSelector,
+    /// Ring-0 data/stack.
+    pub kernel_data: SegmentSelector,
+    /// Ring-3 data/stack (RPL 3).
+    pub user_data: SegmentSelector,
+    /// Ring-3 code (RPL 3).
+    pub user_code: SegmentSelector,
+}
+
+static TSS: Once<TaskStateSegment> = Once::new();
+static GDT: Once<(GlobalDescriptorTable, Selectors, SegmentSelector)> = Once::new();
+
+/// Top of the kernel stack that traps and syscalls from user space use.
+pub fn kernel_stack_top() -> u64 {
+    let base = VirtAddr::from_ptr(&raw const KERNEL_STACK);
+    (base + KERNEL_STACK_SIZE as u64).as_u64()
+}
+
+/// Builds and loads the GDT and TSS.
+pub fn init() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        tss.privilege_stack_table[0] = VirtAddr::new(kernel_stack_top());
+        let fault = VirtAddr::from_ptr(&raw const FAULT_STACK);
+        tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = fault + FAULT_STACK_SIZE as u64;
+        tss
+    });
+    let (gdt, sel, tss_sel) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        // Order fixed by STAR: kernel code, kernel data, then user data, user code.
+        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+        let user_data = gdt.append(Descriptor::user_data_segment());
+        let user_code = gdt.append(Descriptor::user_code_segment());
+        let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+        let sel = Selectors {
+            kernel_code,
+            kernel_data,
+            user_data,
+            user_code,
+        };
+        (gdt, sel, tss_sel)
+    });
+    gdt.load();
+    // SAFETY: the selectors name descriptors of the GDT just loaded, which
+    // lives in a static for ever.
+    unsafe {
+        CS::set_reg(sel.kernel_code);
+        SS::set_reg(sel.kernel_data);
+        DS::set_reg(SegmentSelector(0));
+        ES::set_reg(SegmentSelector(0));
+        load_tss(*tss_sel);
+    }
+}
+
+/// The selectors (after [`init`]).
+pub fn selectors() -> &'static Selectors {
+    &GDT.get().expect("gdt::init not called").1
+}

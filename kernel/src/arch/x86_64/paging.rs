@@ -1,0 +1,199 @@
+//! Four-level page tables for user address spaces. Each process gets its
+//! own PML4 whose upper half is the kernel's (shared, never user-accessible)
+//! and whose lower half it owns. Tables are reached through the physical
+//! memory offset mapping; their frames are the kernel's, counted per space.
+use crate::memory;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::{PageTable, PageTableFlags as F, PhysFrame};
+use x86_64::PhysAddr;
+
+/// Why a mapping could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// The page is already mapped.
+    AlreadyMapped,
+    /// No frame for a page table, or the space's table quota is spent.
+    OutOfMemory,
+}
+
+/// Page-table frames one address space may use (bounds kernel memory spent
+/// on behalf of one process: 1024 tables map well over 1 GiB sparse).
+pub const MAX_TABLES: u64 = 1024;
+
+/// How a user page is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageFlags {
+    /// Writable.
+    pub write: bool,
+    /// Executable.
+    pub exec: bool,
+    /// Uncached (PCD|PWT: UC with the default PAT).
+    pub uncached: bool,
+}
+
+/// A user address space.
+pub struct AddressSpace {
+    pml4: u64,
+    tables: u64,
+}
+
+fn table(phys: u64) -> &'static mut PageTable {
+    // SAFETY: `phys` is a page-table frame owned by an AddressSpace (or the
+    // kernel's PML4); it is mapped at the offset and only touched with the
+    // kernel lock held, on one CPU.
+    unsafe { &mut *(memory::phys_to_virt(phys) as *mut PageTable) }
+}
+
+fn index(vaddr: u64, level: u32) -> usize {
+    ((vaddr >> (12 + 9 * (level - 1))) & 0x1ff) as usize
+}
+
+impl AddressSpace {
+    /// A new space: empty lower half, the kernel's upper half.
+    pub fn new() -> Result<Self, MapError> {
+        let pml4 = memory::alloc_kernel_frame().map_err(|_| MapError::OutOfMemory)?;
+        let (current, _) = Cr3::read();
+        let kernel = table(current.start_address().as_u64());
+        let new = table(pml4);
+        for i in 256..512 {
+            new[i] = kernel[i].clone();
+        }
+        Ok(AddressSpace { pml4, tables: 1 })
+    }
+
+    /// Page-table frames in use.
+    pub fn tables(&self) -> u64 {
+        self.tables
+    }
+
+    /// Makes this the active address space.
+    pub fn activate(&self) {
+        let (current, _) = Cr3::read();
+        if current.start_address().as_u64() != self.pml4 {
+            let frame = PhysFrame::containing_address(PhysAddr::new(self.pml4));
+            // SAFETY: the PML4 maps the whole kernel half like every other
+            // space, so the kernel keeps running after the switch.
+            unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        Cr3::read().0.start_address().as_u64() == self.pml4
+    }
+
+    /// Walks to the level-1 table of `vaddr`, creating tables if `create`.
+    fn walk(&mut self, vaddr: u64, create: bool) -> Result<Option<u64>, MapError> {
+        let mut phys = self.pml4;
+        for level in (2..=4).rev() {
+            let entry = &mut table(phys)[index(vaddr, level)];
+            if entry.is_unused() {
+                if !create {
+                    return Ok(None);
+                }
+                if self.tables >= MAX_TABLES {
+                    return Err(MapError::OutOfMemory);
+                }
+                let new = memory::alloc_kernel_frame().map_err(|_| MapError::OutOfMemory)?;
+                self.tables += 1;
+                entry.set_addr(
+                    PhysAddr::new(new),
+                    F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE,
+                );
+            }
+            phys = entry.addr().as_u64();
+        }
+        Ok(Some(phys))
+    }
+
+    /// Maps the user page at `vaddr` to frame `phys`. The caller has checked
+    /// that `vaddr` is a page-aligned lower-half address.
+    pub fn map(&mut self, vaddr: u64, phys: u64, flags: PageFlags) -> Result<(), MapError> {
+        let pt = self.walk(vaddr, true)?.expect("created");
+        let entry = &mut table(pt)[index(vaddr, 1)];
+        if !entry.is_unused() {
+            return Err(MapError::AlreadyMapped);
+        }
+        let mut f = F::PRESENT | F::USER_ACCESSIBLE;
+        if flags.write {
+            f |= F::WRITABLE;
+        }
+        if !flags.exec {
+            f |= F::NO_EXECUTE;
+        }
+        if flags.uncached {
+            f |= F::NO_CACHE | F::WRITE_THROUGH;
+        }
+        entry.set_addr(PhysAddr::new(phys), f);
+        Ok(())
+    }
+
+    /// Whether `vaddr`'s page is mapped.
+    pub fn is_mapped(&mut self, vaddr: u64) -> bool {
+        self.translate(vaddr).is_some()
+    }
+
+    /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.
+    pub fn unmap(&mut self, vaddr: u64) -> Option<u64> {
+        let pt = self.walk(vaddr, false).ok()??;
+        let entry = &mut table(pt)[index(vaddr, 1)];
+        if entry.is_unused() {
+            return None;
+        }
+        let phys = entry.addr().as_u64();
+        entry.set_unused();
+        if self.is_active() {
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
+        }
+        Some(phys)
+    }
+
+    /// The frame and flags `vaddr`'s page maps to (user pages only).
+    pub fn translate(&mut self, vaddr: u64) -> Option<(u64, PageFlags)> {
+        let pt = self.walk(vaddr, false).ok()??;
+        let entry = &table(pt)[index(vaddr, 1)];
+        let f = entry.flags();
+        if !f.contains(F::PRESENT | F::USER_ACCESSIBLE) {
+            return None;
+        }
+        Some((
+            entry.addr().as_u64(),
+            PageFlags {
+                write: f.contains(F::WRITABLE),
+                exec: !f.contains(F::NO_EXECUTE),
+                uncached: f.contains(F::NO_CACHE),
+            },
+        ))
+    }
+
+    /// Frees every lower-half table and the PML4. Leaf frames belong to
+    /// their owners (capabilities, the program image) and are not touched.
+    pub fn destroy(self, kernel_pml4: u64) {
+        if self.is_active() {
+            let frame = PhysFrame::containing_address(PhysAddr::new(kernel_pml4));
+            // SAFETY: the kernel's own PML4 maps the kernel half.
+            unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+        }
+        free_level(self.pml4, 4, 0..256);
+        memory::free_kernel_frame(self.pml4);
+    }
+}
+
+fn free_level(phys: u64, level: u32, range: core::ops::Range<usize>) {
+    for i in range {
+        let entry = &mut table(phys)[i];
+        if entry.is_unused() {
+            continue;
+        }
+        let child = entry.addr().as_u64();
+        entry.set_unused();
+        if level > 2 {
+            free_level(child, level - 1, 0..512);
+        }
+        memory::free_kernel_frame(child);
+    }
+}
+
+/// The PML4 the kernel booted with (upper half only is used).
+pub fn current_pml4() -> u64 {
+    Cr3::read().0.start_address().as_u64()
+}

@@ -1,0 +1,99 @@
+//! `syscall` entry: switches to the kernel stack, saves the caller's
+//! registers as a [`TrapFrame`](super::trap::TrapFrame) (vector
+//! [`SYSCALL_VECTOR`](super::trap::SYSCALL_VECTOR)) and calls
+//! [`crate::syscall::dispatch_from_asm`]; it leaves through the common trap
+//! exit, so a syscall can end in another process (yield, exit).
+use core::arch::global_asm;
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::VirtAddr;
+
+// Single CPU: the user rsp is parked in a static while the frame is built.
+// SFMASK clears IF, so nothing can run between the two moves.
+global_asm!(
+    r#"
+.section .text
+.global exo_syscall_entry
+exo_syscall_entry:
+    mov [rip + exo_user_rsp], rsp
+    mov rsp, [rip + exo_kernel_rsp]
+    push {user_ss}
+    push qword ptr [rip + exo_user_rsp]
+    push r11
+    push {user_cs}
+    push rcx
+    push 0
+    push {vector}
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {dispatch}
+    jmp exo_trap_return
+
+.section .data
+.balign 8
+.global exo_kernel_rsp
+exo_user_rsp:
+    .quad 0
+exo_kernel_rsp:
+    .quad 0
+.section .text
+"#,
+    user_ss = const USER_SS,
+    user_cs = const USER_CS,
+    vector = const super::trap::SYSCALL_VECTOR,
+    dispatch = sym crate::syscall::dispatch_from_asm,
+);
+
+/// User data selector with RPL 3 (GDT slot 3).
+pub const USER_SS: u64 = 0x1b;
+/// User code selector with RPL 3 (GDT slot 4).
+pub const USER_CS: u64 = 0x23;
+
+extern "C" {
+    fn exo_syscall_entry();
+    static mut exo_kernel_rsp: u64;
+}
+
+/// Programs EFER.SCE, STAR, LSTAR and SFMASK.
+pub fn init() {
+    let sel = super::gdt::selectors();
+    assert_eq!(sel.user_data.0 as u64, USER_SS, "GDT layout changed");
+    assert_eq!(sel.user_code.0 as u64, USER_CS, "GDT layout changed");
+    // SAFETY: written once, before any syscall can happen.
+    unsafe { exo_kernel_rsp = super::gdt::kernel_stack_top() };
+    Star::write(
+        sel.user_code,
+        sel.user_data,
+        sel.kernel_code,
+        sel.kernel_data,
+    )
+    .expect("STAR selectors");
+    LStar::write(VirtAddr::new(exo_syscall_entry as *const () as u64));
+    SFMask::write(
+        RFlags::INTERRUPT_FLAG
+            | RFlags::TRAP_FLAG
+            | RFlags::DIRECTION_FLAG
+            | RFlags::ALIGNMENT_CHECK
+            | RFlags::NESTED_TASK,
+    );
+    // SAFETY: enabling `syscall` changes nothing until a program uses it;
+    // NXE only gives meaning to the NO_EXECUTE bit our user mappings set.
+    unsafe {
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE))
+    };
+}

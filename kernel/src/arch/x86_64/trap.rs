@@ -1,0 +1,275 @@
+//! Trap entry: one assembly stub per vector (0..48) saves the full register
+//! state as a [`TrapFrame`] on the kernel stack and calls
+//! [`crate::trap::dispatch`]; returning pops whatever frame is there now, so
+//! the dispatcher switches processes by rewriting the frame. `syscall` entry
+//! (syscall.rs) builds the same frame and leaves through the same exit.
+use core::arch::global_asm;
+use x86_64::instructions::tables::lidt;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
+
+/// Vectors with stubs: the 32 exceptions and the 16 PIC lines.
+pub const VECTORS: usize = 48;
+/// The pseudo-vector of frames built by `syscall` entry.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// The register state of an interrupted context, as the stubs lay it out.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+#[allow(missing_docs)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Vector number (or [`SYSCALL_VECTOR`]).
+    pub vector: u64,
+    /// The CPU's error code, or 0.
+    pub error: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    /// Whether the trap came from ring 3.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
+// Exceptions 8, 10-14, 17, 21, 29, 30 push an error code; the others get a
+// zero pushed so that every frame has the same shape.
+global_asm!(
+    r#"
+.macro TRAP_NOERR n
+exo_trap_\n:
+    push 0
+    push \n
+    jmp exo_trap_common
+.endm
+.macro TRAP_ERR n
+exo_trap_\n:
+    push \n
+    jmp exo_trap_common
+.endm
+
+.section .text
+TRAP_NOERR 0
+TRAP_NOERR 1
+TRAP_NOERR 2
+TRAP_NOERR 3
+TRAP_NOERR 4
+TRAP_NOERR 5
+TRAP_NOERR 6
+TRAP_NOERR 7
+TRAP_ERR 8
+TRAP_NOERR 9
+TRAP_ERR 10
+TRAP_ERR 11
+TRAP_ERR 12
+TRAP_ERR 13
+TRAP_ERR 14
+TRAP_NOERR 15
+TRAP_NOERR 16
+TRAP_ERR 17
+TRAP_NOERR 18
+TRAP_NOERR 19
+TRAP_NOERR 20
+TRAP_ERR 21
+TRAP_NOERR 22
+TRAP_NOERR 23
+TRAP_NOERR 24
+TRAP_NOERR 25
+TRAP_NOERR 26
+TRAP_NOERR 27
+TRAP_NOERR 28
+TRAP_ERR 29
+TRAP_ERR 30
+TRAP_NOERR 31
+TRAP_NOERR 32
+TRAP_NOERR 33
+TRAP_NOERR 34
+TRAP_NOERR 35
+TRAP_NOERR 36
+TRAP_NOERR 37
+TRAP_NOERR 38
+TRAP_NOERR 39
+TRAP_NOERR 40
+TRAP_NOERR 41
+TRAP_NOERR 42
+TRAP_NOERR 43
+TRAP_NOERR 44
+TRAP_NOERR 45
+TRAP_NOERR 46
+TRAP_NOERR 47
+
+exo_trap_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {dispatch}
+.global exo_trap_return
+exo_trap_return:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+
+// In .data: absolute addresses in a PIE need (load-time) relocation.
+.section .data
+.balign 8
+exo_trap_table:
+.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    .quad exo_trap_\n
+.endr
+.global exo_trap_table_ptr
+exo_trap_table_ptr:
+    .quad exo_trap_table
+.section .text
+"#,
+    dispatch = sym crate::trap::dispatch_from_asm,
+);
+
+extern "C" {
+    static exo_trap_table_ptr: *const u64;
+    /// Pops a [`TrapFrame`] at `rsp` and `iretq`s.
+    pub fn exo_trap_return() -> !;
+}
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    attributes: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+#[repr(C, align(16))]
+struct Idt([Gate; VECTORS]);
+
+static mut IDT: Idt = Idt([Gate {
+    offset_low: 0,
+    selector: 0,
+    ist: 0,
+    attributes: 0,
+    offset_mid: 0,
+    offset_high: 0,
+    reserved: 0,
+}; VECTORS]);
+
+/// Fills the IDT with the stubs (all ring-0 interrupt gates, so `int n` from
+/// user space is a #GP) and loads it.
+pub fn init() {
+    let code = super::gdt::selectors().kernel_code.0;
+    // SAFETY: the table symbol is defined above with VECTORS entries.
+    let table = unsafe { core::slice::from_raw_parts(exo_trap_table_ptr, VECTORS) };
+    // SAFETY: single CPU, during init, before interrupts are enabled; nothing
+    // else references IDT.
+    let idt = unsafe { &mut *(&raw mut IDT) };
+    for (vector, (gate, &addr)) in idt.0.iter_mut().zip(table).enumerate() {
+        let ist = if vector == 8 {
+            super::gdt::DOUBLE_FAULT_IST as u8 + 1
+        } else {
+            0
+        };
+        *gate = Gate {
+            offset_low: addr as u16,
+            selector: code,
+            ist,
+            attributes: 0x8e, // present, DPL 0, 64-bit interrupt gate
+            offset_mid: (addr >> 16) as u16,
+            offset_high: (addr >> 32) as u32,
+            reserved: 0,
+        };
+    }
+    let pointer = DescriptorTablePointer {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: VirtAddr::from_ptr(&raw const IDT),
+    };
+    // SAFETY: the IDT is a static with valid gates pointing at our stubs.
+    unsafe { lidt(&pointer) };
+}
+
+/// Names of the CPU exceptions, for reports.
+pub fn exception_name(vector: u64) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "divide error",
+        "debug",
+        "NMI",
+        "breakpoint",
+        "overflow",
+        "bound range exceeded",
+        "invalid opcode",
+        "device not available",
+        "double fault",
+        "coprocessor segment overrun",
+        "invalid TSS",
+        "segment not present",
+        "stack-segment fault",
+        "general protection fault",
+        "page fault",
+        "reserved",
+        "x87 floating point",
+        "alignment check",
+        "machine check",
+        "SIMD floating point",
+        "virtualization",
+        "control protection",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "reserved",
+        "hypervisor injection",
+        "VMM communication",
+        "security",
+        "reserved",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("interrupt")
+}

@@ -1,0 +1,221 @@
+//! Physical memory: the boot map turned into exo-core's [`MemoryMap`], the
+//! frame allocator that owns every RAM frame, the kernel heap, and access to
+//! physical memory through the bootloader's offset mapping.
+//!
+//! Accounting: `total = free + reserved + kernel + held by processes`. The
+//! kernel's own frames (heap, allocator storage, page tables) are counted in
+//! `kernel`; frames held through capabilities are counted by `process`.
+use crate::kprintln;
+use alloc::vec::Vec;
+use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
+use core::sync::atomic::{AtomicU64, Ordering};
+use exo_core::frame_alloc::{self, AllocError, FrameAllocator};
+use exo_core::memmap::{FrameClass, MemoryMap, Region, RegionKind};
+use spin::Mutex;
+use talc::{ErrOnOom, Span, Talc, Talck};
+
+/// Frame size.
+pub const PAGE: u64 = 4096;
+
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+/// The allocator and the kernel's own count, under one lock.
+pub struct Frames {
+    /// The frame allocator.
+    pub alloc: FrameAllocator<'static>,
+    /// Frames the kernel allocated for itself.
+    pub kernel: u64,
+}
+
+/// The one frame allocator.
+pub static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
+
+/// Runs `f` on the frame allocator.
+pub fn frames<R>(f: impl FnOnce(&mut Frames) -> R) -> R {
+    f(FRAMES.lock().as_mut().expect("memory::init not called"))
+}
+
+/// Virtual address of physical address `phys` (all RAM is mapped there).
+pub fn phys_to_virt(phys: u64) -> *mut u8 {
+    (PHYS_OFFSET.load(Ordering::Relaxed) + phys) as *mut u8
+}
+
+#[global_allocator]
+static HEAP: Talck<spin::Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
+
+/// A small static arena so that the heap works before the frame allocator
+/// exists (building the memory map needs a Vec).
+static mut BOOT_ARENA: [u8; 256 * 1024] = [0; 256 * 1024];
+
+/// Frames given to the heap once the allocator is up.
+const HEAP_FRAMES: u64 = 2048; // 8 MiB
+
+/// Gives the heap its boot arena.
+pub fn init_boot_heap() {
+    // SAFETY: BOOT_ARENA is used by nothing else, and claimed exactly once.
+    unsafe {
+        HEAP.lock()
+            .claim(Span::from_array(&raw mut BOOT_ARENA))
+            .expect("boot heap");
+    }
+}
+
+/// Converts the bootloader's regions: usable stays usable; what the
+/// bootloader used (kernel image, page tables, boot info, ramdisk) and what
+/// firmware keeps (ACPI, NVS, reserved low memory) is reserved RAM; firmware
+/// "reserved" ranges above 1 MiB and UEFI MMIO ranges are device space, so
+/// they stay out of the map (holes) and can be claimed as device frames.
+fn convert(regions: &MemoryRegions) -> MemoryMap {
+    MemoryMap::new(regions.iter().filter_map(|r| {
+        let kind = match r.kind {
+            MemoryRegionKind::Usable => RegionKind::Usable,
+            MemoryRegionKind::Bootloader => RegionKind::Reserved,
+            MemoryRegionKind::UnknownBios(2) if r.start >= 0x10_0000 => return None,
+            MemoryRegionKind::UnknownUefi(11 | 12) => return None,
+            _ => RegionKind::Reserved,
+        };
+        Some(Region {
+            start: r.start,
+            end: r.end,
+            kind,
+        })
+    }))
+}
+
+/// Prints the memory map by kind and builds the allocator.
+pub fn init(regions: &MemoryRegions, phys_offset: u64) {
+    PHYS_OFFSET.store(phys_offset, Ordering::Relaxed);
+    summarize(regions);
+    let map = convert(regions);
+    let words = frame_alloc::storage_words(&map);
+    let storage_phys =
+        frame_alloc::find_storage(&map, words).expect("no usable memory for the frame bitmap");
+    // SAFETY: `find_storage` chose usable RAM that nothing uses yet (the
+    // bootloader's allocations are reserved in the map); it is mapped at the
+    // physical offset, and we mark those frames allocated right below, so
+    // nothing else ever gets them.
+    let storage: &'static mut [u64] =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage_phys) as *mut u64, words) };
+    let mut alloc = FrameAllocator::new(&map, storage).expect("frame allocator");
+    let storage_frames = (words as u64 * 8).div_ceil(PAGE);
+    for i in 0..storage_frames {
+        alloc
+            .alloc_at(storage_phys / PAGE + i)
+            .expect("bitmap storage frames");
+    }
+    *FRAMES.lock() = Some(Frames {
+        alloc,
+        kernel: storage_frames,
+    });
+
+    // The real heap: contiguous frames, used through the offset mapping.
+    let heap_base = frames(|f| {
+        let base = f.alloc.alloc_contiguous(HEAP_FRAMES, 1, None).ok()?;
+        f.kernel += HEAP_FRAMES;
+        Some(base * PAGE)
+    })
+    .expect("no memory for the kernel heap");
+    // SAFETY: those frames were just allocated to the kernel and are mapped.
+    unsafe {
+        HEAP.lock()
+            .claim(Span::from_base_size(
+                phys_to_virt(heap_base),
+                (HEAP_FRAMES * PAGE) as usize,
+            ))
+            .expect("heap");
+    }
+    let stats = counters();
+    kprintln!(
+        "frames: total {} ({} MiB), free {}, reserved {}, kernel {} (bitmap {} KiB, heap {} MiB)",
+        stats.total,
+        stats.total * PAGE / (1024 * 1024),
+        stats.free,
+        stats.reserved,
+        stats.kernel,
+        words * 8 / 1024,
+        HEAP_FRAMES * PAGE / (1024 * 1024),
+    );
+}
+
+fn summarize(regions: &MemoryRegions) {
+    let mut kinds: Vec<(MemoryRegionKind, usize, u64)> = Vec::new();
+    for r in regions.iter() {
+        match kinds.iter_mut().find(|(k, _, _)| *k == r.kind) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 += r.end - r.start;
+            }
+            None => kinds.push((r.kind, 1, r.end - r.start)),
+        }
+    }
+    kprintln!("memory map: {} regions", regions.len());
+    for (kind, count, bytes) in &kinds {
+        kprintln!(
+            "  {:<18} {:>4} regions {:>10} KiB",
+            kind_name(*kind),
+            count,
+            bytes / 1024
+        );
+    }
+    let usable: u64 = kinds
+        .iter()
+        .filter(|(k, _, _)| *k == MemoryRegionKind::Usable)
+        .map(|(_, _, b)| b)
+        .sum();
+    kprintln!("  usable: {} MiB", usable / (1024 * 1024));
+}
+
+fn kind_name(kind: MemoryRegionKind) -> alloc::string::String {
+    use alloc::format;
+    match kind {
+        MemoryRegionKind::Usable => "usable".into(),
+        MemoryRegionKind::Bootloader => "bootloader".into(),
+        MemoryRegionKind::UnknownBios(t) => format!("bios type {t}"),
+        MemoryRegionKind::UnknownUefi(t) => format!("uefi type {t}"),
+        _ => "other".into(),
+    }
+}
+
+/// Allocates one zeroed frame for the kernel's own use (page tables).
+pub fn alloc_kernel_frame() -> Result<u64, AllocError> {
+    let frame = frames(|f| {
+        let frame = f.alloc.alloc()?;
+        f.kernel += 1;
+        Ok::<u64, AllocError>(frame)
+    })?;
+    let phys = frame * PAGE;
+    // SAFETY: the frame is ours, mapped at the offset, and 4 KiB long.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys), 0, PAGE as usize) };
+    Ok(phys)
+}
+
+/// Returns a frame from [`alloc_kernel_frame`].
+pub fn free_kernel_frame(phys: u64) {
+    frames(|f| {
+        f.alloc.free(phys / PAGE).expect("kernel frame freed twice");
+        f.kernel -= 1;
+    });
+}
+
+/// Zeroes `count` frames starting at physical address `phys`.
+pub fn zero_frames(phys: u64, count: u64) {
+    // SAFETY: the caller owns these frames (just allocated); they are RAM
+    // mapped at the offset.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys), 0, (count * PAGE) as usize) };
+}
+
+/// What a frame is, for the allocate-at-address policy.
+pub fn classify(frame: u64) -> FrameClass {
+    frames(|f| f.alloc.classify(frame))
+}
+
+/// The counters, without the per-process part.
+pub fn counters() -> abi::FrameStats {
+    frames(|f| abi::FrameStats {
+        total: f.alloc.total(),
+        free: f.alloc.free_frames(),
+        reserved: f.alloc.reserved(),
+        kernel: f.kernel,
+        ..Default::default()
+    })
+}

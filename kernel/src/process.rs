@@ -1,0 +1,474 @@
+//! Processes and the scheduler: each library OS is a process with its own
+//! address space, capability table and inbox of capabilities sent to it.
+//! Round robin, preempted by the PIT. Also the frame-ownership ledger that
+//! lets a frame be shared and freed only when its last holder lets go.
+//!
+//! Everything here runs with the kernel lock held and interrupts off.
+use crate::arch::paging::{AddressSpace, PageFlags};
+use crate::arch::syscall::{USER_CS, USER_SS};
+use crate::arch::trap::TrapFrame;
+use crate::kprintln;
+use crate::memory::{self, PAGE};
+use abi::{Handle, Rights};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use exo_core::captable::CapTable;
+use exo_core::ramdisk::Expect;
+use spin::Mutex;
+
+/// Capabilities one process may hold at once.
+pub const CAP_CAPACITY: usize = 1024;
+/// Capabilities that may wait in one inbox.
+pub const INBOX_CAPACITY: usize = 64;
+/// Top of every user stack (exclusive).
+pub const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+/// User stack pages; the page below them stays unmapped (the guard).
+pub const USER_STACK_PAGES: u64 = 16;
+
+/// What a capability names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapKind {
+    /// `count` physically contiguous RAM frames from `first` (1 for
+    /// `frame_alloc`).
+    Ram {
+        /// First frame number.
+        first: u64,
+        /// Frames.
+        count: u64,
+    },
+    /// A device frame (not RAM): always mapped uncached.
+    Device {
+        /// Frame number.
+        frame: u64,
+    },
+}
+
+impl CapKind {
+    /// First frame and frame count.
+    pub fn frames(&self) -> (u64, u64) {
+        match *self {
+            CapKind::Ram { first, count } => (first, count),
+            CapKind::Device { frame } => (frame, 1),
+        }
+    }
+}
+
+/// A capability: what it names and what it allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap {
+    /// The frames.
+    pub kind: CapKind,
+    /// The rights.
+    pub rights: Rights,
+}
+
+/// A mapping made with `map`.
+#[derive(Clone, Copy, Debug)]
+pub struct MapRecord {
+    /// The capability it maps through.
+    pub handle: Handle,
+    /// Pages mapped from the start address.
+    pub pages: u64,
+}
+
+/// How a process ended.
+#[derive(Clone, Debug)]
+pub enum Ending {
+    /// It called `exit(code)`.
+    Exited(u64),
+    /// The kernel ended it for a fault.
+    Faulted(String),
+}
+
+/// A library OS.
+pub struct Process {
+    /// Process id (never reused).
+    pub pid: u64,
+    /// Name from the ramdisk.
+    pub name: String,
+    /// What the boot expects of it.
+    pub expect: Expect,
+    /// Saved user registers while it is not running.
+    pub frame: TrapFrame,
+    /// Its page tables.
+    pub space: AddressSpace,
+    /// Its capabilities.
+    pub caps: CapTable<Cap>,
+    /// Its `map` mappings, by start address.
+    pub mappings: BTreeMap<u64, MapRecord>,
+    /// Capabilities sent to it, not yet received.
+    pub inbox: VecDeque<Cap>,
+    /// Frames of its program image and stack (owned, not capabilities).
+    pub private: Vec<u64>,
+}
+
+/// Who holds a run of frames (keyed by first frame).
+#[derive(Clone, Copy, Debug)]
+pub struct Owned {
+    /// Frames in the run.
+    pub count: u64,
+    /// Capabilities (in tables and inboxes) naming it.
+    pub refs: u64,
+    /// Device frames (not RAM: never returned to the allocator).
+    pub device: bool,
+}
+
+/// The kernel's process state.
+pub struct Kernel {
+    /// Live processes by pid.
+    pub procs: BTreeMap<u64, Process>,
+    /// The running process.
+    pub current: u64,
+    /// Frame runs held through capabilities.
+    pub owned: BTreeMap<u64, Owned>,
+    /// RAM frames held through capabilities (each counted once).
+    pub held_ram: u64,
+    /// Private frames of all processes.
+    pub held_private: u64,
+    /// Finished processes, in order.
+    pub results: Vec<(u64, String, Expect, Ending)>,
+    /// Tracing on.
+    pub trace: bool,
+    /// Next pid.
+    pub next_pid: u64,
+    /// The boot PML4 (to switch to when the last process ends).
+    pub kernel_pml4: u64,
+    /// Seed for per-process handle scrambling.
+    pub key_state: u64,
+}
+
+/// The one kernel state.
+pub static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
+
+/// Runs `f` on the kernel state.
+pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    f(KERNEL.lock().as_mut().expect("process::init not called"))
+}
+
+/// Sets up the (empty) process table.
+pub fn init(trace: bool) {
+    *KERNEL.lock() = Some(Kernel {
+        procs: BTreeMap::new(),
+        current: 0,
+        owned: BTreeMap::new(),
+        held_ram: 0,
+        held_private: 0,
+        results: Vec::new(),
+        trace,
+        next_pid: 1,
+        kernel_pml4: crate::arch::paging::current_pml4(),
+        key_state: crate::arch::rdtsc() ^ 0x9e37_79b9_7f4a_7c15,
+    });
+}
+
+impl Kernel {
+    /// A fresh handle-scrambling key (splitmix64 over the boot TSC).
+    fn next_key(&mut self) -> u64 {
+        self.key_state = self.key_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.key_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Loads a validated program as a new process. On error nothing is kept.
+    pub fn spawn(&mut self, name: &str, expect: Expect, image: &[u8]) -> Result<u64, String> {
+        let plan = exo_core::elf::validate(image).map_err(|e| alloc::format!("{e}"))?;
+        let space = AddressSpace::new().map_err(|_| String::from("out of memory"))?;
+        let pid = self.next_pid;
+        let mut proc = Process {
+            pid,
+            name: name.into(),
+            expect,
+            frame: TrapFrame::default(),
+            space,
+            caps: CapTable::new(CAP_CAPACITY, self.next_key()),
+            mappings: BTreeMap::new(),
+            inbox: VecDeque::new(),
+            private: Vec::new(),
+        };
+        let loaded = load_segments(&mut proc, &plan, image);
+        if let Err(e) = loaded {
+            self.held_private += proc.private.len() as u64;
+            self.release_process(proc);
+            return Err(e);
+        }
+        self.held_private += proc.private.len() as u64;
+        proc.frame = TrapFrame {
+            rip: plan.entry,
+            cs: USER_CS,
+            rflags: 0x202,
+            rsp: USER_STACK_TOP,
+            ss: USER_SS,
+            rdi: pid,
+            ..TrapFrame::default()
+        };
+        self.next_pid += 1;
+        self.procs.insert(pid, proc);
+        Ok(pid)
+    }
+
+    /// Adds a reference to a frame run (a new capability naming it).
+    pub fn add_ref(&mut self, kind: CapKind) {
+        let (first, count) = kind.frames();
+        let device = matches!(kind, CapKind::Device { .. });
+        let entry = self.owned.entry(first).or_insert(Owned {
+            count,
+            refs: 0,
+            device,
+        });
+        entry.refs += 1;
+    }
+
+    /// Registers a run just taken from the allocator (or a device claim).
+    pub fn own_new(&mut self, kind: CapKind) {
+        let (_, count) = kind.frames();
+        if !matches!(kind, CapKind::Device { .. }) {
+            self.held_ram += count;
+        }
+        self.add_ref(kind);
+    }
+
+    /// Drops one reference; the last one frees RAM to the allocator.
+    pub fn drop_ref(&mut self, kind: CapKind) {
+        let (first, _) = kind.frames();
+        let Some(entry) = self.owned.get_mut(&first) else {
+            kprintln!("BUG: dropping an unowned frame run {first:#x}");
+            return;
+        };
+        entry.refs -= 1;
+        if entry.refs > 0 {
+            return;
+        }
+        let owned = self.owned.remove(&first).expect("present");
+        if !owned.device {
+            self.held_ram -= owned.count;
+            memory::frames(|f| {
+                if let Err(e) = f.alloc.free_range(first, owned.count) {
+                    kprintln!("BUG: freeing frames {first:#x}+{}: {e:?}", owned.count);
+                }
+            });
+        }
+    }
+
+    /// Whether a device frame is claimed by anybody.
+    pub fn device_claimed(&self, frame: u64) -> bool {
+        self.owned.get(&frame).is_some_and(|o| o.device)
+    }
+
+    /// Removes every mapping made through `handle` in `proc`.
+    pub fn unmap_handle(proc: &mut Process, handle: Handle) {
+        let starts: Vec<u64> = proc
+            .mappings
+            .iter()
+            .filter(|(_, m)| m.handle == handle)
+            .map(|(v, _)| *v)
+            .collect();
+        for start in starts {
+            Self::unmap_at(proc, start);
+        }
+    }
+
+    /// Removes the mapping that starts at `vaddr` (if any).
+    pub fn unmap_at(proc: &mut Process, vaddr: u64) -> bool {
+        let Some(record) = proc.mappings.remove(&vaddr) else {
+            return false;
+        };
+        for i in 0..record.pages {
+            proc.space.unmap(vaddr + i * PAGE);
+        }
+        true
+    }
+
+    /// Returns everything a process holds: mappings, capabilities, inbox,
+    /// private frames, page tables.
+    pub fn release_process(&mut self, mut proc: Process) {
+        let starts: Vec<u64> = proc.mappings.keys().copied().collect();
+        for start in starts {
+            Self::unmap_at(&mut proc, start);
+        }
+        for cap in proc.caps.take_all() {
+            self.drop_ref(cap.kind);
+        }
+        while let Some(cap) = proc.inbox.pop_front() {
+            self.drop_ref(cap.kind);
+        }
+        let private = core::mem::take(&mut proc.private);
+        self.held_private -= private.len() as u64;
+        for frame in private {
+            memory::frames(|f| f.alloc.free(frame)).expect("private frame");
+        }
+        proc.space.destroy(self.kernel_pml4);
+    }
+
+    /// Ends process `pid` and records why.
+    pub fn end(&mut self, pid: u64, ending: Ending) {
+        let Some(proc) = self.procs.remove(&pid) else {
+            return;
+        };
+        match &ending {
+            Ending::Exited(code) => {
+                kprintln!(
+                    "[exo] pid {} ({}) exited with code {}",
+                    pid,
+                    proc.name,
+                    code
+                )
+            }
+            Ending::Faulted(why) => {
+                kprintln!("[exo] pid {} ({}) killed: {}", pid, proc.name, why)
+            }
+        }
+        let (name, expect) = (proc.name.clone(), proc.expect);
+        self.release_process(proc);
+        self.results.push((pid, name, expect, ending));
+    }
+
+    /// Switches `frame` to the next runnable process after `after` (round
+    /// robin). Returns false when no process is left.
+    pub fn switch_after(&mut self, after: u64, frame: &mut TrapFrame) -> bool {
+        let next = self
+            .procs
+            .range(after + 1..)
+            .next()
+            .or_else(|| self.procs.iter().next())
+            .map(|(pid, _)| *pid);
+        let Some(next) = next else {
+            return false;
+        };
+        let proc = self.procs.get_mut(&next).expect("present");
+        proc.space.activate();
+        *frame = proc.frame;
+        self.current = next;
+        true
+    }
+
+    /// Saves the running process's registers from `frame`.
+    pub fn save_current(&mut self, frame: &TrapFrame) {
+        if let Some(proc) = self.procs.get_mut(&self.current) {
+            proc.frame = *frame;
+        }
+    }
+
+    /// Frame counters: global plus the caller's share.
+    pub fn stats(&self, pid: u64) -> abi::FrameStats {
+        let mut stats = memory::counters();
+        stats.held_by_all = self.held_ram + self.held_private;
+        if let Some(proc) = self.procs.get(&pid) {
+            let mut ram = proc.private.len() as u64;
+            let mut device = 0;
+            for (_, cap) in proc.caps.iter() {
+                match cap.kind {
+                    CapKind::Ram { count, .. } => ram += count,
+                    CapKind::Device { .. } => device += 1,
+                }
+            }
+            stats.held_by_caller = ram;
+            stats.device_by_caller = device;
+        }
+        stats
+    }
+
+    /// Checks conservation and the ledger against every table; returns a
+    /// description of the first violation.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let s = self.stats(0);
+        let allocated = s.total - s.free - s.reserved;
+        if allocated != s.kernel + s.held_by_all {
+            return Err(alloc::format!(
+                "conservation broken: total {} != free {} + reserved {} + kernel {} + held {}",
+                s.total,
+                s.free,
+                s.reserved,
+                s.kernel,
+                s.held_by_all
+            ));
+        }
+        let mut refs: BTreeMap<u64, u64> = BTreeMap::new();
+        for proc in self.procs.values() {
+            let kinds = proc
+                .caps
+                .iter()
+                .map(|(_, c)| c.kind)
+                .chain(proc.inbox.iter().map(|c| c.kind));
+            for kind in kinds {
+                *refs.entry(kind.frames().0).or_default() += 1;
+            }
+        }
+        for (first, owned) in &self.owned {
+            if refs.get(first).copied().unwrap_or(0) != owned.refs {
+                return Err(alloc::format!("frame run {first:#x}: ledger refs disagree"));
+            }
+            if !owned.device {
+                let free = memory::frames(|f| (0..owned.count).any(|i| f.alloc.is_free(first + i)));
+                if free {
+                    return Err(alloc::format!("frame run {first:#x} held but free"));
+                }
+            }
+        }
+        if refs.len() != self.owned.len() {
+            return Err("a capability names a run missing from the ledger".into());
+        }
+        Ok(())
+    }
+}
+
+/// Maps the program's segments and its stack into `proc`, on fresh frames.
+fn load_segments(
+    proc: &mut Process,
+    plan: &exo_core::elf::LoadPlan,
+    image: &[u8],
+) -> Result<(), String> {
+    for seg in &plan.segments {
+        let data = seg.data(image).ok_or("segment outside the file")?;
+        let flags = PageFlags {
+            write: seg.writable,
+            exec: seg.executable,
+            uncached: false,
+        };
+        for page in seg.pages().step_by(PAGE as usize) {
+            let phys = private_frame(proc)?;
+            // Copy the part of the file that falls into this page.
+            let file_start = seg.vaddr;
+            let file_end = seg.vaddr + data.len() as u64;
+            let lo = page.max(file_start);
+            let hi = (page + PAGE).min(file_end);
+            if lo < hi {
+                let src = &data[(lo - file_start) as usize..(hi - file_start) as usize];
+                // SAFETY: `phys` is a frame just allocated to this process,
+                // mapped at the offset; the copy stays inside it.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        src.as_ptr(),
+                        memory::phys_to_virt(phys + (lo - page)),
+                        src.len(),
+                    );
+                }
+            }
+            proc.space
+                .map(page, phys, flags)
+                .map_err(|e| alloc::format!("mapping segment page {page:#x}: {e:?}"))?;
+        }
+    }
+    let flags = PageFlags {
+        write: true,
+        exec: false,
+        uncached: false,
+    };
+    for i in 1..=USER_STACK_PAGES {
+        let phys = private_frame(proc)?;
+        proc.space
+            .map(USER_STACK_TOP - i * PAGE, phys, flags)
+            .map_err(|e| alloc::format!("mapping the stack: {e:?}"))?;
+    }
+    Ok(())
+}
+
+fn private_frame(proc: &mut Process) -> Result<u64, String> {
+    let frame = memory::frames(|f| f.alloc.alloc()).map_err(|_| String::from("out of memory"))?;
+    proc.private.push(frame);
+    let phys = frame * PAGE;
+    memory::zero_frames(phys, 1);
+    Ok(phys)
+}

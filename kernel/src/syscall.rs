@@ -1,0 +1,424 @@
+//! System calls: decode the registers, check everything the caller passes,
+//! act on the caller's own capabilities, write `rax`/`rdx`. One handler per
+//! [`Sysnum`]; every failure is an [`Error`] value, never a panic. With
+//! tracing on, each call is written to COM1 as an `abi::trace` record.
+use crate::arch::paging::{MapError, PageFlags};
+use crate::arch::trap::TrapFrame;
+use crate::memory::{self, PAGE};
+use crate::process::{self, Cap, CapKind, Ending, Kernel, MapRecord};
+use abi::{Error, Handle, MapFlags, Rights, Sysnum, TRANSFER_MOVE, USER_TOP};
+use alloc::vec::Vec;
+use exo_core::frame_alloc::AllocError;
+use exo_core::memmap::FrameClass;
+
+/// Largest contiguous request (frames): 16 MiB.
+pub const MAX_CONTIGUOUS: u64 = 4096;
+
+/// What a call does to the flow of control.
+enum Flow {
+    /// Return to the caller with this result.
+    Return(Result<u64, Error>),
+    /// Return 0 to the caller, then run the next process.
+    Yield,
+    /// The caller is gone.
+    Exit(u64),
+}
+
+/// Entry from `exo_syscall_entry`.
+///
+/// # Safety
+/// Called only by the syscall stub with the frame it built.
+pub unsafe extern "C" fn dispatch_from_asm(frame: *mut TrapFrame) {
+    // SAFETY: the stub passes the frame it just pushed; nothing aliases it.
+    let frame = unsafe { &mut *frame };
+    let start = crate::arch::rdtsc();
+    let args = [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ];
+    let num = frame.rax;
+    process::with(|k| {
+        let pid = k.current;
+        let flow = match Sysnum::try_from(num) {
+            Ok(Sysnum::Yield) => Flow::Yield,
+            Ok(Sysnum::Exit) => Flow::Exit(args[0]),
+            Ok(sys) => Flow::Return(call(k, pid, sys, &args)),
+            Err(_) => Flow::Return(Err(Error::UnknownSyscall)),
+        };
+        let result = match &flow {
+            Flow::Return(r) => *r,
+            Flow::Yield | Flow::Exit(_) => Ok(0),
+        };
+        match result {
+            Ok(value) => {
+                frame.rax = 0;
+                frame.rdx = value;
+            }
+            Err(e) => {
+                frame.rax = e as u64;
+                frame.rdx = 0;
+            }
+        }
+        if k.trace {
+            trace(k, pid, num, &args, result, crate::arch::rdtsc() - start);
+        }
+        match flow {
+            Flow::Return(_) => {}
+            Flow::Yield => {
+                k.save_current(frame);
+                k.switch_after(pid, frame);
+            }
+            Flow::Exit(code) => {
+                k.end(pid, Ending::Exited(code));
+                if !k.switch_after(pid, frame) {
+                    crate::finish(k);
+                }
+            }
+        }
+    });
+}
+
+fn trace(k: &Kernel, pid: u64, num: u64, args: &[u64; 6], result: Result<u64, Error>, cycles: u64) {
+    let name = k.procs.get(&pid).map(|p| p.name.as_str()).unwrap_or("?");
+    crate::serial::with(|c| {
+        c.begin_line();
+        let _ = abi::trace::write_record(c, pid, name, num, args, result, cycles);
+        c.write_bytes(b"\n");
+    });
+}
+
+fn call(k: &mut Kernel, pid: u64, sys: Sysnum, a: &[u64; 6]) -> Result<u64, Error> {
+    match sys {
+        Sysnum::DebugWrite => debug_write(k, pid, a[0], a[1]),
+        Sysnum::FrameAlloc => frame_alloc(k, pid),
+        Sysnum::FrameAllocAt => frame_alloc_at(k, pid, a[0]),
+        Sysnum::FrameFree => frame_free(k, pid, Handle::from_raw(a[0])),
+        Sysnum::FramePhys => {
+            let cap = proc(k, pid).caps.get(Handle::from_raw(a[0]))?;
+            require(cap.rights, Rights::MAP)?;
+            Ok(cap.kind.frames().0 * PAGE)
+        }
+        Sysnum::FrameAllocContiguous => frame_alloc_contiguous(k, pid, a[0], a[1], a[2]),
+        Sysnum::Map => map(k, pid, Handle::from_raw(a[0]), a[1], a[2]),
+        Sysnum::Unmap => {
+            if Kernel::unmap_at(proc(k, pid), a[0]) {
+                Ok(0)
+            } else {
+                Err(Error::NotMapped)
+            }
+        }
+        Sysnum::CapTransfer => cap_transfer(k, pid, Handle::from_raw(a[0]), a[1], a[2], a[3]),
+        Sysnum::CapRecv => cap_recv(k, pid),
+        Sysnum::ProcessFind => {
+            if a[1] == 0 || a[1] > abi::MAX_NAME_LEN as u64 {
+                return Err(Error::InvalidArgument);
+            }
+            let name = copy_from_user(proc(k, pid), a[0], a[1])?;
+            k.procs
+                .values()
+                .find(|p| p.name.as_bytes() == name.as_slice())
+                .map(|p| p.pid)
+                .ok_or(Error::NoSuchProcess)
+        }
+        Sysnum::FrameStats => {
+            let stats = k.stats(pid);
+            // SAFETY: FrameStats is repr(C) of plain u64s: any byte view is valid.
+            let bytes = unsafe {
+                core::slice::from_raw_parts(
+                    (&stats as *const abi::FrameStats).cast::<u8>(),
+                    core::mem::size_of::<abi::FrameStats>(),
+                )
+            };
+            copy_to_user(proc(k, pid), a[0], bytes)?;
+            Ok(0)
+        }
+        Sysnum::TraceCtl => match a[0] {
+            0 | 1 => {
+                k.trace = a[0] == 1;
+                Ok(0)
+            }
+            _ => Err(Error::InvalidArgument),
+        },
+        Sysnum::GetPid => Ok(pid),
+        Sysnum::Yield | Sysnum::Exit => unreachable!("handled by dispatch"),
+    }
+}
+
+fn proc(k: &mut Kernel, pid: u64) -> &mut process::Process {
+    k.procs.get_mut(&pid).expect("the caller is alive")
+}
+
+fn require(held: Rights, needed: Rights) -> Result<(), Error> {
+    if held.contains(needed) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied)
+    }
+}
+
+/// Checks a user buffer: no overflow, entirely in the user half.
+fn user_range(addr: u64, len: u64) -> Result<u64, Error> {
+    let end = addr.checked_add(len).ok_or(Error::InvalidAddress)?;
+    if end > USER_TOP {
+        return Err(Error::InvalidAddress);
+    }
+    Ok(end)
+}
+
+/// Copies user memory through the caller's page tables (never by touching
+/// user addresses directly), so a bad pointer is an error, not a fault.
+fn copy_from_user(p: &mut process::Process, addr: u64, len: u64) -> Result<Vec<u8>, Error> {
+    let end = user_range(addr, len)?;
+    let mut out = Vec::new();
+    out.try_reserve(len as usize)
+        .map_err(|_| Error::OutOfMemory)?;
+    let mut at = addr;
+    while at < end {
+        let page = at & !(PAGE - 1);
+        let (phys, _) = p.space.translate(page).ok_or(Error::InvalidAddress)?;
+        let chunk = (page + PAGE).min(end) - at;
+        // SAFETY: `phys` is a frame mapped user-accessible in the caller's
+        // space (RAM or device); we read `chunk` bytes inside it through the
+        // offset mapping.
+        let src = unsafe {
+            core::slice::from_raw_parts(memory::phys_to_virt(phys + (at - page)), chunk as usize)
+        };
+        out.extend_from_slice(src);
+        at += chunk;
+    }
+    Ok(out)
+}
+
+fn copy_to_user(p: &mut process::Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {
+    let end = user_range(addr, bytes.len() as u64)?;
+    // Check every page first so that a failure writes nothing.
+    let mut at = addr & !(PAGE - 1);
+    while at < end {
+        match p.space.translate(at) {
+            Some((_, flags)) if flags.write => {}
+            _ => return Err(Error::InvalidAddress),
+        }
+        at += PAGE;
+    }
+    let mut at = addr;
+    let mut done = 0usize;
+    while at < end {
+        let page = at & !(PAGE - 1);
+        let (phys, _) = p.space.translate(page).ok_or(Error::InvalidAddress)?;
+        let chunk = ((page + PAGE).min(end) - at) as usize;
+        // SAFETY: checked above: a writable user page of the caller; the
+        // write stays inside the frame.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes[done..].as_ptr(),
+                memory::phys_to_virt(phys + (at - page)),
+                chunk,
+            );
+        }
+        done += chunk;
+        at += chunk as u64;
+    }
+    Ok(())
+}
+
+fn debug_write(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Error> {
+    if len > abi::MAX_DEBUG_WRITE {
+        return Err(Error::InvalidArgument);
+    }
+    let bytes = copy_from_user(proc(k, pid), ptr, len)?;
+    crate::serial::with(|c| c.write_bytes(&bytes));
+    Ok(len)
+}
+
+fn alloc_error(e: AllocError) -> Error {
+    match e {
+        AllocError::OutOfMemory => Error::OutOfMemory,
+        AllocError::InUse => Error::FrameInUse,
+        AllocError::Reserved => Error::PermissionDenied,
+        AllocError::NotRam | AllocError::OutOfRange => Error::InvalidFrame,
+        _ => Error::InvalidArgument,
+    }
+}
+
+/// Puts a freshly owned run into the caller's table; on a full table the
+/// run goes straight back.
+fn grant(k: &mut Kernel, pid: u64, kind: CapKind, rights: Rights) -> Result<u64, Error> {
+    k.own_new(kind);
+    match proc(k, pid).caps.insert(Cap { kind, rights }) {
+        Ok(h) => Ok(h.raw()),
+        Err(e) => {
+            k.drop_ref(kind);
+            Err(e.into())
+        }
+    }
+}
+
+fn frame_alloc(k: &mut Kernel, pid: u64) -> Result<u64, Error> {
+    let frame = memory::frames(|f| f.alloc.alloc()).map_err(alloc_error)?;
+    memory::zero_frames(frame * PAGE, 1);
+    grant(
+        k,
+        pid,
+        CapKind::Ram {
+            first: frame,
+            count: 1,
+        },
+        Rights::ALL,
+    )
+}
+
+fn frame_alloc_at(k: &mut Kernel, pid: u64, phys: u64) -> Result<u64, Error> {
+    if phys % PAGE != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    if phys >> crate::arch::phys_addr_bits() != 0 {
+        return Err(Error::InvalidFrame);
+    }
+    let frame = phys / PAGE;
+    match memory::classify(frame) {
+        FrameClass::Usable => {
+            memory::frames(|f| f.alloc.alloc_at(frame)).map_err(alloc_error)?;
+            memory::zero_frames(phys, 1);
+            grant(
+                k,
+                pid,
+                CapKind::Ram {
+                    first: frame,
+                    count: 1,
+                },
+                Rights::ALL,
+            )
+        }
+        FrameClass::Reserved => Err(Error::PermissionDenied),
+        FrameClass::NotRam => {
+            if k.device_claimed(frame) {
+                return Err(Error::FrameInUse);
+            }
+            grant(k, pid, CapKind::Device { frame }, Rights::ALL)
+        }
+    }
+}
+
+fn frame_alloc_contiguous(
+    k: &mut Kernel,
+    pid: u64,
+    count: u64,
+    align: u64,
+    max_phys: u64,
+) -> Result<u64, Error> {
+    if count == 0 || count > MAX_CONTIGUOUS || align == 0 || !align.is_power_of_two() {
+        return Err(Error::InvalidArgument);
+    }
+    let limit = if max_phys == 0 {
+        None
+    } else {
+        Some(max_phys / PAGE)
+    };
+    let first =
+        memory::frames(|f| f.alloc.alloc_contiguous(count, align, limit)).map_err(alloc_error)?;
+    memory::zero_frames(first * PAGE, count);
+    grant(k, pid, CapKind::Ram { first, count }, Rights::ALL)
+}
+
+fn frame_free(k: &mut Kernel, pid: u64, h: Handle) -> Result<u64, Error> {
+    let p = proc(k, pid);
+    p.caps.get(h)?;
+    Kernel::unmap_handle(p, h);
+    let cap = p.caps.remove(h)?;
+    k.drop_ref(cap.kind);
+    Ok(0)
+}
+
+fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Result<u64, Error> {
+    let flags = MapFlags::from_bits(raw_flags).ok_or(Error::InvalidArgument)?;
+    if flags.contains(MapFlags::WRITE | MapFlags::EXEC) {
+        return Err(Error::InvalidArgument);
+    }
+    let p = proc(k, pid);
+    let cap = *p.caps.get(h)?;
+    require(cap.rights, Rights::MAP | Rights::READ)?;
+    if flags.contains(MapFlags::WRITE) {
+        require(cap.rights, Rights::WRITE)?;
+    }
+    let device = matches!(cap.kind, CapKind::Device { .. });
+    if device && flags.contains(MapFlags::EXEC) {
+        return Err(Error::InvalidArgument);
+    }
+    let (first, count) = cap.kind.frames();
+    if vaddr % PAGE != 0 || vaddr < exo_core::elf::USER_MIN {
+        return Err(Error::InvalidAddress);
+    }
+    let end = user_range(vaddr, count * PAGE)?;
+    let mut page = vaddr;
+    while page < end {
+        if p.space.is_mapped(page) {
+            return Err(Error::AlreadyMapped);
+        }
+        page += PAGE;
+    }
+    let pf = PageFlags {
+        write: flags.contains(MapFlags::WRITE),
+        exec: flags.contains(MapFlags::EXEC),
+        uncached: device || flags.contains(MapFlags::UNCACHED),
+    };
+    for i in 0..count {
+        if let Err(e) = p.space.map(vaddr + i * PAGE, (first + i) * PAGE, pf) {
+            for j in 0..i {
+                p.space.unmap(vaddr + j * PAGE);
+            }
+            return Err(match e {
+                MapError::AlreadyMapped => Error::AlreadyMapped,
+                MapError::OutOfMemory => Error::OutOfMemory,
+            });
+        }
+    }
+    p.mappings.insert(
+        vaddr,
+        MapRecord {
+            handle: h,
+            pages: count,
+        },
+    );
+    Ok(0)
+}
+
+fn cap_transfer(
+    k: &mut Kernel,
+    pid: u64,
+    h: Handle,
+    target: u64,
+    raw_rights: u64,
+    flags: u64,
+) -> Result<u64, Error> {
+    if flags & !TRANSFER_MOVE != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let rights = Rights::from_bits(raw_rights).ok_or(Error::InvalidArgument)?;
+    let cap = *proc(k, pid).caps.get(h)?;
+    require(cap.rights, Rights::TRANSFER)?;
+    require(cap.rights, rights)?;
+    let receiver = k.procs.get_mut(&target).ok_or(Error::NoSuchProcess)?;
+    if receiver.inbox.len() >= process::INBOX_CAPACITY {
+        return Err(Error::CapTableFull);
+    }
+    receiver.inbox.push_back(Cap {
+        kind: cap.kind,
+        rights,
+    });
+    k.add_ref(cap.kind);
+    if flags & TRANSFER_MOVE != 0 {
+        frame_free(k, pid, h)?;
+    }
+    Ok(0)
+}
+
+fn cap_recv(k: &mut Kernel, pid: u64) -> Result<u64, Error> {
+    let p = proc(k, pid);
+    let cap = p.inbox.pop_front().ok_or(Error::WouldBlock)?;
+    match p.caps.try_insert(cap) {
+        Ok(h) => Ok(h.raw()),
+        Err((e, cap)) => {
+            p.inbox.push_front(cap);
+            Err(e.into())
+        }
+    }
+}

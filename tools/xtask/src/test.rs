@@ -1,0 +1,346 @@
+//! `cargo xtask test`: every test, in phases, each timed. Host unit and
+//! property tests, rustfmt, clippy (host and bare-metal crates), then QEMU
+//! integration tests that boot the real kernel. Ends with `N passed, M
+//! failed` over everything it ran.
+use crate::build::{self, ImageSpec};
+use crate::qemu::{self, RunOptions};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Host crates with unit tests.
+const HOST_CRATES: &[&str] = &["abi", "exo-core", "exo-trace", "xtask"];
+/// Host crates linted with the default toolchain.
+const HOST_LINT: &[&str] = &["abi", "exo-core", "exo-trace", "exo-bench", "xtask"];
+/// Bare-metal crates linted for x86_64-unknown-none.
+const BARE_LINT: &[&str] = &["exo-kernel", "libos", "exo-demos"];
+
+#[derive(Default)]
+struct Tally {
+    passed: u32,
+    failed: u32,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            self.failures.push(name.to_string());
+        }
+    }
+}
+
+/// A QEMU integration test: boot an image, check the verdict and the log.
+pub struct QemuTest {
+    /// Test name.
+    pub name: &'static str,
+    /// What to boot.
+    pub spec: ImageSpec,
+    /// Expected `cargo xtask run`-style exit code (0 success, 1 failure).
+    pub expect_exit: u8,
+    /// Lines or fragments the serial log must contain, in this order.
+    pub must: Vec<&'static str>,
+    /// Fragments it must not contain.
+    pub must_not: Vec<&'static str>,
+    /// Timeout.
+    pub timeout: Duration,
+}
+
+fn qt(name: &'static str, spec: ImageSpec, expect_exit: u8, must: &[&'static str]) -> QemuTest {
+    QemuTest {
+        name,
+        spec,
+        expect_exit,
+        must: must.to_vec(),
+        must_not: vec!["KERNEL PANIC"],
+        timeout: Duration::from_secs(90),
+    }
+}
+
+fn programs(p: &str) -> ImageSpec {
+    ImageSpec {
+        programs: Some(p.into()),
+        ..Default::default()
+    }
+}
+
+fn selftest(name: &str) -> ImageSpec {
+    ImageSpec {
+        programs: Some(String::new()),
+        options: vec![format!("selftest={name}")],
+        ..Default::default()
+    }
+}
+
+/// Every QEMU test.
+pub fn qemu_tests() -> Vec<QemuTest> {
+    let boot_lines: &[&str] = &[
+        "exo 0.1.0",
+        "memory map:",
+        "usable:",
+        "frames: total",
+        "exo: boot complete",
+    ];
+    vec![
+        qt("boot-bios", programs(""), 0, boot_lines),
+        qt(
+            "boot-uefi",
+            ImageSpec {
+                uefi: true,
+                ..programs("")
+            },
+            0,
+            boot_lines,
+        ),
+        qt(
+            "breakpoint-continues",
+            selftest("breakpoint"),
+            0,
+            &[
+                "breakpoint at rip=",
+                "selftest breakpoint: execution continued",
+                "exo: boot complete",
+            ],
+        ),
+        QemuTest {
+            must_not: vec!["NOT REACHED", "KERNEL PANIC"],
+            ..qt(
+                "pagefault-reported",
+                selftest("pagefault"),
+                1,
+                &["EXCEPTION: page fault (vector 14)", "cr2=0xdeadb000"],
+            )
+        },
+        qt(
+            "timer-ticks",
+            selftest("ticks"),
+            0,
+            &["selftest ticks: 0 -> 10"],
+        ),
+    ]
+}
+
+/// Checks a serial log against a test's expectations; `Err` says why not.
+pub fn check_log(test: &QemuTest, code: u8, serial: &str) -> Result<(), String> {
+    if code != test.expect_exit {
+        return Err(format!("exit code {code}, expected {}", test.expect_exit));
+    }
+    let mut rest = serial;
+    for want in &test.must {
+        match rest.find(want) {
+            Some(at) => rest = &rest[at + want.len()..],
+            None => return Err(format!("serial log lacks `{want}` (in order)")),
+        }
+    }
+    for bad in &test.must_not {
+        if serial.contains(bad) {
+            return Err(format!("serial log contains `{bad}`"));
+        }
+    }
+    Ok(())
+}
+
+fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    eprintln!("\n== {name}");
+    let start = Instant::now();
+    let r = f();
+    eprintln!("== {name}: {:.1} s", start.elapsed().as_secs_f64());
+    r
+}
+
+/// Runs a cargo test command and adds its libtest counts to the tally.
+fn cargo_tests(tally: &mut Tally, label: &str, mut cmd: Command) {
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("{label}: cannot run cargo: {e}");
+            tally.record(label, false);
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (mut passed, mut failed) = (0, 0);
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+        }
+        if line.starts_with("test ") && line.ends_with("FAILED") {
+            eprintln!("{line}");
+        }
+    }
+    eprintln!("{label}: {passed} passed, {failed} failed");
+    tally.passed += passed;
+    tally.failed += failed;
+    if failed > 0 || !out.status.success() {
+        eprintln!("{stdout}\n{stderr}");
+        if failed == 0 {
+            tally.record(&format!("{label} (did not build or run)"), false);
+        } else {
+            tally.failures.push(label.to_string());
+        }
+    }
+}
+
+fn count(summary: &str, what: &str) -> u32 {
+    summary
+        .split(';')
+        .find(|s| s.ends_with(what))
+        .and_then(|s| s.trim().split(' ').next())
+        .and_then(|n| {
+            n.trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn check_cmd(tally: &mut Tally, label: &str, mut cmd: Command) {
+    let ok = match cmd.output() {
+        Ok(out) => {
+            if !out.status.success() {
+                eprintln!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            out.status.success()
+        }
+        Err(e) => {
+            eprintln!("{label}: {e}");
+            false
+        }
+    };
+    eprintln!("{label}: {}", if ok { "ok" } else { "FAILED" });
+    tally.record(label, ok);
+}
+
+/// `cargo xtask test`.
+pub fn run(args: &[String]) -> Result<u8, String> {
+    let filter = args.first().cloned();
+    let total = Instant::now();
+    phase("setup", || crate::setup::ensure(false))?;
+    let mut tally = Tally::default();
+
+    if filter.is_none() {
+        phase("host unit and property tests", || {
+            let mut cmd = build::cargo_host();
+            cmd.args(["test", "--no-fail-fast"]);
+            for c in HOST_CRATES {
+                cmd.args(["-p", c]);
+            }
+            cargo_tests(&mut tally, "host tests", cmd);
+        });
+        phase("rustfmt", || {
+            let mut cmd = build::cargo_host();
+            cmd.args(["fmt", "--all", "--", "--check"]);
+            check_cmd(&mut tally, "rustfmt --check", cmd);
+        });
+        phase("clippy (host crates)", || {
+            let mut cmd = build::cargo_host();
+            cmd.arg("clippy");
+            for c in HOST_LINT {
+                cmd.args(["-p", c]);
+            }
+            cmd.args(["--all-targets", "--", "-D", "warnings"]);
+            check_cmd(&mut tally, "clippy host", cmd);
+        });
+    }
+    let tool = phase("build kernel, programs and images tool", build::build_all)?;
+    if filter.is_none() {
+        phase("clippy (kernel, userland, image builder)", || {
+            let mut cmd = build::cargo_bare();
+            cmd.arg("clippy");
+            for c in BARE_LINT {
+                cmd.args(["-p", c]);
+            }
+            cmd.args(["--target", "x86_64-unknown-none"])
+                .args(["-Zbuild-std=core,alloc,compiler_builtins"])
+                .args(["-Zbuild-std-features=compiler-builtins-mem"])
+                .arg("--target-dir")
+                .arg(build::target_dir().join("bare").join("clippy"))
+                .args(["--", "-D", "warnings"]);
+            check_cmd(&mut tally, "clippy bare-metal", cmd);
+            let mut cmd = build::cargo_bare();
+            cmd.args(["clippy", "-p", "exo", "--", "-D", "warnings"]);
+            check_cmd(&mut tally, "clippy image builder", cmd);
+        });
+    }
+    phase("QEMU integration tests", || {
+        let out_root = build::target_dir().join("exo").join("test");
+        for test in qemu_tests() {
+            if filter.as_deref().is_some_and(|f| !test.name.contains(f)) {
+                continue;
+            }
+            let result = run_qemu_test(&tool, &test, &out_root.join(test.name));
+            match result {
+                Ok(secs) => {
+                    eprintln!("qemu {:<32} ok ({secs:.1} s)", test.name);
+                    tally.record(test.name, true);
+                }
+                Err((why, log)) => {
+                    eprintln!("qemu {:<32} FAILED: {why}", test.name);
+                    eprintln!(
+                        "---- serial log of {} ----\n{log}\n---- end ----",
+                        test.name
+                    );
+                    tally.record(test.name, false);
+                }
+            }
+        }
+    });
+    eprintln!("\ntotal: {:.1} s", total.elapsed().as_secs_f64());
+    if !tally.failures.is_empty() {
+        eprintln!("failed: {}", tally.failures.join(", "));
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 { 0 } else { 1 })
+}
+
+fn run_qemu_test(
+    tool: &std::path::Path,
+    test: &QemuTest,
+    out: &std::path::Path,
+) -> Result<f64, (String, String)> {
+    let image = build::make_image(tool, &test.spec, out).map_err(|e| (e, String::new()))?;
+    let opts = RunOptions {
+        uefi: test.spec.uefi,
+        timeout: test.timeout,
+        echo: false,
+        ..Default::default()
+    };
+    let outcome = qemu::boot(&image, &opts).map_err(|e| (e, String::new()))?;
+    let code = outcome.exit_code();
+    check_log(test, code, &outcome.serial).map_err(|why| (why, outcome.serial.clone()))?;
+    Ok(outcome.elapsed.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_summaries_are_counted() {
+        let line =
+            "ok. 9 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s";
+        assert_eq!(count(line, " passed"), 9);
+        assert_eq!(count(line, " failed"), 2);
+        let line = "FAILED. 3 passed; 1 failed; 0 ignored";
+        assert_eq!(count(line, " passed"), 3);
+        assert_eq!(count(line, " failed"), 1);
+    }
+
+    #[test]
+    fn logs_are_checked_in_order_and_by_exit_code() {
+        let t = qt("x", ImageSpec::default(), 0, &["a", "b"]);
+        assert!(check_log(&t, 0, "a then b").is_ok());
+        assert!(check_log(&t, 0, "b then a").is_err());
+        assert!(check_log(&t, 1, "a then b").is_err());
+        assert!(check_log(&t, 0, "a b KERNEL PANIC").is_err());
+    }
+}
