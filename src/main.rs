@@ -48,11 +48,17 @@ fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// Every program selected by `--programs`: a name `x` selects the demo `x`
-/// and its helpers `x-*` (for example `share` and `share-peer`).
+/// and its helpers `x-*` (for example `share` and `share-peer`). Without a
+/// selection: every program except the `test-*` ones.
 fn select(selection: Option<&str>) -> Result<Vec<String>, String> {
     let all: Vec<&str> = env!("EXO_PROGRAMS").split(',').collect();
     let Some(selection) = selection else {
-        return Ok(all.iter().map(|s| s.to_string()).collect());
+        // The default set is the demos; `test-*` programs are for the tests.
+        return Ok(all
+            .iter()
+            .filter(|p| !p.starts_with("test-"))
+            .map(|s| s.to_string())
+            .collect());
     };
     let mut chosen = Vec::new();
     for want in selection.split(',').filter(|s| !s.is_empty()) {

@@ -124,6 +124,10 @@ abi_enum! {
         TraceCtl = 14, "trace_ctl",
         /// `getpid() -> pid`: the caller's process id (the cheapest call).
         GetPid = 15, "getpid",
+        /// `sys_info(out_ptr)`: write a [`SysInfo`] to user memory: where
+        /// the kernel's own physical pages are (an exokernel exposes names,
+        /// not abstractions: a libOS may look, never touch).
+        SysInfo = 16, "sys_info",
     }
 }
 
@@ -348,6 +352,22 @@ pub struct FrameStats {
     pub device_by_caller: u64,
 }
 
+/// Machine facts, written by `sys_info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct SysInfo {
+    /// Physical address width of the CPU (bits).
+    pub phys_addr_bits: u64,
+    /// A physical page of the kernel's code (reserved: never allocatable).
+    pub kernel_image_phys: u64,
+    /// The kernel's boot page-table root (reserved).
+    pub kernel_pml4_phys: u64,
+    /// Where the boot ramdisk lies in physical memory (reserved).
+    pub ramdisk_phys: u64,
+    /// Timer interrupts per second.
+    pub tick_hz: u64,
+}
+
 /// How an argument is decoded and printed in traces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArgKind {
@@ -402,7 +422,7 @@ impl Sysnum {
                 ("flags", TransferFlags),
             ],
             Sysnum::ProcessFind => &[("name", Addr), ("len", Num)],
-            Sysnum::FrameStats => &[("out", Addr)],
+            Sysnum::FrameStats | Sysnum::SysInfo => &[("out", Addr)],
             Sysnum::TraceCtl => &[("on", Num)],
         }
     }
@@ -452,6 +472,7 @@ mod tests {
             (13, "frame_stats"),
             (14, "trace_ctl"),
             (15, "getpid"),
+            (16, "sys_info"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {
@@ -461,7 +482,7 @@ mod tests {
             assert_eq!(Sysnum::from_name(name), Some(s));
             assert!(s.args().len() <= 6);
         }
-        assert_eq!(Sysnum::try_from(16), Err(16));
+        assert_eq!(Sysnum::try_from(17), Err(17));
         assert_eq!(Sysnum::try_from(u64::MAX), Err(u64::MAX));
     }
 

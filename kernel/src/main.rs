@@ -53,6 +53,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         env!("CARGO_PKG_VERSION"),
         arch::phys_addr_bits()
     );
+    arch::paging::init();
     arch::gdt::init();
     arch::trap::init();
     memory::init_boot_heap();
@@ -69,6 +70,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     // length, and nothing else writes it.
     let ramdisk: &'static [u8] = match boot_info.ramdisk_addr.into_option() {
         Some(addr) => unsafe {
+            RAMDISK_VIRT.store(addr, core::sync::atomic::Ordering::Relaxed);
             core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
         },
         None => &[],
@@ -117,6 +119,22 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         arch::enter_user(&frame);
     }
     unreachable!()
+}
+
+/// Where the ramdisk starts (virtual), for `sys_info`.
+static RAMDISK_VIRT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Machine facts for `sys_info`.
+pub fn sys_info() -> abi::SysInfo {
+    use arch::paging::translate_kernel;
+    let ramdisk = RAMDISK_VIRT.load(core::sync::atomic::Ordering::Relaxed);
+    abi::SysInfo {
+        phys_addr_bits: arch::phys_addr_bits() as u64,
+        kernel_image_phys: translate_kernel(kernel_main as *const () as u64).unwrap_or(0) & !0xfff,
+        kernel_pml4_phys: arch::paging::current_kernel_pml4(),
+        ramdisk_phys: if ramdisk == 0 { 0 } else { translate_kernel(ramdisk).unwrap_or(0) },
+        tick_hz: arch::pic::TICK_HZ as u64,
+    }
 }
 
 /// Free frames before the first program was loaded.

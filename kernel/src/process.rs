@@ -157,7 +157,7 @@ pub fn init(trace: bool) {
         results: Vec::new(),
         trace,
         next_pid: 1,
-        kernel_pml4: crate::arch::paging::current_pml4(),
+        kernel_pml4: crate::arch::paging::current_kernel_pml4(),
         key_state: crate::arch::rdtsc() ^ 0x9e37_79b9_7f4a_7c15,
     });
 }
@@ -199,7 +199,8 @@ impl Kernel {
             rip: plan.entry,
             cs: USER_CS,
             rflags: 0x202,
-            rsp: USER_STACK_TOP,
+            // As if `_start` had been called: rsp = 8 mod 16.
+            rsp: USER_STACK_TOP - 8,
             ss: USER_SS,
             rdi: pid,
             ..TrapFrame::default()

@@ -121,14 +121,12 @@ fn call(k: &mut Kernel, pid: u64, sys: Sysnum, a: &[u64; 6]) -> Result<u64, Erro
         }
         Sysnum::FrameStats => {
             let stats = k.stats(pid);
-            // SAFETY: FrameStats is repr(C) of plain u64s: any byte view is valid.
-            let bytes = unsafe {
-                core::slice::from_raw_parts(
-                    (&stats as *const abi::FrameStats).cast::<u8>(),
-                    core::mem::size_of::<abi::FrameStats>(),
-                )
-            };
-            copy_to_user(proc(k, pid), a[0], bytes)?;
+            copy_to_user(proc(k, pid), a[0], as_bytes(&stats))?;
+            Ok(0)
+        }
+        Sysnum::SysInfo => {
+            let info = crate::sys_info();
+            copy_to_user(proc(k, pid), a[0], as_bytes(&info))?;
             Ok(0)
         }
         Sysnum::TraceCtl => match a[0] {
@@ -140,6 +138,15 @@ fn call(k: &mut Kernel, pid: u64, sys: Sysnum, a: &[u64; 6]) -> Result<u64, Erro
         },
         Sysnum::GetPid => Ok(pid),
         Sysnum::Yield | Sysnum::Exit => unreachable!("handled by dispatch"),
+    }
+}
+
+/// The bytes of a `repr(C)` ABI struct made only of `u64` fields.
+fn as_bytes<T: Copy>(value: &T) -> &[u8] {
+    // SAFETY: used only for FrameStats and SysInfo, which are repr(C) structs
+    // of u64s: no padding, every byte initialised.
+    unsafe {
+        core::slice::from_raw_parts((value as *const T).cast::<u8>(), core::mem::size_of::<T>())
     }
 }
 

@@ -1110,3 +1110,379 @@ mod tests {
         }
     }
 }
+
+/// Property tests: random operation sequences on random maps, against a
+/// reference model that knows nothing of bitmaps.
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+    use crate::memmap::tests::naive_class;
+    use crate::memmap::{Region, FRAME_LIMIT};
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    /// One frame, as the model sees it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum State {
+        Free,
+        Allocated,
+        Reserved,
+        NotRam,
+    }
+
+    /// The reference: a vector of states over the window of frames the map
+    /// was drawn in; everything outside is not RAM.
+    struct Model {
+        base: u64,
+        states: Vec<State>,
+    }
+
+    impl Model {
+        fn state(&self, frame: u64) -> State {
+            frame
+                .checked_sub(self.base)
+                .and_then(|i| self.states.get(usize::try_from(i).ok()?))
+                .copied()
+                .unwrap_or(State::NotRam)
+        }
+
+        fn set(&mut self, frame: u64, state: State) {
+            self.states[(frame - self.base) as usize] = state;
+        }
+
+        fn count(&self, state: State) -> u64 {
+            self.states.iter().filter(|&&s| s == state).count() as u64
+        }
+
+        /// The error freeing (or, with `alloc`, allocating) one frame gives.
+        fn frame_error(&self, frame: u64, alloc: bool) -> Option<AllocError> {
+            if frame >= FRAME_LIMIT {
+                return Some(AllocError::OutOfRange);
+            }
+            match (self.state(frame), alloc) {
+                (State::Free, true) | (State::Allocated, false) => None,
+                (State::Free, false) => Some(AllocError::NotAllocated),
+                (State::Allocated, true) => Some(AllocError::InUse),
+                (State::Reserved, _) => Some(AllocError::Reserved),
+                (State::NotRam, _) => Some(AllocError::NotRam),
+            }
+        }
+
+        fn alloc(&self) -> Result<u64, AllocError> {
+            self.states
+                .iter()
+                .position(|&s| s == State::Free)
+                .map(|i| self.base + i as u64)
+                .ok_or(AllocError::OutOfMemory)
+        }
+
+        fn alloc_contiguous(&self, count: u64, align: u64, limit: Option<u64>) -> Result<u64, AllocError> {
+            if count == 0 || !align.is_power_of_two() {
+                return Err(AllocError::InvalidArgument);
+            }
+            // run[i]: free frames in a row from window index i.
+            let mut run = vec![0u64; self.states.len() + 1];
+            for i in (0..self.states.len()).rev() {
+                run[i] = if self.states[i] == State::Free { run[i + 1] + 1 } else { 0 };
+            }
+            (0..self.states.len())
+                .map(|i| (i, self.base + i as u64))
+                .find(|&(i, start)| {
+                    start % align == 0
+                        && run[i] >= count
+                        && limit.is_none_or(|l| u128::from(start) + u128::from(count) <= u128::from(l))
+                })
+                .map(|(_, start)| start)
+                .ok_or(AllocError::OutOfMemory)
+        }
+
+        fn free_range(&self, first: u64, count: u64) -> Result<(), AllocError> {
+            if count == 0 {
+                return Err(AllocError::InvalidArgument);
+            }
+            match first.checked_add(count) {
+                Some(end) if end <= FRAME_LIMIT => {}
+                _ => return Err(AllocError::OutOfRange),
+            }
+            // Frame by frame; beyond the window everything is not RAM.
+            let window_end = self.base + self.states.len() as u64;
+            let mut frame = first;
+            while frame - first < count {
+                if let Some(e) = self.frame_error(frame, false) {
+                    return Err(e);
+                }
+                if frame >= window_end {
+                    return Err(AllocError::NotRam);
+                }
+                frame += 1;
+            }
+            Ok(())
+        }
+    }
+
+    /// One step of a sequence. Frames are drawn as selectors and turned
+    /// into frame numbers near the map (or extreme values) at run time.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Alloc,
+        AllocAt(Sel),
+        Free(Sel),
+        /// Free a frame the model says is allocated (picked by index).
+        FreeHeld(usize),
+        AllocContiguous { count: u64, align: u64, limit: Option<Sel> },
+        FreeRange { first: Sel, count: u64 },
+        /// Free a run that `alloc_contiguous` returned (perhaps partly freed
+        /// since, or shifted by one frame).
+        FreeRun { index: usize, shift: i8 },
+    }
+
+    /// A frame selector: mostly a frame of the window or just past it.
+    #[derive(Clone, Copy, Debug)]
+    struct Sel(u8, u32);
+
+    const EXTREMES: [u64; 6] = [0, 1, FRAME_LIMIT - 1, FRAME_LIMIT, u64::MAX - 1, u64::MAX];
+
+    impl Sel {
+        fn frame(self, model: &Model) -> u64 {
+            if self.0 < 240 {
+                model.base + u64::from(self.1) % (model.states.len() as u64 + 70)
+            } else {
+                EXTREMES[self.1 as usize % EXTREMES.len()]
+            }
+        }
+    }
+
+    fn arb_sel() -> impl Strategy<Value = Sel> {
+        (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Sel(k, v))
+    }
+
+    fn arb_count() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            8 => 1u64..=8,
+            4 => 9u64..=140,
+            1 => Just(0u64),
+            1 => prop_oneof![Just(u64::MAX), Just(FRAME_LIMIT), Just(1u64 << 32)],
+        ]
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        let align = prop_oneof![
+            6 => (0u32..8).prop_map(|s| 1u64 << s),
+            1 => Just(64u64),
+            1 => Just(128u64),
+            1 => prop_oneof![Just(0u64), Just(3u64), Just(96u64), Just(1u64 << 63), Just(u64::MAX)],
+        ];
+        prop_oneof![
+            6 => Just(Op::Alloc),
+            3 => arb_sel().prop_map(Op::AllocAt),
+            2 => arb_sel().prop_map(Op::Free),
+            5 => any::<usize>().prop_map(Op::FreeHeld),
+            3 => (arb_count(), align, proptest::option::of(arb_sel()))
+                .prop_map(|(count, align, limit)| Op::AllocContiguous { count, align, limit }),
+            1 => (arb_sel(), arb_count()).prop_map(|(first, count)| Op::FreeRange { first, count }),
+            2 => (any::<usize>(), -1i8..=1).prop_map(|(index, shift)| Op::FreeRun { index, shift }),
+        ]
+    }
+
+    /// A random map: regions drawn in a window of frames starting at `base`
+    /// (0, or anywhere up to 8 GiB so that frames above 4 GiB are common),
+    /// with unaligned edges, overlaps, reserved regions and holes.
+    #[derive(Clone, Debug)]
+    struct MapSpec {
+        base: u64,
+        window: u64,
+        regions: Vec<Region>,
+    }
+
+    fn arb_map() -> impl Strategy<Value = MapSpec> {
+        let base = prop_oneof![Just(0u64), 1u64..(1 << 21), Just((1 << 20) - 37)];
+        let window = prop_oneof![3 => 16u64..400, 2 => 400u64..1500];
+        let raw_region = (any::<u64>(), any::<u64>(), 0u8..10, any::<bool>());
+        (base, window, proptest::collection::vec(raw_region, 0..8)).prop_map(|(base, window, raw)| {
+            let bytes = window * FRAME_SIZE;
+            let regions = raw
+                .into_iter()
+                .map(|(start, len, kind, aligned)| {
+                    let kind = if kind < 6 { RegionKind::Usable } else { RegionKind::Reserved };
+                    // Reserved regions are short; usable ones up to the
+                    // whole window.
+                    let max_len = match kind {
+                        RegionKind::Usable => bytes,
+                        RegionKind::Reserved => (bytes / 4).min(80 * FRAME_SIZE),
+                    };
+                    let mut start = start % bytes;
+                    let mut len = len % (max_len + 1);
+                    if aligned {
+                        start &= !(FRAME_SIZE - 1);
+                        len &= !(FRAME_SIZE - 1);
+                    }
+                    let start = base * FRAME_SIZE + start;
+                    let end = (start + len).min((base + window) * FRAME_SIZE);
+                    Region { start, end, kind }
+                })
+                .collect();
+            MapSpec { base, window, regions }
+        })
+    }
+
+    /// Runs one sequence, checking everything after every step.
+    fn run(spec: &MapSpec, ops: &[Op]) -> Result<(), TestCaseError> {
+        let map = MemoryMap::new(spec.regions.iter().copied());
+        let mut model = Model {
+            base: spec.base,
+            states: (spec.base..spec.base + spec.window)
+                .map(|f| match naive_class(&spec.regions, f) {
+                    FrameClass::Usable => State::Free,
+                    FrameClass::Reserved => State::Reserved,
+                    FrameClass::NotRam => State::NotRam,
+                })
+                .collect(),
+        };
+        let mut storage = vec![!0u64; storage_words(&map)];
+        let mut a = FrameAllocator::new(&map, &mut storage).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let reserved = model.count(State::Reserved);
+        let total = reserved + model.count(State::Free);
+        prop_assert_eq!((a.total(), a.reserved()), (total, reserved));
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+
+        for op in ops {
+            // Frames whose state the step may change, checked afterwards.
+            let mut touched: Vec<u64> = Vec::new();
+            match *op {
+                Op::Alloc => {
+                    let expected = model.alloc();
+                    let got = a.alloc();
+                    prop_assert_eq!(got, expected, "{:?}", op);
+                    if let Ok(frame) = got {
+                        prop_assert_eq!(model.state(frame), State::Free, "handed out twice or not usable");
+                        model.set(frame, State::Allocated);
+                        touched.push(frame);
+                    }
+                }
+                Op::AllocAt(sel) => {
+                    let frame = sel.frame(&model);
+                    let expected = model.frame_error(frame, true).map_or(Ok(()), Err);
+                    prop_assert_eq!(a.alloc_at(frame), expected, "{:?} frame {}", op, frame);
+                    if expected.is_ok() {
+                        model.set(frame, State::Allocated);
+                    }
+                    touched.push(frame);
+                }
+                Op::Free(sel) => {
+                    let frame = sel.frame(&model);
+                    free_step(&mut a, &mut model, frame)?;
+                    touched.push(frame);
+                }
+                Op::FreeHeld(i) => {
+                    let held: Vec<u64> = (0..model.states.len())
+                        .filter(|&j| model.states[j] == State::Allocated)
+                        .map(|j| model.base + j as u64)
+                        .collect();
+                    if !held.is_empty() {
+                        let frame = held[i % held.len()];
+                        free_step(&mut a, &mut model, frame)?;
+                        touched.push(frame);
+                    }
+                }
+                Op::AllocContiguous { count, align, limit } => {
+                    let limit = limit.map(|s| s.frame(&model));
+                    let expected = model.alloc_contiguous(count, align, limit);
+                    let got = a.alloc_contiguous(count, align, limit);
+                    prop_assert_eq!(got, expected, "{:?} limit {:?}", op, limit);
+                    if let Ok(start) = got {
+                        prop_assert_eq!(start % align, 0);
+                        prop_assert!(limit.is_none_or(|l| start + count <= l));
+                        for f in start..start + count {
+                            prop_assert_eq!(model.state(f), State::Free, "frame {} not free before", f);
+                            model.set(f, State::Allocated);
+                        }
+                        touched.extend([start, start + count - 1, start + count]);
+                        runs.push((start, count));
+                    }
+                }
+                Op::FreeRange { first, count } => {
+                    let first = first.frame(&model);
+                    free_range_step(&mut a, &mut model, first, count, &mut touched)?;
+                }
+                Op::FreeRun { index, shift } => {
+                    if !runs.is_empty() {
+                        let (start, count) = runs[index % runs.len()];
+                        let first = start.wrapping_add_signed(i64::from(shift));
+                        free_range_step(&mut a, &mut model, first, count, &mut touched)?;
+                    }
+                }
+            }
+            // After every step: counters, conservation, touched frames.
+            let free = model.count(State::Free);
+            let allocated = model.count(State::Allocated);
+            prop_assert_eq!(a.free_frames(), free);
+            prop_assert_eq!(a.allocated(), allocated);
+            prop_assert_eq!(a.reserved(), reserved);
+            prop_assert_eq!(a.free_frames() + a.allocated() + a.reserved(), a.total());
+            for f in touched {
+                let state = model.state(f);
+                prop_assert_eq!(a.is_free(f), state == State::Free, "is_free({})", f);
+            }
+        }
+
+        // At the end: every frame of the window and around it, and the
+        // internal summaries.
+        let lo = spec.base.saturating_sub(70);
+        for f in lo..spec.base + spec.window + 70 {
+            let state = model.state(f);
+            prop_assert_eq!(a.is_free(f), state == State::Free, "is_free({})", f);
+            let class = match state {
+                State::Free | State::Allocated => FrameClass::Usable,
+                State::Reserved => FrameClass::Reserved,
+                State::NotRam => FrameClass::NotRam,
+            };
+            prop_assert_eq!(a.classify(f), class, "classify({})", f);
+            prop_assert_eq!(map.classify(f), class, "map.classify({})", f);
+        }
+        a.check_invariants();
+        Ok(())
+    }
+
+    fn free_step(a: &mut FrameAllocator<'_>, model: &mut Model, frame: u64) -> Result<(), TestCaseError> {
+        let expected = model.frame_error(frame, false).map_or(Ok(()), Err);
+        prop_assert_eq!(a.free(frame), expected, "free({})", frame);
+        if expected.is_ok() {
+            model.set(frame, State::Free);
+        }
+        Ok(())
+    }
+
+    fn free_range_step(
+        a: &mut FrameAllocator<'_>,
+        model: &mut Model,
+        first: u64,
+        count: u64,
+        touched: &mut Vec<u64>,
+    ) -> Result<(), TestCaseError> {
+        let expected = model.free_range(first, count);
+        prop_assert_eq!(a.free_range(first, count), expected, "free_range({}, {})", first, count);
+        if expected.is_ok() {
+            for f in first..first + count {
+                model.set(f, State::Free);
+            }
+        }
+        // All or nothing: the first frame changed only on success.
+        touched.extend([first, first.saturating_add(count.min(1 << 20)).saturating_sub(1)]);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 10_000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// 10,000 random sequences of up to 48 operations each.
+        #[test]
+        fn allocator_matches_model(spec in arb_map(), ops in proptest::collection::vec(arb_op(), 1..48)) {
+            run(&spec, &ops)?;
+        }
+    }
+}

@@ -197,3 +197,34 @@ fn free_level(phys: u64, level: u32, range: core::ops::Range<usize>) {
 pub fn current_pml4() -> u64 {
     Cr3::read().0.start_address().as_u64()
 }
+
+/// Translates a kernel virtual address through the active page tables
+/// (huge pages included), for `sys_info`.
+pub fn translate_kernel(vaddr: u64) -> Option<u64> {
+    let mut phys = current_pml4();
+    for level in (1..=4).rev() {
+        let entry = &table(phys)[index(vaddr, level)];
+        let flags = entry.flags();
+        if !flags.contains(F::PRESENT) {
+            return None;
+        }
+        let size = 1u64 << (12 + 9 * (level - 1));
+        if level == 1 || flags.contains(F::HUGE_PAGE) {
+            return Some(entry.addr().as_u64() + (vaddr & (size - 1)));
+        }
+        phys = entry.addr().as_u64();
+    }
+    None
+}
+
+static BOOT_PML4: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Remembers the PML4 the kernel booted with.
+pub fn init() {
+    BOOT_PML4.store(current_pml4(), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The PML4 the kernel booted with (its frame is reserved RAM).
+pub fn current_kernel_pml4() -> u64 {
+    BOOT_PML4.load(core::sync::atomic::Ordering::Relaxed)
+}

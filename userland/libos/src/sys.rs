@@ -1,0 +1,206 @@
+//! One wrapper per system call: typed arguments in, `Result` out.
+//!
+//! Each function issues exactly one `syscall` (see [`abi`] for the calling
+//! convention) and decodes `rax` with [`Error::check`]. Numbers come from
+//! [`Sysnum`], never literals. The wrappers add no policy: what the kernel
+//! refuses comes back as the kernel's [`Error`].
+//!
+//! # Which calls are `unsafe`
+//! A call is `unsafe` when it can remove memory from under live Rust
+//! references: [`unmap`], [`frame_free`] (which also removes the mappings
+//! made through the handle) and [`cap_transfer`] (a move frees the caller's
+//! handle; granting `WRITE` lets another process change the frame at any
+//! time). [`map`] is safe: it only adds pages at addresses that were not
+//! mapped, and reading them needs `unsafe` code of its own.
+//!
+//! [`raw`] is the escape hatch for hostile tests: any number, any registers.
+
+use abi::{Error, FrameStats, Handle, MapFlags, Rights, SysInfo, Sysnum, TRANSFER_MOVE};
+
+pub use abi::raw;
+
+/// Issues `num` with `args` and decodes the result.
+///
+/// # Safety
+/// As [`raw::syscall6`]: the call must not unmap memory that live
+/// references point to, and pointers passed must be valid for the call.
+unsafe fn call(num: Sysnum, args: [u64; 6]) -> Result<u64, Error> {
+    // SAFETY: forwarded contract.
+    let (rax, rdx) = unsafe { raw::syscall6(num as u64, args) };
+    Error::check(rax).map(|()| rdx)
+}
+
+/// A call that touches no memory the caller relies on.
+fn call_safe(num: Sysnum, args: [u64; 6]) -> Result<u64, Error> {
+    debug_assert!(!matches!(
+        num,
+        Sysnum::Unmap | Sysnum::FrameFree | Sysnum::CapTransfer
+    ));
+    // SAFETY: only used for calls that cannot remove mappings and that take
+    // no pointers (or pointers to memory borrowed for the call).
+    unsafe { call(num, args) }
+}
+
+/// Writes `bytes` to the kernel console; returns how many were written.
+/// At most [`abi::MAX_DEBUG_WRITE`] bytes per call (else `InvalidArgument`).
+pub fn debug_write(bytes: &[u8]) -> Result<usize, Error> {
+    let n = call_safe(
+        Sysnum::DebugWrite,
+        [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0],
+    )?;
+    Ok(n as usize)
+}
+
+/// Ends the calling process with `code`; every frame and capability it
+/// holds goes back to the kernel.
+pub fn exit(code: u64) -> ! {
+    // `exit` does not return on success and cannot fail.
+    let _ = call_safe(Sysnum::Exit, [code, 0, 0, 0, 0, 0]);
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Gives the CPU to the next runnable process.
+pub fn yield_now() {
+    // `yield` cannot fail.
+    let _ = call_safe(Sysnum::Yield, [0; 6]);
+}
+
+/// The caller's process id.
+pub fn getpid() -> u64 {
+    call_safe(Sysnum::GetPid, [0; 6]).unwrap_or(0)
+}
+
+/// Allocates any free RAM frame (zeroed) and returns its capability.
+pub fn frame_alloc() -> Result<Handle, Error> {
+    call_safe(Sysnum::FrameAlloc, [0; 6]).map(Handle::from_raw)
+}
+
+/// Claims the frame at physical address `phys` (page aligned): free RAM
+/// gives a RAM capability, a hole in the memory map an exclusive device
+/// capability. `FrameInUse` if taken, `PermissionDenied` if reserved.
+pub fn frame_alloc_at(phys: u64) -> Result<Handle, Error> {
+    call_safe(Sysnum::FrameAllocAt, [phys, 0, 0, 0, 0, 0]).map(Handle::from_raw)
+}
+
+/// Allocates `count` physically contiguous zeroed frames, the first aligned
+/// to `align` frames (a power of two), the last byte below `max_phys`
+/// (0 = no limit). One capability names the whole run.
+pub fn frame_alloc_contiguous(count: u64, align: u64, max_phys: u64) -> Result<Handle, Error> {
+    call_safe(
+        Sysnum::FrameAllocContiguous,
+        [count, align, max_phys, 0, 0, 0],
+    )
+    .map(Handle::from_raw)
+}
+
+/// Gives capability `handle` back. Mappings made through it are removed
+/// first; the frame returns to the allocator when its last holder frees it.
+///
+/// # Safety
+/// No live reference may point into a mapping made through `handle`
+/// (including the heap's, which libos owns).
+pub unsafe fn frame_free(handle: Handle) -> Result<(), Error> {
+    // SAFETY: the caller guarantees no reference into the mappings that go.
+    unsafe { call(Sysnum::FrameFree, [handle.raw(), 0, 0, 0, 0, 0]) }.map(drop)
+}
+
+/// The physical address of the capability's first frame (needs `MAP`).
+pub fn frame_phys(handle: Handle) -> Result<u64, Error> {
+    call_safe(Sysnum::FramePhys, [handle.raw(), 0, 0, 0, 0, 0])
+}
+
+/// Maps every frame of `handle` at `vaddr` (page aligned, at least
+/// `0x10000`, below [`abi::USER_TOP`]); readable, plus `flags`.
+///
+/// Safe because it only adds pages where nothing was mapped
+/// (`AlreadyMapped` otherwise); turning the address into a reference is
+/// the caller's `unsafe` step. `WRITE|EXEC` is refused (`InvalidArgument`).
+pub fn map(handle: Handle, vaddr: u64, flags: MapFlags) -> Result<(), Error> {
+    call_safe(
+        Sysnum::Map,
+        [handle.raw(), vaddr, flags.bits(), 0, 0, 0],
+    )
+    .map(drop)
+}
+
+/// Removes the mapping that starts at `vaddr`.
+///
+/// # Safety
+/// No live reference may point into that mapping.
+pub unsafe fn unmap(vaddr: u64) -> Result<(), Error> {
+    // SAFETY: the caller guarantees no reference into the mapping.
+    unsafe { call(Sysnum::Unmap, [vaddr, 0, 0, 0, 0, 0]) }.map(drop)
+}
+
+/// Hands capability `handle` to process `pid` with `rights` (a subset of
+/// the held rights; the held rights must include `TRANSFER`). With `move_`
+/// the caller's handle dies (as with [`frame_free`]); otherwise both hold it.
+///
+/// # Safety
+/// With `move_`, as [`frame_free`]. If `rights` include `WRITE`, the
+/// receiver may write the frame at any time: from then on the caller must
+/// access its mappings of the frame only through volatile accesses or raw
+/// pointers, never through references.
+pub unsafe fn cap_transfer(
+    handle: Handle,
+    pid: u64,
+    rights: Rights,
+    move_: bool,
+) -> Result<(), Error> {
+    let flags = if move_ { TRANSFER_MOVE } else { 0 };
+    // SAFETY: forwarded contract.
+    unsafe {
+        call(
+            Sysnum::CapTransfer,
+            [handle.raw(), pid, rights.bits(), flags, 0, 0],
+        )
+    }
+    .map(drop)
+}
+
+/// Takes the oldest capability sent to the caller; `WouldBlock` if none is
+/// waiting (the kernel never blocks: poll with [`yield_now`]).
+pub fn cap_recv() -> Result<Handle, Error> {
+    call_safe(Sysnum::CapRecv, [0; 6]).map(Handle::from_raw)
+}
+
+/// The pid of the live process called `name` (`NoSuchProcess` if none).
+pub fn process_find(name: &str) -> Result<u64, Error> {
+    call_safe(
+        Sysnum::ProcessFind,
+        [name.as_ptr() as u64, name.len() as u64, 0, 0, 0, 0],
+    )
+}
+
+/// The kernel's frame counters, with the caller's share.
+///
+/// # Panics
+/// If the kernel refuses to write to the caller's own stack (a kernel bug).
+pub fn frame_stats() -> FrameStats {
+    let mut stats = FrameStats::default();
+    let out = &mut stats as *mut FrameStats as u64;
+    if let Err(e) = call_safe(Sysnum::FrameStats, [out, 0, 0, 0, 0, 0]) {
+        panic!("frame_stats refused a stack buffer: {e}");
+    }
+    stats
+}
+
+/// Machine facts: physical address width, where the kernel's own pages lie.
+///
+/// # Panics
+/// If the kernel refuses to write to the caller's own stack (a kernel bug).
+pub fn sys_info() -> SysInfo {
+    let mut info = SysInfo::default();
+    let out = &mut info as *mut SysInfo as u64;
+    if let Err(e) = call_safe(Sysnum::SysInfo, [out, 0, 0, 0, 0, 0]) {
+        panic!("sys_info refused a stack buffer: {e}");
+    }
+    info
+}
+
+/// Switches syscall tracing (on the kernel console) on or off.
+pub fn trace_ctl(on: bool) -> Result<(), Error> {
+    call_safe(Sysnum::TraceCtl, [u64::from(on), 0, 0, 0, 0, 0]).map(drop)
+}
