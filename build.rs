@@ -22,7 +22,7 @@ fn main() {
 
     // The kernel: a PIE that the bootloader places in the upper half.
     let kernel_dir = target_root.join("kernel");
-    nested_build(&root, &kernel_dir, &["-p", "exo-kernel"], "");
+    nested_build(&root, &kernel_dir, &["-p", "exo-kernel"], "", true);
     let kernel = kernel_dir.join(TARGET).join("release").join("exo-kernel");
 
     // User programs: static (ET_EXEC) ELFs at fixed addresses in the lower half.
@@ -32,6 +32,7 @@ fn main() {
         &user_dir,
         &["-p", "exo-demos", "--bins"],
         "-C relocation-model=static",
+        false,
     );
     let programs = user_programs(&root.join("userland/demos/src/bin"));
 
@@ -43,8 +44,10 @@ fn main() {
     println!("cargo:rustc-env=EXO_PROGRAMS={}", programs.join(","));
 }
 
-/// Runs `cargo build --release` for the bare-metal target into `target_dir`.
-fn nested_build(root: &Path, target_dir: &Path, args: &[&str], rustflags: &str) {
+/// Runs `cargo build --release` for the bare-metal target into `target_dir`;
+/// with `symbols`, keeps debug info (the kernel, for gdb), otherwise strips
+/// it (user programs: the ramdisk stays small and boots fast).
+fn nested_build(root: &Path, target_dir: &Path, args: &[&str], rustflags: &str, symbols: bool) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
@@ -56,8 +59,15 @@ fn nested_build(root: &Path, target_dir: &Path, args: &[&str], rustflags: &str) 
         .args(["-Zbuild-std-features=compiler-builtins-mem"])
         .arg("--target-dir")
         .arg(target_dir)
-        // Symbols and line tables for gdb; optimised code for the benches.
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "true")
+        // Optimised code for the benches; symbols where gdb wants them.
+        .env(
+            "CARGO_PROFILE_RELEASE_DEBUG",
+            if symbols { "true" } else { "false" },
+        )
+        .env(
+            "CARGO_PROFILE_RELEASE_STRIP",
+            if symbols { "none" } else { "debuginfo" },
+        )
         .env("RUSTC_BOOTSTRAP", "1")
         .env(
             "CARGO_ENCODED_RUSTFLAGS",

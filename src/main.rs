@@ -14,8 +14,11 @@ use exo_core::ramdisk::{self, Expect};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Demos that succeed by being killed by a fault (the kernel checks that).
-const EXPECT_FAULT: &[&str] = &["fault"];
+/// Whether a program succeeds by being killed by a fault (the kernel checks
+/// that): the `fault` demo and the `test-fault-*` attacks.
+fn expects_fault(name: &str) -> bool {
+    name == "fault" || name.starts_with("test-fault-")
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -117,7 +120,7 @@ fn image(args: &[String]) -> Result<(), String> {
     }
     for name in names {
         let data = read(&user_dir.join(&name))?;
-        let expect = if EXPECT_FAULT.contains(&name.as_str()) {
+        let expect = if expects_fault(&name) {
             Expect::Fault
         } else {
             Expect::Exit0

@@ -66,13 +66,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::syscall::init();
     arch::disable_sse();
 
-    // SAFETY: the bootloader mapped the ramdisk at this address with this
-    // length, and nothing else writes it.
     let ramdisk: &'static [u8] = match boot_info.ramdisk_addr.into_option() {
-        Some(addr) => unsafe {
+        Some(addr) => {
             RAMDISK_VIRT.store(addr, core::sync::atomic::Ordering::Relaxed);
-            core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
-        },
+            // SAFETY: the bootloader mapped the ramdisk at this address with
+            // this length, and nothing else writes it.
+            unsafe {
+                core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
+            }
+        }
         None => &[],
     };
     let entries = match exo_core::ramdisk::parse(ramdisk) {
@@ -132,7 +134,11 @@ pub fn sys_info() -> abi::SysInfo {
         phys_addr_bits: arch::phys_addr_bits() as u64,
         kernel_image_phys: translate_kernel(kernel_main as *const () as u64).unwrap_or(0) & !0xfff,
         kernel_pml4_phys: arch::paging::current_kernel_pml4(),
-        ramdisk_phys: if ramdisk == 0 { 0 } else { translate_kernel(ramdisk).unwrap_or(0) },
+        ramdisk_phys: if ramdisk == 0 {
+            0
+        } else {
+            translate_kernel(ramdisk).unwrap_or(0)
+        },
         tick_hz: arch::pic::TICK_HZ as u64,
     }
 }

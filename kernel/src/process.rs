@@ -21,6 +21,10 @@ use spin::Mutex;
 pub const CAP_CAPACITY: usize = 1024;
 /// Capabilities that may wait in one inbox.
 pub const INBOX_CAPACITY: usize = 64;
+/// End of the range `map` accepts: the lower half minus its last page, so
+/// that no `syscall` can sit at the very top and return to a non-canonical
+/// address (which would make `sysret`/`iretq` fault in ring 0).
+pub const USER_MAP_TOP: u64 = abi::USER_TOP - PAGE;
 /// Top of every user stack (exclusive).
 pub const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 /// User stack pages; the page below them stays unmapped (the guard).
@@ -128,8 +132,6 @@ pub struct Kernel {
     pub held_private: u64,
     /// Finished processes, in order.
     pub results: Vec<(u64, String, Expect, Ending)>,
-    /// Tracing on.
-    pub trace: bool,
     /// Next pid.
     pub next_pid: u64,
     /// The boot PML4 (to switch to when the last process ends).
@@ -148,6 +150,7 @@ pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 
 /// Sets up the (empty) process table.
 pub fn init(trace: bool) {
+    crate::arch::syscall::TRACE_ON.store(trace, core::sync::atomic::Ordering::Relaxed);
     *KERNEL.lock() = Some(Kernel {
         procs: BTreeMap::new(),
         current: 0,
@@ -155,7 +158,6 @@ pub fn init(trace: bool) {
         held_ram: 0,
         held_private: 0,
         results: Vec::new(),
-        trace,
         next_pid: 1,
         kernel_pml4: crate::arch::paging::current_kernel_pml4(),
         key_state: crate::arch::rdtsc() ^ 0x9e37_79b9_7f4a_7c15,
@@ -342,6 +344,7 @@ impl Kernel {
         proc.space.activate();
         *frame = proc.frame;
         self.current = next;
+        crate::arch::syscall::CURRENT_PID.store(next, core::sync::atomic::Ordering::Relaxed);
         true
     }
 

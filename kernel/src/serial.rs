@@ -14,9 +14,9 @@ pub struct Console {
     at_line_start: bool,
 }
 
-// SAFETY: 0x3F8 is COM1 on every PC and QEMU machine; only this static
-// drives it.
 static COM1: Mutex<Console> = Mutex::new(Console {
+    // SAFETY: 0x3F8 is COM1 on every PC and QEMU machine; only this static
+    // drives it.
     port: unsafe { SerialPort::new(0x3F8) },
     at_line_start: true,
 });

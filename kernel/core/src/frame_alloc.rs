@@ -23,12 +23,29 @@
 //! - **the region table**: a copy of the map's regions (2 words each), for
 //!   [`FrameAllocator::classify`] near region edges and on error paths.
 //!
+//! # Cost and policy
+//! `alloc` returns the lowest free frame and
+//! [`FrameAllocator::alloc_contiguous`] the lowest fitting run: results are
+//! deterministic, and the reference model in the tests checks them exactly.
 //! Every operation on one frame costs a few word operations at any fill
-//! level and RAM size (one word per level at most, about 1/64 of the time
-//! going one level up). A cursor remembers the lowest level-0 word that may
-//! hold a free frame, so `alloc` after `free` touches one word. `alloc`
-//! returns the lowest free frame, [`FrameAllocator::alloc_contiguous`] the
-//! lowest fitting run. Every error is a value; no input can make it panic.
+//! level and RAM size: one word per level, and only while a word turns
+//! empty/non-empty (or full/not full) does the update climb a level.
+//!
+//! Two things make the common cases cheaper without changing any result:
+//!
+//! - **cursors**: no free frame (no all-free word) lies below a cursor, so
+//!   searches start there, and `alloc` usually reads one word.
+//! - **the hot frame**: the last frame (or whole-word run) freed is set in
+//!   level 0 at once but published to the summaries only when the next
+//!   operation needs it. If the next `alloc` (or a word-aligned
+//!   `alloc_contiguous`) finds it is the lowest fit anyway (it lies below
+//!   the cursor), it takes it back from level 0 alone. So a free followed
+//!   by an alloc, the most common pattern, never touches the summaries.
+//!
+//! Contiguous allocation climbs the summaries to skip taken space, so its
+//! cost grows with the number of free fragments it skips, not with memory
+//! size. Every error is a value; no input can make the allocator panic, and
+//! a call that fails changes nothing.
 
 use crate::memmap::{FrameClass, MemoryMap, RegionKind, FRAME_LIMIT, FRAME_SHIFT, FRAME_SIZE};
 use core::fmt;
@@ -108,7 +125,9 @@ impl Levels {
             levels.len[levels.count] = len;
             levels.count += 1;
             off = off.checked_add(len)?;
-            if len == 1 {
+            // At least one summary level, even over a single word, so that
+            // level 1 always exists.
+            if len == 1 && levels.count >= 2 {
                 return Some((levels, off));
             }
             len = len.div_ceil(64);
@@ -159,9 +178,10 @@ impl Layout {
 }
 
 /// How many `u64` words of storage [`FrameAllocator::new`] needs for `map`:
-/// about one bit per frame below `map.end_frame()`, plus 1/32 for the
-/// summaries, plus two words per region. (`usize::MAX` if that does not fit
-/// in the address space.)
+/// one bit per frame below `map.end_frame()`, plus about 5% for the
+/// summaries and uniform bits, plus two words per region (68 644 words,
+/// 536 KiB, for 16 GiB in one region). `usize::MAX` if that does not fit
+/// in the address space.
 pub fn storage_words(map: &MemoryMap) -> usize {
     Layout::new(map).map_or(usize::MAX, |layout| layout.words)
 }
@@ -180,13 +200,6 @@ pub fn find_storage(map: &MemoryMap, words: usize) -> Option<u64> {
         .rev()
         .find(|r| r.kind == RegionKind::Usable && r.len() >= need)
         .map(|r| r.end - need)
-}
-
-/// Bits `[lo, hi)` of a word, for `lo < hi <= 64`.
-#[inline]
-fn bit_range(lo: u64, hi: u64) -> u64 {
-    let upper = if hi >= 64 { !0 } else { (1u64 << hi) - 1 };
-    upper & (!0u64 << lo)
 }
 
 /// Clears bit `idx` of level `level` and, for every level whose word
@@ -256,8 +269,15 @@ fn next_set(words: &[u64], lv: &Levels, level: usize, from: usize) -> Option<usi
 pub struct FrameAllocator<'a> {
     words: &'a mut [u64],
     layout: Layout,
-    /// No level-0 word below this one has a free frame.
+    /// No published level-0 word below this one has a free frame.
     cursor: usize,
+    /// No published level-0 word below this one is all free.
+    full_cursor: usize,
+    /// The last frame or whole-word run freed, free in level 0 but not yet
+    /// published to the summaries: `hot_count` frames from `hot_first`
+    /// (none when 0). Either one frame, or whole level-0 words.
+    hot_first: u64,
+    hot_count: u64,
     total: u64,
     free: u64,
     reserved: u64,
@@ -333,6 +353,9 @@ impl<'a> FrameAllocator<'a> {
             words,
             layout,
             cursor: 0,
+            full_cursor: 0,
+            hot_first: 0,
+            hot_count: 0,
             total: usable + reserved,
             free: usable,
             reserved,
@@ -345,14 +368,27 @@ impl<'a> FrameAllocator<'a> {
     /// [`AllocError::OutOfMemory`].
     #[inline]
     pub fn alloc(&mut self) -> Result<u64, AllocError> {
-        let mut w = self.cursor;
-        let mut word = self.words[w];
-        if word == 0 {
-            // Everything below the cursor is taken: search from it.
-            w = next_set(self.words, &self.layout.any, 1, w).ok_or(AllocError::OutOfMemory)?;
-            self.cursor = w;
-            word = self.words[w];
+        if self.hot_count == 1 {
+            // The frame just freed, if it is the lowest free one: it is, if
+            // every published free frame lies in a higher word.
+            let frame = self.hot_first;
+            let w = (frame >> 6) as usize;
+            if w < self.cursor || w < self.tighten_cursor() {
+                self.words[w] &= !(1u64 << (frame & 63));
+                self.hot_count = 0;
+                self.free -= 1;
+                return Ok(frame);
+            }
         }
+        self.publish();
+        let mut w = self.cursor;
+        if w >= self.layout.any.len[0] || self.words[w] == 0 {
+            w = self.tighten_cursor();
+            if w >= self.layout.any.len[0] {
+                return Err(AllocError::OutOfMemory);
+            }
+        }
+        let word = self.words[w];
         self.take_bits(w, word, word & word.wrapping_sub(1));
         self.free -= 1;
         Ok(((w as u64) << 6) | u64::from(word.trailing_zeros()))
@@ -366,15 +402,20 @@ impl<'a> FrameAllocator<'a> {
     /// [`AllocError::OutOfRange`] after what it is.
     #[inline]
     pub fn alloc_at(&mut self, frame: u64) -> Result<(), AllocError> {
-        if frame < self.layout.frames {
+        if self.is_free(frame) {
             let w = (frame >> 6) as usize;
             let bit = 1u64 << (frame & 63);
-            let word = self.words[w];
-            if word & bit != 0 {
+            if self.hot_count == 1 && self.hot_first == frame {
+                // Unpublished: level 0 only.
+                self.words[w] &= !bit;
+                self.hot_count = 0;
+            } else {
+                self.publish();
+                let word = self.words[w];
                 self.take_bits(w, word, word & !bit);
-                self.free -= 1;
-                return Ok(());
             }
+            self.free -= 1;
+            return Ok(());
         }
         // Not free: in use if usable, else what it is.
         self.class_error(frame)?;
@@ -397,11 +438,14 @@ impl<'a> FrameAllocator<'a> {
             self.class_error(frame)?;
         }
         let bit = 1u64 << (frame & 63);
-        let old = self.words[w];
-        if old & bit != 0 {
+        if self.words[w] & bit != 0 {
             return Err(AllocError::NotAllocated);
         }
-        self.put_bits(w, old, old | bit);
+        // Level 0 now; the summaries when the next operation needs them.
+        self.publish();
+        self.words[w] |= bit;
+        self.hot_first = frame;
+        self.hot_count = 1;
         self.free += 1;
         Ok(())
     }
@@ -430,6 +474,33 @@ impl<'a> FrameAllocator<'a> {
         }
         let end = limit.map_or(self.layout.frames, |l| l.min(self.layout.frames));
         let last_start = end.checked_sub(count).ok_or(AllocError::OutOfMemory)?;
+        // The run just freed (whole words), if it is the lowest fit: a fit
+        // of 64 frames or more aligned to 64 or more starts with an
+        // all-free word, and this one is the lowest such word if every
+        // published one lies higher.
+        let first = self.hot_first;
+        if self.hot_count >= 64
+            && align >= 64
+            && count >= 64
+            && count <= self.hot_count
+            && first & (align - 1) == 0
+            && first <= last_start
+        {
+            let w = (first >> 6) as usize;
+            if w < self.full_cursor || w < self.tighten_full_cursor() {
+                // Unpublished frames: level 0 only. The rest of the run
+                // stays unpublished.
+                for_words(first, first + count, |w, mask| self.words[w] &= !mask);
+                self.hot_first += count;
+                self.hot_count -= count;
+                if self.hot_first & 63 != 0 {
+                    self.publish();
+                }
+                self.free -= count;
+                return Ok(first);
+            }
+        }
+        self.publish();
         let start = self
             .find_run(count, align, last_start)
             .ok_or(AllocError::OutOfMemory)?;
@@ -463,7 +534,15 @@ impl<'a> FrameAllocator<'a> {
         if let Some(frame) = not_usable {
             self.class_error(frame)?;
         }
-        self.put_range(first, end);
+        self.publish();
+        if (first | count) & 63 == 0 {
+            // Whole words: level 0 now, the summaries when needed.
+            for_words(first, end, |w, _| self.words[w] = !0);
+            self.hot_first = first;
+            self.hot_count = count;
+        } else {
+            self.put_range(first, end);
+        }
         self.free += count;
         Ok(())
     }
@@ -498,12 +577,57 @@ impl<'a> FrameAllocator<'a> {
         self.reserved
     }
 
-    /// Allocated frames: `total() - free() - reserved()`.
+    /// Allocated frames: `total() - free_frames() - reserved()`.
     pub fn allocated(&self) -> u64 {
         self.total - self.free - self.reserved
     }
 
     // ---- internals ----
+
+    /// Publishes the hot frames to the summaries.
+    #[inline(always)]
+    fn publish(&mut self) {
+        match self.hot_count {
+            0 => {}
+            1 => {
+                self.hot_count = 0;
+                let frame = self.hot_first;
+                let w = (frame >> 6) as usize;
+                let new = self.words[w];
+                self.published(w, new & !(1u64 << (frame & 63)), new);
+            }
+            _ => self.publish_run(),
+        }
+    }
+
+    /// [`publish`](Self::publish) for a run.
+    #[inline(never)]
+    fn publish_run(&mut self) {
+        let (first, end) = (self.hot_first, self.hot_first + self.hot_count);
+        self.hot_count = 0;
+        for_words(first, end, |w, mask| {
+            let new = self.words[w];
+            self.published(w, new & !mask, new);
+        });
+    }
+
+    /// Moves the cursor up to the lowest published level-0 word with a free
+    /// frame (the number of level-0 words if none) and returns it.
+    #[inline]
+    fn tighten_cursor(&mut self) -> usize {
+        let lowest = next_set(self.words, &self.layout.any, 1, self.cursor);
+        self.cursor = lowest.unwrap_or(self.layout.any.len[0]);
+        self.cursor
+    }
+
+    /// Moves the full cursor up to the lowest published all-free level-0
+    /// word (the number of level-0 words if none) and returns it.
+    #[inline]
+    fn tighten_full_cursor(&mut self) -> usize {
+        let lowest = next_set(self.words, &self.layout.full, 0, self.full_cursor);
+        self.full_cursor = lowest.unwrap_or(self.layout.any.len[0]);
+        self.full_cursor
+    }
 
     /// Level-0 word `w` goes from `old` to `new` by clearing free bits:
     /// updates the summaries.
@@ -518,19 +642,17 @@ impl<'a> FrameAllocator<'a> {
         }
     }
 
-    /// Level-0 word `w` goes from `old` to `new` by setting free bits:
-    /// updates the summaries and the cursor.
-    #[inline]
-    fn put_bits(&mut self, w: usize, old: u64, new: u64) {
-        self.words[w] = new;
+    /// Level-0 word `w` went from `old` to `new` by setting free bits:
+    /// updates the summaries and the cursors.
+    #[inline(always)]
+    fn published(&mut self, w: usize, old: u64, new: u64) {
         if old == 0 {
             set_up(self.words, &self.layout.any, 1, w);
+            self.cursor = self.cursor.min(w);
         }
         if new == !0 {
             set_up(self.words, &self.layout.full, 0, w);
-        }
-        if w < self.cursor {
-            self.cursor = w;
+            self.full_cursor = self.full_cursor.min(w);
         }
     }
 
@@ -546,12 +668,14 @@ impl<'a> FrameAllocator<'a> {
     fn put_range(&mut self, first: u64, end: u64) {
         for_words(first, end, |w, mask| {
             let old = self.words[w];
-            self.put_bits(w, old, old | mask);
+            self.words[w] = old | mask;
+            self.published(w, old, old | mask);
         });
     }
 
     /// The lowest frame of `[first, end)` (within level 0) that is free
     /// (`free == true`) or not free (`free == false`).
+    #[inline]
     fn find_in(&self, first: u64, end: u64, free: bool) -> Option<u64> {
         let mut found = None;
         for_words_until(first, end, |w, mask| {
@@ -567,31 +691,59 @@ impl<'a> FrameAllocator<'a> {
     }
 
     /// The lowest start `s <= last_start`, a multiple of `align`, with
-    /// `[s, s + count)` all free.
-    fn find_run(&self, count: u64, align: u64, last_start: u64) -> Option<u64> {
-        let any = &self.layout.any;
-        let full = &self.layout.full;
+    /// `[s, s + count)` all free. Everything must be published.
+    fn find_run(&mut self, count: u64, align: u64, last_start: u64) -> Option<u64> {
         // A run of 127 frames, or of 64 from a 64-aligned start, holds the
         // whole free level-0 word at ceil(start / 64): look for that word.
         let via_full = count >= 127 || (count >= 64 && align >= 64);
-        let mut pos: u64 = 0;
+        // Nothing is free below the cursor, and no word below the full
+        // cursor is all free (but a run may start in the free top bits of
+        // the word just below it).
+        let mut pos: u64 = if via_full {
+            (self.full_cursor as u64 * 64).saturating_sub(63)
+        } else {
+            self.cursor as u64 * 64
+        };
+        let mut first_try = true;
         loop {
+            let mut known_free = u64::MAX;
             let candidate = if via_full {
-                let w = next_set(self.words, full, 0, pos.div_ceil(64) as usize)? as u64;
+                let w = next_set(self.words, &self.layout.full, 0, pos.div_ceil(64) as usize)?;
+                if first_try {
+                    // The lowest all-free word.
+                    self.full_cursor = w;
+                }
+                let w = w as u64;
                 // The run may start in the word before, in its free top bits.
                 let back = match w.checked_sub(1) {
                     Some(prev) if align < 64 => u64::from(self.words[prev as usize].leading_ones()),
                     _ => 0,
                 };
+                if back == 0 {
+                    // Word `w` is all free: no need to look at it again.
+                    known_free = w << 6;
+                }
                 (w << 6) - back
             } else {
-                next_set(self.words, any, 0, usize::try_from(pos).ok()?)? as u64
+                let frame = next_set(self.words, &self.layout.any, 0, usize::try_from(pos).ok()?)?;
+                if first_try {
+                    // The lowest free frame's word.
+                    self.cursor = frame >> 6;
+                }
+                frame as u64
             };
-            let start = candidate.max(pos).checked_next_multiple_of(align)?;
+            first_try = false;
+            // `align` is a power of two: round up with a mask, not a divide.
+            let start = candidate.max(pos).checked_add(align - 1)? & !(align - 1);
             if start > last_start {
                 return None;
             }
-            match self.find_in(start, start + count, false) {
+            let checked_from = if start == known_free {
+                start + 64
+            } else {
+                start
+            };
+            match self.find_in(checked_from, start + count, false) {
                 None => return Some(start),
                 Some(taken) => pos = taken + 1,
             }
@@ -602,6 +754,19 @@ impl<'a> FrameAllocator<'a> {
     fn first_not_usable(&self, first: u64, end: u64) -> Option<u64> {
         if first >= self.layout.frames {
             return Some(first);
+        }
+        // Fast path: the range lies in whole words of usable RAM.
+        if end <= self.layout.frames {
+            let (w0, w1) = (first >> 6, (end - 1) >> 6);
+            let uniform = &self.words[self.layout.uniform..];
+            let mut all = true;
+            for_words_until(w0, w1 + 1, |i, mask| {
+                all = uniform[i] & mask == mask;
+                !all
+            });
+            if all {
+                return None;
+            }
         }
         match self.region_of(first) {
             Some((_, region_end, RegionKind::Usable)) => (region_end < end).then_some(region_end),
@@ -670,7 +835,7 @@ impl<'a> FrameAllocator<'a> {
 
 /// Calls `f(word index, mask)` for each level-0 word overlapping frames
 /// `[first, end)`, with the mask of the frames inside.
-#[inline]
+#[inline(always)]
 fn for_words(first: u64, end: u64, mut f: impl FnMut(usize, u64)) {
     for_words_until(first, end, |w, mask| {
         f(w, mask);
@@ -679,17 +844,27 @@ fn for_words(first: u64, end: u64, mut f: impl FnMut(usize, u64)) {
 }
 
 /// Like [`for_words`], stopping early once `f` returns true.
-#[inline]
+#[inline(always)]
 fn for_words_until(first: u64, end: u64, mut f: impl FnMut(usize, u64) -> bool) {
-    let mut frame = first;
-    while frame < end {
-        let w = frame >> 6;
-        let hi = (end - (w << 6)).min(64);
-        if f(w as usize, bit_range(frame & 63, hi)) {
+    if first >= end {
+        return;
+    }
+    let (w0, w1) = (first >> 6, (end - 1) >> 6);
+    let head = !0u64 << (first & 63);
+    let tail = !0u64 >> (63 - ((end - 1) & 63));
+    if w0 == w1 {
+        f(w0 as usize, head & tail);
+        return;
+    }
+    if f(w0 as usize, head) {
+        return;
+    }
+    for w in w0 + 1..w1 {
+        if f(w as usize, !0) {
             return;
         }
-        frame = (w + 1) << 6;
     }
+    f(w1 as usize, tail);
 }
 
 /// Sets bits `[first, end)` of the bitmap `words`.
@@ -699,12 +874,26 @@ fn set_bits(words: &mut [u64], first: u64, end: u64) {
 
 #[cfg(test)]
 impl FrameAllocator<'_> {
-    /// Checks every summary, the cursor and the free count against level 0.
+    /// Checks every summary, the cursors and the free count against level 0
+    /// as published (without the hot frames).
     fn check_invariants(&self) {
         let (any, full) = (&self.layout.any, &self.layout.full);
+        let mut published: Vec<u64> = self.words[..any.len[0]].to_vec();
+        for_words(
+            self.hot_first,
+            self.hot_first + self.hot_count,
+            |w, mask| {
+                assert_eq!(published[w] & mask, mask, "hot frames are free");
+                published[w] &= !mask;
+            },
+        );
         let bit = |off: usize, i: usize| self.words[off + (i >> 6)] & (1 << (i & 63)) != 0;
+        for (w, &word) in published.iter().enumerate() {
+            assert_eq!(bit(any.off[1], w), word != 0, "any bit {w}");
+            assert_eq!(bit(full.off[0], w), word == !0, "full bit {w}");
+        }
         for lv in [any, full] {
-            for level in 1..lv.count {
+            for level in 2..lv.count {
                 for i in 0..lv.len[level - 1] {
                     let nonzero = self.words[lv.off[level - 1] + i] != 0;
                     assert_eq!(
@@ -715,10 +904,22 @@ impl FrameAllocator<'_> {
                 }
             }
         }
-        for w in 0..any.len[0] {
-            assert_eq!(bit(full.off[0], w), self.words[w] == !0, "full bit {w}");
-        }
-        assert!(self.words[..self.cursor].iter().all(|&w| w == 0), "cursor");
+        assert!(
+            published[..self.cursor.min(published.len())]
+                .iter()
+                .all(|&w| w == 0),
+            "cursor"
+        );
+        assert!(
+            published[..self.full_cursor.min(published.len())]
+                .iter()
+                .all(|&w| w != !0),
+            "full cursor"
+        );
+        assert!(
+            self.hot_count <= 1 || (self.hot_first | self.hot_count) & 63 == 0,
+            "hot run"
+        );
         let free: u64 = self.words[..any.len[0]]
             .iter()
             .map(|w| u64::from(w.count_ones()))
@@ -849,9 +1050,9 @@ mod tests {
             AllocError::StorageTooSmall
         );
         let mut big = vec![7; words + 10];
-        let a = FrameAllocator::new(&map, &mut big).unwrap();
-        a.check_invariants();
-        drop(a);
+        FrameAllocator::new(&map, &mut big)
+            .unwrap()
+            .check_invariants();
         assert!(
             big[words..].iter().all(|&w| w == 7),
             "extra storage untouched"
@@ -941,7 +1142,7 @@ mod tests {
         assert_eq!(a.allocated(), 1 + count);
         // A DMA32 run stays below 4 GiB; a 28-bit one below 256 MiB.
         let dma32 = a.alloc_contiguous(1024, 1024, Some(4 * GIB / F)).unwrap();
-        assert!(dma32 + 1024 <= 4 * GIB / F && dma32 % 1024 == 0);
+        assert!(dma32 + 1024 <= 4 * GIB / F && dma32.is_multiple_of(1024));
         let dma28 = a.alloc_contiguous(16, 16, Some((1 << 28) / F)).unwrap();
         assert!(dma28 + 16 <= (1 << 28) / F);
         // Nothing of 61 GiB fits any more. 2 GiB runs go lowest first: above
@@ -1034,6 +1235,55 @@ mod tests {
         assert!(!a.is_free(350));
         assert_eq!(a.free_range(4, 3), Ok(()));
         assert!(a.is_free(4) && a.is_free(6));
+        a.check_invariants();
+    }
+
+    #[test]
+    fn hot_frames_never_change_results() {
+        let map = MemoryMap::new([usable(0, 1024 * F)]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        // Free then alloc: the hot frame comes back only when lowest.
+        assert_eq!(a.alloc_contiguous(100, 1, None), Ok(0));
+        assert_eq!(a.free(50), Ok(()));
+        assert_eq!(a.alloc(), Ok(50));
+        assert_eq!(a.free(40), Ok(()));
+        assert_eq!(a.free(30), Ok(())); // publishes 40
+        assert_eq!(a.alloc(), Ok(30));
+        assert_eq!(a.alloc(), Ok(40));
+        assert_eq!(a.free(99), Ok(()));
+        assert_eq!(a.alloc_at(99), Ok(())); // the hot frame, by address
+        assert_eq!(a.alloc(), Ok(100));
+        a.check_invariants();
+        // A whole-word run: taken back when it is the lowest all-free word.
+        assert_eq!(a.alloc_contiguous(64, 64, None), Ok(128));
+        assert_eq!(a.free_range(128, 64), Ok(()));
+        assert_eq!(a.alloc_contiguous(64, 64, None), Ok(128));
+        assert_eq!(a.free_range(128, 64), Ok(()));
+        a.check_invariants();
+        // A run that starts in the partly free word below it (101..128)
+        // is lower than one starting at the hot word.
+        assert_eq!(a.alloc_contiguous(150, 1, None), Ok(101));
+        assert_eq!(a.free_range(101, 150), Ok(()));
+        // Part of a hot run, then the rest published.
+        assert_eq!(a.alloc_contiguous(128, 64, None), Ok(128));
+        assert_eq!(a.free_range(128, 128), Ok(()));
+        assert_eq!(a.alloc_contiguous(100, 64, None), Ok(128));
+        a.check_invariants();
+        assert_eq!(a.alloc_contiguous(28, 1, None), Ok(228)); // 101..128 is 27
+        assert_eq!(a.alloc_contiguous(27, 1, None), Ok(101));
+        assert_eq!(a.alloc(), Ok(256));
+        a.check_invariants();
+
+        // A short aligned run fits in a partly free word below a hot run.
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        assert_eq!(a.alloc_at(100), Ok(()));
+        assert_eq!(a.alloc_contiguous(64, 64, None), Ok(0));
+        assert_eq!(a.alloc_contiguous(64, 64, None), Ok(128));
+        assert_eq!(a.free_range(128, 64), Ok(()));
+        assert_eq!(a.alloc_contiguous(8, 64, None), Ok(64));
+        assert_eq!(a.alloc_contiguous(64, 64, None), Ok(128));
         a.check_invariants();
     }
 
@@ -1177,21 +1427,31 @@ mod model_tests {
                 .ok_or(AllocError::OutOfMemory)
         }
 
-        fn alloc_contiguous(&self, count: u64, align: u64, limit: Option<u64>) -> Result<u64, AllocError> {
+        fn alloc_contiguous(
+            &self,
+            count: u64,
+            align: u64,
+            limit: Option<u64>,
+        ) -> Result<u64, AllocError> {
             if count == 0 || !align.is_power_of_two() {
                 return Err(AllocError::InvalidArgument);
             }
             // run[i]: free frames in a row from window index i.
             let mut run = vec![0u64; self.states.len() + 1];
             for i in (0..self.states.len()).rev() {
-                run[i] = if self.states[i] == State::Free { run[i + 1] + 1 } else { 0 };
+                run[i] = if self.states[i] == State::Free {
+                    run[i + 1] + 1
+                } else {
+                    0
+                };
             }
             (0..self.states.len())
                 .map(|i| (i, self.base + i as u64))
                 .find(|&(i, start)| {
                     start % align == 0
                         && run[i] >= count
-                        && limit.is_none_or(|l| u128::from(start) + u128::from(count) <= u128::from(l))
+                        && limit
+                            .is_none_or(|l| u128::from(start) + u128::from(count) <= u128::from(l))
                 })
                 .map(|(_, start)| start)
                 .ok_or(AllocError::OutOfMemory)
@@ -1230,11 +1490,21 @@ mod model_tests {
         Free(Sel),
         /// Free a frame the model says is allocated (picked by index).
         FreeHeld(usize),
-        AllocContiguous { count: u64, align: u64, limit: Option<Sel> },
-        FreeRange { first: Sel, count: u64 },
+        AllocContiguous {
+            count: u64,
+            align: u64,
+            limit: Option<Sel>,
+        },
+        FreeRange {
+            first: Sel,
+            count: u64,
+        },
         /// Free a run that `alloc_contiguous` returned (perhaps partly freed
         /// since, or shifted by one frame).
-        FreeRun { index: usize, shift: i8 },
+        FreeRun {
+            index: usize,
+            shift: i8,
+        },
     }
 
     /// A frame selector: mostly a frame of the window or just past it.
@@ -1261,6 +1531,7 @@ mod model_tests {
         prop_oneof![
             8 => 1u64..=8,
             4 => 9u64..=140,
+            4 => prop_oneof![Just(64u64), Just(128), Just(192), Just(65), Just(100), Just(127), Just(150)],
             1 => Just(0u64),
             1 => prop_oneof![Just(u64::MAX), Just(FRAME_LIMIT), Just(1u64 << 32)],
         ]
@@ -1269,7 +1540,7 @@ mod model_tests {
     fn arb_op() -> impl Strategy<Value = Op> {
         let align = prop_oneof![
             6 => (0u32..8).prop_map(|s| 1u64 << s),
-            1 => Just(64u64),
+            2 => Just(64u64),
             1 => Just(128u64),
             1 => prop_oneof![Just(0u64), Just(3u64), Just(96u64), Just(1u64 << 63), Just(u64::MAX)],
         ];
@@ -1281,7 +1552,7 @@ mod model_tests {
             3 => (arb_count(), align, proptest::option::of(arb_sel()))
                 .prop_map(|(count, align, limit)| Op::AllocContiguous { count, align, limit }),
             1 => (arb_sel(), arb_count()).prop_map(|(first, count)| Op::FreeRange { first, count }),
-            2 => (any::<usize>(), -1i8..=1).prop_map(|(index, shift)| Op::FreeRun { index, shift }),
+            2 => (any::<usize>(), prop_oneof![4 => Just(0i8), 1 => -1i8..=1]).prop_map(|(index, shift)| Op::FreeRun { index, shift }),
         ]
     }
 
@@ -1299,31 +1570,41 @@ mod model_tests {
         let base = prop_oneof![Just(0u64), 1u64..(1 << 21), Just((1 << 20) - 37)];
         let window = prop_oneof![3 => 16u64..400, 2 => 400u64..1500];
         let raw_region = (any::<u64>(), any::<u64>(), 0u8..10, any::<bool>());
-        (base, window, proptest::collection::vec(raw_region, 0..8)).prop_map(|(base, window, raw)| {
-            let bytes = window * FRAME_SIZE;
-            let regions = raw
-                .into_iter()
-                .map(|(start, len, kind, aligned)| {
-                    let kind = if kind < 6 { RegionKind::Usable } else { RegionKind::Reserved };
-                    // Reserved regions are short; usable ones up to the
-                    // whole window.
-                    let max_len = match kind {
-                        RegionKind::Usable => bytes,
-                        RegionKind::Reserved => (bytes / 4).min(80 * FRAME_SIZE),
-                    };
-                    let mut start = start % bytes;
-                    let mut len = len % (max_len + 1);
-                    if aligned {
-                        start &= !(FRAME_SIZE - 1);
-                        len &= !(FRAME_SIZE - 1);
-                    }
-                    let start = base * FRAME_SIZE + start;
-                    let end = (start + len).min((base + window) * FRAME_SIZE);
-                    Region { start, end, kind }
-                })
-                .collect();
-            MapSpec { base, window, regions }
-        })
+        (base, window, proptest::collection::vec(raw_region, 0..8)).prop_map(
+            |(base, window, raw)| {
+                let bytes = window * FRAME_SIZE;
+                let regions = raw
+                    .into_iter()
+                    .map(|(start, len, kind, aligned)| {
+                        let kind = if kind < 6 {
+                            RegionKind::Usable
+                        } else {
+                            RegionKind::Reserved
+                        };
+                        // Reserved regions are short; usable ones up to the
+                        // whole window.
+                        let max_len = match kind {
+                            RegionKind::Usable => bytes,
+                            RegionKind::Reserved => (bytes / 4).min(80 * FRAME_SIZE),
+                        };
+                        let mut start = start % bytes;
+                        let mut len = len % (max_len + 1);
+                        if aligned {
+                            start &= !(FRAME_SIZE - 1);
+                            len &= !(FRAME_SIZE - 1);
+                        }
+                        let start = base * FRAME_SIZE + start;
+                        let end = (start + len).min((base + window) * FRAME_SIZE);
+                        Region { start, end, kind }
+                    })
+                    .collect();
+                MapSpec {
+                    base,
+                    window,
+                    regions,
+                }
+            },
+        )
     }
 
     /// Runs one sequence, checking everything after every step.
@@ -1340,7 +1621,8 @@ mod model_tests {
                 .collect(),
         };
         let mut storage = vec![!0u64; storage_words(&map)];
-        let mut a = FrameAllocator::new(&map, &mut storage).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let mut a = FrameAllocator::new(&map, &mut storage)
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
         let reserved = model.count(State::Reserved);
         let total = reserved + model.count(State::Free);
         prop_assert_eq!((a.total(), a.reserved()), (total, reserved));
@@ -1355,7 +1637,11 @@ mod model_tests {
                     let got = a.alloc();
                     prop_assert_eq!(got, expected, "{:?}", op);
                     if let Ok(frame) = got {
-                        prop_assert_eq!(model.state(frame), State::Free, "handed out twice or not usable");
+                        prop_assert_eq!(
+                            model.state(frame),
+                            State::Free,
+                            "handed out twice or not usable"
+                        );
                         model.set(frame, State::Allocated);
                         touched.push(frame);
                     }
@@ -1385,7 +1671,11 @@ mod model_tests {
                         touched.push(frame);
                     }
                 }
-                Op::AllocContiguous { count, align, limit } => {
+                Op::AllocContiguous {
+                    count,
+                    align,
+                    limit,
+                } => {
                     let limit = limit.map(|s| s.frame(&model));
                     let expected = model.alloc_contiguous(count, align, limit);
                     let got = a.alloc_contiguous(count, align, limit);
@@ -1394,7 +1684,12 @@ mod model_tests {
                         prop_assert_eq!(start % align, 0);
                         prop_assert!(limit.is_none_or(|l| start + count <= l));
                         for f in start..start + count {
-                            prop_assert_eq!(model.state(f), State::Free, "frame {} not free before", f);
+                            prop_assert_eq!(
+                                model.state(f),
+                                State::Free,
+                                "frame {} not free before",
+                                f
+                            );
                             model.set(f, State::Allocated);
                         }
                         touched.extend([start, start + count - 1, start + count]);
@@ -1424,6 +1719,10 @@ mod model_tests {
                 let state = model.state(f);
                 prop_assert_eq!(a.is_free(f), state == State::Free, "is_free({})", f);
             }
+            // Small maps (base 0): the internal invariants after every step.
+            if a.layout.any.len[0] <= 64 {
+                a.check_invariants();
+            }
         }
 
         // At the end: every frame of the window and around it, and the
@@ -1444,7 +1743,11 @@ mod model_tests {
         Ok(())
     }
 
-    fn free_step(a: &mut FrameAllocator<'_>, model: &mut Model, frame: u64) -> Result<(), TestCaseError> {
+    fn free_step(
+        a: &mut FrameAllocator<'_>,
+        model: &mut Model,
+        frame: u64,
+    ) -> Result<(), TestCaseError> {
         let expected = model.frame_error(frame, false).map_or(Ok(()), Err);
         prop_assert_eq!(a.free(frame), expected, "free({})", frame);
         if expected.is_ok() {
@@ -1461,14 +1764,23 @@ mod model_tests {
         touched: &mut Vec<u64>,
     ) -> Result<(), TestCaseError> {
         let expected = model.free_range(first, count);
-        prop_assert_eq!(a.free_range(first, count), expected, "free_range({}, {})", first, count);
+        prop_assert_eq!(
+            a.free_range(first, count),
+            expected,
+            "free_range({}, {})",
+            first,
+            count
+        );
         if expected.is_ok() {
             for f in first..first + count {
                 model.set(f, State::Free);
             }
         }
         // All or nothing: the first frame changed only on success.
-        touched.extend([first, first.saturating_add(count.min(1 << 20)).saturating_sub(1)]);
+        touched.extend([
+            first,
+            first.saturating_add(count.min(1 << 20)).saturating_sub(1),
+        ]);
         Ok(())
     }
 

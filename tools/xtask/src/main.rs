@@ -3,6 +3,7 @@
 //!
 //! It is built by the machine's default toolchain; everything bare-metal is
 //! built by the Debian toolchain that [`setup`] installs and links.
+mod bench_syscalls;
 mod build;
 mod qemu;
 mod setup;
@@ -35,6 +36,10 @@ Commands:
                         lines; --summary, --json, --pid N, --syscall A,B,
                         --errors. Try: cargo xtask run --trace | cargo xtask trace
   bench alloc [--json]  Frame-allocator benchmark against peers (host, release).
+  bench syscalls [--json]
+                        exo's syscalls against Linux 6.1 in the same emulator,
+                        exact instruction counts (TCG -icount shift=0), plus
+                        emulated ns and boot times.
   help                  This text. `cargo xtask <command> --help` too.
 ";
 
@@ -99,6 +104,7 @@ fn bench(args: &[String]) -> Result<u8, String> {
                 .map_err(|e| format!("cargo: {e}"))?;
             Ok(if status.success() { 0 } else { 1 })
         }
-        _ => Err("usage: cargo xtask bench alloc [--json]".into()),
+        Some("syscalls") => bench_syscalls::run(&args[1..]),
+        _ => Err("usage: cargo xtask bench alloc|syscalls [--json]".into()),
     }
 }

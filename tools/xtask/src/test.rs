@@ -58,7 +58,13 @@ fn qt(name: &'static str, spec: ImageSpec, expect_exit: u8, must: &[&'static str
         spec,
         expect_exit,
         must: must.to_vec(),
-        must_not: vec!["KERNEL PANIC", "BUG:", "invariant broken", "LEAK"],
+        must_not: vec![
+            "KERNEL PANIC",
+            "BUG:",
+            "invariant broken",
+            "LEAK",
+            "NOT STOPPED",
+        ],
         min_trace_records: 0,
         timeout: Duration::from_secs(90),
     }
@@ -123,6 +129,131 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             selftest("ticks"),
             0,
             &["selftest ticks: 0 -> 10"],
+        ),
+        qt(
+            "demo-hello",
+            programs("hello"),
+            0,
+            &[
+                "hello: hello from a library OS",
+                "(hello) exited with code 0",
+                "success",
+            ],
+        ),
+        qt(
+            "demo-frames-refusals-and-conservation",
+            programs("frames"),
+            0,
+            &[
+                "frames: forged handle refused: BadCapability",
+                "frames: stale handle refused: BadCapability",
+                "frames: freed handle refused: BadCapability",
+                "frames: map W+X refused: InvalidArgument",
+                "frames: map into the kernel half refused: InvalidAddress",
+                "frames: map non-canonical refused: InvalidAddress",
+                "frames: allocate-at the kernel image refused: PermissionDenied",
+                "frames: ok",
+                "(frames) exited with code 0",
+                "success",
+            ],
+        ),
+        qt(
+            "demo-share",
+            programs("share"),
+            0,
+            &[
+                "share-peer: received: hello through a shared frame",
+                "share: peer replied",
+                "share: ok",
+                "share-peer: ok",
+                "success",
+            ],
+        ),
+        qt(
+            "demo-fault-ends-only-the-faulting-process",
+            programs("fault,hello"),
+            0,
+            &[
+                "fault: about to touch an unmapped page",
+                "(fault) killed: page fault",
+                "hello: hello from a library OS",
+                "success",
+            ],
+        ),
+        qt(
+            "demos-all",
+            ImageSpec::default(),
+            0,
+            &["frames: ok", "share: ok", "(fault) killed", "success"],
+        ),
+        qt(
+            "bad-elf-refused-others-run",
+            ImageSpec {
+                programs: Some("hello".into()),
+                elves: vec![bad_elf()],
+                ..Default::default()
+            },
+            0,
+            &[
+                "[exo] program not-an-elf: refused:",
+                "hello: hello from a library OS",
+                "success",
+            ],
+        ),
+        QemuTest {
+            min_trace_records: 10,
+            ..qt(
+                "trace-records-decode",
+                ImageSpec {
+                    programs: Some("frames".into()),
+                    options: vec!["trace".into()],
+                    ..Default::default()
+                },
+                0,
+                &[
+                    "@exo-trace 1 pid=1 proc=frames sys=frame_alloc ",
+                    "ret=BadCapability",
+                    "frames: ok",
+                ],
+            )
+        },
+        qt(
+            "hostile-suite",
+            programs("test-hostile"),
+            0,
+            &[
+                "hostile: random handle: refused: BadCapability",
+                "hostile: another process's handle: refused: BadCapability",
+                "hostile: a frame stays alive after its sharer died: ok",
+                "hostile: exhausting all free memory: refused: OutOfMemory",
+                "hostile: filling the capability table: refused: CapTableFull",
+                "hostile: syscall with a garbage stack pointer: refused: InvalidAddress",
+                "hostile: nothing leaked: ok",
+                "attacks refused as expected, 0 failed",
+                "preemption works",
+                "(test-hostile) exited with code 0",
+                "success",
+            ],
+        ),
+        qt(
+            "hostile-privileged-instructions-end-only-the-offender",
+            programs("test-fault,hello"),
+            0,
+            &[
+                "(test-fault-hlt) killed: general protection fault",
+                "(test-fault-cli) killed: general protection fault",
+                "(test-fault-wrmsr) killed: general protection fault",
+                "(test-fault-out) killed: general protection fault",
+                "(test-fault-int3) killed: general protection fault",
+                "(test-fault-int80) killed: general protection fault",
+                "(test-fault-ud2) killed: invalid opcode",
+                "(test-fault-div) killed: divide error",
+                "(test-fault-sse) killed: invalid opcode",
+                "(test-fault-kernel-read) killed: page fault",
+                "(test-fault-jump-kernel) killed: page fault",
+                "(hello) exited with code 0",
+                "success",
+            ],
         ),
     ]
 }
@@ -208,13 +339,13 @@ fn count(summary: &str, what: &str) -> u32 {
     summary
         .split(';')
         .find(|s| s.ends_with(what))
-        .and_then(|s| s.trim().split(' ').next())
-        .and_then(|n| {
-            n.trim_start_matches("ok. ")
+        .map(|s| {
+            s.trim()
+                .trim_start_matches("ok. ")
                 .trim_start_matches("FAILED. ")
-                .parse()
-                .ok()
         })
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
 
@@ -337,6 +468,14 @@ fn run_qemu_test(
     let code = outcome.exit_code();
     check_log(test, code, &outcome.serial).map_err(|why| (why, outcome.serial.clone()))?;
     Ok(outcome.elapsed.as_secs_f64())
+}
+
+/// A file that is not an ELF, to check the loader refuses it.
+fn bad_elf() -> std::path::PathBuf {
+    let path = build::target_dir().join("exo").join("not-an-elf");
+    let _ = std::fs::create_dir_all(path.parent().expect("has a parent"));
+    let _ = std::fs::write(&path, b"#!/bin/sh\necho this is not an ELF\n");
+    path
 }
 
 #[cfg(test)]

@@ -1,1 +1,88 @@
+//! libos: the library OS every exo program links.
+//!
+//! exo's kernel only hands out frames as capabilities and checks their use;
+//! everything a program expects from an "OS" lives here, in user space,
+//! as ordinary library code the program could replace:
+//!
+//! - [`sys`]: one wrapper per system call, returning `Result<_, Error>`;
+//! - [`entry!`]: the `_start` that runs `main` and exits with its result;
+//! - [`print!`]/[`println!`]: the kernel console (`debug_write`);
+//! - a panic handler that prints the panic and exits with
+//!   [`abi::exit_code::PANIC`];
+//! - a global heap (`alloc` works) that maps frames on demand ([`heap`]);
+//! - owned frames and mappings ([`Frame`], [`Mapping`]) and driver helpers
+//!   ([`DeviceRegion`], [`DmaBuffer`]), freed and unmapped on drop.
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! use libos::{println, Frame, Mapping, MapFlags};
+//!
+//! libos::entry!(main);
+//!
+//! fn main() -> Result<(), libos::Error> {
+//!     let mut frame = Frame::alloc()?;
+//!     let mut page = Mapping::new(&mut frame, MapFlags::WRITE)?;
+//!     page.as_mut_slice()[0] = 42;
+//!     println!("hello from pid {}", libos::sys::getpid());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Principles: safe wrappers wherever the kernel's checks make a call
+//! harmless; `unsafe` exactly where a call can pull memory from under live
+//! references (see [`sys`]); no policy the kernel does not need.
 #![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+pub mod device;
+pub mod heap;
+pub mod mem;
+pub mod print;
+pub mod sys;
+
+pub use abi;
+pub use abi::raw;
+pub use abi::{Error, FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
+pub use device::{DeviceRegion, DmaBuffer};
+pub use mem::{Frame, Mapping};
+
+/// Defines the program's entry point: `_start` calls `$main`, a
+/// `fn() -> Result<(), libos::Error>`. `Ok` exits with 0; `Err(e)` prints
+/// `error: {e}` and exits with 1.
+///
+/// The kernel enters `_start` with the stack aligned as after a `call` and
+/// the pid in `rdi` (also available from [`sys::getpid`]).
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        /// The program's entry point (see `libos::entry!`).
+        #[no_mangle]
+        pub extern "C" fn _start() -> ! {
+            let main: fn() -> ::core::result::Result<(), $crate::Error> = $main;
+            $crate::run(main)
+        }
+    };
+}
+
+/// Runs `main` and exits with its result (what [`entry!`] expands to).
+#[doc(hidden)]
+pub fn run(main: fn() -> Result<(), Error>) -> ! {
+    match main() {
+        Ok(()) => sys::exit(abi::exit_code::SUCCESS),
+        Err(e) => {
+            println!("error: {e}");
+            sys::exit(1)
+        }
+    }
+}
+
+/// Prints the panic and exits with [`abi::exit_code::PANIC`].
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("panic: {info}");
+    sys::exit(abi::exit_code::PANIC)
+}

@@ -118,11 +118,7 @@ pub fn frame_phys(handle: Handle) -> Result<u64, Error> {
 /// (`AlreadyMapped` otherwise); turning the address into a reference is
 /// the caller's `unsafe` step. `WRITE|EXEC` is refused (`InvalidArgument`).
 pub fn map(handle: Handle, vaddr: u64, flags: MapFlags) -> Result<(), Error> {
-    call_safe(
-        Sysnum::Map,
-        [handle.raw(), vaddr, flags.bits(), 0, 0, 0],
-    )
-    .map(drop)
+    call_safe(Sysnum::Map, [handle.raw(), vaddr, flags.bits(), 0, 0, 0]).map(drop)
 }
 
 /// Removes the mapping that starts at `vaddr`.

@@ -4,17 +4,32 @@
 //! [`crate::syscall::dispatch_from_asm`]; it leaves through the common trap
 //! exit, so a syscall can end in another process (yield, exit).
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, AtomicU64};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 use x86_64::VirtAddr;
 
-// Single CPU: the user rsp is parked in a static while the frame is built.
-// SFMASK clears IF, so nothing can run between the two moves.
+// Fast path (as seL4 has one): `getpid` with tracing off is answered right
+// here from a mirror of the scheduler's state, without touching the stack,
+// and returns with `sysretq`. `rcx` is the user's own return address: it is
+// canonical because no user page may be mapped at the top of the lower half
+// (see `process::USER_MAP_TOP`), the condition that keeps `sysret` safe.
+//
+// Slow path, single CPU: the user rsp is parked in a static while the frame
+// is built. SFMASK clears IF, so nothing can run between the two moves.
 global_asm!(
     r#"
 .section .text
 .global exo_syscall_entry
 exo_syscall_entry:
+    cmp rax, {getpid}
+    jne 1f
+    cmp byte ptr [rip + {trace_on}], 0
+    jne 1f
+    mov rdx, [rip + {current_pid}]
+    xor eax, eax
+    sysretq
+1:
     mov [rip + exo_user_rsp], rsp
     mov rsp, [rip + exo_kernel_rsp]
     push {user_ss}
@@ -57,7 +72,15 @@ exo_kernel_rsp:
     user_cs = const USER_CS,
     vector = const super::trap::SYSCALL_VECTOR,
     dispatch = sym crate::syscall::dispatch_from_asm,
+    getpid = const abi::Sysnum::GetPid as u64,
+    trace_on = sym TRACE_ON,
+    current_pid = sym CURRENT_PID,
 );
+
+/// Whether syscall tracing is on (read by the fast path).
+pub static TRACE_ON: AtomicBool = AtomicBool::new(false);
+/// The running process's pid (read by the fast path).
+pub static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
 
 /// User data selector with RPL 3 (GDT slot 3).
 pub const USER_SS: u64 = 0x1b;

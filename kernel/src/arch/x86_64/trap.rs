@@ -46,6 +46,7 @@ pub struct TrapFrame {
 
 impl TrapFrame {
     /// Whether the trap came from ring 3.
+    #[allow(clippy::wrong_self_convention)] // "from" as in "came from"
     pub fn from_user(&self) -> bool {
         self.cs & 3 == 3
     }
@@ -208,10 +209,16 @@ pub fn init() {
     let code = super::gdt::selectors().kernel_code.0;
     // SAFETY: the table symbol is defined above with VECTORS entries.
     let table = unsafe { core::slice::from_raw_parts(exo_trap_table_ptr, VECTORS) };
-    // SAFETY: single CPU, during init, before interrupts are enabled; nothing
-    // else references IDT.
-    let idt = unsafe { &mut *(&raw mut IDT) };
-    for (vector, (gate, &addr)) in idt.0.iter_mut().zip(table).enumerate() {
+    let mut gates = [Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        attributes: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    }; VECTORS];
+    for (vector, (gate, &addr)) in gates.iter_mut().zip(table).enumerate() {
         let ist = if vector == 8 {
             super::gdt::DOUBLE_FAULT_IST as u8 + 1
         } else {
@@ -227,6 +234,9 @@ pub fn init() {
             reserved: 0,
         };
     }
+    // SAFETY: single CPU, during init, before interrupts are enabled; the
+    // IDT is not loaded yet, so nothing reads it while we write.
+    unsafe { (&raw mut IDT).write(Idt(gates)) };
     let pointer = DescriptorTablePointer {
         limit: (core::mem::size_of::<Idt>() - 1) as u16,
         base: VirtAddr::from_ptr(&raw const IDT),

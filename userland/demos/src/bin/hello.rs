@@ -1,10 +1,26 @@
+//! hello: the smallest libos program.
+//!
+//! Prints a greeting with its pid, then shows that `alloc` works: the
+//! first allocation makes libos map heap frames on its own.
 #![no_std]
 #![no_main]
-#[no_mangle]
-pub extern "C" fn _start() -> ! {
-    loop {}
-}
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use libos::{println, sys};
+
+libos::entry!(main);
+
+fn main() -> Result<(), libos::Error> {
+    println!("hello: hello from a library OS (pid {})", sys::getpid());
+    // `black_box` keeps the compiler from computing this without a heap.
+    let count = core::hint::black_box(1000u64);
+    let squares: Vec<u64> = (1..=count).map(|n| n * n).collect();
+    let sum: u64 = squares.iter().sum();
+    println!(
+        "hello: the heap holds {} squares summing to {sum}",
+        squares.len()
+    );
+    Ok(())
 }

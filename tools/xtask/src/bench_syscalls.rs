@@ -1,0 +1,1183 @@
+//! `cargo xtask bench syscalls [--json]`: exo's system calls against
+//! Linux's, counted in guest instructions, in the same emulator.
+//!
+//! # Method
+//! Both sides run a benchmark program as their first user program, on the
+//! same QEMU machine (`-machine q35 -m 512M -smp 1 -accel tcg -cpu max`):
+//! - exo: `userland/demos/src/bin/test-bench.rs` (and `test-bench-peer.rs`,
+//!   the other end of `cap-transfer`), booted from an image made with
+//!   `--programs test-bench`;
+//! - Linux: Debian's cloud kernel (`linux-image-cloud-amd64` and the
+//!   versioned `linux-image-6.1.0-*-cloud-amd64` it depends on, fetched
+//!   with `apt-get download`, unpacked with `dpkg-deb -x`, never installed;
+//!   only `vmlinuz` is cached, in `target/linux-bench/`) with an initramfs
+//!   whose `/init` is `tools/linux-bench/bench.c` built with `gcc -static`.
+//!   The initramfs (cpio newc, gzip) is written here, not with `cpio(1)`:
+//!   that lets it carry the `/dev/console` node without root. The kernel
+//!   command line is `console=ttyS0 quiet panic=-1` (mitigations at their
+//!   defaults); `/init` powers off with `reboot(RB_POWER_OFF)`.
+//!
+//! Each program times every iteration as `t0 = rdtsc; op; t1 = rdtsc` and
+//! prints, per row, the median and minimum of `t1 - t0` over 2000
+//! iterations after 200 of warm-up (`bench: NAME median=N min=N iters=N`).
+//!
+//! Each side boots twice:
+//! 1. with `-icount shift=0`: the guest TSC then advances exactly once per
+//!    executed guest instruction, so the medians are exact instruction
+//!    counts (user + kernel, the `rdtsc` pair included: the `empty` row
+//!    shows what the pair alone costs). These are `exo_insns`,
+//!    `linux_insns` and `ratio` = exo / linux. (Under icount each
+//!    iteration of a `rep` string instruction counts as one instruction:
+//!    page zeroing weighs by how each kernel clears a page.) The two
+//!    icount boots run at the same time: their counts do not depend on
+//!    host load.
+//! 2. without icount, one at a time, for emulated wall time (for
+//!    information only: it is TCG's speed, not a machine's). Linux reports
+//!    `clock_gettime(CLOCK_MONOTONIC)` deltas taken around the same pair,
+//!    minus its `empty` row (the clock's own cost). exo has no clock call:
+//!    without icount, QEMU's TCG guest TSC is the host TSC, so exo's ns are
+//!    `(median - empty median) / f`, `f` being this host's TSC rate
+//!    (calibrated here against the monotonic clock). It is checked first:
+//!    the program prints its TSC in its first and last lines, the host
+//!    times their arrival, and if that guest rate is more than 3% from `f`,
+//!    `exo_ns` is null. (The kernel counts PIT ticks but has no call that
+//!    returns the count, so the guest cannot calibrate against the PIT.)
+//!
+//! The Linux program keeps a read-only page mapped just above where its
+//! rows' `mmap`s land, so the page-table page under them persists between
+//! iterations as exo's page tables do; without it ASLR decides per boot
+//! whether each populating iteration also allocates and frees a page-table
+//! page, and the counts differ from boot to boot (see `bench.c`).
+//!
+//! Boot time comes from the second boots: host wall time from spawning
+//! QEMU to the first line the benchmark program prints (its first
+//! instruction that does anything visible) and to QEMU's exit; the exit
+//! includes the benchmarks, so the time from the last line to the exit
+//! (shutdown) is shown too.
+//!
+//! Output: a table, or with `--json` one object per row and line:
+//! `{"bench":..,"exo_insns":..,"linux_insns":..,"ratio":..,"exo_ns":..,
+//! "linux_ns":..}` (a failed side's value is null and an `exo_error` /
+//! `linux_error` key says what the kernel returned), then boot rows
+//! `{"bench":"boot-first-user-line","exo_ms":..,"linux_ms":..,"ratio":..}`.
+//! Exit status 0 when every row was measured on both sides, 1 otherwise.
+use crate::build::{self, ImageSpec};
+use crate::qemu::{self, RunOptions};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The rows, in order (`empty` is the timer pair alone).
+const ROWS: &[&str] = &[
+    "empty",
+    "null-syscall",
+    "frame-alloc-free",
+    "alloc-map-touch-unmap-free",
+    "contiguous-16",
+    "cap-transfer",
+];
+/// The exo program (the image builder adds its `test-bench-*` helpers).
+const EXO_PROGRAM: &str = "test-bench";
+/// Debian's metapackage for the current cloud kernel.
+const LINUX_META: &str = "linux-image-cloud-amd64";
+/// The Linux command line.
+const LINUX_APPEND: &str = "console=ttyS0 quiet panic=-1";
+/// Longest any one boot may take.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+/// How far the guest's TSC rate may be from the host's before exo's ns
+/// figures are withheld.
+const TSC_TOLERANCE: f64 = 0.03;
+
+const USAGE: &str = "usage: cargo xtask bench syscalls [--json]";
+
+/// `cargo xtask bench syscalls [--json]` (`args` are the words after
+/// `syscalls`).
+pub fn run(args: &[String]) -> Result<u8, String> {
+    let mut json = false;
+    for arg in args {
+        match arg.as_str() {
+            "--json" => json = true,
+            other => return Err(format!("bench syscalls: unknown option `{other}`; {USAGE}")),
+        }
+    }
+    let started = Instant::now();
+
+    eprintln!("xtask: building exo with {EXO_PROGRAM}");
+    let tool = build::build_all()?;
+    let out = build::target_dir().join("exo").join("bench-syscalls");
+    let spec = ImageSpec {
+        programs: Some(EXO_PROGRAM.into()),
+        ..Default::default()
+    };
+    let image = build::make_image(&tool, &spec, &out)?;
+
+    let dir = build::target_dir().join("linux-bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (vmlinuz, kernel_name) = linux_kernel(&dir)?;
+    let initrd = linux_initramfs(&dir)?;
+
+    eprintln!("xtask: booting exo and Linux ({kernel_name}) with -icount shift=0");
+    let (exo_icount, linux_icount) = std::thread::scope(|s| {
+        let exo = s.spawn(|| {
+            qemu::boot(
+                &image,
+                &RunOptions {
+                    extra: vec!["-icount".into(), "shift=0".into()],
+                    echo: false,
+                    timeout: BOOT_TIMEOUT,
+                    ..Default::default()
+                },
+            )
+        });
+        let linux = run_timed(linux_command(&vmlinuz, &initrd, true), BOOT_TIMEOUT);
+        let exo = exo
+            .join()
+            .unwrap_or_else(|_| Err("exo boot thread panicked".into()));
+        (exo, linux)
+    });
+    let exo_icount = exo_icount?;
+    let linux_icount = linux_icount?;
+    eprintln!(
+        "xtask: icount boots took {:.1} s (exo) and {:.1} s (Linux)",
+        exo_icount.elapsed.as_secs_f64(),
+        linux_icount.exit_at.as_secs_f64()
+    );
+
+    eprintln!("xtask: booting exo without icount (wall time)");
+    let exo_wall = run_timed(exo_command(&image), BOOT_TIMEOUT)?;
+    eprintln!("xtask: booting Linux without icount (wall time)");
+    let linux_wall = run_timed(linux_command(&vmlinuz, &initrd, false), BOOT_TIMEOUT)?;
+    let host_hz = host_tsc_hz();
+
+    let report = Report::new(
+        Side::new(
+            "exo",
+            &exo_icount.serial,
+            exo_verdict(&exo_icount),
+            &exo_wall,
+            timed_verdict(&exo_wall, qemu::QEMU_SUCCESS),
+        ),
+        Side::new(
+            "Linux",
+            &linux_icount.serial(),
+            timed_verdict(&linux_icount, 0),
+            &linux_wall,
+            timed_verdict(&linux_wall, 0),
+        ),
+        host_hz,
+    );
+    if json {
+        print!("{}", report.json());
+    } else {
+        print!("{}", report.table(&kernel_name));
+    }
+    eprintln!(
+        "xtask: bench syscalls took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if report.complete() { 0 } else { 1 })
+}
+
+// ---------------------------------------------------------------------------
+// Parsing the programs' output.
+
+/// One `bench: NAME ...` row.
+#[derive(Clone, Debug, PartialEq)]
+enum Row {
+    /// Measured.
+    Ok {
+        median: u64,
+        min: u64,
+        iters: u64,
+        /// Linux only: clock_gettime median, overhead subtracted.
+        ns_median: Option<u64>,
+    },
+    /// The line after `NAME failed: `.
+    Failed(String),
+}
+
+/// What one run printed.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Parsed {
+    rows: BTreeMap<String, Row>,
+    start_tsc: Option<u64>,
+    end_tsc: Option<u64>,
+    /// `info:` lines (Linux: clock source, TSC messages).
+    info: Vec<String>,
+    /// Lines that name a failure outside the rows (the peer, the kernel).
+    problems: Vec<String>,
+}
+
+/// The value of `key=` among space-separated words.
+fn field(words: &str, key: &str) -> Option<u64> {
+    words
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+fn parse(serial: &str) -> Parsed {
+    let mut p = Parsed::default();
+    for raw in serial.lines() {
+        let line = raw.trim_end_matches('\r').trim();
+        if let Some(info) = line.strip_prefix("info: ") {
+            p.info.push(info.to_string());
+            continue;
+        }
+        let interesting = [
+            "KERNEL PANIC",
+            "EXCEPTION",
+            "killed",
+            "did not finish",
+            "LEAK",
+        ];
+        if line.starts_with("test-bench-peer:") || interesting.iter().any(|w| line.contains(w)) {
+            p.problems.push(line.to_string());
+        }
+        let Some(rest) = line.strip_prefix("bench: ") else {
+            continue;
+        };
+        let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        match name {
+            "start" => p.start_tsc = field(tail, "tsc"),
+            "end" => p.end_tsc = field(tail, "tsc"),
+            _ => {
+                let row = if let Some(why) = tail.strip_prefix("failed: ") {
+                    Row::Failed(why.to_string())
+                } else {
+                    match (
+                        field(tail, "median"),
+                        field(tail, "min"),
+                        field(tail, "iters"),
+                    ) {
+                        (Some(median), Some(min), Some(iters)) => Row::Ok {
+                            median,
+                            min,
+                            iters,
+                            ns_median: field(tail, "ns_median"),
+                        },
+                        _ => Row::Failed(format!("unreadable line `{line}`")),
+                    }
+                };
+                p.rows.insert(name.to_string(), row);
+            }
+        }
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------
+// Running QEMU with line timestamps.
+
+/// A QEMU run whose output lines carry their arrival time.
+struct TimedRun {
+    /// (time since spawning QEMU, line without the line end).
+    lines: Vec<(Duration, String)>,
+    /// Time from spawn to QEMU's exit (or the kill).
+    exit_at: Duration,
+    status: Option<i32>,
+    timed_out: bool,
+    stderr: String,
+}
+
+impl TimedRun {
+    fn serial(&self) -> String {
+        let mut s = String::new();
+        for (_, line) in &self.lines {
+            s.push_str(line);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// When the first line starting with `prefix` arrived.
+    fn line_at(&self, prefix: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .find(|(_, l)| l.trim_start().starts_with(prefix))
+            .map(|(t, _)| *t)
+    }
+}
+
+/// Spawns `cmd`, timestamps each stdout line, waits up to `timeout`.
+fn run_timed(mut cmd: Command, timeout: Duration) -> Result<TimedRun, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("qemu-system-x86_64: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut partial = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let now = start.elapsed();
+                    for &b in &buf[..n] {
+                        if b == b'\n' {
+                            let line = String::from_utf8_lossy(&partial);
+                            lines.push((now, line.trim_end_matches('\r').to_string()));
+                            partial.clear();
+                        } else {
+                            partial.push(b);
+                        }
+                    }
+                }
+            }
+        }
+        if !partial.is_empty() {
+            lines.push((
+                start.elapsed(),
+                String::from_utf8_lossy(&partial).into_owned(),
+            ));
+        }
+        lines
+    });
+    let mut stderr = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break (status.code(), false);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let exit_at = start.elapsed();
+    Ok(TimedRun {
+        lines: reader.join().unwrap_or_default(),
+        exit_at,
+        status,
+        timed_out,
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
+/// The machine every boot uses (as `qemu::boot` sets it up).
+fn machine() -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "q35", "-m", "512M", "-smp", "1"])
+        .args(["-serial", "stdio", "-display", "none", "-no-reboot"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(["-accel", "tcg", "-cpu", "max"]);
+    cmd
+}
+
+/// exo's boot without icount: `qemu::boot`'s command line, run here for
+/// the line timestamps.
+fn exo_command(image: &Path) -> Command {
+    let mut cmd = machine();
+    cmd.arg("-drive")
+        .arg(format!("format=raw,file={}", image.display()));
+    cmd
+}
+
+fn linux_command(vmlinuz: &Path, initrd: &Path, icount: bool) -> Command {
+    let mut cmd = machine();
+    cmd.arg("-kernel")
+        .arg(vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", LINUX_APPEND]);
+    if icount {
+        cmd.args(["-icount", "shift=0"]);
+    }
+    cmd
+}
+
+fn exo_verdict(o: &qemu::Outcome) -> Option<String> {
+    match o.exit_code() {
+        0 => None,
+        1 => Some("the kernel's verdict was failure".into()),
+        124 => Some(format!("timed out after {} s", BOOT_TIMEOUT.as_secs())),
+        _ => Some(format!(
+            "QEMU ended without a verdict (status {:?})",
+            o.status
+        )),
+    }
+}
+
+/// What went wrong with a timed run, given the status QEMU should exit
+/// with (exo: the kernel's success through `isa-debug-exit`; Linux: 0
+/// after the power-off).
+fn timed_verdict(r: &TimedRun, expected: i32) -> Option<String> {
+    if r.timed_out {
+        Some(format!("timed out after {} s", BOOT_TIMEOUT.as_secs()))
+    } else if r.status != Some(expected) {
+        Some(format!(
+            "QEMU exited with {:?}: {}",
+            r.status,
+            r.stderr.trim()
+        ))
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The Linux side: kernel, init, initramfs.
+
+/// The cached `vmlinuz` and its package name; downloads it the first time.
+fn linux_kernel(dir: &Path) -> Result<(PathBuf, String), String> {
+    let vmlinuz = dir.join("vmlinuz");
+    let name_file = dir.join("vmlinuz.package");
+    if let (true, Ok(name)) = (vmlinuz.is_file(), std::fs::read_to_string(&name_file)) {
+        return Ok((vmlinuz, name.trim().to_string()));
+    }
+    eprintln!("xtask: fetching Debian's {LINUX_META} (apt-get download, about 26 MB)");
+    let debs = dir.join("debs");
+    let _ = std::fs::remove_dir_all(&debs);
+    std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
+    apt_download(&debs, LINUX_META)?;
+    let meta = find_deb(&debs, LINUX_META)?;
+    let depends = command_output(Command::new("dpkg-deb").arg("-f").arg(&meta).arg("Depends"))?;
+    let (package, version) = image_dependency(&depends).ok_or(format!(
+        "{LINUX_META}: no linux-image dependency in `{}`",
+        depends.trim()
+    ))?;
+    let wanted = match &version {
+        Some(v) => format!("{package}={v}"),
+        None => package.clone(),
+    };
+    apt_download(&debs, &wanted)?;
+    let deb = find_deb(&debs, &package)?;
+    let unpacked = dir.join("unpacked");
+    let _ = std::fs::remove_dir_all(&unpacked);
+    run_checked(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    let boot = unpacked.join("boot");
+    let found = std::fs::read_dir(&boot)
+        .map_err(|e| format!("{}: {e}", boot.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .ok_or(format!("{}: no vmlinuz-*", deb.display()))?;
+    let partial = dir.join("vmlinuz.partial");
+    std::fs::copy(&found, &partial).map_err(|e| format!("{}: {e}", found.display()))?;
+    std::fs::rename(&partial, &vmlinuz).map_err(|e| format!("{}: {e}", vmlinuz.display()))?;
+    let label = format!("{package} {}", version.unwrap_or_default());
+    std::fs::write(&name_file, &label).map_err(|e| format!("{}: {e}", name_file.display()))?;
+    // Only vmlinuz is needed: the modules and the packages go.
+    let _ = std::fs::remove_dir_all(&unpacked);
+    let _ = std::fs::remove_dir_all(&debs);
+    Ok((vmlinuz, label.trim().to_string()))
+}
+
+/// The versioned kernel package a metapackage's `Depends` names:
+/// `linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)` gives the name and
+/// the version.
+fn image_dependency(depends: &str) -> Option<(String, Option<String>)> {
+    depends.split([',', '|']).map(str::trim).find_map(|dep| {
+        let (name, rest) = dep.split_once(' ').unwrap_or((dep, ""));
+        if !name.starts_with("linux-image-") || name == LINUX_META {
+            return None;
+        }
+        let version = rest
+            .trim()
+            .strip_prefix("(=")
+            .and_then(|v| v.strip_suffix(')'))
+            .map(|v| v.trim().to_string());
+        Some((name.to_string(), version))
+    })
+}
+
+fn find_deb(dir: &Path, package: &str) -> Result<PathBuf, String> {
+    let prefix = format!("{package}_");
+    std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
+        })
+        .ok_or(format!(
+            "apt-get download {package}: no .deb in {}",
+            dir.display()
+        ))
+}
+
+/// `apt-get download` into `dir`; after a failure, `apt-get update` and
+/// one more try (the package lists may be older than the archive).
+fn apt_download(dir: &Path, package: &str) -> Result<(), String> {
+    let download = || {
+        Command::new("apt-get")
+            .args(["-q", "download", package])
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("apt-get: {e}"))
+    };
+    let out = download()?;
+    if out.status.success() {
+        return Ok(());
+    }
+    eprintln!("xtask: apt-get download {package} failed; running apt-get update");
+    run_root(&["apt-get", "-q", "update"])?;
+    let out = download()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "apt-get download {package}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Builds `/init` from `tools/linux-bench/bench.c` and packs the
+/// initramfs; returns its path.
+fn linux_initramfs(dir: &Path) -> Result<PathBuf, String> {
+    ensure_packages(&[("gcc", "gcc"), ("libc6-dev", "libc6-dev"), ("gzip", "gzip")])?;
+    let source = build::root().join("tools/linux-bench/bench.c");
+    let init = dir.join("init");
+    run_checked(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-Wall", "-o"])
+            .arg(&init)
+            .arg(&source),
+    )?;
+    let binary = std::fs::read(&init).map_err(|e| format!("{}: {e}", init.display()))?;
+    let archive = newc(&[
+        CpioEntry::dir("dev"),
+        CpioEntry::char_device("dev/console", 0o600, 5, 1),
+        CpioEntry::dir("proc"),
+        CpioEntry::dir("sys"),
+        CpioEntry::file("init", 0o755, &binary),
+    ]);
+    let cpio = dir.join("initramfs.cpio");
+    std::fs::write(&cpio, archive).map_err(|e| format!("{}: {e}", cpio.display()))?;
+    run_checked(Command::new("gzip").args(["-9", "-n", "-f"]).arg(&cpio))?;
+    Ok(dir.join("initramfs.cpio.gz"))
+}
+
+/// One member of a cpio archive.
+struct CpioEntry<'a> {
+    name: &'a str,
+    mode: u32,
+    rdev: (u32, u32),
+    data: &'a [u8],
+}
+
+impl<'a> CpioEntry<'a> {
+    fn dir(name: &'a str) -> Self {
+        CpioEntry {
+            name,
+            mode: 0o040_755,
+            rdev: (0, 0),
+            data: &[],
+        }
+    }
+    fn char_device(name: &'a str, perm: u32, major: u32, minor: u32) -> Self {
+        CpioEntry {
+            name,
+            mode: 0o020_000 | perm,
+            rdev: (major, minor),
+            data: &[],
+        }
+    }
+    fn file(name: &'a str, perm: u32, data: &'a [u8]) -> Self {
+        CpioEntry {
+            name,
+            mode: 0o100_000 | perm,
+            rdev: (0, 0),
+            data,
+        }
+    }
+}
+
+/// A cpio archive in the "new ASCII" (newc) format the kernel unpacks:
+/// owner root, mtime 0, then the `TRAILER!!!` entry.
+fn newc(entries: &[CpioEntry<'_>]) -> Vec<u8> {
+    fn pad(out: &mut Vec<u8>) {
+        while !out.len().is_multiple_of(4) {
+            out.push(0);
+        }
+    }
+    let trailer = CpioEntry {
+        name: "TRAILER!!!",
+        mode: 0,
+        rdev: (0, 0),
+        data: &[],
+    };
+    let mut out = Vec::new();
+    for (ino, e) in entries.iter().chain([&trailer]).enumerate() {
+        let nlink = if e.mode & 0o170_000 == 0o040_000 {
+            2
+        } else {
+            1
+        };
+        let fields = [
+            ino as u32 + 1,
+            e.mode,
+            0, // uid
+            0, // gid
+            nlink,
+            0, // mtime
+            e.data.len() as u32,
+            0, // dev major
+            0, // dev minor
+            e.rdev.0,
+            e.rdev.1,
+            e.name.len() as u32 + 1,
+            0, // check
+        ];
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        out.extend_from_slice(e.name.as_bytes());
+        out.push(0);
+        pad(&mut out);
+        out.extend_from_slice(e.data);
+        pad(&mut out);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Host helpers.
+
+/// Installs the Debian packages (name, what `dpkg-query` checks) missing.
+fn ensure_packages(packages: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(_, check)| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", check])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .map(|(name, _)| *name)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    run_root(&["apt-get", "-q", "update"])?;
+    let mut args = vec!["apt-get", "-q", "install", "-y", "--no-install-recommends"];
+    args.extend(missing);
+    run_root(&args)
+}
+
+/// Runs `argv` as root (directly when we are root, else with sudo), with
+/// `DEBIAN_FRONTEND=noninteractive`.
+fn run_root(argv: &[&str]) -> Result<(), String> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let mut cmd = if root {
+        Command::new("env")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("env");
+        c
+    };
+    cmd.arg("DEBIAN_FRONTEND=noninteractive").args(argv);
+    run_checked(&mut cmd)
+}
+
+fn run_checked(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn command_output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// This host's TSC rate (Hz), against the monotonic clock over 200 ms.
+#[cfg(target_arch = "x86_64")]
+fn host_tsc_hz() -> Option<f64> {
+    fn tsc() -> u64 {
+        // SAFETY: `rdtsc` reads a counter; it has no side effects.
+        #[allow(unused_unsafe)]
+        unsafe {
+            core::arch::x86_64::_rdtsc()
+        }
+    }
+    let (t0, c0) = (Instant::now(), tsc());
+    std::thread::sleep(Duration::from_millis(200));
+    let (c1, t1) = (tsc(), Instant::now());
+    Some(c1.wrapping_sub(c0) as f64 / (t1 - t0).as_secs_f64())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn host_tsc_hz() -> Option<f64> {
+    None
+}
+
+// ---------------------------------------------------------------------------
+// The report.
+
+/// Everything one system produced.
+struct Side {
+    name: &'static str,
+    /// From the icount boot.
+    counts: Parsed,
+    /// Why the icount boot went wrong, if it did.
+    verdict: Option<String>,
+    /// From the boot without icount.
+    wall: Parsed,
+    wall_verdict: Option<String>,
+    first_line: Option<Duration>,
+    /// When the first serial line of all arrived (exo: the kernel's).
+    first_serial: Option<Duration>,
+    last_line: Option<Duration>,
+    exit_at: Duration,
+    /// Guest TSC rate measured against the host clock (Hz).
+    guest_hz: Option<f64>,
+}
+
+impl Side {
+    fn new(
+        name: &'static str,
+        icount_serial: &str,
+        verdict: Option<String>,
+        wall: &TimedRun,
+        wall_verdict: Option<String>,
+    ) -> Side {
+        let parsed_wall = parse(&wall.serial());
+        let first_line = wall.line_at("bench: start");
+        let first_serial = wall.lines.first().map(|(t, _)| *t);
+        let last_line = wall.line_at("bench: end");
+        let guest_hz = match (
+            first_line,
+            last_line,
+            parsed_wall.start_tsc,
+            parsed_wall.end_tsc,
+        ) {
+            (Some(t0), Some(t1), Some(c0), Some(c1)) if t1 > t0 && c1 > c0 => {
+                Some((c1 - c0) as f64 / (t1 - t0).as_secs_f64())
+            }
+            _ => None,
+        };
+        Side {
+            name,
+            counts: parse(icount_serial),
+            verdict,
+            wall: parsed_wall,
+            wall_verdict,
+            first_line,
+            first_serial,
+            last_line,
+            exit_at: wall.exit_at,
+            guest_hz,
+        }
+    }
+
+    /// The instruction count of `row`, or why there is none.
+    fn insns(&self, row: &str) -> Result<u64, String> {
+        match self.counts.rows.get(row) {
+            Some(Row::Ok { median, .. }) => Ok(*median),
+            Some(Row::Failed(why)) => Err(why.clone()),
+            None => Err(match &self.verdict {
+                Some(v) => format!("no result ({v})"),
+                None => "no result".into(),
+            }),
+        }
+    }
+}
+
+struct Report {
+    exo: Side,
+    linux: Side,
+    /// The TSC rate exo's ns are computed with, or why there is none.
+    exo_hz: Result<f64, String>,
+}
+
+impl Report {
+    fn new(exo: Side, linux: Side, host_hz: Option<f64>) -> Report {
+        let exo_hz = match (exo.guest_hz, host_hz) {
+            // The guest TSC is the host's: convert at the host's rate (measured
+            // over longer than the guest's, which only checks it).
+            (Some(g), Some(h)) if (g / h - 1.0).abs() <= TSC_TOLERANCE => Ok(h),
+            (Some(g), Some(h)) => Err(format!(
+                "exo's TSC ran at {:.3} GHz against the host clock, the host's TSC at {:.3} GHz: \
+                 more than {:.0}% apart, so TSC ticks cannot be turned into ns",
+                g / 1e9,
+                h / 1e9,
+                TSC_TOLERANCE * 100.0
+            )),
+            (None, _) => Err("exo's wall-time run printed no start/end TSC".into()),
+            (Some(_), None) => Err("this host's TSC rate is unknown".into()),
+        };
+        Report { exo, linux, exo_hz }
+    }
+
+    fn exo_ns(&self, row: &str) -> Option<f64> {
+        let hz = *self.exo_hz.as_ref().ok()?;
+        let median = |r: &str| match self.exo.wall.rows.get(r) {
+            Some(Row::Ok { median, .. }) => Some(*median),
+            _ => None,
+        };
+        let overhead = if row == "empty" { 0 } else { median("empty")? };
+        Some(median(row)?.saturating_sub(overhead) as f64 / hz * 1e9)
+    }
+
+    fn linux_ns(&self, row: &str) -> Option<f64> {
+        match self.linux.wall.rows.get(row) {
+            Some(Row::Ok { ns_median, .. }) => ns_median.map(|n| n as f64),
+            _ => None,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        ROWS.iter()
+            .all(|r| self.exo.insns(r).is_ok() && self.linux.insns(r).is_ok())
+            && self.exo.verdict.is_none()
+            && self.linux.verdict.is_none()
+    }
+
+    /// (name, exo ms, linux ms) for the boot rows.
+    fn boot_rows(&self) -> Vec<(&'static str, Option<f64>, Option<f64>)> {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        let shutdown = |s: &Side| s.last_line.map(|t| s.exit_at.saturating_sub(t));
+        vec![
+            (
+                "boot-first-user-line",
+                ms(self.exo.first_line),
+                ms(self.linux.first_line),
+            ),
+            (
+                "boot-to-exit",
+                ms(Some(self.exo.exit_at)),
+                ms(Some(self.linux.exit_at)),
+            ),
+            (
+                "last-line-to-exit",
+                ms(shutdown(&self.exo)),
+                ms(shutdown(&self.linux)),
+            ),
+        ]
+    }
+
+    fn table(&self, kernel_name: &str) -> String {
+        let mut s = String::new();
+        let num = |v: Option<f64>, prec: usize| match v {
+            Some(v) => format!("{v:.prec$}"),
+            None => "-".into(),
+        };
+        let count = |r: &Result<u64, String>| match r {
+            Ok(v) => v.to_string(),
+            Err(_) => "FAILED".into(),
+        };
+        let _ = writeln!(
+            s,
+            "{:<28} {:>10} {:>12} {:>7} {:>10} {:>10}",
+            "bench", "exo insns", "linux insns", "ratio", "exo ns", "linux ns"
+        );
+        let mut notes = Vec::new();
+        for row in ROWS {
+            let (e, l) = (self.exo.insns(row), self.linux.insns(row));
+            let ratio = match (&e, &l) {
+                (Ok(e), Ok(l)) if *l > 0 => Some(*e as f64 / *l as f64),
+                _ => None,
+            };
+            let label = if *row == "empty" {
+                "empty (rdtsc pair)"
+            } else {
+                row
+            };
+            let _ = writeln!(
+                s,
+                "{:<28} {:>10} {:>12} {:>7} {:>10} {:>10}",
+                label,
+                count(&e),
+                count(&l),
+                num(ratio, 3),
+                num(self.exo_ns(row), 0),
+                num(self.linux_ns(row), 0)
+            );
+            if let Err(why) = e {
+                notes.push(format!("exo {row}: {why}"));
+            }
+            if let Err(why) = l {
+                notes.push(format!("Linux {row}: {why}"));
+            }
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:<28} {:>10} {:>12} {:>7}",
+            "boot (wall, TCG)", "exo ms", "linux ms", "ratio"
+        );
+        for (name, e, l) in self.boot_rows() {
+            let ratio = match (e, l) {
+                (Some(e), Some(l)) if l > 0.0 => Some(e / l),
+                _ => None,
+            };
+            let _ = writeln!(
+                s,
+                "{:<28} {:>10} {:>12} {:>7}",
+                name,
+                num(e, 0),
+                num(l, 0),
+                num(ratio, 3)
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "insns: medians of {} iterations after warm-up, under -icount shift=0 (exact guest \
+             instructions, user + kernel, rdtsc pair included); ratio = exo / Linux.",
+            self.iters().map_or("?".into(), |n| n.to_string())
+        );
+        let _ = writeln!(
+            s,
+            "ns: emulated wall time without icount, timer overhead (the empty row) subtracted; \
+             Linux by clock_gettime, exo by TSC at {}.",
+            match &self.exo_hz {
+                Ok(hz) => format!(
+                    "the host's TSC rate, {:.3} GHz (exo's TSC against the host clock: {})",
+                    hz / 1e9,
+                    self.exo
+                        .guest_hz
+                        .map_or("?".into(), |g| format!("{:.3} GHz", g / 1e9))
+                ),
+                Err(why) => format!("(none: {why})"),
+            }
+        );
+        if let Some(t) = self.exo.first_serial {
+            let _ = writeln!(
+                s,
+                "exo's kernel printed its first line at {:.0} ms: before that, firmware and \
+                 the bootloader loading the image.",
+                t.as_secs_f64() * 1e3
+            );
+        }
+        let _ = writeln!(s, "Linux: {kernel_name}, `{LINUX_APPEND}`.");
+        for info in &self.linux.wall.info {
+            if info.starts_with("clocksource=") || info.starts_with("vulnerabilities:") {
+                let _ = writeln!(s, "Linux {info}.");
+            } else if let Some(at) = info.find("Refined TSC clocksource calibration") {
+                let _ = writeln!(s, "Linux: {}.", &info[at..]);
+            }
+        }
+        for (side, v) in [
+            (&self.exo, &self.exo.verdict),
+            (&self.linux, &self.linux.verdict),
+        ] {
+            if let Some(v) = v {
+                notes.push(format!("{} icount boot: {v}", side.name));
+            }
+            if let Some(v) = &side.wall_verdict {
+                notes.push(format!("{} wall-time boot: {v}", side.name));
+            }
+            for p in side.counts.problems.iter().chain(&side.wall.problems) {
+                notes.push(format!("{}: {p}", side.name));
+            }
+        }
+        notes.dedup();
+        for n in notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        s
+    }
+
+    fn iters(&self) -> Option<u64> {
+        self.exo
+            .counts
+            .rows
+            .values()
+            .chain(self.linux.counts.rows.values())
+            .find_map(|r| match r {
+                Row::Ok { iters, .. } => Some(*iters),
+                Row::Failed(_) => None,
+            })
+    }
+
+    fn json(&self) -> String {
+        let mut s = String::new();
+        let int = |r: &Result<u64, String>| match r {
+            Ok(v) => v.to_string(),
+            Err(_) => "null".into(),
+        };
+        let float = |v: Option<f64>, prec: usize| match v {
+            Some(v) if v.is_finite() => format!("{v:.prec$}"),
+            _ => "null".into(),
+        };
+        for row in ROWS {
+            let (e, l) = (self.exo.insns(row), self.linux.insns(row));
+            let ratio = match (&e, &l) {
+                (Ok(e), Ok(l)) if *l > 0 => Some(*e as f64 / *l as f64),
+                _ => None,
+            };
+            let _ = write!(
+                s,
+                "{{\"bench\":{},\"exo_insns\":{},\"linux_insns\":{},\"ratio\":{},\"exo_ns\":{},\"linux_ns\":{}",
+                json_string(row),
+                int(&e),
+                int(&l),
+                float(ratio, 4),
+                float(self.exo_ns(row), 1),
+                float(self.linux_ns(row), 1)
+            );
+            if let Err(why) = &e {
+                let _ = write!(s, ",\"exo_error\":{}", json_string(why));
+            }
+            if let Err(why) = &l {
+                let _ = write!(s, ",\"linux_error\":{}", json_string(why));
+            }
+            if *row != "empty" && self.exo_ns(row).is_none() {
+                if let Err(why) = &self.exo_hz {
+                    let _ = write!(s, ",\"exo_ns_missing\":{}", json_string(why));
+                }
+            }
+            s.push_str("}\n");
+        }
+        for (name, e, l) in self.boot_rows() {
+            let ratio = match (e, l) {
+                (Some(e), Some(l)) if l > 0.0 => Some(e / l),
+                _ => None,
+            };
+            let _ = writeln!(
+                s,
+                "{{\"bench\":{},\"exo_ms\":{},\"linux_ms\":{},\"ratio\":{}}}",
+                json_string(name),
+                float(e, 1),
+                float(l, 1),
+                float(ratio, 4)
+            );
+        }
+        s
+    }
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rows_failures_and_marks() {
+        let serial = "exo: boot complete\n\
+            bench: start tsc=100\n\
+            bench: null-syscall median=60 min=58 iters=2000\r\n\
+            bench: cap-transfer failed: cap_recv returned BadCapability (rax=2) at iteration 3\n\
+            bench: frame-alloc-free median=900 min=850 iters=2000 ns_median=12\n\
+            info: clocksource=tsc\n\
+            test-bench-peer: test-bench is gone after 3 round trips\n\
+            bench: end tsc=200 failures=1\n";
+        let p = parse(serial);
+        assert_eq!(p.start_tsc, Some(100));
+        assert_eq!(p.end_tsc, Some(200));
+        assert_eq!(
+            p.rows["null-syscall"],
+            Row::Ok {
+                median: 60,
+                min: 58,
+                iters: 2000,
+                ns_median: None
+            }
+        );
+        assert_eq!(
+            p.rows["frame-alloc-free"],
+            Row::Ok {
+                median: 900,
+                min: 850,
+                iters: 2000,
+                ns_median: Some(12)
+            }
+        );
+        assert_eq!(
+            p.rows["cap-transfer"],
+            Row::Failed("cap_recv returned BadCapability (rax=2) at iteration 3".into())
+        );
+        assert_eq!(p.info, vec!["clocksource=tsc".to_string()]);
+        assert_eq!(p.problems.len(), 1);
+    }
+
+    #[test]
+    fn finds_the_versioned_image_package() {
+        assert_eq!(
+            image_dependency("linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)"),
+            Some((
+                "linux-image-6.1.0-56-cloud-amd64".to_string(),
+                Some("6.1.192-2".to_string())
+            ))
+        );
+        assert_eq!(
+            image_dependency("foo, linux-image-6.1.0-9-cloud-amd64-unsigned | bar"),
+            Some(("linux-image-6.1.0-9-cloud-amd64-unsigned".to_string(), None))
+        );
+        assert_eq!(image_dependency("linux-image-cloud-amd64, foo"), None);
+    }
+
+    #[test]
+    fn newc_headers_and_padding() {
+        let data = [1u8, 2, 3];
+        let archive = newc(&[
+            CpioEntry::char_device("dev/console", 0o600, 5, 1),
+            CpioEntry::file("init", 0o755, &data),
+        ]);
+        assert_eq!(archive.len() % 4, 0);
+        let text = String::from_utf8_lossy(&archive);
+        // First header: ino 1, mode 020600, rdev 5:1, name length 12.
+        let header: String = [1u32, 0o20600, 0, 0, 1, 0, 0, 0, 0, 5, 1, 12, 0]
+            .iter()
+            .map(|f| format!("{f:08x}"))
+            .collect();
+        assert!(text.starts_with(&format!("070701{header}dev/console\0")));
+        assert!(text.contains("dev/console\0"));
+        assert!(text.contains("init\0"));
+        assert!(text.contains("TRAILER!!!\0"));
+        // 110-byte header + "init\0" = 115, padded to 116; then the data.
+        let init = archive
+            .windows(5)
+            .position(|w| w == b"init\0")
+            .expect("init name");
+        assert_eq!(&archive[init + 6..init + 9], &data);
+    }
+
+    #[test]
+    fn json_escapes() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+}

@@ -1,0 +1,210 @@
+//! frames: the whole frame API, each step checked.
+//!
+//! Allocate, map, write and read back; physical addresses; allocate-at a
+//! chosen frame (and be refused while it is held); contiguous DMA runs with
+//! alignment and an address limit; forged, stale and freed handles; maps
+//! the kernel must refuse; and at the end the caller's frame count is back
+//! where it started, because every `Frame`, `Mapping` and `DmaBuffer`
+//! gives its resources back on drop. Any failed check prints why and exits
+//! with 1.
+#![no_std]
+#![no_main]
+
+use libos::{println, sys, DmaBuffer, Error, Frame, Handle, MapFlags, Mapping, PAGE_SIZE};
+
+libos::entry!(main);
+
+/// A check failed: says why and gives the error `main` exits with.
+fn failed(why: core::fmt::Arguments<'_>) -> Error {
+    println!("frames: FAILED: {why}");
+    Error::InvalidArgument
+}
+
+/// Checks that `result` is the refusal `expected` and prints it.
+fn refused<T>(what: &str, result: Result<T, Error>, expected: Error) -> Result<(), Error> {
+    match result {
+        Err(e) if e == expected => {
+            println!("frames: {what} refused: {e}");
+            Ok(())
+        }
+        Err(e) => Err(failed(format_args!("{what}: expected {expected}, got {e}"))),
+        Ok(_) => Err(failed(format_args!("{what} was not refused"))),
+    }
+}
+
+/// A byte of the test pattern at `i` (not periodic in a page).
+fn pattern(i: usize, seed: u8) -> u8 {
+    (i as u8).wrapping_mul(31) ^ ((i >> 8) as u8) ^ seed
+}
+
+/// Fills `bytes` with the pattern, then reads every byte back.
+fn write_and_check(bytes: &mut [u8], seed: u8) -> Result<(), Error> {
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = pattern(i, seed);
+    }
+    // Volatile reads: really go to memory, not to what the compiler remembers.
+    for i in 0..bytes.len() {
+        // SAFETY: `i` is in bounds of a live slice.
+        let got = unsafe { core::ptr::read_volatile(bytes.as_ptr().add(i)) };
+        if got != pattern(i, seed) {
+            return Err(failed(format_args!(
+                "byte {i}: wrote {:#x}, read {got:#x}",
+                pattern(i, seed)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Error> {
+    let before = sys::frame_stats();
+    println!(
+        "frames: baseline: {} frames total, {} free, {} held by me",
+        before.total, before.free, before.held_by_caller
+    );
+
+    // Allocate, map, write, read back, free.
+    let mut frame = Frame::alloc()?;
+    let phys = frame.phys()?;
+    println!("frames: allocated a frame at phys {phys:#x}");
+    {
+        let mut page = Mapping::new(&mut frame, MapFlags::WRITE)?;
+        if page.as_slice().iter().any(|&b| b != 0) {
+            return Err(failed(format_args!("a fresh frame is not zeroed")));
+        }
+        write_and_check(page.as_mut_slice(), 0x5a)?;
+        println!(
+            "frames: mapped it at {:#x}, wrote and read back {} bytes",
+            page.address(),
+            page.len()
+        );
+        // Mapping the same address twice is refused.
+        refused(
+            "map over a mapping",
+            sys::map(page.handle(), page.address(), MapFlags::NONE),
+            Error::AlreadyMapped,
+        )?;
+    } // unmapped here
+      // An address libos reserved but never mapped.
+    let spare = libos::mem::reserve_pages(1)?;
+    // SAFETY: nothing is mapped at `spare`, so nothing refers into it.
+    let unmapped = unsafe { sys::unmap(spare) };
+    refused("unmap of an unmapped page", unmapped, Error::NotMapped)?;
+    drop(frame);
+    println!("frames: freed it");
+
+    // Allocate-at: the frame just freed is free RAM again.
+    let again = Frame::alloc_at(phys)?;
+    if again.phys()? != phys {
+        return Err(failed(format_args!(
+            "allocate-at {phys:#x} gave another frame"
+        )));
+    }
+    println!("frames: allocate-at {phys:#x} again: ok");
+    refused(
+        "allocate-at a held frame",
+        Frame::alloc_at(phys),
+        Error::FrameInUse,
+    )?;
+    drop(again);
+
+    // Contiguous runs (DMA buffers).
+    let mut dma = DmaBuffer::new(16, 16, 0)?;
+    let run = 16 * PAGE_SIZE;
+    if dma.phys() % run != 0 {
+        return Err(failed(format_args!(
+            "run at {:#x} is not 64 KiB aligned",
+            dma.phys()
+        )));
+    }
+    write_and_check(dma.as_mut_slice(), 0xa5)?;
+    println!(
+        "frames: contiguous: 16 frames at phys {:#x} (aligned to 16 frames), {} bytes written and read back",
+        dma.phys(),
+        dma.len()
+    );
+    drop(dma);
+    let limit = 16 << 20;
+    let mut low = DmaBuffer::new(4, 1, limit)?;
+    if low.phys() + low.len() as u64 > limit {
+        return Err(failed(format_args!(
+            "run at {:#x} crosses 16 MiB",
+            low.phys()
+        )));
+    }
+    write_and_check(low.as_mut_slice(), 0x3c)?;
+    println!(
+        "frames: contiguous below 16 MiB: 4 frames at phys {:#x}",
+        low.phys()
+    );
+    drop(low);
+
+    // Handles the kernel must not honour.
+    let forged = Handle::from_raw(0x5eed_f00d_dead_beef);
+    refused(
+        "forged handle",
+        sys::frame_phys(forged),
+        Error::BadCapability,
+    )?;
+    let freed = sys::frame_alloc()?;
+    // SAFETY: the handle was never mapped.
+    unsafe { sys::frame_free(freed) }?;
+    refused("freed handle", sys::frame_phys(freed), Error::BadCapability)?;
+    // The freed slot is reused by the next allocation (with a new generation).
+    let stale = sys::frame_alloc()?;
+    // SAFETY: never mapped.
+    unsafe { sys::frame_free(stale) }?;
+    let fresh = Frame::alloc()?;
+    refused("stale handle", sys::frame_phys(stale), Error::BadCapability)?;
+    refused(
+        "map through a stale handle",
+        sys::map(stale, spare, MapFlags::NONE),
+        Error::BadCapability,
+    )?;
+
+    // Maps the kernel must refuse (through the live `fresh`).
+    let h = fresh.handle();
+    refused(
+        "map W+X",
+        sys::map(h, spare, MapFlags::WRITE | MapFlags::EXEC),
+        Error::InvalidArgument,
+    )?;
+    refused(
+        "map into the kernel half",
+        sys::map(h, 0xffff_8000_0000_0000, MapFlags::NONE),
+        Error::InvalidAddress,
+    )?;
+    refused(
+        "map non-canonical",
+        sys::map(h, 0x0000_8000_0000_0000, MapFlags::NONE),
+        Error::InvalidAddress,
+    )?;
+    refused(
+        "map page zero",
+        sys::map(h, 0, MapFlags::NONE),
+        Error::InvalidAddress,
+    )?;
+    refused(
+        "map unaligned",
+        sys::map(h, spare + 8, MapFlags::NONE),
+        Error::InvalidAddress,
+    )?;
+    drop(fresh);
+    let info = sys::sys_info();
+    refused(
+        "allocate-at the kernel image",
+        sys::frame_alloc_at(info.kernel_image_phys),
+        Error::PermissionDenied,
+    )?;
+
+    let after = sys::frame_stats();
+    println!(
+        "frames: held before {}, after {}",
+        before.held_by_caller, after.held_by_caller
+    );
+    if after.held_by_caller != before.held_by_caller {
+        return Err(failed(format_args!("frames leaked")));
+    }
+    println!("frames: ok");
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! test-bench: the exo half of `cargo xtask bench syscalls`.
+//!
+//! Times each operation with a `rdtsc` pair around one iteration
+//! (`t0 = rdtsc; op; t1 = rdtsc`, sample `t1 - t0`), exactly as the Linux
+//! half (`tools/linux-bench/bench.c`) does. Under QEMU with
+//! `-icount shift=0` the TSC advances once per guest instruction, so a
+//! sample is an exact count of the user and kernel instructions of one
+//! iteration, the `rdtsc` pair included; without icount it is host TSC
+//! ticks. [`WARMUP`] iterations are thrown away, then [`ITERS`] are sorted
+//! and summarised, one line per row:
+//!
+//! ```text
+//! bench: start tsc=N
+//! bench: null-syscall median=N min=N iters=2000
+//! bench: frame-alloc-free failed: frame_free returned BadCapability (rax=2) at iteration 0
+//! bench: end tsc=N failures=0
+//! ```
+//!
+//! Rows: `empty` (the `rdtsc` pair alone), `null-syscall` (`getpid`),
+//! `frame-alloc-free`, `alloc-map-touch-unmap-free` (at [`VADDR`]),
+//! `contiguous-16` (`frame_alloc_contiguous(16, 1, 0)` + `frame_free`) and
+//! `cap-transfer`: a capability goes to `test-bench-peer` and comes back
+//! (both sides hand it on with `TRANSFER_MOVE`; each side polls `cap_recv`
+//! and yields while nothing has arrived), timed here as one round trip.
+//!
+//! Only the `abi` stub issues the measured calls (no wrapper in between);
+//! libos provides the entry point, the console and the panic handler. A
+//! failing call ends its row with the kernel's error and the program exits
+//! 1 after the other rows.
+#![no_std]
+#![no_main]
+
+use abi::raw::syscall6;
+use abi::{Error, MapFlags, Rights, Sysnum, TRANSFER_MOVE};
+use core::arch::x86_64::_rdtsc;
+use libos::println;
+
+libos::entry!(main);
+
+/// Iterations run and thrown away before measuring.
+pub const WARMUP: usize = 200;
+/// Iterations measured per row.
+pub const ITERS: usize = 2000;
+/// Where `alloc-map-touch-unmap-free` maps its frame.
+pub const VADDR: u64 = 0x4000_0000_0000;
+/// The process that sends capabilities back (it does exactly
+/// `WARMUP + ITERS` round trips; keep its copy of the numbers equal).
+const PEER: &str = "test-bench-peer";
+
+/// A call the kernel refused.
+struct Failure {
+    call: Sysnum,
+    rax: u64,
+    iteration: usize,
+}
+
+/// Issues `num` through the raw stub.
+#[inline(always)]
+fn call(num: Sysnum, args: [u64; 6]) -> (u64, u64) {
+    // SAFETY: the calls made here never unmap memory Rust code refers to:
+    // the only mapping removed is the one at `VADDR`, which is used only
+    // through a raw pointer between its `map` and its `unmap`.
+    unsafe { syscall6(num as u64, args) }
+}
+
+/// Issues `num`; `rdx` on success, the failure otherwise.
+#[inline(always)]
+fn ok(num: Sysnum, args: [u64; 6], iteration: usize) -> Result<u64, Failure> {
+    let (rax, rdx) = call(num, args);
+    if rax == 0 {
+        Ok(rdx)
+    } else {
+        Err(Failure {
+            call: num,
+            rax,
+            iteration,
+        })
+    }
+}
+
+#[inline(always)]
+fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` is allowed in ring 3 (the kernel leaves CR4.TSD clear)
+    // and has no side effects.
+    #[allow(unused_unsafe)]
+    unsafe {
+        _rdtsc()
+    }
+}
+
+/// Ends the process with `code`.
+fn exit(code: u64) -> ! {
+    call(Sysnum::Exit, [code, 0, 0, 0, 0, 0]);
+    unreachable!("exit returned")
+}
+
+/// Runs `op` `WARMUP + ITERS` times, each between two `rdtsc`, and prints
+/// the row. Returns whether every iteration succeeded.
+#[inline(always)]
+fn measure(
+    name: &str,
+    samples: &mut [u64; ITERS],
+    mut op: impl FnMut(usize) -> Result<(), Failure>,
+) -> bool {
+    for i in 0..WARMUP + ITERS {
+        let t0 = rdtsc();
+        let result = op(i);
+        let t1 = rdtsc();
+        if let Err(f) = result {
+            report_failure(name, &f);
+            return false;
+        }
+        if i >= WARMUP {
+            samples[i - WARMUP] = t1.wrapping_sub(t0);
+        }
+    }
+    samples.sort_unstable();
+    let median = (samples[ITERS / 2 - 1] + samples[ITERS / 2]) / 2;
+    println!(
+        "bench: {name} median={median} min={} iters={ITERS}",
+        samples[0]
+    );
+    true
+}
+
+fn report_failure(name: &str, f: &Failure) {
+    let error = Error::try_from(f.rax)
+        .map(Error::name)
+        .unwrap_or("an unknown code");
+    println!(
+        "bench: {name} failed: {} returned {error} (rax={}) at iteration {}",
+        f.call.name(),
+        f.rax,
+        f.iteration
+    );
+}
+
+fn main() -> Result<(), libos::Error> {
+    // First thing: the host times the boot to this line.
+    println!("bench: start tsc={}", rdtsc());
+    let mut samples = [0u64; ITERS];
+    let mut failures = 0u32;
+    let mut count = |passed: bool| failures += u32::from(!passed);
+
+    count(measure("empty", &mut samples, |_| Ok(())));
+
+    count(measure("null-syscall", &mut samples, |i| {
+        ok(Sysnum::GetPid, [0; 6], i).map(drop)
+    }));
+
+    count(measure("frame-alloc-free", &mut samples, |i| {
+        let h = ok(Sysnum::FrameAlloc, [0; 6], i)?;
+        ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i).map(drop)
+    }));
+
+    count(measure("alloc-map-touch-unmap-free", &mut samples, |i| {
+        let h = ok(Sysnum::FrameAlloc, [0; 6], i)?;
+        let mapped = ok(Sysnum::Map, [h, VADDR, MapFlags::WRITE.bits(), 0, 0, 0], i);
+        if let Err(f) = mapped {
+            call(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
+            return Err(f);
+        }
+        // SAFETY: `VADDR` was just mapped writable to a frame only this
+        // process holds; no reference to it exists.
+        unsafe { core::ptr::write_volatile(VADDR as *mut u8, 1) };
+        let unmapped = ok(Sysnum::Unmap, [VADDR, 0, 0, 0, 0, 0], i);
+        // Freeing also removes the mapping if `unmap` failed.
+        let freed = ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i);
+        unmapped.and(freed).map(drop)
+    }));
+
+    count(measure("contiguous-16", &mut samples, |i| {
+        let h = ok(Sysnum::FrameAllocContiguous, [16, 1, 0, 0, 0, 0], i)?;
+        ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i).map(drop)
+    }));
+
+    count(cap_transfer(&mut samples));
+
+    println!("bench: end tsc={} failures={failures}", rdtsc());
+    if failures > 0 {
+        exit(1);
+    }
+    Ok(())
+}
+
+/// The `cap-transfer` row: one frame capability goes to the peer and back
+/// per iteration.
+fn cap_transfer(samples: &mut [u64; ITERS]) -> bool {
+    const NAME: &str = "cap-transfer";
+    let peer = match ok(
+        Sysnum::ProcessFind,
+        [PEER.as_ptr() as u64, PEER.len() as u64, 0, 0, 0, 0],
+        0,
+    ) {
+        Ok(pid) => pid,
+        Err(f) => {
+            report_failure(NAME, &f);
+            return false;
+        }
+    };
+    let mut handle = match ok(Sysnum::FrameAlloc, [0; 6], 0) {
+        Ok(h) => h,
+        Err(f) => {
+            report_failure(NAME, &f);
+            return false;
+        }
+    };
+    let held = &mut handle;
+    let done = measure(NAME, samples, |i| {
+        ok(
+            Sysnum::CapTransfer,
+            [*held, peer, Rights::ALL.bits(), TRANSFER_MOVE, 0, 0],
+            i,
+        )?;
+        loop {
+            call(Sysnum::Yield, [0; 6]);
+            let (rax, rdx) = call(Sysnum::CapRecv, [0; 6]);
+            if rax == 0 {
+                *held = rdx;
+                return Ok(());
+            }
+            if rax != Error::WouldBlock as u64 {
+                return Err(Failure {
+                    call: Sysnum::CapRecv,
+                    rax,
+                    iteration: i,
+                });
+            }
+        }
+    });
+    if done {
+        call(Sysnum::FrameFree, [handle, 0, 0, 0, 0, 0]);
+    }
+    done
+}

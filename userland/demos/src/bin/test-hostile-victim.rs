@@ -1,0 +1,33 @@
+//! test-hostile-victim: shares a frame with test-hostile, writes a marker
+//! and one of its own live handles into it, then exits while the frame is
+//! still shared (the frame must outlive it; its handle must be useless to
+//! anyone else).
+#![no_std]
+#![no_main]
+
+use abi::Rights;
+use libos::{sys, Error, Frame, MapFlags, Mapping};
+
+libos::entry!(main);
+
+fn main() -> Result<(), Error> {
+    let mut frame = Frame::alloc()?;
+    let other = Frame::alloc()?;
+    let page = Mapping::new(&mut frame, MapFlags::WRITE)?;
+    let attacker = loop {
+        match sys::process_find("test-hostile") {
+            Ok(pid) => break pid,
+            Err(_) => sys::yield_now(),
+        }
+    };
+    // SAFETY: the mapping is ours and writable; 16 bytes fit in a page.
+    unsafe {
+        core::ptr::write_volatile(page.address() as *mut u64, 0x5eed_f00d);
+        core::ptr::write_volatile((page.address() + 8) as *mut u64, other.handle().raw());
+    }
+    // SAFETY: a copy: our mapping stays valid until we exit.
+    unsafe { sys::cap_transfer(page.handle(), attacker, Rights::READ | Rights::MAP, false) }?;
+    // Exit holding everything: the kernel must return it all but the frame
+    // the attacker still holds.
+    sys::exit(0)
+}

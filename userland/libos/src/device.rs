@@ -1,0 +1,219 @@
+//! Hardware access for drivers: device registers and DMA buffers.
+//!
+//! [`DeviceRegion`] claims the frames of a physical range (memory-mapped
+//! registers) one page at a time with `frame_alloc_at`, maps them uncached
+//! and offers only volatile, bounds-checked accessors, so no reference to
+//! device memory ever exists. [`DmaBuffer`] is physically contiguous RAM,
+//! mapped writable, whose physical address a device can be given. Both
+//! give their frames back on drop (which also removes their mappings).
+
+use crate::mem::{reserve_pages, Frame};
+use abi::{Error, MapFlags, PAGE_SIZE};
+use alloc::vec::Vec;
+
+/// Memory-mapped device registers at a physical range, mapped uncached.
+#[derive(Debug)]
+pub struct DeviceRegion {
+    /// One capability per page (a device capability names one frame).
+    frames: Vec<Frame>,
+    /// Virtual address of `phys`.
+    address: u64,
+    phys: u64,
+    len: usize,
+}
+
+impl DeviceRegion {
+    /// Claims and maps the `len` bytes at physical address `phys` (widened
+    /// to whole pages). Fails with the kernel's error for the first page it
+    /// cannot claim (`FrameInUse` if another process holds it,
+    /// `PermissionDenied` for kernel-reserved memory); pages already
+    /// claimed are given back. A range of free RAM is claimed as RAM.
+    pub fn new(phys: u64, len: usize) -> Result<DeviceRegion, Error> {
+        if len == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let base = phys & !(PAGE_SIZE - 1);
+        let end = phys.checked_add(len as u64).ok_or(Error::InvalidArgument)?;
+        let pages = (end - base).div_ceil(PAGE_SIZE);
+        let address = reserve_pages(pages)?;
+        let mut frames = Vec::new();
+        frames
+            .try_reserve_exact(pages as usize)
+            .map_err(|_| Error::OutOfMemory)?;
+        for i in 0..pages {
+            let frame = Frame::alloc_at(base + i * PAGE_SIZE)?;
+            crate::sys::map(
+                frame.handle(),
+                address + i * PAGE_SIZE,
+                MapFlags::WRITE | MapFlags::UNCACHED,
+            )?;
+            frames.push(frame);
+        }
+        Ok(DeviceRegion {
+            frames,
+            address: address + (phys - base),
+            phys,
+            len,
+        })
+    }
+
+    /// Physical address of offset 0.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it is empty (never: `new` refuses `len == 0`).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Pages (and capabilities) it holds.
+    pub fn pages(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Pointer to a naturally aligned `T` at `offset`.
+    ///
+    /// # Panics
+    /// If `T` at `offset` is not inside the region or not aligned.
+    fn register<T>(&self, offset: usize) -> *mut T {
+        let size = core::mem::size_of::<T>();
+        assert!(
+            offset.checked_add(size).is_some_and(|end| end <= self.len),
+            "device access at {offset:#x} (+{size}) outside a region of {:#x} bytes",
+            self.len
+        );
+        let address = self.address + offset as u64;
+        assert!(
+            address.is_multiple_of(size as u64),
+            "misaligned device access at offset {offset:#x}"
+        );
+        address as *mut T
+    }
+
+    /// Reads a byte at `offset`. Panics outside the region.
+    pub fn read8(&self, offset: usize) -> u8 {
+        // SAFETY: `register` checked bounds and alignment; the page is
+        // mapped for as long as `self` holds its frame.
+        unsafe { self.register::<u8>(offset).read_volatile() }
+    }
+
+    /// Reads a `u16` at `offset` (aligned). Panics outside the region.
+    pub fn read16(&self, offset: usize) -> u16 {
+        // SAFETY: as `read8`.
+        unsafe { self.register::<u16>(offset).read_volatile() }
+    }
+
+    /// Reads a `u32` at `offset` (aligned). Panics outside the region.
+    pub fn read32(&self, offset: usize) -> u32 {
+        // SAFETY: as `read8`.
+        unsafe { self.register::<u32>(offset).read_volatile() }
+    }
+
+    /// Reads a `u64` at `offset` (aligned). Panics outside the region.
+    pub fn read64(&self, offset: usize) -> u64 {
+        // SAFETY: as `read8`.
+        unsafe { self.register::<u64>(offset).read_volatile() }
+    }
+
+    /// Writes a byte at `offset`. Panics outside the region.
+    pub fn write8(&self, offset: usize, value: u8) {
+        // SAFETY: as `read8`; the page is mapped writable.
+        unsafe { self.register::<u8>(offset).write_volatile(value) }
+    }
+
+    /// Writes a `u16` at `offset` (aligned). Panics outside the region.
+    pub fn write16(&self, offset: usize, value: u16) {
+        // SAFETY: as `write8`.
+        unsafe { self.register::<u16>(offset).write_volatile(value) }
+    }
+
+    /// Writes a `u32` at `offset` (aligned). Panics outside the region.
+    pub fn write32(&self, offset: usize, value: u32) {
+        // SAFETY: as `write8`.
+        unsafe { self.register::<u32>(offset).write_volatile(value) }
+    }
+
+    /// Writes a `u64` at `offset` (aligned). Panics outside the region.
+    pub fn write64(&self, offset: usize, value: u64) {
+        // SAFETY: as `write8`.
+        unsafe { self.register::<u64>(offset).write_volatile(value) }
+    }
+}
+
+/// Physically contiguous RAM for a device to read or write, mapped
+/// writable (write-back: x86 DMA is cache coherent).
+///
+/// While a device may write the buffer, read it only once the device is
+/// done (or through [`as_ptr`](DmaBuffer::as_ptr) with volatile reads).
+#[derive(Debug)]
+pub struct DmaBuffer {
+    frame: Frame,
+    address: u64,
+    phys: u64,
+}
+
+impl DmaBuffer {
+    /// `count` contiguous zeroed frames, the first aligned to `align`
+    /// frames (a power of two), the last byte below `max_phys` (0 = no
+    /// limit), mapped writable at an address chosen by libos.
+    pub fn new(count: u64, align: u64, max_phys: u64) -> Result<DmaBuffer, Error> {
+        let frame = Frame::alloc_contiguous(count, align, max_phys)?;
+        let phys = frame.phys()?;
+        let address = reserve_pages(count)?;
+        crate::sys::map(frame.handle(), address, MapFlags::WRITE)?;
+        Ok(DmaBuffer {
+            frame,
+            address,
+            phys,
+        })
+    }
+
+    /// Physical address of the first byte (for the device).
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Virtual address of the first byte.
+    pub fn address(&self) -> u64 {
+        self.address
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Whether it is empty (never: the kernel refuses `count == 0`).
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_empty()
+    }
+
+    /// Raw pointer to the first byte.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.address as *const u8
+    }
+
+    /// The buffer's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes from `address` are mapped for as long as
+        // `self` owns the frame; only `self` maps it.
+        unsafe { core::slice::from_raw_parts(self.as_ptr(), self.len()) }
+    }
+
+    /// The buffer's bytes, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as `as_slice`, mapped writable; `&mut self` makes this
+        // the only slice.
+        unsafe { core::slice::from_raw_parts_mut(self.address as *mut u8, self.len()) }
+    }
+}
+
+// Dropping a `DeviceRegion` or `DmaBuffer` drops its `Frame`s: `frame_free`
+// removes the mappings made through them, then gives the frames back. No
+// reference into them can be alive (slices borrow `self`).

@@ -1,0 +1,328 @@
+//! Frames and mappings as owned values: freed and unmapped on drop.
+//!
+//! [`Frame`] owns one frame capability (one frame, or a contiguous run);
+//! dropping it gives the capability back. [`Mapping`] maps a frame into the
+//! address space and borrows it mutably, so the frame cannot be freed
+//! (which would unmap the pages) while the mapping's slices are alive, and
+//! no second mapping can change the bytes under them. Addresses come
+//! from a bump allocator over [`MAP_AREA_BASE`]..[`MAP_AREA_LIMIT`], with
+//! an unmapped guard page after each mapping; they are never reused.
+
+use abi::{Error, Handle, MapFlags, Rights, PAGE_SIZE};
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Start of the area [`Mapping`] picks addresses from.
+pub const MAP_AREA_BASE: u64 = 0x0000_2000_0000_0000;
+/// End of that area (exclusive).
+pub const MAP_AREA_LIMIT: u64 = 0x0000_3000_0000_0000;
+
+/// Next free address of the mapping area.
+static NEXT_ADDRESS: AtomicU64 = AtomicU64::new(MAP_AREA_BASE);
+
+/// Reserves `pages` pages of virtual address space (plus a guard page that
+/// stays unmapped) and returns the first address.
+pub fn reserve_pages(pages: u64) -> Result<u64, Error> {
+    let bytes = pages
+        .checked_add(1)
+        .and_then(|p| p.checked_mul(PAGE_SIZE))
+        .ok_or(Error::InvalidArgument)?;
+    let mut start = NEXT_ADDRESS.load(Ordering::Relaxed);
+    loop {
+        let end = start
+            .checked_add(bytes)
+            .filter(|&end| end <= MAP_AREA_LIMIT)
+            .ok_or(Error::OutOfMemory)?;
+        match NEXT_ADDRESS.compare_exchange(start, end, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Ok(start),
+            Err(now) => start = now,
+        }
+    }
+}
+
+/// An owned frame capability: one frame or a physically contiguous run.
+/// Given back to the kernel (`frame_free`) on drop.
+#[derive(Debug)]
+pub struct Frame {
+    handle: Handle,
+    pages: u64,
+}
+
+impl Frame {
+    /// Any free RAM frame, zeroed.
+    pub fn alloc() -> Result<Frame, Error> {
+        Ok(Frame {
+            handle: crate::sys::frame_alloc()?,
+            pages: 1,
+        })
+    }
+
+    /// The frame at physical address `phys` (page aligned): free RAM, or a
+    /// device frame if `phys` is a hole in the memory map.
+    pub fn alloc_at(phys: u64) -> Result<Frame, Error> {
+        Ok(Frame {
+            handle: crate::sys::frame_alloc_at(phys)?,
+            pages: 1,
+        })
+    }
+
+    /// `count` physically contiguous zeroed frames; see
+    /// [`sys::frame_alloc_contiguous`](crate::sys::frame_alloc_contiguous).
+    pub fn alloc_contiguous(count: u64, align: u64, max_phys: u64) -> Result<Frame, Error> {
+        Ok(Frame {
+            handle: crate::sys::frame_alloc_contiguous(count, align, max_phys)?,
+            pages: count,
+        })
+    }
+
+    /// Takes ownership of a raw capability naming `pages` frames (for
+    /// instance one from [`sys::cap_recv`](crate::sys::cap_recv)).
+    ///
+    /// # Safety
+    /// The caller owns `handle`: nothing else frees it or relies on its
+    /// mappings. If another process may write the frame (it was shared with
+    /// `WRITE`), its mappings must be read only through volatile accesses
+    /// ([`Mapping::volatile_read`]), never through slices.
+    pub unsafe fn from_raw(handle: Handle, pages: u64) -> Frame {
+        Frame { handle, pages }
+    }
+
+    /// Gives the capability up without freeing it.
+    pub fn into_raw(self) -> Handle {
+        let handle = self.handle;
+        core::mem::forget(self);
+        handle
+    }
+
+    /// The capability.
+    pub fn handle(&self) -> Handle {
+        self.handle
+    }
+
+    /// Frames the capability names.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        (self.pages * PAGE_SIZE) as usize
+    }
+
+    /// Whether it names no frame (never, for frames the kernel gave).
+    pub fn is_empty(&self) -> bool {
+        self.pages == 0
+    }
+
+    /// Physical address of the first frame (what a device needs for DMA).
+    pub fn phys(&self) -> Result<u64, Error> {
+        crate::sys::frame_phys(self.handle)
+    }
+
+    /// Gives the frame to process `pid` with `rights`; the caller no longer
+    /// holds it (its mappings are gone: they borrowed `self`).
+    pub fn transfer(self, pid: u64, rights: Rights) -> Result<(), Error> {
+        // SAFETY: `self` is consumed, so no `Mapping` of it is alive; the
+        // move ends our access, so the receiver's writes cannot be seen.
+        let result = unsafe { crate::sys::cap_transfer(self.handle, pid, rights, true) };
+        if result.is_ok() {
+            core::mem::forget(self);
+        }
+        result
+    }
+
+    /// Gives process `pid` a copy of the capability with `rights`; both
+    /// processes hold the frame.
+    ///
+    /// # Safety
+    /// If `rights` include `WRITE`, the other process may write the frame
+    /// at any time: from now on read its mappings only through volatile
+    /// accesses ([`Mapping::volatile_read`]), never through slices.
+    pub unsafe fn share(&self, pid: u64, rights: Rights) -> Result<(), Error> {
+        // SAFETY: no move, so no mapping goes; the caller accepts the
+        // contract on concurrent writes.
+        unsafe { crate::sys::cap_transfer(self.handle, pid, rights, false) }
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        // SAFETY: every `Mapping` of this frame borrows it, so none is
+        // alive; nothing else owns the handle (see `from_raw`).
+        let _ = unsafe { crate::sys::frame_free(self.handle) };
+    }
+}
+
+/// A frame mapped into the address space; unmapped on drop.
+///
+/// It borrows the [`Frame`] it maps mutably (or, through
+/// [`from_handle`](Mapping::from_handle), maps a handle the caller vouches
+/// for), so the frame outlives the mapping and is mapped only once at a
+/// time. Read [`Frame::phys`] before mapping, or use [`Mapping::handle`].
+#[derive(Debug)]
+pub struct Mapping<'frame> {
+    handle: Handle,
+    address: u64,
+    len: usize,
+    flags: MapFlags,
+    _frame: PhantomData<&'frame mut Frame>,
+}
+
+impl<'frame> Mapping<'frame> {
+    /// Maps `frame` at an address chosen by libos.
+    pub fn new(frame: &'frame mut Frame, flags: MapFlags) -> Result<Self, Error> {
+        let address = reserve_pages(frame.pages)?;
+        Self::new_at(frame, address, flags)
+    }
+
+    /// Maps `frame` at `address` (page aligned and free).
+    pub fn new_at(frame: &'frame mut Frame, address: u64, flags: MapFlags) -> Result<Self, Error> {
+        crate::sys::map(frame.handle, address, flags)?;
+        Ok(Mapping {
+            handle: frame.handle,
+            address,
+            len: frame.len(),
+            flags,
+            _frame: PhantomData,
+        })
+    }
+}
+
+impl Mapping<'static> {
+    /// Maps `pages` frames of any capability, at `address` or (if `None`)
+    /// at an address chosen by libos.
+    ///
+    /// # Safety
+    /// `handle` must name at least `pages` frames and stay live (not freed,
+    /// not moved away) as long as the mapping. If anything else may write
+    /// the frames meanwhile (another process, another mapping), access them
+    /// only through volatile accesses, never through slices.
+    pub unsafe fn from_handle(
+        handle: Handle,
+        pages: u64,
+        address: Option<u64>,
+        flags: MapFlags,
+    ) -> Result<Self, Error> {
+        let address = match address {
+            Some(a) => a,
+            None => reserve_pages(pages)?,
+        };
+        crate::sys::map(handle, address, flags)?;
+        Ok(Mapping {
+            handle,
+            address,
+            len: (pages * PAGE_SIZE) as usize,
+            flags,
+            _frame: PhantomData,
+        })
+    }
+}
+
+impl Mapping<'_> {
+    /// The capability it maps through.
+    pub fn handle(&self) -> Handle {
+        self.handle
+    }
+
+    /// Virtual address of the first byte.
+    pub fn address(&self) -> u64 {
+        self.address
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it maps nothing (never, for mappings the kernel made).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The flags it was mapped with.
+    pub fn flags(&self) -> MapFlags {
+        self.flags
+    }
+
+    /// Raw pointer to the first byte.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.address as *const u8
+    }
+
+    /// Raw mutable pointer to the first byte (writes fault unless mapped
+    /// with `WRITE`).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.address as *mut u8
+    }
+
+    /// The mapped bytes (RAM only: for device memory use
+    /// [`DeviceRegion`](crate::DeviceRegion)).
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes from `address` are mapped readable for as
+        // long as `self` lives (the frame is borrowed or vouched for). Only
+        // this mapping can write them: the frame is borrowed mutably, and a
+        // frame shared with a writer is the caller's duty (`share`,
+        // `from_raw`, `from_handle`).
+        unsafe { core::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+
+    /// The mapped bytes, writable.
+    ///
+    /// # Panics
+    /// If the mapping is not writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        assert!(
+            self.flags.contains(MapFlags::WRITE),
+            "as_mut_slice on a read-only mapping"
+        );
+        // SAFETY: as `as_slice`, and the pages are writable; `&mut self`
+        // makes this the only slice of this mapping.
+        unsafe { core::slice::from_raw_parts_mut(self.as_mut_ptr(), self.len) }
+    }
+
+    /// Copies bytes from `offset` into `out` with volatile reads: for
+    /// memory another process may be writing.
+    ///
+    /// # Panics
+    /// If the range is outside the mapping.
+    pub fn volatile_read(&self, offset: usize, out: &mut [u8]) {
+        let end = offset.checked_add(out.len());
+        assert!(
+            end.is_some_and(|e| e <= self.len),
+            "read outside the mapping"
+        );
+        for (i, byte) in out.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above) of a readable mapping.
+            *byte = unsafe { self.as_ptr().add(offset + i).read_volatile() };
+        }
+    }
+
+    /// Copies `data` to `offset` with volatile writes: for memory another
+    /// process may be reading.
+    ///
+    /// # Panics
+    /// If the range is outside the mapping or the mapping is not writable.
+    pub fn volatile_write(&mut self, offset: usize, data: &[u8]) {
+        let end = offset.checked_add(data.len());
+        assert!(
+            end.is_some_and(|e| e <= self.len),
+            "write outside the mapping"
+        );
+        assert!(
+            self.flags.contains(MapFlags::WRITE),
+            "volatile_write on a read-only mapping"
+        );
+        for (i, &byte) in data.iter().enumerate() {
+            // SAFETY: in bounds (checked above) of a writable mapping.
+            unsafe { self.as_mut_ptr().add(offset + i).write_volatile(byte) };
+        }
+    }
+}
+
+impl Drop for Mapping<'_> {
+    fn drop(&mut self) {
+        // SAFETY: every slice of this mapping borrows `self`, so none is
+        // alive.
+        let _ = unsafe { crate::sys::unmap(self.address) };
+    }
+}
