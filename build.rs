@@ -24,6 +24,10 @@ fn main() {
     let kernel_dir = target_root.join("kernel");
     nested_build(&root, &kernel_dir, &["-p", "exo-kernel"], "", true);
     let kernel = kernel_dir.join(TARGET).join("release").join("exo-kernel");
+    // The image gets a copy without debug info (10 MB less for the
+    // bootloader to read under emulation); gdb uses the original.
+    let stripped = kernel_dir.join("exo-kernel.stripped");
+    strip(&kernel, &stripped);
 
     // User programs: static (ET_EXEC) ELFs at fixed addresses in the lower half.
     let user_dir = target_root.join("userland");
@@ -36,7 +40,8 @@ fn main() {
     );
     let programs = user_programs(&root.join("userland/demos/src/bin"));
 
-    println!("cargo:rustc-env=EXO_KERNEL={}", kernel.display());
+    println!("cargo:rustc-env=EXO_KERNEL={}", stripped.display());
+    println!("cargo:rustc-env=EXO_KERNEL_SYMBOLS={}", kernel.display());
     println!(
         "cargo:rustc-env=EXO_USER_DIR={}",
         user_dir.join(TARGET).join("release").display()
@@ -88,6 +93,24 @@ fn nested_build(root: &Path, target_dir: &Path, args: &[&str], rustflags: &str, 
     if !status.success() {
         panic!("build.rs: nested build {args:?} failed ({status})");
     }
+}
+
+/// Copies `from` to `to` without debug sections (llvm-objcopy, which the
+/// set-up installs), or unchanged if no objcopy is found.
+fn strip(from: &Path, to: &Path) {
+    for tool in ["llvm-objcopy-22", "llvm-objcopy", "rust-objcopy"] {
+        let ok = Command::new(tool)
+            .arg("--strip-debug")
+            .arg(from)
+            .arg(to)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return;
+        }
+    }
+    println!("cargo:warning=no llvm-objcopy found: the boot image keeps the kernel's debug info");
+    std::fs::copy(from, to).expect("copy kernel");
 }
 
 /// Every demo program: one binary per file in `userland/demos/src/bin`.

@@ -6,7 +6,7 @@
 //! exo image --out DIR [--programs a,b] [--elf PATH]... [--uefi]
 //!           [--option NAME=VALUE]...
 //! exo programs            # the demo programs this build contains
-//! exo kernel              # the kernel ELF (for gdb symbols)
+//! exo kernel              # the kernel ELF with symbols (for gdb)
 //! ```
 //! Boot options travel in the ramdisk as entries whose names start with `!`
 //! (`!trace`, `!selftest`): the bootloader has no command line.
@@ -38,7 +38,7 @@ fn run(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         Some("kernel") => {
-            println!("{}", env!("EXO_KERNEL"));
+            println!("{}", env!("EXO_KERNEL_SYMBOLS"));
             Ok(())
         }
         Some("image") => image(&args[1..]),

@@ -105,7 +105,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     kprintln!("exo: boot complete");
     let first = process::with(|k| {
         for entry in &programs {
-            match k.spawn(entry.name, entry.expect, entry.data) {
+            // Boot option `!args:NAME` holds that program's arguments.
+            let args = entries
+                .iter()
+                .find(|e| e.name.strip_prefix("!args:") == Some(entry.name))
+                .map(|e| e.data)
+                .unwrap_or(&[]);
+            match k.spawn(entry.name, entry.expect, entry.data, args) {
                 Ok(pid) => kprintln!("[exo] pid {pid} ({}) loaded", entry.name),
                 Err(why) => kprintln!("[exo] program {}: refused: {why}", entry.name),
             }

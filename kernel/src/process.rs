@@ -27,6 +27,8 @@ pub const INBOX_CAPACITY: usize = 64;
 pub const USER_MAP_TOP: u64 = abi::USER_TOP - PAGE;
 /// Top of every user stack (exclusive).
 pub const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+/// Longest argument string a program can be given (`!args:NAME` entries).
+pub const MAX_ARGS: usize = 1024;
 /// User stack pages; the page below them stays unmapped (the guard).
 pub const USER_STACK_PAGES: u64 = 16;
 
@@ -175,7 +177,21 @@ impl Kernel {
     }
 
     /// Loads a validated program as a new process. On error nothing is kept.
-    pub fn spawn(&mut self, name: &str, expect: Expect, image: &[u8]) -> Result<u64, String> {
+    ///
+    /// `args` (at most [`MAX_ARGS`] bytes) is copied to the top of the new
+    /// stack; the program starts with `rdi` = pid, `rsi` = the arguments'
+    /// address and `rdx` = their length (the SysV argument registers, so
+    /// `_start(pid, ptr, len)` receives them).
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        expect: Expect,
+        image: &[u8],
+        args: &[u8],
+    ) -> Result<u64, String> {
+        if args.len() > MAX_ARGS {
+            return Err(alloc::format!("arguments longer than {MAX_ARGS} bytes"));
+        }
         let plan = exo_core::elf::validate(image).map_err(|e| alloc::format!("{e}"))?;
         let space = AddressSpace::new().map_err(|_| String::from("out of memory"))?;
         let pid = self.next_pid;
@@ -197,14 +213,33 @@ impl Kernel {
             return Err(e);
         }
         self.held_private += proc.private.len() as u64;
+        // Arguments at the top of the stack, 16-byte aligned below them.
+        let args_at = USER_STACK_TOP - (args.len() as u64).div_ceil(16) * 16;
+        if !args.is_empty() {
+            let (phys, _) = proc
+                .space
+                .translate(args_at & !(PAGE - 1))
+                .expect("stack mapped");
+            // SAFETY: the top stack page was just mapped to a fresh frame of
+            // this process; MAX_ARGS < PAGE keeps the copy inside it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    args.as_ptr(),
+                    memory::phys_to_virt(phys + (args_at & (PAGE - 1))),
+                    args.len(),
+                );
+            }
+        }
         proc.frame = TrapFrame {
             rip: plan.entry,
             cs: USER_CS,
             rflags: 0x202,
             // As if `_start` had been called: rsp = 8 mod 16.
-            rsp: USER_STACK_TOP - 8,
+            rsp: args_at - 8,
             ss: USER_SS,
             rdi: pid,
+            rsi: if args.is_empty() { 0 } else { args_at },
+            rdx: args.len() as u64,
             ..TrapFrame::default()
         };
         self.next_pid += 1;

@@ -25,6 +25,7 @@ Commands:
       --programs a,b      boot only these demos (default: all)
       --elf PATH          also boot this ELF (repeatable); alone, boots only these
       --trace             trace every syscall on the serial console
+      --args NAME=TEXT    give program NAME the argument string TEXT
       --uefi              boot with UEFI firmware (OVMF) instead of BIOS
       --kvm               use /dev/kvm (default: TCG; see README)
       --gdb               wait for gdb on :1234 (prints the command to attach)

@@ -170,6 +170,13 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
                 spec.elves.push(path);
             }
             "--trace" => spec.options.push("trace".into()),
+            "--args" => {
+                let v = value()?;
+                if !v.contains('=') {
+                    return Err(format!("--args {v}: expected PROGRAM=ARGUMENTS"));
+                }
+                spec.options.push(format!("args:{v}"));
+            }
             "--uefi" => spec.uefi = true,
             "--kvm" => opts.kvm = true,
             "--gdb" => opts.gdb = true,

@@ -54,23 +54,42 @@ pub use mem::{Frame, Mapping};
 /// `fn() -> Result<(), libos::Error>`. `Ok` exits with 0; `Err(e)` prints
 /// `error: {e}` and exits with 1.
 ///
-/// The kernel enters `_start` with the stack aligned as after a `call` and
-/// the pid in `rdi` (also available from [`sys::getpid`]).
+/// The kernel enters `_start` with the stack aligned as after a `call`,
+/// the pid in `rdi` (also available from [`sys::getpid`]) and the program's
+/// argument string in `rsi`/`rdx` (see [`args`]).
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         /// The program's entry point (see `libos::entry!`).
         #[no_mangle]
-        pub extern "C" fn _start() -> ! {
+        pub extern "C" fn _start(pid: u64, args: *const u8, args_len: usize) -> ! {
             let main: fn() -> ::core::result::Result<(), $crate::Error> = $main;
-            $crate::run(main)
+            $crate::run(main, pid, args, args_len)
         }
     };
 }
 
+static ARGS: spin::Once<&'static str> = spin::Once::new();
+
+/// The argument string the program was started with (`cargo xtask run
+/// --args NAME=...`; empty if none, or if it is not UTF-8).
+pub fn args() -> &'static str {
+    ARGS.get().copied().unwrap_or("")
+}
+
 /// Runs `main` and exits with its result (what [`entry!`] expands to).
 #[doc(hidden)]
-pub fn run(main: fn() -> Result<(), Error>) -> ! {
+pub fn run(main: fn() -> Result<(), Error>, _pid: u64, args: *const u8, len: usize) -> ! {
+    let text = if args.is_null() || len == 0 {
+        ""
+    } else {
+        // SAFETY: the kernel copied `len` bytes of arguments to the top of
+        // our stack, above the initial stack pointer: nothing overwrites
+        // them, and they live as long as the program.
+        let bytes = unsafe { core::slice::from_raw_parts(args, len) };
+        core::str::from_utf8(bytes).unwrap_or("")
+    };
+    ARGS.call_once(|| text);
     match main() {
         Ok(()) => sys::exit(abi::exit_code::SUCCESS),
         Err(e) => {
