@@ -66,20 +66,30 @@ pub fn init_boot_heap() {
 /// "reserved" ranges above 1 MiB and UEFI MMIO ranges are device space, so
 /// they stay out of the map (holes) and can be claimed as device frames.
 fn convert(regions: &MemoryRegions) -> MemoryMap {
-    MemoryMap::new(regions.iter().filter_map(|r| {
-        let kind = match r.kind {
-            MemoryRegionKind::Usable => RegionKind::Usable,
-            MemoryRegionKind::Bootloader => RegionKind::Reserved,
-            MemoryRegionKind::UnknownBios(2) if r.start >= 0x10_0000 => return None,
-            MemoryRegionKind::UnknownUefi(11 | 12) => return None,
-            _ => RegionKind::Reserved,
-        };
-        Some(Region {
-            start: r.start,
-            end: r.end,
-            kind,
-        })
-    }))
+    // Physical page 0 (the real-mode interrupt table) is reported usable,
+    // but a DMA address of 0 reads as "null" to many devices and drivers:
+    // keep it reserved, as Linux keeps its low pages.
+    let page_zero = Region {
+        start: 0,
+        end: PAGE,
+        kind: RegionKind::Reserved,
+    };
+    MemoryMap::new(
+        core::iter::once(page_zero).chain(regions.iter().filter_map(|r| {
+            let kind = match r.kind {
+                MemoryRegionKind::Usable => RegionKind::Usable,
+                MemoryRegionKind::Bootloader => RegionKind::Reserved,
+                MemoryRegionKind::UnknownBios(2) if r.start >= 0x10_0000 => return None,
+                MemoryRegionKind::UnknownUefi(11 | 12) => return None,
+                _ => RegionKind::Reserved,
+            };
+            Some(Region {
+                start: r.start,
+                end: r.end,
+                kind,
+            })
+        })),
+    )
 }
 
 /// Prints the memory map by kind and builds the allocator.

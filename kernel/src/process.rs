@@ -10,7 +10,7 @@ use crate::arch::trap::TrapFrame;
 use crate::kprintln;
 use crate::memory::{self, PAGE};
 use abi::{Handle, Rights};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use exo_core::captable::CapTable;
@@ -67,6 +67,9 @@ pub struct Cap {
     pub kind: CapKind,
     /// The rights.
     pub rights: Rights,
+    /// Live mappings made through this handle (so `frame_free` only scans
+    /// the mappings when there is something to remove).
+    pub mapped: u32,
 }
 
 /// A mapping made with `map`.
@@ -109,25 +112,20 @@ pub struct Process {
     pub private: Vec<u64>,
 }
 
-/// Who holds a run of frames (keyed by first frame).
-#[derive(Clone, Copy, Debug)]
-pub struct Owned {
-    /// Frames in the run.
-    pub count: u64,
-    /// Capabilities (in tables and inboxes) naming it.
-    pub refs: u64,
-    /// Device frames (not RAM: never returned to the allocator).
-    pub device: bool,
-}
-
 /// The kernel's process state.
 pub struct Kernel {
     /// Live processes by pid.
     pub procs: BTreeMap<u64, Process>,
     /// The running process.
     pub current: u64,
-    /// Frame runs held through capabilities.
-    pub owned: BTreeMap<u64, Owned>,
+    /// Runs named by more than one capability (in tables or inboxes),
+    /// keyed by first frame: how many references beyond the first. A run
+    /// held by exactly one capability has no entry, so allocating and
+    /// freeing an unshared frame touch no map.
+    pub shared: BTreeMap<u64, u64>,
+    /// Claimed device frames (exclusive: one claim until every reference
+    /// to it is gone).
+    pub devices: BTreeSet<u64>,
     /// RAM frames held through capabilities (each counted once).
     pub held_ram: u64,
     /// Private frames of all processes.
@@ -156,7 +154,8 @@ pub fn init(trace: bool) {
     *KERNEL.lock() = Some(Kernel {
         procs: BTreeMap::new(),
         current: 0,
-        owned: BTreeMap::new(),
+        shared: BTreeMap::new(),
+        devices: BTreeSet::new(),
         held_ram: 0,
         held_private: 0,
         results: Vec::new(),
@@ -247,52 +246,51 @@ impl Kernel {
         Ok(pid)
     }
 
-    /// Adds a reference to a frame run (a new capability naming it).
+    /// Adds a reference to a run some capability already names (a copy
+    /// made by `cap_transfer`).
     pub fn add_ref(&mut self, kind: CapKind) {
-        let (first, count) = kind.frames();
-        let device = matches!(kind, CapKind::Device { .. });
-        let entry = self.owned.entry(first).or_insert(Owned {
-            count,
-            refs: 0,
-            device,
-        });
-        entry.refs += 1;
+        *self.shared.entry(kind.frames().0).or_insert(0) += 1;
     }
 
-    /// Registers a run just taken from the allocator (or a device claim).
+    /// Registers a run just taken from the allocator, or a device claim.
     pub fn own_new(&mut self, kind: CapKind) {
-        let (_, count) = kind.frames();
-        if !matches!(kind, CapKind::Device { .. }) {
-            self.held_ram += count;
+        match kind {
+            CapKind::Ram { count, .. } => self.held_ram += count,
+            CapKind::Device { frame } => {
+                self.devices.insert(frame);
+            }
         }
-        self.add_ref(kind);
     }
 
-    /// Drops one reference; the last one frees RAM to the allocator.
+    /// Drops one reference; the last one frees RAM to the allocator (or
+    /// ends a device claim).
     pub fn drop_ref(&mut self, kind: CapKind) {
-        let (first, _) = kind.frames();
-        let Some(entry) = self.owned.get_mut(&first) else {
-            kprintln!("BUG: dropping an unowned frame run {first:#x}");
-            return;
-        };
-        entry.refs -= 1;
-        if entry.refs > 0 {
+        let (first, count) = kind.frames();
+        if let Some(extra) = self.shared.get_mut(&first) {
+            *extra -= 1;
+            if *extra == 0 {
+                self.shared.remove(&first);
+            }
             return;
         }
-        let owned = self.owned.remove(&first).expect("present");
-        if !owned.device {
-            self.held_ram -= owned.count;
-            memory::frames(|f| {
-                if let Err(e) = f.alloc.free_range(first, owned.count) {
-                    kprintln!("BUG: freeing frames {first:#x}+{}: {e:?}", owned.count);
-                }
-            });
+        match kind {
+            CapKind::Device { frame } => {
+                self.devices.remove(&frame);
+            }
+            CapKind::Ram { .. } => {
+                self.held_ram -= count;
+                memory::frames(|f| {
+                    if let Err(e) = f.alloc.free_range(first, count) {
+                        kprintln!("BUG: freeing frames {first:#x}+{count}: {e:?}");
+                    }
+                });
+            }
         }
     }
 
     /// Whether a device frame is claimed by anybody.
     pub fn device_claimed(&self, frame: u64) -> bool {
-        self.owned.get(&frame).is_some_and(|o| o.device)
+        self.devices.contains(&frame)
     }
 
     /// Removes every mapping made through `handle` in `proc`.
@@ -313,6 +311,9 @@ impl Kernel {
         let Some(record) = proc.mappings.remove(&vaddr) else {
             return false;
         };
+        if let Ok(cap) = proc.caps.get_mut(record.handle) {
+            cap.mapped -= 1;
+        }
         for i in 0..record.pages {
             proc.space.unmap(vaddr + i * PAGE);
         }
@@ -424,7 +425,8 @@ impl Kernel {
                 s.held_by_all
             ));
         }
-        let mut refs: BTreeMap<u64, u64> = BTreeMap::new();
+        // Count the references each run has in tables and inboxes.
+        let mut refs: BTreeMap<u64, (CapKind, u64)> = BTreeMap::new();
         for proc in self.procs.values() {
             let kinds = proc
                 .caps
@@ -432,22 +434,46 @@ impl Kernel {
                 .map(|(_, c)| c.kind)
                 .chain(proc.inbox.iter().map(|c| c.kind));
             for kind in kinds {
-                *refs.entry(kind.frames().0).or_default() += 1;
+                refs.entry(kind.frames().0).or_insert((kind, 0)).1 += 1;
             }
         }
-        for (first, owned) in &self.owned {
-            if refs.get(first).copied().unwrap_or(0) != owned.refs {
-                return Err(alloc::format!("frame run {first:#x}: ledger refs disagree"));
+        let mut ram = 0;
+        for (first, (kind, n)) in &refs {
+            let extra = self.shared.get(first).copied().unwrap_or(0);
+            if extra + 1 != *n {
+                return Err(alloc::format!(
+                    "frame run {first:#x}: {n} references, ledger says {}",
+                    extra + 1
+                ));
             }
-            if !owned.device {
-                let free = memory::frames(|f| (0..owned.count).any(|i| f.alloc.is_free(first + i)));
-                if free {
-                    return Err(alloc::format!("frame run {first:#x} held but free"));
+            match *kind {
+                CapKind::Device { frame } => {
+                    if !self.devices.contains(&frame) {
+                        return Err(alloc::format!(
+                            "device frame {frame:#x} held but not claimed"
+                        ));
+                    }
+                }
+                CapKind::Ram { first, count } => {
+                    ram += count;
+                    let free = memory::frames(|f| (0..count).any(|i| f.alloc.is_free(first + i)));
+                    if free {
+                        return Err(alloc::format!("frame run {first:#x} held but free"));
+                    }
                 }
             }
         }
-        if refs.len() != self.owned.len() {
-            return Err("a capability names a run missing from the ledger".into());
+        if self.shared.keys().any(|k| !refs.contains_key(k)) {
+            return Err("the ledger lists a shared run no capability names".into());
+        }
+        if self.devices.iter().any(|d| !refs.contains_key(d)) {
+            return Err("a device claim outlived its capabilities".into());
+        }
+        if ram != self.held_ram {
+            return Err(alloc::format!(
+                "capabilities name {ram} RAM frames, ledger says {}",
+                self.held_ram
+            ));
         }
         Ok(())
     }

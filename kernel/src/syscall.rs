@@ -254,7 +254,11 @@ fn alloc_error(e: AllocError) -> Error {
 /// run goes straight back.
 fn grant(k: &mut Kernel, pid: u64, kind: CapKind, rights: Rights) -> Result<u64, Error> {
     k.own_new(kind);
-    match proc(k, pid).caps.insert(Cap { kind, rights }) {
+    match proc(k, pid).caps.insert(Cap {
+        kind,
+        rights,
+        mapped: 0,
+    }) {
         Ok(h) => Ok(h.raw()),
         Err(e) => {
             k.drop_ref(kind);
@@ -332,8 +336,9 @@ fn frame_alloc_contiguous(
 
 fn frame_free(k: &mut Kernel, pid: u64, h: Handle) -> Result<u64, Error> {
     let p = proc(k, pid);
-    p.caps.get(h)?;
-    Kernel::unmap_handle(p, h);
+    if p.caps.get(h)?.mapped > 0 {
+        Kernel::unmap_handle(p, h);
+    }
     let cap = p.caps.remove(h)?;
     k.drop_ref(cap.kind);
     Ok(0)
@@ -362,8 +367,10 @@ fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Resul
         .checked_add(count * PAGE)
         .filter(|&end| end <= process::USER_MAP_TOP)
         .ok_or(Error::InvalidAddress)?;
+    // Multi-page runs are checked first so that a refusal maps nothing
+    // (a single page is checked by `map` itself).
     let mut page = vaddr;
-    while page < end {
+    while count > 1 && page < end {
         if p.space.is_mapped(page) {
             return Err(Error::AlreadyMapped);
         }
@@ -392,6 +399,7 @@ fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Resul
             pages: count,
         },
     );
+    p.caps.get_mut(h)?.mapped += 1;
     Ok(0)
 }
 
@@ -417,6 +425,7 @@ fn cap_transfer(
     receiver.inbox.push_back(Cap {
         kind: cap.kind,
         rights,
+        mapped: 0,
     });
     k.add_ref(cap.kind);
     if flags & TRANSFER_MOVE != 0 {

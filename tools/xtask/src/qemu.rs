@@ -52,14 +52,20 @@ pub struct Outcome {
     pub timed_out: bool,
     /// Wall time.
     pub elapsed: Duration,
+    /// The host's check of what the `virtio-blk` program wrote to the
+    /// disk (see [`check_disk`]); `None` when that program was not in the
+    /// run.
+    pub disk_check: Option<Result<(), String>>,
 }
 
 impl Outcome {
     /// The kernel's verdict as a process exit code: 0 success, 1 failure,
-    /// 124 timeout, 2 anything else (QEMU error, no verdict).
+    /// 124 timeout, 2 anything else (QEMU error, no verdict). A failed
+    /// disk check turns success into failure.
     pub fn exit_code(&self) -> u8 {
         match (self.timed_out, self.status) {
             (true, _) => 124,
+            (false, Some(QEMU_SUCCESS)) if matches!(self.disk_check, Some(Err(_))) => 1,
             (false, Some(QEMU_SUCCESS)) => 0,
             (false, Some(QEMU_FAILURE)) => 1,
             _ => 2,
@@ -67,14 +73,109 @@ impl Outcome {
     }
 }
 
+/// The devices every boot has besides the boot disk: QEMU's `edu`
+/// teaching device (vendor 1234, device 11e8; DMA limited to 28 bits, which
+/// `-m 1G` makes matter) and a virtio-blk disk. With 1 GiB the q35 layout
+/// is: RAM below 0xb000_0000, PCIe ECAM at 0xb000_0000 (256 MiB), the
+/// 32-bit PCI window above it, the HPET at 0xfed0_0000.
+const MEMORY: &str = "1G";
+
+/// Size of the virtio-blk disk the xtask makes for each run.
+pub const DISK_BYTES: usize = 1 << 20;
+/// The sector the xtask fills before boot (the `virtio-blk` program reads it).
+pub const DISK_READ_SECTOR: usize = 1;
+/// The sector the `virtio-blk` program writes (the xtask checks it after).
+pub const DISK_WRITE_SECTOR: usize = 2;
+const SECTOR: usize = 512;
+
+/// Byte `i` of the known pattern of `sector`: `(7 i + 0x31 sector) mod
+/// 256`. `userland/demos/src/bin/virtio-blk.rs` computes the same.
+pub fn disk_pattern(sector: usize, i: usize) -> u8 {
+    ((i * 7 + sector * 0x31) % 256) as u8
+}
+
+/// The virtio-blk disk of the run that boots `image`: next to the image,
+/// so that runs in different directories (parallel tests) never share one.
+pub fn disk_path(image: &Path) -> PathBuf {
+    image.with_file_name("disk.img")
+}
+
+/// Writes a fresh disk: zeros, with the known pattern in
+/// [`DISK_READ_SECTOR`].
+fn make_disk(path: &Path) -> Result<(), String> {
+    let mut disk = vec![0u8; DISK_BYTES];
+    let start = DISK_READ_SECTOR * SECTOR;
+    for (i, byte) in disk[start..start + SECTOR].iter_mut().enumerate() {
+        *byte = disk_pattern(DISK_READ_SECTOR, i);
+    }
+    std::fs::write(path, disk).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// After QEMU: [`DISK_WRITE_SECTOR`] must hold its pattern (what the
+/// `virtio-blk` program wrote and flushed).
+pub fn check_disk(path: &Path) -> Result<(), String> {
+    let disk = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let start = DISK_WRITE_SECTOR * SECTOR;
+    let sector = disk.get(start..start + SECTOR).ok_or(format!(
+        "{}: shorter than {} bytes",
+        path.display(),
+        start + SECTOR
+    ))?;
+    match (0..SECTOR).find(|&i| sector[i] != disk_pattern(DISK_WRITE_SECTOR, i)) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "sector {DISK_WRITE_SECTOR} of {} differs from the pattern at byte {i} \
+             ({:#04x}, expected {:#04x})",
+            path.display(),
+            sector[i],
+            disk_pattern(DISK_WRITE_SECTOR, i)
+        )),
+    }
+}
+
+/// The program names in the ramdisk `exo image` wrote next to `image`
+/// (format: `exo_core::ramdisk`: magic, u32 count, then per entry a length
+/// byte, the name, an expectation byte and two u64s). Empty if unreadable.
+fn ramdisk_names(image: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(image.with_file_name("ramdisk.bin")) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    if bytes.len() < 12 || &bytes[..8] != b"EXORD001" {
+        return names;
+    }
+    let count = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let mut at = 12;
+    for _ in 0..count {
+        let Some(&len) = bytes.get(at) else { break };
+        let Some(name) = bytes.get(at + 1..at + 1 + len as usize) else {
+            break;
+        };
+        names.push(String::from_utf8_lossy(name).into_owned());
+        at += 1 + len as usize + 1 + 16;
+    }
+    names
+}
+
 /// Boots `image` and waits for the verdict.
 pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
+    let disk = disk_path(image);
+    make_disk(&disk)?;
+    // Check the disk afterwards only if the program that writes it ran.
+    let check = ramdisk_names(image).iter().any(|n| n == "virtio-blk");
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "q35", "-m", "512M", "-smp", "1"])
+    cmd.args(["-machine", "q35", "-m", MEMORY, "-smp", "1"])
         .args(["-serial", "stdio", "-display", "none", "-no-reboot"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-drive")
-        .arg(format!("format=raw,file={}", image.display()));
+        .arg(format!("format=raw,file={}", image.display()))
+        .args(["-device", "edu"])
+        .arg("-drive")
+        .arg(format!(
+            "if=none,id=vdisk,format=raw,file={}",
+            disk.display()
+        ))
+        .args(["-device", "virtio-blk-pci,drive=vdisk"]);
     if opts.kvm {
         cmd.args(["-accel", "kvm", "-cpu", "host,-arch-capabilities"]);
     } else {
@@ -146,11 +247,20 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
         serial.push_str(qemu_err.trim());
         serial.push('\n');
     }
+    let disk_check = check.then(|| check_disk(&disk));
+    match &disk_check {
+        Some(Ok(())) => serial.push_str(&format!(
+            "\n[xtask] disk check: sector {DISK_WRITE_SECTOR} holds the virtio-blk pattern\n"
+        )),
+        Some(Err(why)) => serial.push_str(&format!("\n[xtask] disk check FAILED: {why}\n")),
+        None => {}
+    }
     Ok(Outcome {
         status,
         serial,
         timed_out,
         elapsed: start.elapsed(),
+        disk_check,
     })
 }
 
@@ -207,11 +317,22 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
     );
     let outcome = boot(&image, &opts)?;
     let code = outcome.exit_code();
+    match &outcome.disk_check {
+        Some(Ok(())) => eprintln!(
+            "xtask: disk check: sector {DISK_WRITE_SECTOR} of {} holds the virtio-blk pattern",
+            disk_path(&image).display()
+        ),
+        Some(Err(why)) => eprintln!("xtask: disk check failed: {why}"),
+        None => {}
+    }
     match code {
         0 => eprintln!(
             "xtask: kernel verdict: success ({:.1} s)",
             outcome.elapsed.as_secs_f64()
         ),
+        1 if outcome.status == Some(QEMU_SUCCESS) => {
+            eprintln!("xtask: kernel verdict: success, but the disk check failed: run failed")
+        }
         1 => eprintln!("xtask: kernel verdict: failure"),
         124 => eprintln!("xtask: timed out after {} s", opts.timeout.as_secs()),
         _ => eprintln!(

@@ -7,6 +7,11 @@ use crate::qemu::{self, RunOptions};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Instruction budget of the null syscall (`getpid`, incl. the rdtsc pair).
+const NULL_SYSCALL_BUDGET: u64 = 25;
+/// Instruction budget of frame_alloc + map + one write + unmap + frame_free.
+const AMTUF_BUDGET: u64 = 3300;
+
 /// Host crates with unit tests.
 const HOST_CRATES: &[&str] = &["abi", "exo-core", "exo-trace", "xtask"];
 /// Host crates linted with the default toolchain.
@@ -48,6 +53,11 @@ pub struct QemuTest {
     pub min_trace_records: usize,
     /// Fragments it must not contain.
     pub must_not: Vec<&'static str>,
+    /// Extra QEMU arguments (e.g. `-icount shift=0`).
+    pub qemu_args: Vec<&'static str>,
+    /// Instruction budgets: `bench: NAME median=N` lines whose N must not
+    /// exceed the budget (exact counts under `-icount shift=0`).
+    pub budgets: Vec<(&'static str, u64)>,
     /// Timeout.
     pub timeout: Duration,
 }
@@ -66,6 +76,8 @@ fn qt(name: &'static str, spec: ImageSpec, expect_exit: u8, must: &[&'static str
             "NOT STOPPED",
         ],
         min_trace_records: 0,
+        qemu_args: Vec::new(),
+        budgets: Vec::new(),
         timeout: Duration::from_secs(90),
     }
 }
@@ -235,6 +247,23 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 "success",
             ],
         ),
+        QemuTest {
+            // Regression guard, not a timing test: under -icount shift=0 the
+            // guest TSC counts instructions exactly. Budgets sit just above
+            // today's figures (README, Performance).
+            qemu_args: vec!["-icount", "shift=0"],
+            budgets: vec![
+                ("null-syscall", NULL_SYSCALL_BUDGET),
+                ("alloc-map-touch-unmap-free", AMTUF_BUDGET),
+            ],
+            timeout: Duration::from_secs(180),
+            ..qt(
+                "instruction-budgets",
+                programs("test-bench"),
+                0,
+                &["bench: end", "success"],
+            )
+        },
         qt(
             "hostile-privileged-instructions-end-only-the-offender",
             programs("test-fault,hello"),
@@ -283,6 +312,21 @@ pub fn check_log(test: &QemuTest, code: u8, serial: &str) -> Result<(), String> 
             "{records} trace records, expected at least {}",
             test.min_trace_records
         ));
+    }
+    for (bench, budget) in &test.budgets {
+        let prefix = format!("bench: {bench} median=");
+        let median: u64 = serial
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .ok_or(format!("no `{prefix}N` line"))?;
+        if median > *budget {
+            return Err(format!(
+                "{bench}: {median} instructions, over the budget of {budget}"
+            ));
+        }
+        eprintln!("     {bench}: {median} instructions (budget {budget})");
     }
     for bad in &test.must_not {
         if serial.contains(bad) {
@@ -462,6 +506,7 @@ fn run_qemu_test(
         uefi: test.spec.uefi,
         timeout: test.timeout,
         echo: false,
+        extra: test.qemu_args.iter().map(|a| a.to_string()).collect(),
         ..Default::default()
     };
     let outcome = qemu::boot(&image, &opts).map_err(|e| (e, String::new()))?;

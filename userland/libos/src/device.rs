@@ -77,6 +77,14 @@ impl DeviceRegion {
         self.frames.len()
     }
 
+    /// Raw pointer to offset 0, for driver code with its own MMIO layer
+    /// (a driver crate's register structs). Dereferencing it is the
+    /// caller's `unsafe` step: volatile accesses only, inside
+    /// [`len`](Self::len) bytes, while `self` is alive.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.address as *mut u8
+    }
+
     /// Pointer to a naturally aligned `T` at `offset`.
     ///
     /// # Panics

@@ -1,12 +1,16 @@
 //! The global heap: talc over frames the libOS maps for itself, on demand.
 //!
 //! The heap is one contiguous virtual range from [`HEAP_BASE`]. It starts
-//! empty; when talc runs out, its OOM handler asks the kernel for frames
-//! (`frame_alloc`), maps them writable at the top of the range and hands
-//! the new span to talc (`claim` the first time, `extend` after). The
-//! frames belong to the libOS for the life of the process and are never
-//! given back: the kernel reclaims them at exit. A program that never
-//! allocates never maps a heap page.
+//! empty; when talc runs out, its OOM handler asks the kernel for frames,
+//! maps them writable at the top of the range and hands the new span to
+//! talc (`claim` the first time, `extend` after). Each growth asks for one
+//! physically contiguous run (`frame_alloc_contiguous`), so a big heap
+//! costs few capabilities (a process holds at most 1024), and falls back
+//! to smaller runs, down to single frames, when memory is fragmented. The
+//! heap grows by at least an eighth of its size, so the number of runs
+//! grows only logarithmically. The frames belong to the libOS for the life
+//! of the process and are never given back: the kernel reclaims them at
+//! exit. A program that never allocates never maps a heap page.
 
 use abi::{MapFlags, PAGE_SIZE};
 use core::alloc::Layout;
@@ -40,20 +44,33 @@ impl GrowOnOom {
     }
 }
 
-/// Maps up to `pages` fresh frames writable from `top`; returns how many
-/// were mapped (fewer when the kernel runs out of frames).
+/// Largest run one `frame_alloc_contiguous` may ask for (the kernel's
+/// limit: 16 MiB).
+const MAX_RUN_PAGES: u64 = 4096;
+
+/// Maps up to `pages` fresh frames writable from `top`, in as few runs as
+/// the kernel can give; returns how many pages were mapped (fewer when the
+/// kernel runs out of frames or capability slots).
 fn map_pages(top: u64, pages: u64) -> u64 {
-    for i in 0..pages {
-        let Ok(handle) = crate::sys::frame_alloc() else {
-            return i;
+    let mut mapped = 0;
+    let mut run = pages.min(MAX_RUN_PAGES);
+    while mapped < pages {
+        run = run.min(pages - mapped);
+        let Ok(handle) = crate::sys::frame_alloc_contiguous(run, 1, 0) else {
+            if run == 1 {
+                break;
+            }
+            run /= 2;
+            continue;
         };
-        if crate::sys::map(handle, top + i * PAGE_SIZE, MapFlags::WRITE).is_err() {
+        if crate::sys::map(handle, top + mapped * PAGE_SIZE, MapFlags::WRITE).is_err() {
             // SAFETY: nothing was mapped through this handle.
             let _ = unsafe { crate::sys::frame_free(handle) };
-            return i;
+            break;
         }
+        mapped += run;
     }
-    pages
+    mapped
 }
 
 impl OomHandler for GrowOnOom {
@@ -61,8 +78,12 @@ impl OomHandler for GrowOnOom {
         let need = (layout.size() as u64)
             .checked_add(layout.align() as u64 + SLACK)
             .ok_or(())?;
-        let pages = need.div_ceil(PAGE_SIZE).max(MIN_GROW_PAGES);
         let top = talc.oom_handler.top;
+        let size_pages = (top - HEAP_BASE) / PAGE_SIZE;
+        let pages = need
+            .div_ceil(PAGE_SIZE)
+            .max(MIN_GROW_PAGES)
+            .max(size_pages / 8);
         let room = (HEAP_LIMIT - top) / PAGE_SIZE;
         let mapped = map_pages(top, pages.min(room));
         if mapped == 0 {

@@ -60,11 +60,13 @@ pub use mem::{Frame, Mapping};
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
-        /// The program's entry point (see `libos::entry!`).
+        /// The program's entry point (see `libos::entry!`). Not `pub`:
+        /// `#[no_mangle]` already exports it, and nothing should call it.
         #[no_mangle]
-        pub extern "C" fn _start(pid: u64, args: *const u8, args_len: usize) -> ! {
+        extern "C" fn _start(pid: u64, args: *const u8, args_len: usize) -> ! {
             let main: fn() -> ::core::result::Result<(), $crate::Error> = $main;
-            $crate::run(main, pid, args, args_len)
+            // SAFETY: these are the registers the kernel started us with.
+            unsafe { $crate::run(main, pid, args, args_len) }
         }
     };
 }
@@ -78,8 +80,13 @@ pub fn args() -> &'static str {
 }
 
 /// Runs `main` and exits with its result (what [`entry!`] expands to).
+///
+/// # Safety
+/// `args` and `len` must be what the kernel passed to `_start` (`rsi`,
+/// `rdx`): null/0, or `len` bytes that stay untouched for the program's
+/// life. Call it once, from `_start`.
 #[doc(hidden)]
-pub fn run(main: fn() -> Result<(), Error>, _pid: u64, args: *const u8, len: usize) -> ! {
+pub unsafe fn run(main: fn() -> Result<(), Error>, _pid: u64, args: *const u8, len: usize) -> ! {
     let text = if args.is_null() || len == 0 {
         ""
     } else {

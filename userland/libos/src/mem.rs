@@ -120,15 +120,18 @@ impl Frame {
     }
 
     /// Gives the frame to process `pid` with `rights`; the caller no longer
-    /// holds it (its mappings are gone: they borrowed `self`).
-    pub fn transfer(self, pid: u64, rights: Rights) -> Result<(), Error> {
+    /// holds it (its mappings are gone: they borrowed `self`). On failure
+    /// the frame comes back with the error.
+    pub fn transfer(self, pid: u64, rights: Rights) -> Result<(), (Error, Frame)> {
         // SAFETY: `self` is consumed, so no `Mapping` of it is alive; the
         // move ends our access, so the receiver's writes cannot be seen.
-        let result = unsafe { crate::sys::cap_transfer(self.handle, pid, rights, true) };
-        if result.is_ok() {
-            core::mem::forget(self);
+        match unsafe { crate::sys::cap_transfer(self.handle, pid, rights, true) } {
+            Ok(()) => {
+                core::mem::forget(self);
+                Ok(())
+            }
+            Err(e) => Err((e, self)),
         }
-        result
     }
 
     /// Gives process `pid` a copy of the capability with `rights`; both
@@ -175,7 +178,10 @@ impl<'frame> Mapping<'frame> {
         Self::new_at(frame, address, flags)
     }
 
-    /// Maps `frame` at `address` (page aligned and free).
+    /// Maps `frame` at `address` (page aligned and free). Keep clear of
+    /// libos's own areas ([`HEAP_BASE`](crate::heap::HEAP_BASE) up to
+    /// [`MAP_AREA_LIMIT`]): a page taken there stops the heap (or a later
+    /// [`Mapping::new`]) at it.
     pub fn new_at(frame: &'frame mut Frame, address: u64, flags: MapFlags) -> Result<Self, Error> {
         crate::sys::map(frame.handle, address, flags)?;
         Ok(Mapping {

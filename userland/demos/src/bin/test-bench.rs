@@ -35,6 +35,8 @@ use abi::{Error, MapFlags, Rights, Sysnum, TRANSFER_MOVE};
 use core::arch::x86_64::_rdtsc;
 use libos::println;
 
+extern crate alloc;
+
 libos::entry!(main);
 
 /// Iterations run and thrown away before measuring.
@@ -123,6 +125,69 @@ fn measure(
     true
 }
 
+/// Median of the samples (sorted in place).
+fn median(samples: &mut [u64; ITERS]) -> u64 {
+    samples.sort_unstable();
+    (samples[ITERS / 2 - 1] + samples[ITERS / 2]) / 2
+}
+
+/// exo-only rows that split the memory path into its syscalls (each row
+/// times one call; the calls around it run untimed), to show where the
+/// instructions go. Printed as `bench: breakdown-NAME median=N`.
+fn breakdown(samples: &mut [u64; ITERS]) {
+    let timed = |samples: &mut [u64; ITERS], i: usize, f: &mut dyn FnMut() -> (u64, u64)| {
+        let t0 = rdtsc();
+        let r = f();
+        let t1 = rdtsc();
+        if i >= WARMUP {
+            samples[i - WARMUP] = t1.wrapping_sub(t0);
+        }
+        r
+    };
+    let mut rows: [(&str, u64); 6] = [("", 0); 6];
+    // The slow path with no work: an invalid trace_ctl argument.
+    for i in 0..WARMUP + ITERS {
+        timed(samples, i, &mut || {
+            call(Sysnum::TraceCtl, [7, 0, 0, 0, 0, 0])
+        });
+    }
+    rows[0] = ("slow-path-entry-exit", median(samples));
+    let (_, keep) = call(Sysnum::FrameAlloc, [0; 6]);
+    for i in 0..WARMUP + ITERS {
+        timed(samples, i, &mut || {
+            call(Sysnum::FramePhys, [keep, 0, 0, 0, 0, 0])
+        });
+    }
+    rows[1] = ("frame-phys", median(samples));
+    call(Sysnum::FrameFree, [keep, 0, 0, 0, 0, 0]);
+    // On the heap: four sample arrays would overflow the 64 KiB stack.
+    let mut parts = alloc::vec![[0u64; ITERS]; 4];
+    for i in 0..WARMUP + ITERS {
+        let mut one = |k: usize, num: Sysnum, args: [u64; 6]| {
+            let t0 = rdtsc();
+            let r = call(num, args);
+            let t1 = rdtsc();
+            if i >= WARMUP {
+                parts[k][i - WARMUP] = t1.wrapping_sub(t0);
+            }
+            r.1
+        };
+        let h = one(0, Sysnum::FrameAlloc, [0; 6]);
+        one(1, Sysnum::Map, [h, VADDR, MapFlags::WRITE.bits(), 0, 0, 0]);
+        one(2, Sysnum::Unmap, [VADDR, 0, 0, 0, 0, 0]);
+        one(3, Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
+    }
+    for (k, name) in ["frame-alloc", "map", "unmap", "frame-free"]
+        .into_iter()
+        .enumerate()
+    {
+        rows[2 + k] = (name, median(&mut parts[k]));
+    }
+    for (name, m) in rows {
+        println!("bench: breakdown-{name} median={m} iters={ITERS}");
+    }
+}
+
 fn report_failure(name: &str, f: &Failure) {
     let error = Error::try_from(f.rax)
         .map(Error::name)
@@ -175,6 +240,7 @@ fn main() -> Result<(), libos::Error> {
     }));
 
     count(cap_transfer(&mut samples));
+    breakdown(&mut samples);
 
     println!("bench: end tsc={} failures={failures}", rdtsc());
     if failures > 0 {
