@@ -9,12 +9,28 @@ use crate::memory::{self, PAGE};
 use crate::process::{self, Cap, CapKind, Ending, Kernel, MapRecord};
 use abi::{Error, Handle, MapFlags, Rights, Sysnum, TRANSFER_MOVE, USER_TOP};
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use exo_core::frame_alloc::AllocError;
 use exo_core::memmap::FrameClass;
 
 /// Largest contiguous request (frames): 16 MiB.
 pub const MAX_CONTIGUOUS: u64 = 4096;
+
+/// Syscalls taken on the slow path: every call except `getpid` answered by
+/// the fast path in `arch::syscall` (which does not count, to stay a few
+/// instructions long). Single CPU, interrupts off: relaxed is enough.
+pub static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Failed calls by [`Error`] code (index = code; index 0 is unused).
+pub static ERRORS: [AtomicU64; Error::ALL.len() + 1] =
+    [const { AtomicU64::new(0) }; Error::ALL.len() + 1];
+
+/// `Kernel::check_invariants` runs every this many slow-path syscalls; a
+/// violation ends the run with the failure verdict.
+pub const INVARIANT_PERIOD: u64 = 1 << 16;
+
+/// Periodic invariant checks that passed.
+pub static INVARIANT_CHECKS: AtomicU64 = AtomicU64::new(0);
 
 /// What a call does to the flow of control.
 enum Flow {
@@ -40,6 +56,7 @@ pub unsafe extern "C" fn dispatch_from_asm(frame: *mut TrapFrame) {
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
     let num = frame.rax;
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
     process::with(|k| {
         let pid = k.current;
         let flow = match Sysnum::try_from(num) {
@@ -60,10 +77,19 @@ pub unsafe extern "C" fn dispatch_from_asm(frame: *mut TrapFrame) {
             Err(e) => {
                 frame.rax = e as u64;
                 frame.rdx = 0;
+                ERRORS[e as usize].fetch_add(1, Ordering::Relaxed);
             }
         }
         if tracing {
             trace(k, pid, num, &args, result, crate::arch::rdtsc() - start);
+        }
+        if calls.is_multiple_of(INVARIANT_PERIOD) {
+            match k.check_invariants() {
+                Ok(()) => {
+                    INVARIANT_CHECKS.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(why) => crate::invariant_broken(k, calls, &why),
+            }
         }
         match flow {
             Flow::Return(_) => {}

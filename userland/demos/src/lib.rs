@@ -6,6 +6,4 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-extern crate alloc;
-
 pub mod pci;

@@ -1,0 +1,369 @@
+//! PCI configuration space on QEMU's q35, through ECAM (PCI Express's
+//! memory-mapped configuration access): function `dd.f` of bus 0 is the
+//! 4 KiB page at `ECAM_BASE + (dd << 15 | f << 12)`.
+//!
+//! Where ECAM lies is normally read from ACPI's MCFG table. exo gives user
+//! space no ACPI access, so this uses q35's documented MMCONFIG base,
+//! [`ECAM_BASE`] = 0xb000_0000 (QEMU's `MCH_HOST_BRIDGE_PCIEXBAR_DEFAULT`,
+//! which SeaBIOS and OVMF keep). Only bus 0 is used: q35 puts every
+//! `-device` there unless told otherwise.
+//!
+//! # Who may drive a device
+//! The demos agree that a process owns a PCI function while it holds the
+//! function's configuration page, an exclusive device capability: only
+//! then does it program the function's registers or BARs or let it master
+//! the bus, and it keeps the page until it has quiesced the function.
+//! `lspci` claims all of bus 0, so it sizes BARs only while nobody drives
+//! a device. A claim that finds a page taken waits (up to [`PATIENCE`]
+//! yields) rather than failing: the owner lets go when it is done.
+
+use core::fmt;
+use libos::{println, sys, DeviceRegion, Error, PAGE_SIZE};
+
+/// Physical address of bus 0's configuration space (q35's MMCONFIG default).
+pub const ECAM_BASE: u64 = 0xb000_0000;
+/// Devices on a bus.
+pub const DEVICES: u8 = 32;
+/// Functions of a device.
+pub const FUNCTIONS: u8 = 8;
+/// Configuration bytes per function under ECAM.
+pub const CONFIG_BYTES: usize = 4096;
+/// Yields a claim waits for another process to let a page go.
+pub const PATIENCE: u32 = 1_000_000;
+
+/// Vendor ID (u16) and device ID (u16).
+pub const ID: u16 = 0x00;
+/// Command (u16) and status (u16).
+pub const COMMAND: u16 = 0x04;
+/// Revision (u8) and class code (24 bits).
+pub const CLASS_REVISION: u16 = 0x08;
+/// Cache line, latency, header type (bit 7: multi-function), BIST.
+pub const HEADER: u16 = 0x0c;
+/// The first base address register.
+pub const BAR0: u16 = 0x10;
+
+/// Command bit: respond to I/O space accesses.
+pub const COMMAND_IO: u16 = 1 << 0;
+/// Command bit: respond to memory space accesses.
+pub const COMMAND_MEMORY: u16 = 1 << 1;
+/// Command bit: may master the bus (DMA).
+pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
+
+/// A function of bus 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Device number, 0..32.
+    pub device: u8,
+    /// Function number, 0..8.
+    pub function: u8,
+}
+
+impl Function {
+    /// Function `function` of device `device` on bus 0.
+    ///
+    /// # Panics
+    /// If either number is out of range.
+    pub const fn new(device: u8, function: u8) -> Function {
+        assert!(device < DEVICES && function < FUNCTIONS);
+        Function { device, function }
+    }
+
+    /// Index among bus 0's 256 functions.
+    const fn index(self) -> usize {
+        self.device as usize * FUNCTIONS as usize + self.function as usize
+    }
+
+    /// Physical address of its configuration page.
+    pub const fn config_phys(self) -> u64 {
+        ECAM_BASE + self.index() as u64 * PAGE_SIZE
+    }
+}
+
+impl fmt::Display for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "00:{:02x}.{}", self.device, self.function)
+    }
+}
+
+/// Claims and maps `len` bytes of device memory at `phys` (a
+/// [`DeviceRegion`]), waiting while another process holds a page of it.
+/// `who` prefixes the one line that says so; `what` names the range.
+pub fn claim(
+    who: &str,
+    what: &dyn fmt::Display,
+    phys: u64,
+    len: usize,
+) -> Result<DeviceRegion, Error> {
+    let mut waited = 0;
+    loop {
+        match DeviceRegion::new(phys, len) {
+            Err(Error::FrameInUse) if waited < PATIENCE => {
+                if waited == 0 {
+                    println!("{who}: {what} is held by another process (FrameInUse): waiting");
+                }
+                waited += 1;
+                sys::yield_now();
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A base address register, decoded and sized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bar {
+    /// Memory space.
+    Memory {
+        /// Base address (0: not assigned).
+        address: u64,
+        /// Size in bytes (a power of two).
+        size: u64,
+        /// A 64-bit BAR (it uses the next register too).
+        wide: bool,
+        /// Prefetchable.
+        prefetchable: bool,
+    },
+    /// I/O space.
+    Io {
+        /// First port (0: not assigned).
+        port: u32,
+        /// Ports.
+        size: u32,
+    },
+}
+
+impl fmt::Display for Bar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Bar::Memory {
+                address,
+                size,
+                wide,
+                prefetchable,
+            } => write!(
+                f,
+                "mem{} {address:#x} size {}{}",
+                if wide { 64 } else { 32 },
+                Size(size),
+                if prefetchable { " prefetchable" } else { "" }
+            ),
+            Bar::Io { port, size } => write!(f, "io {port:#x} size {}", Size(size.into())),
+        }
+    }
+}
+
+/// A byte count in the largest binary unit that divides it.
+pub struct Size(pub u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units = [(30, "GiB"), (20, "MiB"), (10, "KiB")];
+        for (shift, unit) in units {
+            if self.0 >= 1 << shift && self.0 % (1 << shift) == 0 {
+                return write!(f, "{} {unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{} bytes", self.0)
+    }
+}
+
+/// Configuration space of some functions of bus 0 (one page, or the whole
+/// bus), held as device capabilities and mapped uncached. Accesses are
+/// 32-bit; reads of functions it does not cover give all-ones (what an
+/// absent function answers).
+pub struct Ecam {
+    region: DeviceRegion,
+    first: usize,
+    count: usize,
+}
+
+impl Ecam {
+    /// All of bus 0: 32 devices x 8 functions x 4 KiB = 1 MiB, 256 device
+    /// capabilities.
+    pub fn bus0(who: &str) -> Result<Ecam, Error> {
+        let count = DEVICES as usize * FUNCTIONS as usize;
+        let region = claim(
+            who,
+            &"the configuration space of bus 0",
+            ECAM_BASE,
+            count * CONFIG_BYTES,
+        )?;
+        Ok(Ecam {
+            region,
+            first: 0,
+            count,
+        })
+    }
+
+    /// The configuration page of `f` alone.
+    pub fn function(who: &str, f: Function) -> Result<Ecam, Error> {
+        let what = format_args!("the configuration page of {f}");
+        let region = claim(who, &what, f.config_phys(), CONFIG_BYTES)?;
+        Ok(Ecam {
+            region,
+            first: f.index(),
+            count: 1,
+        })
+    }
+
+    /// Whether `f`'s page is claimed.
+    pub fn covers(&self, f: Function) -> bool {
+        (self.first..self.first + self.count).contains(&f.index())
+    }
+
+    fn offset(&self, f: Function, register: u16) -> Option<usize> {
+        assert!(
+            register % 4 == 0 && (register as usize) < CONFIG_BYTES,
+            "config register {register:#x}"
+        );
+        self.covers(f)
+            .then(|| (f.index() - self.first) * CONFIG_BYTES + register as usize)
+    }
+
+    /// Reads the 32-bit register at `register` (4-byte aligned).
+    pub fn read32(&self, f: Function, register: u16) -> u32 {
+        self.offset(f, register)
+            .map_or(u32::MAX, |at| self.region.read32(at))
+    }
+
+    /// Writes the 32-bit register at `register` (4-byte aligned).
+    ///
+    /// # Panics
+    /// If `f`'s page is not claimed.
+    pub fn write32(&self, f: Function, register: u16, value: u32) {
+        let at = self.offset(f, register);
+        let at = at.unwrap_or_else(|| panic!("{f}: configuration page not claimed"));
+        self.region.write32(at, value);
+    }
+
+    /// Vendor and device ID, or `None` if there is no such function.
+    pub fn id(&self, f: Function) -> Option<(u16, u16)> {
+        let id = self.read32(f, ID);
+        let vendor = id as u16;
+        (vendor != 0xffff && vendor != 0).then_some((vendor, (id >> 16) as u16))
+    }
+
+    /// Class, subclass and programming interface (24 bits).
+    pub fn class(&self, f: Function) -> u32 {
+        self.read32(f, CLASS_REVISION) >> 8
+    }
+
+    /// Header type (bit 7: the device has several functions).
+    pub fn header_type(&self, f: Function) -> u8 {
+        (self.read32(f, HEADER) >> 16) as u8
+    }
+
+    /// The command register.
+    pub fn command(&self, f: Function) -> u16 {
+        self.read32(f, COMMAND) as u16
+    }
+
+    /// Writes the command register (and zeros to the status register,
+    /// whose error bits are write-one-to-clear: nothing changes there).
+    pub fn set_command(&self, f: Function, command: u16) {
+        self.write32(f, COMMAND, command.into());
+    }
+
+    /// Decodes and sizes `f`'s BARs (6 for a device, 2 for a bridge). A
+    /// BAR is sized by writing all-ones, reading which address bits stick,
+    /// and restoring it; meanwhile the function's decoding is off (except
+    /// for host and ISA bridges, which route memory and the legacy ports
+    /// everything relies on). The caller must own `f` (see the module
+    /// docs): nobody may be using the BARs meanwhile.
+    pub fn bars(&self, f: Function) -> [Option<Bar>; 6] {
+        let mut bars = [None; 6];
+        let count = match self.header_type(f) & 0x7f {
+            0 => 6,
+            1 => 2,
+            _ => 0,
+        };
+        let bridge_routing = matches!(self.class(f) >> 8, 0x0600 | 0x0601);
+        let command = self.command(f);
+        if !bridge_routing {
+            self.set_command(f, command & !(COMMAND_IO | COMMAND_MEMORY));
+        }
+        let mut i = 0;
+        while i < count {
+            let register = BAR0 + 4 * i as u16;
+            let (original, mask) = self.probe(f, register);
+            if mask == 0 {
+                i += 1; // not implemented
+                continue;
+            }
+            if original & 1 == 1 {
+                // I/O decoders may implement only 16 address bits.
+                let mut mask = mask & !0x3;
+                if mask & 0xffff_0000 == 0 {
+                    mask |= 0xffff_0000;
+                }
+                bars[i] = Some(Bar::Io {
+                    port: original & !0x3,
+                    size: (!mask).wrapping_add(1),
+                });
+                i += 1;
+                continue;
+            }
+            let wide = original & 0b110 == 0b100 && i + 1 < count;
+            let mut address = u64::from(original & !0xf);
+            let mut mask = u64::from(mask & !0xf) | 0xffff_ffff_0000_0000;
+            if wide {
+                let (high, high_mask) = self.probe(f, register + 4);
+                address |= u64::from(high) << 32;
+                mask = (mask & 0xffff_ffff) | u64::from(high_mask) << 32;
+            }
+            bars[i] = Some(Bar::Memory {
+                address,
+                size: (!mask).wrapping_add(1),
+                wide,
+                prefetchable: original & 0x8 != 0,
+            });
+            i += if wide { 2 } else { 1 };
+        }
+        if !bridge_routing {
+            self.set_command(f, command);
+        }
+        bars
+    }
+
+    /// Writes all-ones to `register`, reads back which bits stuck, and
+    /// restores it: (original value, read-back mask).
+    fn probe(&self, f: Function, register: u16) -> (u32, u32) {
+        let original = self.read32(f, register);
+        self.write32(f, register, u32::MAX);
+        let mask = self.read32(f, register);
+        self.write32(f, register, original);
+        (original, mask)
+    }
+}
+
+/// Finds the first function of bus 0 whose (vendor, device) satisfies
+/// `wanted`, claiming one configuration page at a time; returns it with
+/// its page still claimed (so the caller owns it), or `None`.
+pub fn find(
+    who: &str,
+    wanted: impl Fn(u16, u16) -> bool,
+) -> Result<Option<(Function, Ecam)>, Error> {
+    for device in 0..DEVICES {
+        let f0 = Function::new(device, 0);
+        let page = Ecam::function(who, f0)?;
+        let Some((vendor, id)) = page.id(f0) else {
+            continue;
+        };
+        if wanted(vendor, id) {
+            return Ok(Some((f0, page)));
+        }
+        let several = page.header_type(f0) & 0x80 != 0;
+        drop(page);
+        if !several {
+            continue;
+        }
+        for function in 1..FUNCTIONS {
+            let f = Function::new(device, function);
+            let page = Ecam::function(who, f)?;
+            if page.id(f).is_some_and(|(v, d)| wanted(v, d)) {
+                return Ok(Some((f, page)));
+            }
+        }
+    }
+    Ok(None)
+}
