@@ -4,12 +4,16 @@
 //! `cargo xtask run` drives it; it can also be used directly:
 //! ```text
 //! exo image --out DIR [--programs a,b] [--elf PATH]... [--uefi]
-//!           [--option NAME=VALUE]...
+//!           [--option NAME=VALUE]... [--copies NAME=K]...
 //! exo programs            # the demo programs this build contains
 //! exo kernel              # the kernel ELF with symbols (for gdb)
 //! ```
 //! Boot options travel in the ramdisk as entries whose names start with `!`
-//! (`!trace`, `!selftest`): the bootloader has no command line.
+//! (`!trace`, `!selftest`, `!args:NAME`): the bootloader has no command line.
+//!
+//! Entry names are unique, so `--copies NAME=K` boots program `NAME` K times
+//! at once: entries `NAME`, `NAME-2`, ... `NAME-K` from the same ELF (each
+//! can get its own arguments with `--option args:NAME-2=...`).
 use exo_core::ramdisk::{self, Expect};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,7 +48,7 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("image") => image(&args[1..]),
         _ => Err(
             "usage: exo image --out DIR [--programs a,b] [--elf PATH]... [--uefi] \
-                  [--option NAME=VALUE]... | exo programs | exo kernel"
+                  [--option NAME=VALUE]... [--copies NAME=K]... | exo programs | exo kernel"
                 .into(),
         ),
     }
@@ -88,6 +92,7 @@ fn image(args: &[String]) -> Result<(), String> {
     let mut elves: Vec<PathBuf> = Vec::new();
     let mut options: Vec<(String, String)> = Vec::new();
     let mut uefi = false;
+    let mut copies: Vec<(String, usize)> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -96,6 +101,7 @@ fn image(args: &[String]) -> Result<(), String> {
             "--programs" => programs = Some(value()?),
             "--elf" => elves.push(value()?.into()),
             "--uefi" => uefi = true,
+            "--copies" => copies.push(parse_copies(&value()?)?),
             "--option" => {
                 let v = value()?;
                 let (k, val) = v.split_once('=').unwrap_or((&v, "1"));
@@ -126,6 +132,28 @@ fn image(args: &[String]) -> Result<(), String> {
             Expect::Exit0
         };
         blobs.push((name, expect, data));
+    }
+    for (name, count) in copies {
+        // The program itself (selected or not), then NAME-2 .. NAME-K.
+        let (expect, data) = match blobs.iter().find(|(n, _, _)| *n == name) {
+            Some((_, expect, data)) => (*expect, data.clone()),
+            None => {
+                if !env!("EXO_PROGRAMS").split(',').any(|p| p == name) {
+                    return Err(format!("--copies {name}: no program named `{name}`"));
+                }
+                let expect = if expects_fault(&name) {
+                    Expect::Fault
+                } else {
+                    Expect::Exit0
+                };
+                let data = read(&user_dir.join(&name))?;
+                blobs.push((name.clone(), expect, data.clone()));
+                (expect, data)
+            }
+        };
+        for i in 2..=count {
+            blobs.push((format!("{name}-{i}"), expect, data.clone()));
+        }
     }
     for path in elves {
         let stem = path
@@ -172,6 +200,22 @@ fn image(args: &[String]) -> Result<(), String> {
     };
     println!("{}", image.display());
     Ok(())
+}
+
+/// `NAME=K` of `--copies`: K (1..=the ramdisk's entry limit) entries of NAME.
+fn parse_copies(v: &str) -> Result<(String, usize), String> {
+    let (name, count) = v
+        .split_once('=')
+        .ok_or(format!("--copies {v}: expected NAME=COUNT"))?;
+    let count: usize = count
+        .parse()
+        .ok()
+        .filter(|&k| (1..=ramdisk::MAX_ENTRIES).contains(&k))
+        .ok_or(format!(
+            "--copies {v}: COUNT must be 1..={}",
+            ramdisk::MAX_ENTRIES
+        ))?;
+    Ok((name.to_string(), count))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {

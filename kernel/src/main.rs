@@ -102,6 +102,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         memory::counters().free,
         core::sync::atomic::Ordering::Relaxed,
     );
+    START_TICKS.store(arch::pic::ticks(), core::sync::atomic::Ordering::Relaxed);
     kprintln!("exo: boot complete");
     let first = process::with(|k| {
         for entry in &programs {
@@ -152,6 +153,62 @@ pub fn sys_info() -> abi::SysInfo {
 /// Free frames before the first program was loaded.
 static FREE_AT_START: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// Timer ticks when the first program was loaded.
+static START_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The run's syscall figures, for the last line: slow-path calls, their
+/// rate, failures by kind, and the periodic invariant checks.
+///
+/// Elapsed time is counted in PIT ticks (100 Hz) since the first program
+/// was loaded, not with `rdtsc`: under TCG the PIT runs on QEMU's virtual
+/// clock, which follows the host's wall clock, so no calibration is
+/// needed. Resolution is 10 ms; a tick is lost only while the kernel keeps
+/// interrupts off for more than a whole period (a 16 MiB contiguous
+/// allocation zeroes for about that long), which makes the rate a slight
+/// overestimate at worst.
+struct RunFigures;
+
+impl core::fmt::Display for RunFigures {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::sync::atomic::Ordering::Relaxed;
+        let calls = syscall::CALLS.load(Relaxed);
+        let ticks = arch::pic::ticks().saturating_sub(START_TICKS.load(Relaxed));
+        let hz = u64::from(arch::pic::TICK_HZ);
+        write!(
+            f,
+            "{calls} syscalls in {}.{:02} s ({}/s); errors:",
+            ticks / hz,
+            ticks % hz * 100 / hz,
+            (calls * hz).checked_div(ticks).unwrap_or(0)
+        )?;
+        let mut total = 0;
+        for e in abi::Error::ALL {
+            let n = syscall::ERRORS[*e as usize].load(Relaxed);
+            if n > 0 {
+                write!(f, " {}={n}", e.name())?;
+                total += n;
+            }
+        }
+        write!(
+            f,
+            " (total {total}); invariants checked {} times",
+            syscall::INVARIANT_CHECKS.load(Relaxed) + 1
+        )
+    }
+}
+
+/// A periodic invariant check failed: report it and end the run.
+pub fn invariant_broken(k: &process::Kernel, calls: u64, why: &str) -> ! {
+    kprintln!("[exo] invariant broken after {calls} syscalls: {why}");
+    kprintln!(
+        "[exo] {} processes live, {} finished; {}: broken: FAILURE",
+        k.procs.len(),
+        k.results.len(),
+        RunFigures
+    );
+    arch::exit(arch::Verdict::Failure)
+}
+
 /// Every process has ended: report, check that every frame came back, and
 /// end the run with the verdict.
 pub fn finish(k: &mut process::Kernel) -> ! {
@@ -170,7 +227,8 @@ pub fn finish(k: &mut process::Kernel) -> ! {
     }
     let free = memory::counters().free;
     let before = FREE_AT_START.load(core::sync::atomic::Ordering::Relaxed);
-    if let Err(why) = k.check_invariants() {
+    let invariants = k.check_invariants();
+    if let Err(why) = &invariants {
         kprintln!("[exo] invariant broken: {why}");
         ok = false;
     }
@@ -179,10 +237,12 @@ pub fn finish(k: &mut process::Kernel) -> ! {
         ok = false;
     }
     kprintln!(
-        "[exo] all {} processes finished; free frames {} (before: {}): {}",
+        "[exo] all {} processes finished; free frames {} (before: {}); {}: {}: {}",
         k.results.len(),
         free,
         before,
+        RunFigures,
+        if invariants.is_ok() { "hold" } else { "broken" },
         if ok { "success" } else { "FAILURE" }
     );
     arch::exit(if ok {

@@ -48,7 +48,7 @@ static HEAP: Talck<spin::Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
 static mut BOOT_ARENA: [u8; 256 * 1024] = [0; 256 * 1024];
 
 /// Frames given to the heap once the allocator is up.
-const HEAP_FRAMES: u64 = 2048; // 8 MiB
+const HEAP_FRAMES: u64 = 4096; // 16 MiB: see process::MAX_PROCESSES
 
 /// Gives the heap its boot arena.
 pub fn init_boot_heap() {

@@ -19,6 +19,12 @@ use spin::Mutex;
 
 /// Capabilities one process may hold at once.
 pub const CAP_CAPACITY: usize = 1024;
+/// `map` mappings one process may have at once (each is kernel heap).
+pub const MAX_MAPPINGS: usize = 2048;
+/// Processes the kernel runs at once: with the per-process bounds (1024
+/// capabilities, 2048 mappings, 64 inbox entries, 1024 page tables) this
+/// keeps the worst case within the kernel heap.
+pub const MAX_PROCESSES: usize = 64;
 /// Capabilities that may wait in one inbox.
 pub const INBOX_CAPACITY: usize = 64;
 /// End of the range `map` accepts: the lower half minus its last page, so
@@ -191,6 +197,9 @@ impl Kernel {
         if args.len() > MAX_ARGS {
             return Err(alloc::format!("arguments longer than {MAX_ARGS} bytes"));
         }
+        if self.procs.len() >= MAX_PROCESSES {
+            return Err(alloc::format!("more than {MAX_PROCESSES} processes"));
+        }
         let plan = exo_core::elf::validate(image).map_err(|e| alloc::format!("{e}"))?;
         let space = AddressSpace::new().map_err(|_| String::from("out of memory"))?;
         let pid = self.next_pid;
@@ -312,7 +321,7 @@ impl Kernel {
             return false;
         };
         if let Ok(cap) = proc.caps.get_mut(record.handle) {
-            cap.mapped -= 1;
+            cap.mapped = cap.mapped.saturating_sub(1);
         }
         for i in 0..record.pages {
             proc.space.unmap(vaddr + i * PAGE);

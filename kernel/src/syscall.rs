@@ -201,6 +201,22 @@ fn user_range(addr: u64, len: u64) -> Result<u64, Error> {
     Ok(end)
 }
 
+/// Whether a mapped user page is RAM (not a device frame): the kernel only
+/// copies to and from RAM, through its offset mapping. Device registers are
+/// never read or written on a program's behalf (side effects), and may lie
+/// outside the offset mapping altogether.
+fn is_ram(phys: u64) -> bool {
+    memory::classify(phys / PAGE) == FrameClass::Usable
+}
+
+/// The RAM frame behind user page `page` of the caller.
+fn user_ram_page(p: &mut process::Process, page: u64, write: bool) -> Result<u64, Error> {
+    match p.space.translate(page) {
+        Some((phys, flags)) if (flags.write || !write) && is_ram(phys) => Ok(phys),
+        _ => Err(Error::InvalidAddress),
+    }
+}
+
 /// Copies user memory through the caller's page tables (never by touching
 /// user addresses directly), so a bad pointer is an error, not a fault.
 fn copy_from_user(p: &mut process::Process, addr: u64, len: u64) -> Result<Vec<u8>, Error> {
@@ -211,7 +227,7 @@ fn copy_from_user(p: &mut process::Process, addr: u64, len: u64) -> Result<Vec<u
     let mut at = addr;
     while at < end {
         let page = at & !(PAGE - 1);
-        let (phys, _) = p.space.translate(page).ok_or(Error::InvalidAddress)?;
+        let phys = user_ram_page(p, page, false)?;
         let chunk = (page + PAGE).min(end) - at;
         // SAFETY: `phys` is a frame mapped user-accessible in the caller's
         // space (RAM or device); we read `chunk` bytes inside it through the
@@ -231,7 +247,7 @@ fn copy_to_user(p: &mut process::Process, addr: u64, bytes: &[u8]) -> Result<(),
     let mut at = addr & !(PAGE - 1);
     while at < end {
         match p.space.translate(at) {
-            Some((_, flags)) if flags.write => {}
+            Some((phys, flags)) if flags.write && is_ram(phys) => {}
             _ => return Err(Error::InvalidAddress),
         }
         at += PAGE;
@@ -240,7 +256,7 @@ fn copy_to_user(p: &mut process::Process, addr: u64, bytes: &[u8]) -> Result<(),
     let mut done = 0usize;
     while at < end {
         let page = at & !(PAGE - 1);
-        let (phys, _) = p.space.translate(page).ok_or(Error::InvalidAddress)?;
+        let phys = user_ram_page(p, page, true)?;
         let chunk = ((page + PAGE).min(end) - at) as usize;
         // SAFETY: checked above: a writable user page of the caller; the
         // write stays inside the frame.
@@ -386,6 +402,10 @@ fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Resul
         return Err(Error::InvalidArgument);
     }
     let (first, count) = cap.kind.frames();
+    // Each mapping costs kernel heap: a process gets a bounded number.
+    if p.mappings.len() >= process::MAX_MAPPINGS {
+        return Err(Error::OutOfMemory);
+    }
     if !vaddr.is_multiple_of(PAGE) || vaddr < exo_core::elf::USER_MIN {
         return Err(Error::InvalidAddress);
     }

@@ -61,6 +61,8 @@ pub struct ImageSpec {
     pub elves: Vec<PathBuf>,
     /// Boot options (`trace`, `selftest=NAME`).
     pub options: Vec<String>,
+    /// `NAME=K`: boot program NAME K times (entries NAME, NAME-2 .. NAME-K).
+    pub copies: Vec<String>,
     /// UEFI instead of BIOS.
     pub uefi: bool,
 }
@@ -77,6 +79,9 @@ pub fn make_image(tool: &Path, spec: &ImageSpec, out: &Path) -> Result<PathBuf, 
     }
     for opt in &spec.options {
         cmd.args(["--option", opt]);
+    }
+    for copies in &spec.copies {
+        cmd.args(["--copies", copies]);
     }
     if spec.uefi {
         cmd.arg("--uefi");

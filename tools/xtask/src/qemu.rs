@@ -287,6 +287,13 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
                 }
                 spec.options.push(format!("args:{v}"));
             }
+            "--copies" => {
+                let v = value()?;
+                if !v.contains('=') {
+                    return Err(format!("--copies {v}: expected PROGRAM=COUNT"));
+                }
+                spec.copies.push(v);
+            }
             "--uefi" => spec.uefi = true,
             "--kvm" => opts.kvm = true,
             "--gdb" => opts.gdb = true,

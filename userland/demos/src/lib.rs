@@ -1,9 +1,37 @@
-//! Code the demo programs share (each program is one file in `src/bin`).
-//!
-//! [`pci`]: PCI configuration space through ECAM, claimed one function
-//! page (or the whole of bus 0) at a time with device capabilities, and
-//! waiting politely when another process holds a page.
+//! Code the demo programs share (each program is one file in `src/bin`):
+//! [`claim`] for device memory another process may hold for a while, and
+//! [`pci`], configuration space through ECAM.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use core::fmt;
+use libos::{println, sys, DeviceRegion, Error};
+
 pub mod pci;
+
+/// Yields a [`claim`] waits for another process to let a page go.
+pub const PATIENCE: u32 = 1_000_000;
+
+/// Claims and maps `len` bytes of device memory at `phys` (a
+/// [`DeviceRegion`]), waiting while another process holds a page of it.
+/// `who` prefixes the one line that says so; `what` names the range.
+pub fn claim(
+    who: &str,
+    what: &dyn fmt::Display,
+    phys: u64,
+    len: usize,
+) -> Result<DeviceRegion, Error> {
+    let mut waited = 0;
+    loop {
+        match DeviceRegion::new(phys, len) {
+            Err(Error::FrameInUse) if waited < PATIENCE => {
+                if waited == 0 {
+                    println!("{who}: {what} is held by another process (FrameInUse): waiting");
+                }
+                waited += 1;
+                sys::yield_now();
+            }
+            other => return other,
+        }
+    }
+}

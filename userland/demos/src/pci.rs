@@ -14,11 +14,13 @@
 //! then does it program the function's registers or BARs or let it master
 //! the bus, and it keeps the page until it has quiesced the function.
 //! `lspci` claims all of bus 0, so it sizes BARs only while nobody drives
-//! a device. A claim that finds a page taken waits (up to [`PATIENCE`]
-//! yields) rather than failing: the owner lets go when it is done.
+//! a device. A claim that finds a page taken waits (up to
+//! [`PATIENCE`](crate::PATIENCE) yields) rather than failing: the owner
+//! lets go when it is done.
 
+use crate::claim;
 use core::fmt;
-use libos::{println, sys, DeviceRegion, Error, PAGE_SIZE};
+use libos::{DeviceRegion, Error, PAGE_SIZE};
 
 /// Physical address of bus 0's configuration space (q35's MMCONFIG default).
 pub const ECAM_BASE: u64 = 0xb000_0000;
@@ -28,8 +30,6 @@ pub const DEVICES: u8 = 32;
 pub const FUNCTIONS: u8 = 8;
 /// Configuration bytes per function under ECAM.
 pub const CONFIG_BYTES: usize = 4096;
-/// Yields a claim waits for another process to let a page go.
-pub const PATIENCE: u32 = 1_000_000;
 
 /// Vendor ID (u16) and device ID (u16).
 pub const ID: u16 = 0x00;
@@ -85,30 +85,6 @@ impl fmt::Display for Function {
     }
 }
 
-/// Claims and maps `len` bytes of device memory at `phys` (a
-/// [`DeviceRegion`]), waiting while another process holds a page of it.
-/// `who` prefixes the one line that says so; `what` names the range.
-pub fn claim(
-    who: &str,
-    what: &dyn fmt::Display,
-    phys: u64,
-    len: usize,
-) -> Result<DeviceRegion, Error> {
-    let mut waited = 0;
-    loop {
-        match DeviceRegion::new(phys, len) {
-            Err(Error::FrameInUse) if waited < PATIENCE => {
-                if waited == 0 {
-                    println!("{who}: {what} is held by another process (FrameInUse): waiting");
-                }
-                waited += 1;
-                sys::yield_now();
-            }
-            other => return other,
-        }
-    }
-}
-
 /// A base address register, decoded and sized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bar {
@@ -159,7 +135,7 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let units = [(30, "GiB"), (20, "MiB"), (10, "KiB")];
         for (shift, unit) in units {
-            if self.0 >= 1 << shift && self.0 % (1 << shift) == 0 {
+            if self.0 >= 1 << shift && self.0.is_multiple_of(1 << shift) {
                 return write!(f, "{} {unit}", self.0 >> shift);
             }
         }
@@ -213,7 +189,7 @@ impl Ecam {
 
     fn offset(&self, f: Function, register: u16) -> Option<usize> {
         assert!(
-            register % 4 == 0 && (register as usize) < CONFIG_BYTES,
+            register.is_multiple_of(4) && (register as usize) < CONFIG_BYTES,
             "config register {register:#x}"
         );
         self.covers(f)

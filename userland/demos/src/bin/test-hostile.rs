@@ -341,6 +341,24 @@ fn main() -> Result<(), Error> {
     );
 
     // Pointers and lengths.
+    let hpet = s(Sysnum::FrameAllocAt, [0xfed0_0000, 0, 0, 0, 0, 0]).expect("claim the HPET");
+    s(Sysnum::Map, [hpet, VA, 1, 0, 0, 0]).expect("map the HPET");
+    t.expect(
+        "debug_write from device registers",
+        s(Sysnum::DebugWrite, [VA, 16, 0, 0, 0, 0]),
+        Error::InvalidAddress,
+    );
+    t.expect(
+        "frame_stats into device registers",
+        s(Sysnum::FrameStats, [VA, 0, 0, 0, 0, 0]),
+        Error::InvalidAddress,
+    );
+    t.expect(
+        "a second claim of a claimed device frame",
+        s(Sysnum::FrameAllocAt, [0xfed0_0000, 0, 0, 0, 0, 0]),
+        Error::FrameInUse,
+    );
+    free(hpet).expect("release the HPET");
     t.expect(
         "debug_write from the kernel half",
         s(Sysnum::DebugWrite, [KERNEL_HALF, 16, 0, 0, 0, 0]),
@@ -457,6 +475,28 @@ fn main() -> Result<(), Error> {
         "syscall with a garbage stack pointer",
         Error::check(rax).map(|()| 0),
         Error::InvalidAddress,
+    );
+
+    // One frame mapped again and again: kernel memory per process is bounded.
+    let h = alloc();
+    let mut maps = 0u64;
+    let refused = loop {
+        match s(Sysnum::Map, [h, VA + maps * 4096, 0, 0, 0, 0]) {
+            Ok(_) => maps += 1,
+            Err(e) => break e,
+        }
+    };
+    t.expect(
+        "mapping one frame until kernel memory for mappings runs out",
+        Err(refused),
+        Error::OutOfMemory,
+    );
+    println!("hostile: {maps} mappings of one frame before OutOfMemory");
+    free(h).expect("free the many-times-mapped frame");
+    t.expect(
+        "every mapping went with the frame",
+        s(Sysnum::Unmap, [VA, 0, 0, 0, 0, 0]),
+        Error::NotMapped,
     );
 
     // Exhaust the capability table, then give everything back.

@@ -1,0 +1,207 @@
+//! edu: drives QEMU's `edu` teaching device (PCI 1234:11e8) from user
+//! space: MMIO registers, a computation, and DMA within the device's limit.
+//!
+//! Finds the device through ECAM (`exo_demos::pci`) and keeps its
+//! configuration page, which makes this process its owner; turns on memory
+//! decoding and bus mastering; claims BAR0's register page as a device
+//! capability (mapped uncached); checks the identification and liveness
+//! registers; has the device compute a factorial; then DMA: the device
+//! reaches only the low 2^28 bytes (its default `dma_mask`; `-m 1G` gives
+//! RAM above that), so both buffers are contiguous frames allocated with
+//! `max_phys = 1 << 28`. The device copies one buffer into its own memory
+//! and back out into the other; every byte is checked. Bus mastering is
+//! turned off again before the buffers go back to the kernel.
+//!
+//! Registers (QEMU `hw/misc/edu.c`; 4-byte accesses below 0x80, 4 or 8
+//! bytes from 0x80): 0x00 identification `0xRRrr00ed`, 0x04 liveness
+//! (reads back the complement), 0x08 factorial, 0x20 status (bit 0: still
+//! computing), 0x80 DMA source, 0x88 destination, 0x90 count, 0x98
+//! command (bit 0 start, cleared when done; bit 1 direction: 0 RAM to the
+//! device, 1 the device to RAM; bit 2 interrupt when done). The device's
+//! buffer is 4 KiB at device address 0x40000.
+#![no_std]
+#![no_main]
+
+use exo_demos::pci::{self, Bar, COMMAND_BUS_MASTER, COMMAND_MEMORY};
+use libos::{println, sys, DeviceRegion, DmaBuffer, Error, PAGE_SIZE};
+
+libos::entry!(main);
+
+const VENDOR: u16 = 0x1234;
+const DEVICE: u16 = 0x11e8;
+
+const IDENTIFICATION: usize = 0x00;
+const LIVENESS: usize = 0x04;
+const FACTORIAL: usize = 0x08;
+const STATUS: usize = 0x20;
+const STATUS_COMPUTING: u32 = 1 << 0;
+const DMA_SOURCE: usize = 0x80;
+const DMA_DESTINATION: usize = 0x88;
+const DMA_COUNT: usize = 0x90;
+const DMA_COMMAND: usize = 0x98;
+const DMA_START: u64 = 1 << 0;
+const DMA_TO_RAM: u64 = 1 << 1;
+
+/// Identification register: version 1.0, magic 0xed.
+const EDU_ID: u32 = 0x0100_00ed;
+/// The device's DMA buffer, in its own address space.
+const EDU_BUFFER: u64 = 0x40000;
+/// Bytes moved by each DMA. QEMU 7.2's range check refuses (aborts QEMU)
+/// a transfer that ends exactly at the end of the device's 4 KiB buffer,
+/// so one byte stays unused.
+const DMA_BYTES: usize = 4095;
+/// The device's DMA limit: its default `dma_mask` is 28 bits.
+const DMA_LIMIT: u64 = 1 << 28;
+/// Yields to wait for the device (a DMA takes 100 ms of virtual time).
+const PATIENCE: u32 = 1_000_000;
+
+fn main() -> Result<(), Error> {
+    let Some((f, config)) = pci::find("edu", |v, d| (v, d) == (VENDOR, DEVICE))? else {
+        println!("edu: FAILED: no device {VENDOR:04x}:{DEVICE:04x} on bus 0");
+        return Err(Error::InvalidArgument);
+    };
+    let Some(Bar::Memory {
+        address: bar0,
+        size,
+        ..
+    }) = config.bars(f)[0]
+    else {
+        println!("edu: FAILED: BAR0 is not a memory BAR");
+        return Err(Error::InvalidArgument);
+    };
+    if bar0 == 0 {
+        println!("edu: FAILED: the firmware left BAR0 unassigned");
+        return Err(Error::InvalidArgument);
+    }
+    let command = config.command(f);
+    config.set_command(f, command | COMMAND_MEMORY | COMMAND_BUS_MASTER);
+    println!(
+        "edu: found {VENDOR:04x}:{DEVICE:04x} at {f}, BAR0 {bar0:#x} ({}); command {command:#06x} -> {:#06x} (memory, bus master)",
+        pci::Size(size),
+        config.command(f)
+    );
+
+    // The registers are in BAR0's first page; only that page is claimed.
+    let regs = exo_demos::claim("edu", &"edu's registers", bar0, PAGE_SIZE as usize)?;
+    let result = drive(&regs);
+    // Quiesce before anything goes back: no bus mastering, so the device
+    // cannot reach the DMA buffers (freed in `drive`) any more.
+    config.set_command(f, command);
+    drop(regs);
+    drop(config);
+    result?;
+    println!("edu: ok");
+    Ok(())
+}
+
+fn drive(regs: &DeviceRegion) -> Result<(), Error> {
+    let id = regs.read32(IDENTIFICATION);
+    if id != EDU_ID {
+        println!("edu: FAILED: identification {id:#010x}, expected {EDU_ID:#010x}");
+        return Err(Error::InvalidArgument);
+    }
+    println!(
+        "edu: identification {id:#010x}: version {}.{}",
+        id >> 24,
+        (id >> 16) & 0xff
+    );
+
+    let probe = 0x1234_5678;
+    regs.write32(LIVENESS, probe);
+    let answer = regs.read32(LIVENESS);
+    if answer != !probe {
+        println!("edu: FAILED: liveness {probe:#010x} -> {answer:#010x}");
+        return Err(Error::InvalidArgument);
+    }
+    println!("edu: liveness {probe:#010x} -> {answer:#010x} (complement): alive");
+
+    let n = 12;
+    regs.write32(FACTORIAL, n);
+    wait("the factorial", || {
+        regs.read32(STATUS) & STATUS_COMPUTING == 0
+    })?;
+    let factorial = regs.read32(FACTORIAL);
+    let expected: u32 = (1..=n).product();
+    if factorial != expected {
+        println!("edu: FAILED: {n}! = {factorial}, expected {expected}");
+        return Err(Error::InvalidArgument);
+    }
+    println!("edu: the device computed {n}! = {factorial}");
+
+    dma(regs)
+}
+
+fn dma(regs: &DeviceRegion) -> Result<(), Error> {
+    let mut source = DmaBuffer::new(1, 1, DMA_LIMIT)?;
+    let destination = DmaBuffer::new(1, 1, DMA_LIMIT)?;
+    for buffer in [&source, &destination] {
+        if buffer.phys() + buffer.len() as u64 > DMA_LIMIT {
+            println!(
+                "edu: FAILED: DMA buffer at {:#x} is beyond the device's reach",
+                buffer.phys()
+            );
+            return Err(Error::InvalidArgument);
+        }
+    }
+    println!(
+        "edu: DMA buffers at phys {:#x} and {:#x} (below the 28-bit limit {DMA_LIMIT:#x})",
+        source.phys(),
+        destination.phys()
+    );
+    for (i, byte) in source.as_mut_slice().iter_mut().enumerate() {
+        *byte = pattern(i);
+    }
+
+    // RAM -> the device's buffer.
+    run_dma(regs, source.phys(), EDU_BUFFER, 0)?;
+    // The device's buffer -> the other RAM buffer.
+    run_dma(regs, EDU_BUFFER, destination.phys(), DMA_TO_RAM)?;
+
+    let bytes = destination.as_slice();
+    if let Some(i) = (0..DMA_BYTES).find(|&i| bytes[i] != pattern(i)) {
+        println!(
+            "edu: FAILED: byte {i} came back as {:#04x}, expected {:#04x}",
+            bytes[i],
+            pattern(i)
+        );
+        return Err(Error::InvalidArgument);
+    }
+    if bytes[DMA_BYTES..].iter().any(|&b| b != 0) {
+        println!("edu: FAILED: the DMA wrote past {DMA_BYTES} bytes");
+        return Err(Error::InvalidArgument);
+    }
+    println!(
+        "edu: DMA {DMA_BYTES} bytes RAM {:#x} -> edu {EDU_BUFFER:#x} -> RAM {:#x}: every byte matches",
+        source.phys(),
+        destination.phys()
+    );
+    Ok(())
+}
+
+/// Programs one transfer of [`DMA_BYTES`] and waits for the device to
+/// clear the start bit.
+fn run_dma(regs: &DeviceRegion, from: u64, to: u64, direction: u64) -> Result<(), Error> {
+    regs.write64(DMA_SOURCE, from);
+    regs.write64(DMA_DESTINATION, to);
+    regs.write64(DMA_COUNT, DMA_BYTES as u64);
+    regs.write64(DMA_COMMAND, DMA_START | direction);
+    wait("the DMA", || regs.read64(DMA_COMMAND) & DMA_START == 0)
+}
+
+/// Polls `done`, yielding between polls, for a bounded while.
+fn wait(what: &str, done: impl Fn() -> bool) -> Result<(), Error> {
+    for _ in 0..PATIENCE {
+        if done() {
+            return Ok(());
+        }
+        sys::yield_now();
+    }
+    println!("edu: FAILED: {what} did not finish");
+    Err(Error::WouldBlock)
+}
+
+/// Byte `i` of the test pattern (not periodic in 256, so a shifted copy
+/// shows).
+fn pattern(i: usize) -> u8 {
+    (i * 7 + i / 251) as u8 ^ 0x5a
+}
