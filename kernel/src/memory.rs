@@ -79,7 +79,14 @@ fn convert(regions: &MemoryRegions) -> MemoryMap {
             let kind = match r.kind {
                 MemoryRegionKind::Usable => RegionKind::Usable,
                 MemoryRegionKind::Bootloader => RegionKind::Reserved,
-                MemoryRegionKind::UnknownBios(2) if r.start >= 0x10_0000 => return None,
+                // Firmware-"reserved" ranges above 1 MiB are MMIO windows on
+                // our machines (q35's ECAM at 0xb0000000 is one, under SeaBIOS
+                // as type 2 and under OVMF as UEFI type 0): device space.
+                MemoryRegionKind::UnknownBios(2) | MemoryRegionKind::UnknownUefi(0)
+                    if r.start >= 0x10_0000 =>
+                {
+                    return None
+                }
                 MemoryRegionKind::UnknownUefi(11 | 12) => return None,
                 _ => RegionKind::Reserved,
             };

@@ -42,13 +42,9 @@ enum Flow {
     Exit(u64),
 }
 
-/// Entry from `exo_syscall_entry`.
-///
-/// # Safety
-/// Called only by the syscall stub with the frame it built.
-pub unsafe extern "C" fn dispatch_from_asm(frame: *mut TrapFrame) {
-    // SAFETY: the stub passes the frame it just pushed; nothing aliases it.
-    let frame = unsafe { &mut *frame };
+/// Handles the syscall whose registers `frame` holds (from the trap path,
+/// vector `SYSCALL_VECTOR`), and leaves in `frame` what to return to.
+pub fn dispatch(frame: &mut TrapFrame) {
     // Tracing off costs one load and branch: no TSC reads.
     let tracing = TRACE_ON.load(Ordering::Relaxed);
     let start = if tracing { crate::arch::rdtsc() } else { 0 };

@@ -3,7 +3,7 @@
 //! kernel ends the run with a failure verdict; a breakpoint is reported and
 //! execution continues.
 use crate::arch::pic;
-use crate::arch::trap::{exception_name, TrapFrame};
+use crate::arch::trap::{exception_name, TrapFrame, SYSCALL_VECTOR};
 use crate::arch::{exit, Verdict};
 use crate::kprintln;
 use crate::process;
@@ -20,6 +20,10 @@ pub unsafe extern "C" fn dispatch_from_asm(frame: *mut TrapFrame) {
 
 fn dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
+    if vector == SYSCALL_VECTOR {
+        crate::syscall::dispatch(frame);
+        return;
+    }
     if (pic::PIC_BASE as u64..pic::PIC_BASE as u64 + 16).contains(&vector) {
         if vector == pic::TIMER_VECTOR as u64 {
             pic::tick();

@@ -608,7 +608,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(3000)))]
 
         #[test]
         fn matches_model(

@@ -971,7 +971,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(2000)))]
 
         #[test]
         fn mutations_never_panic(

@@ -19,3 +19,14 @@ pub mod elf;
 pub mod frame_alloc;
 pub mod memmap;
 pub mod ramdisk;
+
+/// Cases for a property or mutation test: the `EXO_FUZZ_CASES` environment
+/// variable when set (`cargo xtask fuzz --host` runs 100,000 and more),
+/// else `default` (small enough for every `cargo test`).
+#[cfg(test)]
+pub(crate) fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("EXO_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

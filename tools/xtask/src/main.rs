@@ -5,6 +5,8 @@
 //! built by the Debian toolchain that [`setup`] installs and links.
 mod bench_syscalls;
 mod build;
+mod device_tests;
+mod fuzz;
 mod qemu;
 mod setup;
 mod test;
@@ -26,6 +28,7 @@ Commands:
       --elf PATH          also boot this ELF (repeatable); alone, boots only these
       --trace             trace every syscall on the serial console
       --args NAME=TEXT    give program NAME the argument string TEXT
+      --copies NAME=K     boot program NAME K times (NAME, NAME-2 .. NAME-K)
       --uefi              boot with UEFI firmware (OVMF) instead of BIOS
       --kvm               use /dev/kvm (default: TCG; see README)
       --gdb               wait for gdb on :1234 (prints the command to attach)
@@ -33,6 +36,22 @@ Commands:
   test                  Every test: host unit and property tests, rustfmt,
                         clippy, QEMU integration tests. Ends with `N passed,
                         M failed`.
+  fuzz [options]        Syscall fuzzer: K instances of test-fuzz issue random
+                        syscalls with biased arguments (reproducible from the
+                        seed); the kernel checks its invariants every 65536
+                        syscalls and ends with a line of figures (syscalls,
+                        syscalls/s, errors by kind, invariant verdict).
+                        Exits with the kernel's verdict.
+      --iterations N      syscalls in all (default 100000), split between
+      --instances K       instances at once (default 3)
+      --seed S            random seed (default 1)
+      --timeout S         kill QEMU after S seconds (default 60 + N/20000)
+      --uefi              boot with UEFI firmware (OVMF) instead of BIOS
+  fuzz --host [--cases N]
+                        Host fuzzing: the ELF validator, capability table and
+                        trace decoder property/mutation tests, N cases each
+                        (default 100000; `cargo test` runs them with fewer,
+                        EXO_FUZZ_CASES sets the count), in release mode.
   trace [FILE] [opts]   Decode a serial trace (FILE or stdin) into strace-like
                         lines; --summary, --json, --pid N, --syscall A,B,
                         --errors. Try: cargo xtask run --trace | cargo xtask trace
@@ -60,6 +79,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "trace" => Ok(trace(rest)),
         "bench" => bench(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(0)

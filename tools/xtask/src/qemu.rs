@@ -247,7 +247,9 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
         serial.push_str(qemu_err.trim());
         serial.push('\n');
     }
-    let disk_check = check.then(|| check_disk(&disk));
+    // Only a run the kernel gave a verdict on ran the program to its end.
+    let verdict = status == Some(QEMU_SUCCESS) || status == Some(QEMU_FAILURE);
+    let disk_check = (check && verdict).then(|| check_disk(&disk));
     match &disk_check {
         Some(Ok(())) => serial.push_str(&format!(
             "\n[xtask] disk check: sector {DISK_WRITE_SECTOR} holds the virtio-blk pattern\n"

@@ -62,7 +62,12 @@ pub struct QemuTest {
     pub timeout: Duration,
 }
 
-fn qt(name: &'static str, spec: ImageSpec, expect_exit: u8, must: &[&'static str]) -> QemuTest {
+pub(crate) fn qt(
+    name: &'static str,
+    spec: ImageSpec,
+    expect_exit: u8,
+    must: &[&'static str],
+) -> QemuTest {
     QemuTest {
         name,
         spec,
@@ -82,7 +87,7 @@ fn qt(name: &'static str, spec: ImageSpec, expect_exit: u8, must: &[&'static str
     }
 }
 
-fn programs(p: &str) -> ImageSpec {
+pub(crate) fn programs(p: &str) -> ImageSpec {
     ImageSpec {
         programs: Some(p.into()),
         ..Default::default()
@@ -106,7 +111,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         "frames: total",
         "exo: boot complete",
     ];
-    vec![
+    let mut tests = vec![
         qt("boot-bios", programs(""), 0, boot_lines),
         qt(
             "boot-uefi",
@@ -284,7 +289,10 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 "success",
             ],
         ),
-    ]
+    ];
+    tests.extend(crate::device_tests::tests());
+    tests.extend(crate::fuzz::tests());
+    tests
 }
 
 /// Checks a serial log against a test's expectations; `Err` says why not.

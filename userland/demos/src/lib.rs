@@ -14,7 +14,8 @@ pub const PATIENCE: u32 = 1_000_000;
 
 /// Claims and maps `len` bytes of device memory at `phys` (a
 /// [`DeviceRegion`]), waiting while another process holds a page of it.
-/// `who` prefixes the one line that says so; `what` names the range.
+/// `who` prefixes the line that says so (or why the claim failed); `what`
+/// names the range.
 pub fn claim(
     who: &str,
     what: &dyn fmt::Display,
@@ -31,7 +32,11 @@ pub fn claim(
                 waited += 1;
                 sys::yield_now();
             }
-            other => return other,
+            Err(e) => {
+                println!("{who}: claiming {what} at {phys:#x}: {e}");
+                return Err(e);
+            }
+            Ok(region) => return Ok(region),
         }
     }
 }

@@ -1,8 +1,9 @@
-//! `syscall` entry: switches to the kernel stack, saves the caller's
-//! registers as a [`TrapFrame`](super::trap::TrapFrame) (vector
-//! [`SYSCALL_VECTOR`](super::trap::SYSCALL_VECTOR)) and calls
-//! [`crate::syscall::dispatch_from_asm`]; it leaves through the common trap
-//! exit, so a syscall can end in another process (yield, exit).
+//! `syscall` entry: switches to the kernel stack, pushes what an interrupt
+//! would have pushed (the user's ss, rsp, rflags, cs, rip) plus the pseudo
+//! vector [`SYSCALL_VECTOR`](super::trap::SYSCALL_VECTOR), and joins the
+//! common trap path, which saves the rest of the [`TrapFrame`](super::trap::TrapFrame)
+//! and hands it to [`crate::syscall::dispatch`]. Leaving through the common
+//! trap exit lets a syscall end in another process (yield, exit).
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
@@ -39,25 +40,7 @@ exo_syscall_entry:
     push rcx
     push 0
     push {vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    mov rdi, rsp
-    cld
-    call {dispatch}
-    jmp exo_trap_return
+    jmp exo_trap_common
 
 .section .data
 .balign 8
@@ -71,7 +54,6 @@ exo_kernel_rsp:
     user_ss = const USER_SS,
     user_cs = const USER_CS,
     vector = const super::trap::SYSCALL_VECTOR,
-    dispatch = sym crate::syscall::dispatch_from_asm,
     getpid = const abi::Sysnum::GetPid as u64,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,

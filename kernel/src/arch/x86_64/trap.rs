@@ -118,6 +118,7 @@ TRAP_NOERR 45
 TRAP_NOERR 46
 TRAP_NOERR 47
 
+.global exo_trap_common
 exo_trap_common:
     push rax
     push rbx
@@ -193,7 +194,7 @@ struct Gate {
 #[repr(C, align(16))]
 struct Idt([Gate; VECTORS]);
 
-static mut IDT: Idt = Idt([Gate {
+const EMPTY_GATE: Gate = Gate {
     offset_low: 0,
     selector: 0,
     ist: 0,
@@ -201,7 +202,9 @@ static mut IDT: Idt = Idt([Gate {
     offset_mid: 0,
     offset_high: 0,
     reserved: 0,
-}; VECTORS]);
+};
+
+static mut IDT: Idt = Idt([EMPTY_GATE; VECTORS]);
 
 /// Fills the IDT with the stubs (all ring-0 interrupt gates, so `int n` from
 /// user space is a #GP) and loads it.
@@ -209,15 +212,7 @@ pub fn init() {
     let code = super::gdt::selectors().kernel_code.0;
     // SAFETY: the table symbol is defined above with VECTORS entries.
     let table = unsafe { core::slice::from_raw_parts(exo_trap_table_ptr, VECTORS) };
-    let mut gates = [Gate {
-        offset_low: 0,
-        selector: 0,
-        ist: 0,
-        attributes: 0,
-        offset_mid: 0,
-        offset_high: 0,
-        reserved: 0,
-    }; VECTORS];
+    let mut gates = [EMPTY_GATE; VECTORS];
     for (vector, (gate, &addr)) in gates.iter_mut().zip(table).enumerate() {
         let ist = if vector == 8 {
             super::gdt::DOUBLE_FAULT_IST as u8 + 1

@@ -73,6 +73,10 @@ fn main() -> Result<(), Error> {
         println!("edu: FAILED: the firmware left BAR0 unassigned");
         return Err(Error::InvalidArgument);
     }
+    // The registers are in BAR0's first page; only that page is claimed.
+    let regs = exo_demos::claim("edu", &"edu's registers", bar0, PAGE_SIZE as usize)?;
+    let mut source = DmaBuffer::new(1, 1, DMA_LIMIT)?;
+    let destination = DmaBuffer::new(1, 1, DMA_LIMIT)?;
     let command = config.command(f);
     config.set_command(f, command | COMMAND_MEMORY | COMMAND_BUS_MASTER);
     println!(
@@ -80,13 +84,12 @@ fn main() -> Result<(), Error> {
         pci::Size(size),
         config.command(f)
     );
-
-    // The registers are in BAR0's first page; only that page is claimed.
-    let regs = exo_demos::claim("edu", &"edu's registers", bar0, PAGE_SIZE as usize)?;
-    let result = drive(&regs);
-    // Quiesce before anything goes back: no bus mastering, so the device
-    // cannot reach the DMA buffers (freed in `drive`) any more.
+    let result = drive(&regs, &mut source, &destination);
+    // Quiesce before anything goes back: without bus mastering the device
+    // cannot reach the DMA buffers any more, so freeing them is safe even
+    // if a transfer had not finished.
     config.set_command(f, command);
+    drop((source, destination));
     drop(regs);
     drop(config);
     result?;
@@ -94,7 +97,11 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-fn drive(regs: &DeviceRegion) -> Result<(), Error> {
+fn drive(
+    regs: &DeviceRegion,
+    source: &mut DmaBuffer,
+    destination: &DmaBuffer,
+) -> Result<(), Error> {
     let id = regs.read32(IDENTIFICATION);
     if id != EDU_ID {
         println!("edu: FAILED: identification {id:#010x}, expected {EDU_ID:#010x}");
@@ -128,13 +135,11 @@ fn drive(regs: &DeviceRegion) -> Result<(), Error> {
     }
     println!("edu: the device computed {n}! = {factorial}");
 
-    dma(regs)
+    dma(regs, source, destination)
 }
 
-fn dma(regs: &DeviceRegion) -> Result<(), Error> {
-    let mut source = DmaBuffer::new(1, 1, DMA_LIMIT)?;
-    let destination = DmaBuffer::new(1, 1, DMA_LIMIT)?;
-    for buffer in [&source, &destination] {
+fn dma(regs: &DeviceRegion, source: &mut DmaBuffer, destination: &DmaBuffer) -> Result<(), Error> {
+    for buffer in [&*source, destination] {
         if buffer.phys() + buffer.len() as u64 > DMA_LIMIT {
             println!(
                 "edu: FAILED: DMA buffer at {:#x} is beyond the device's reach",

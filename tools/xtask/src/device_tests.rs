@@ -1,0 +1,182 @@
+//! QEMU tests of the device programs: library OSes driving the machine's
+//! devices (HPET, PCI configuration space, QEMU's `edu`, a virtio-blk
+//! disk) through frame capabilities, and the exclusivity of device pages.
+//! Every boot has these devices (see `qemu::boot`); the virtio-blk test
+//! also relies on the host-side check of the disk image after QEMU exits.
+use crate::test::{programs, qt, QemuTest};
+
+/// One test per device program, one for exclusive ownership, and one with
+/// all four device programs competing for the same configuration pages.
+pub fn tests() -> Vec<QemuTest> {
+    vec![
+        qt(
+            "device-hpet",
+            programs("hpet"),
+            0,
+            &[
+                "hpet: claimed the HPET at phys 0xfed00000 (1 device page(s)), mapped uncached",
+                "hpet: vendor 0x8086, 3 timers, counter period 10000000 fs (100 MHz)",
+                ": advanced (",
+                "hpet: claiming it twice refused: FrameInUse",
+                "hpet: released, then claimed again at phys 0xfed00000",
+                "hpet: released; device pages held: 0",
+                "hpet: ok",
+                "(hpet) exited with code 0",
+                "success",
+            ],
+        ),
+        qt(
+            "device-lspci",
+            programs("lspci"),
+            0,
+            &[
+                "lspci: bus 0 configuration space at phys 0xb0000000: 256 device capabilities",
+                "lspci: 00:00.0 8086:29c0 class 060000 (host bridge)",
+                " 1234:11e8 class 00ff00 (other)",
+                " 1af4:1001 class 010000 (SCSI storage)",
+                " size 1 MiB",
+                "BAR4 mem64 ",
+                " size 16 KiB prefetchable",
+                "lspci: 00:1f.0 8086:2918 class 060100 (ISA bridge)",
+                "released bus 0 (device capabilities held: 0)",
+                "lspci: ok",
+                "(lspci) exited with code 0",
+                "success",
+            ],
+        ),
+        qt(
+            "device-edu-mmio-and-dma",
+            programs("edu"),
+            0,
+            &[
+                "edu: found 1234:11e8 at 00:",
+                "(memory, bus master)",
+                "edu: identification 0x010000ed: version 1.0",
+                "edu: liveness 0x12345678 -> 0xedcba987 (complement): alive",
+                "edu: the device computed 12! = 479001600",
+                "(below the 28-bit limit 0x10000000)",
+                "edu: DMA 4095 bytes RAM ",
+                "-> edu 0x40000 -> RAM ",
+                ": every byte matches",
+                "edu: ok",
+                "(edu) exited with code 0",
+                "success",
+            ],
+        ),
+        qt(
+            "device-virtio-blk",
+            programs("virtio-blk"),
+            0,
+            &[
+                "virtio-blk: found 1af4:1001 at 00:",
+                "device pages, mapped uncached",
+                "virtio-blk: 2048 sectors of 512 bytes (1024 KiB)",
+                "virtio-blk: sector 1 holds the pattern the xtask wrote",
+                "virtio-blk: wrote sector 2, flushed, read it back: same bytes",
+                "virtio-blk: device reset; DMA allocations left: 0",
+                "virtio-blk: ok",
+                "(virtio-blk) exited with code 0",
+                "success",
+                // Written by the xtask after QEMU, from the disk image.
+                "[xtask] disk check: sector 2 holds the virtio-blk pattern",
+            ],
+        ),
+        qt(
+            "device-claim-exclusive",
+            programs("test-device-claim"),
+            0,
+            &[
+                "test-device-claim: frame_phys of the device capability = 0xfec00000 (asked for 0xfec00000)",
+                "test-device-claim: device frames held by me: 0 -> 1;",
+                "test-device-claim: IOAPIC version 0x20, 24 inputs",
+                "test-device-claim-peer: claim while test-device-claim holds it: refused: FrameInUse",
+                "test-device-claim-peer: claim after test-device-claim freed it: ok (frame_phys 0xfec00000, device frames held: 1)",
+                "test-device-claim-peer: claim after test-device-claim claimed it again: refused: FrameInUse",
+                "test-device-claim-peer: claim after test-device-claim exited holding it: ok",
+                "test-device-claim: ok",
+                "test-device-claim-peer: ok",
+                "success",
+            ],
+        ),
+        qt(
+            "devices-together",
+            programs("hpet,lspci,edu,virtio-blk"),
+            0,
+            &[
+                "hpet: ok",
+                " 1234:11e8 class 00ff00 (other)",
+                "lspci: ok",
+                "edu: ok",
+                "virtio-blk: ok",
+                "[xtask] disk check: sector 2 holds the virtio-blk pattern",
+                "success",
+            ],
+        ),
+        // The same under UEFI (OVMF reports ECAM as reserved type 0 and
+        // places BARs elsewhere, some above 4 GiB).
+        qt(
+            "devices-together-uefi",
+            crate::build::ImageSpec {
+                uefi: true,
+                ..programs("hpet,lspci,edu,virtio-blk")
+            },
+            0,
+            &[
+                "hpet: ok",
+                " 1234:11e8 class 00ff00 (other)",
+                "lspci: ok",
+                "edu: ok",
+                "virtio-blk: ok",
+                "[xtask] disk check: sector 2 holds the virtio-blk pattern",
+                "success",
+            ],
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::qemu::{
+        check_disk, disk_pattern, Outcome, DISK_BYTES, DISK_WRITE_SECTOR, QEMU_SUCCESS,
+    };
+    use std::time::Duration;
+
+    fn disk(name: &str, good: bool) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("exo-device-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let mut bytes = vec![0u8; DISK_BYTES];
+        let start = DISK_WRITE_SECTOR * 512;
+        for i in 0..512 {
+            bytes[start + i] = disk_pattern(DISK_WRITE_SECTOR, i);
+        }
+        if !good {
+            bytes[start + 100] ^= 1;
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_disk_check_accepts_the_pattern_and_nothing_else() {
+        assert_eq!(check_disk(&disk("good.img", true)), Ok(()));
+        let why = check_disk(&disk("bad.img", false)).unwrap_err();
+        assert!(why.contains("at byte 100"), "{why}");
+        assert!(check_disk(std::path::Path::new("/nonexistent/disk.img")).is_err());
+        let _ = std::fs::remove_dir_all(disk("good.img", true).parent().unwrap());
+    }
+
+    #[test]
+    fn a_failed_disk_check_fails_a_successful_run() {
+        let outcome = |disk_check| Outcome {
+            status: Some(QEMU_SUCCESS),
+            serial: String::new(),
+            timed_out: false,
+            elapsed: Duration::ZERO,
+            disk_check,
+        };
+        assert_eq!(outcome(None).exit_code(), 0);
+        assert_eq!(outcome(Some(Ok(()))).exit_code(), 0);
+        assert_eq!(outcome(Some(Err("differs".into()))).exit_code(), 1);
+    }
+}
