@@ -370,7 +370,7 @@ fn run_timed(mut cmd: Command, timeout: Duration) -> Result<TimedRun, String> {
 /// The machine every boot uses (as `qemu::boot` sets it up).
 fn machine() -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "q35", "-m", "512M", "-smp", "1"])
+    cmd.args(["-machine", "q35", "-m", crate::qemu::MEMORY, "-smp", "1"])
         .args(["-serial", "stdio", "-display", "none", "-no-reboot"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .args(["-accel", "tcg", "-cpu", "max"]);

@@ -78,7 +78,7 @@ impl Outcome {
 /// `-m 1G` makes matter) and a virtio-blk disk. With 1 GiB the q35 layout
 /// is: RAM below 0xb000_0000, PCIe ECAM at 0xb000_0000 (256 MiB), the
 /// 32-bit PCI window above it, the HPET at 0xfed0_0000.
-const MEMORY: &str = "1G";
+pub const MEMORY: &str = "1G";
 
 /// Size of the virtio-blk disk the xtask makes for each run.
 pub const DISK_BYTES: usize = 1 << 20;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// Instruction budget of the null syscall (`getpid`, incl. the rdtsc pair).
 const NULL_SYSCALL_BUDGET: u64 = 25;
 /// Instruction budget of frame_alloc + map + one write + unmap + frame_free.
-const AMTUF_BUDGET: u64 = 3300;
+const AMTUF_BUDGET: u64 = 2800;
 
 /// Host crates with unit tests.
 const HOST_CRATES: &[&str] = &["abi", "exo-core", "exo-trace", "xtask"];
