@@ -24,6 +24,19 @@ fn expects_fault(name: &str) -> bool {
     name == "fault" || name.starts_with("test-fault-")
 }
 
+/// The in-tree programs trusted to drive devices (the kernel lets only
+/// drivers claim device frames: without an IOMMU, DMA reaches everything).
+/// Others are made drivers with `--option drivers=NAME,...`.
+const DRIVERS: &[&str] = &[
+    "hpet",
+    "lspci",
+    "edu",
+    "virtio-blk",
+    "test-device-claim",
+    "test-device-claim-peer",
+    "test-hostile",
+];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
@@ -121,8 +134,24 @@ fn image(args: &[String]) -> Result<(), String> {
     };
     let user_dir = Path::new(env!("EXO_USER_DIR"));
     let mut blobs: Vec<(String, Expect, Vec<u8>)> = Vec::new();
+    let mut drivers: Vec<String> = names
+        .iter()
+        .filter(|n| DRIVERS.contains(&n.as_str()))
+        .cloned()
+        .collect();
     for (name, value) in options {
-        blobs.push((name, Expect::Exit0, value.into_bytes()));
+        if name == "!drivers" {
+            drivers.extend(value.split(',').filter(|d| !d.is_empty()).map(String::from));
+        } else {
+            blobs.push((name, Expect::Exit0, value.into_bytes()));
+        }
+    }
+    if !drivers.is_empty() {
+        blobs.push((
+            "!drivers".into(),
+            Expect::Exit0,
+            drivers.join(",").into_bytes(),
+        ));
     }
     for name in names {
         let data = read(&user_dir.join(&name))?;

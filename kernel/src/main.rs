@@ -64,7 +64,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     memory::init(&boot_info.memory_regions, phys_offset);
     arch::pic::init();
     arch::syscall::init();
-    arch::disable_sse();
+    arch::disable_fpu();
 
     let ramdisk: &'static [u8] = match boot_info.ramdisk_addr.into_option() {
         Some(addr) => {
@@ -104,6 +104,12 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     );
     START_TICKS.store(arch::pic::ticks(), core::sync::atomic::Ordering::Relaxed);
     kprintln!("exo: boot complete");
+    // Programs allowed to claim device frames (comma-separated names).
+    let drivers = entries
+        .iter()
+        .find(|e| e.name == "!drivers")
+        .and_then(|e| core::str::from_utf8(e.data).ok())
+        .unwrap_or("");
     let first = process::with(|k| {
         for entry in &programs {
             // Boot option `!args:NAME` holds that program's arguments.
@@ -112,8 +118,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
                 .find(|e| e.name.strip_prefix("!args:") == Some(entry.name))
                 .map(|e| e.data)
                 .unwrap_or(&[]);
-            match k.spawn(entry.name, entry.expect, entry.data, args) {
-                Ok(pid) => kprintln!("[exo] pid {pid} ({}) loaded", entry.name),
+            let driver = drivers.split(',').any(|d| d == entry.name);
+            match k.spawn(entry.name, entry.expect, entry.data, args, driver) {
+                Ok(pid) => kprintln!(
+                    "[exo] pid {pid} ({}) loaded{}",
+                    entry.name,
+                    if driver { " (driver)" } else { "" }
+                ),
                 Err(why) => kprintln!("[exo] program {}: refused: {why}", entry.name),
             }
         }

@@ -62,9 +62,10 @@ pub fn init_boot_heap() {
 
 /// Converts the bootloader's regions: usable stays usable; what the
 /// bootloader used (kernel image, page tables, boot info, ramdisk) and what
-/// firmware keeps (ACPI, NVS, reserved low memory) is reserved RAM; firmware
-/// "reserved" ranges above 1 MiB and UEFI MMIO ranges are device space, so
-/// they stay out of the map (holes) and can be claimed as device frames.
+/// firmware keeps (ACPI, NVS, reserved low memory, reserved ranges that
+/// touch RAM) is reserved RAM; free-standing firmware "reserved" ranges above
+/// 1 MiB and UEFI MMIO ranges are device space, so they stay out of the map
+/// (holes) and can be claimed as device frames.
 fn convert(regions: &MemoryRegions) -> MemoryMap {
     // Physical page 0 (the real-mode interrupt table) is reported usable,
     // but a DMA address of 0 reads as "null" to many devices and drivers:
@@ -74,16 +75,22 @@ fn convert(regions: &MemoryRegions) -> MemoryMap {
         end: PAGE,
         kind: RegionKind::Reserved,
     };
+    // A firmware-"reserved" range that touches usable RAM is RAM the
+    // firmware keeps (SeaBIOS's ACPI tables just below the top of low RAM);
+    // one standing alone above 1 MiB is an MMIO window (q35's ECAM at
+    // 0xb0000000: BIOS type 2 under SeaBIOS, UEFI type 0 under OVMF).
+    let touches_ram = |start: u64, end: u64| {
+        regions
+            .iter()
+            .any(|u| u.kind == MemoryRegionKind::Usable && (u.end == start || u.start == end))
+    };
     MemoryMap::new(
         core::iter::once(page_zero).chain(regions.iter().filter_map(|r| {
             let kind = match r.kind {
                 MemoryRegionKind::Usable => RegionKind::Usable,
                 MemoryRegionKind::Bootloader => RegionKind::Reserved,
-                // Firmware-"reserved" ranges above 1 MiB are MMIO windows on
-                // our machines (q35's ECAM at 0xb0000000 is one, under SeaBIOS
-                // as type 2 and under OVMF as UEFI type 0): device space.
                 MemoryRegionKind::UnknownBios(2) | MemoryRegionKind::UnknownUefi(0)
-                    if r.start >= 0x10_0000 =>
+                    if r.start >= 0x10_0000 && !touches_ram(r.start, r.end) =>
                 {
                     return None
                 }

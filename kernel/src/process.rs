@@ -116,6 +116,11 @@ pub struct Process {
     pub inbox: VecDeque<Cap>,
     /// Frames of its program image and stack (owned, not capabilities).
     pub private: Vec<u64>,
+    /// May claim device frames. Without an IOMMU a device that can DMA can
+    /// reach all of memory, so driving hardware is a privilege the person
+    /// booting grants (ramdisk entry `!drivers`), not something a program
+    /// can take.
+    pub driver: bool,
 }
 
 /// The kernel's process state.
@@ -193,6 +198,7 @@ impl Kernel {
         expect: Expect,
         image: &[u8],
         args: &[u8],
+        driver: bool,
     ) -> Result<u64, String> {
         if args.len() > MAX_ARGS {
             return Err(alloc::format!("arguments longer than {MAX_ARGS} bytes"));
@@ -213,6 +219,7 @@ impl Kernel {
             mappings: BTreeMap::new(),
             inbox: VecDeque::new(),
             private: Vec::new(),
+            driver,
         };
         let loaded = load_segments(&mut proc, &plan, image);
         if let Err(e) = loaded {

@@ -343,6 +343,15 @@ fn frame_alloc_at(k: &mut Kernel, pid: u64, phys: u64) -> Result<u64, Error> {
         }
         FrameClass::Reserved => Err(Error::PermissionDenied),
         FrameClass::NotRam => {
+            // Device space: for drivers only, and never the kernel's own
+            // interrupt controllers (whoever programs them can inject any
+            // vector or silence the timer).
+            if !proc(k, pid).driver
+                || phys == crate::arch::local_apic_page()
+                || phys == crate::arch::IOAPIC_PAGE
+            {
+                return Err(Error::PermissionDenied);
+            }
             if k.device_claimed(frame) {
                 return Err(Error::FrameInUse);
             }

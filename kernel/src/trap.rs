@@ -39,6 +39,12 @@ fn dispatch(frame: &mut TrapFrame) {
         }
         return;
     }
+    if vector == 2 {
+        // Nothing in exo raises NMIs; one can only come from hardware a
+        // driver programmed. Note it and carry on, wherever it landed.
+        kprintln!("NMI at rip={:#x}: ignored", frame.rip);
+        return;
+    }
     if frame.from_user() {
         // A fault in a library OS ends that process only.
         let why = describe(frame);

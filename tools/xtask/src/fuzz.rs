@@ -76,7 +76,27 @@ pub fn tests() -> Vec<QemuTest> {
     );
     test.must_not.push("VIOLATION");
     test.timeout = Duration::from_secs(300);
-    vec![test]
+    // Every per-process bound taken at once by as many processes as the
+    // kernel runs, with periodic invariant checks at the kernel heap's
+    // worst case.
+    let bounds = QemuTest {
+        spec: ImageSpec {
+            copies: vec!["test-bounds=64".into()],
+            ..crate::test::programs("test-bounds")
+        },
+        ..qt(
+            "bounds-64-processes-at-every-limit",
+            ImageSpec::default(),
+            0,
+            &[
+                "bounds: pid 64: 1024 capabilities, 2048 mappings, 64 queued",
+                "[exo] all 64 processes finished",
+                "invariants checked",
+                "hold: success",
+            ],
+        )
+    };
+    vec![test, bounds]
 }
 
 /// `cargo xtask fuzz`.
@@ -133,12 +153,15 @@ pub fn run(args: &[String]) -> Result<u8, String> {
     };
     let outcome = qemu::boot(&image, &opts)?;
     let code = outcome.exit_code();
-    let last = outcome
-        .serial
-        .lines()
+    let lines: Vec<&str> = outcome.serial.lines().collect();
+    for line in lines.iter().filter(|l| l.contains("invariant broken")) {
+        eprintln!("xtask: {line}");
+    }
+    let last = lines
+        .iter()
         .rev()
-        .find(|l| l.starts_with("[exo] all ") || l.contains("invariant broken"))
-        .unwrap_or("(no final line from the kernel)");
+        .find(|l| l.starts_with("[exo] ") && l.contains(" syscalls in "))
+        .unwrap_or(&"(no final line from the kernel)");
     eprintln!("xtask: {last}");
     eprintln!(
         "xtask: fuzz run: {:.1} s wall (boot included), verdict {}",

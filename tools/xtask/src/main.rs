@@ -28,6 +28,8 @@ Commands:
       --elf PATH          also boot this ELF (repeatable); alone, boots only these
       --trace             trace every syscall on the serial console
       --args NAME=TEXT    give program NAME the argument string TEXT
+      --driver NAME       let program NAME claim device frames (the device
+                          demos are drivers already; see README)
       --copies NAME=K     boot program NAME K times (NAME, NAME-2 .. NAME-K)
       --uefi              boot with UEFI firmware (OVMF) instead of BIOS
       --kvm               use /dev/kvm (default: TCG; see README)

@@ -282,6 +282,7 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
                 spec.elves.push(path);
             }
             "--trace" => spec.options.push("trace".into()),
+            "--driver" => spec.options.push(format!("drivers={}", value()?)),
             "--args" => {
                 let v = value()?;
                 if !v.contains('=') {

@@ -1,6 +1,6 @@
 //! The GDT (kernel and user segments in the order `sysret` needs) and the
 //! TSS: `rsp0` is the one kernel stack every trap from ring 3 lands on, IST 1
-//! a separate stack for double faults.
+//! a separate stack for double faults, IST 2 one for NMIs.
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
@@ -10,6 +10,8 @@ use x86_64::VirtAddr;
 
 /// IST slot (0-based in the TSS) of the double-fault stack.
 pub const DOUBLE_FAULT_IST: u16 = 0;
+/// IST slot of the NMI stack.
+pub const NMI_IST: u16 = 1;
 
 const KERNEL_STACK_SIZE: usize = 64 * 1024;
 const FAULT_STACK_SIZE: usize = 16 * 1024;
@@ -19,6 +21,7 @@ struct Stack<const N: usize>([u8; N]);
 
 static mut KERNEL_STACK: Stack<KERNEL_STACK_SIZE> = Stack([0; KERNEL_STACK_SIZE]);
 static mut FAULT_STACK: Stack<FAULT_STACK_SIZE> = Stack([0; FAULT_STACK_SIZE]);
+static mut NMI_STACK: Stack<FAULT_STACK_SIZE> = Stack([0; FAULT_STACK_SIZE]);
 
 /// The selectors the rest of the kernel needs.
 pub struct Selectors {
@@ -48,6 +51,8 @@ pub fn init() {
         tss.privilege_stack_table[0] = VirtAddr::new(kernel_stack_top());
         let fault = VirtAddr::from_ptr(&raw const FAULT_STACK);
         tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = fault + FAULT_STACK_SIZE as u64;
+        let nmi = VirtAddr::from_ptr(&raw const NMI_STACK);
+        tss.interrupt_stack_table[NMI_IST as usize] = nmi + FAULT_STACK_SIZE as u64;
         tss
     });
     let (gdt, sel, tss_sel) = GDT.call_once(|| {

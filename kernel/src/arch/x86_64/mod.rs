@@ -55,16 +55,33 @@ pub fn phys_addr_bits() -> u32 {
     }
 }
 
-/// Turns SSE off for user space (CR4.OSFXSR/OSXMMEXCPT clear): the kernel
-/// saves no FPU/SSE state, so SSE in a program raises #UD and ends it instead
-/// of leaking registers between processes.
-pub fn disable_sse() {
-    use x86_64::registers::control::{Cr4, Cr4Flags};
-    // SAFETY: the kernel is built soft-float and never uses SSE itself.
+/// Turns x87, MMX and SSE off for user space (CR0.EM|MP set, CR4.OSFXSR
+/// and OSXMMEXCPT clear): the kernel saves no FPU state, so using them in a
+/// program faults (#NM for x87, #UD for MMX and SSE) and ends it, instead of
+/// leaking registers between processes.
+pub fn disable_fpu() {
+    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+    // SAFETY: the kernel is built soft-float and never uses x87/MMX/SSE.
     unsafe {
         Cr4::update(|f| f.remove(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
+        Cr0::update(|f| {
+            f.insert(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::MONITOR_COPROCESSOR);
+            f.remove(Cr0Flags::TASK_SWITCHED);
+        });
     }
 }
+
+/// The physical page of the local APIC's registers (IA32_APIC_BASE).
+pub fn local_apic_page() -> u64 {
+    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; reading it has no
+    // side effects.
+    let base = unsafe { x86_64::registers::model_specific::Msr::new(0x1b).read() };
+    base & 0x000f_ffff_ffff_f000
+}
+
+/// The IOAPIC's register page: the standard address, where QEMU and PC
+/// firmware put it (the kernel reads no ACPI tables).
+pub const IOAPIC_PAGE: u64 = 0xfec0_0000;
 
 /// Starts user space: copies `frame` onto the top of the kernel stack, where
 /// a trap from ring 3 would have left it, and returns through the common

@@ -53,7 +53,10 @@ impl TrapFrame {
 }
 
 // Exceptions 8, 10-14, 17, 21, 29, 30 push an error code; the others get a
-// zero pushed so that every frame has the same shape.
+// zero pushed so that every frame has the same shape. An *interrupt* on one
+// of those vectors (a device's MSI can name any vector) pushes none: the CPU
+// aligns rsp to 16 before pushing its 5-word frame, so rsp = 8 (mod 16)
+// means "no error code" and the stub pushes the missing zero.
 global_asm!(
     r#"
 .macro TRAP_NOERR n
@@ -64,6 +67,10 @@ exo_trap_\n:
 .endm
 .macro TRAP_ERR n
 exo_trap_\n:
+    test spl, 8
+    jz 1f
+    push 0
+1:
     push \n
     jmp exo_trap_common
 .endm
@@ -214,10 +221,12 @@ pub fn init() {
     let table = unsafe { core::slice::from_raw_parts(exo_trap_table_ptr, VECTORS) };
     let mut gates = [EMPTY_GATE; VECTORS];
     for (vector, (gate, &addr)) in gates.iter_mut().zip(table).enumerate() {
-        let ist = if vector == 8 {
-            super::gdt::DOUBLE_FAULT_IST as u8 + 1
-        } else {
-            0
+        let ist = match vector {
+            8 => super::gdt::DOUBLE_FAULT_IST as u8 + 1,
+            // An NMI can arrive anywhere, even in the syscall entry before
+            // the switch to the kernel stack: give it a stack of its own.
+            2 => super::gdt::NMI_IST as u8 + 1,
+            _ => 0,
         };
         *gate = Gate {
             offset_low: addr as u16,

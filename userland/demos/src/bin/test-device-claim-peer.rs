@@ -13,7 +13,7 @@ use libos::{println, sys, Error, Frame, Handle, MapFlags, Mapping};
 libos::entry!(main);
 
 /// The device page `test-device-claim` claims.
-const IOAPIC: u64 = 0xfec0_0000;
+const DEVICE: u64 = 0xfed0_0000;
 /// Where the owner writes the step (must match `test-device-claim.rs`).
 const STEP: usize = 0;
 /// Where this process acknowledges (must match `test-device-claim.rs`).
@@ -43,7 +43,7 @@ fn steps(page: &mut Mapping<'_>) -> Result<(), Error> {
     page.volatile_write(ACK, &[1]);
 
     wait_step(page, 2)?;
-    let claimed = sys::frame_alloc_at(IOAPIC)?;
+    let claimed = sys::frame_alloc_at(DEVICE)?;
     let phys = sys::frame_phys(claimed)?;
     let held = sys::frame_stats().device_by_caller;
     println!(
@@ -51,7 +51,7 @@ fn steps(page: &mut Mapping<'_>) -> Result<(), Error> {
     );
     // SAFETY: never mapped: no reference into it.
     unsafe { sys::frame_free(claimed) }?;
-    if phys != IOAPIC || held != 1 {
+    if phys != DEVICE || held != 1 {
         println!("test-device-claim-peer: FAILED: wrong frame or count");
         return Err(Error::InvalidFrame);
     }
@@ -71,7 +71,7 @@ fn steps(page: &mut Mapping<'_>) -> Result<(), Error> {
         }
         sys::yield_now();
     }
-    let claimed = sys::frame_alloc_at(IOAPIC).inspect_err(|e| {
+    let claimed = sys::frame_alloc_at(DEVICE).inspect_err(|e| {
         println!("test-device-claim-peer: FAILED: claim after the owner exited: {e}");
     })?;
     println!("test-device-claim-peer: claim after test-device-claim exited holding it: ok");
@@ -82,7 +82,7 @@ fn steps(page: &mut Mapping<'_>) -> Result<(), Error> {
 
 /// A claim that must be refused with `FrameInUse`.
 fn expect_refused(when: &str) -> Result<(), Error> {
-    match sys::frame_alloc_at(IOAPIC) {
+    match sys::frame_alloc_at(DEVICE) {
         Err(Error::FrameInUse) => {
             println!("test-device-claim-peer: claim {when}: refused: FrameInUse");
             Ok(())

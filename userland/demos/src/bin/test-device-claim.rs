@@ -1,10 +1,11 @@
 //! test-device-claim: a device page belongs to one process at a time.
 //!
-//! With `test-device-claim-peer`. This process claims the IOAPIC's
-//! register page (0xfec0_0000, a hole in the memory map: device space that
-//! no other program uses), shows that the capability names exactly that
-//! physical address and counts as a device frame, not RAM, and reads the
-//! IOAPIC's version register through it. Then, in steps the two
+//! With `test-device-claim-peer`. This process claims the HPET's
+//! register page (0xfed0_0000, a hole in the memory map: device space that
+//! no other program of this test uses), shows that the capability names
+//! exactly that physical address and counts as a device frame, not RAM, and
+//! reads the HPET's capabilities register through it. (The IOAPIC and the
+//! local APIC, the kernel's own interrupt hardware, cannot be claimed.) Then, in steps the two
 //! processes agree on through a shared RAM page:
 //!
 //! 1. it holds the page: the peer's claim must get `FrameInUse`;
@@ -22,10 +23,8 @@ use libos::{println, sys, Error, Frame, Handle, MapFlags, Mapping, Rights};
 
 libos::entry!(main);
 
-/// The IOAPIC's registers (q35): index at +0x00, data window at +0x10.
-const IOAPIC: u64 = 0xfec0_0000;
-/// IOAPIC register 1: version (bits 7..0), highest input (bits 23..16).
-const IOAPIC_VERSION: u32 = 1;
+/// The HPET's registers (q35): capabilities and ID at +0x00.
+const DEVICE: u64 = 0xfed0_0000;
 /// Where this process writes the step (must match the peer).
 const STEP: usize = 0;
 /// Where the peer acknowledges (must match the peer).
@@ -36,10 +35,10 @@ const PATIENCE: u32 = 1_000_000;
 
 fn main() -> Result<(), Error> {
     let before = sys::frame_stats();
-    let device = sys::frame_alloc_at(IOAPIC)?;
+    let device = sys::frame_alloc_at(DEVICE)?;
     let after = sys::frame_stats();
     let phys = sys::frame_phys(device)?;
-    println!("test-device-claim: frame_phys of the device capability = {phys:#x} (asked for {IOAPIC:#x})");
+    println!("test-device-claim: frame_phys of the device capability = {phys:#x} (asked for {DEVICE:#x})");
     println!(
         "test-device-claim: device frames held by me: {} -> {}; RAM frames held by me: {} -> {}",
         before.device_by_caller,
@@ -47,18 +46,18 @@ fn main() -> Result<(), Error> {
         before.held_by_caller,
         after.held_by_caller
     );
-    if phys != IOAPIC
+    if phys != DEVICE
         || after.device_by_caller != before.device_by_caller + 1
         || after.held_by_caller != before.held_by_caller
     {
         println!("test-device-claim: FAILED: not a device frame at the asked address");
         return Err(Error::InvalidFrame);
     }
-    let version = read_ioapic(device, IOAPIC_VERSION)?;
+    let id = read_capabilities(device)?;
     println!(
-        "test-device-claim: IOAPIC version {:#x}, {} inputs",
-        version & 0xff,
-        ((version >> 16) & 0xff) + 1
+        "test-device-claim: HPET vendor {:#06x}, {} timers",
+        id >> 16,
+        ((id >> 8) & 0x1f) + 1
     );
 
     let mut frame = Frame::alloc()?;
@@ -78,12 +77,12 @@ fn main() -> Result<(), Error> {
     // 1. We hold it; the peer must be refused.
     step(&mut page, 1)?;
     // 2. Free it; the peer must get it (and gives it back).
-    // SAFETY: `read_ioapic` unmapped its mapping; nothing refers to it.
+    // SAFETY: `read_capabilities` unmapped its mapping; nothing refers to it.
     unsafe { sys::frame_free(device) }?;
     println!("test-device-claim: freed the device page");
     step(&mut page, 2)?;
     // 3. Claim it again and exit holding it.
-    let _held = sys::frame_alloc_at(IOAPIC)?;
+    let _held = sys::frame_alloc_at(DEVICE)?;
     println!("test-device-claim: claimed it again");
     step(&mut page, 3)?;
     println!("test-device-claim: exiting while holding the device page");
@@ -91,20 +90,17 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads IOAPIC register `register` through a temporary uncached mapping
-/// of the device capability.
-fn read_ioapic(device: Handle, register: u32) -> Result<u32, Error> {
+/// Reads the HPET's capabilities register (low half) through a temporary
+/// uncached mapping of the device capability.
+fn read_capabilities(device: Handle) -> Result<u32, Error> {
     let address = libos::mem::reserve_pages(1)?;
-    sys::map(device, address, MapFlags::WRITE | MapFlags::UNCACHED)?;
-    // SAFETY: the page at `address` is the IOAPIC's register page, just
-    // mapped (uncached, writable); the index and data registers are
-    // aligned u32s at +0x00 and +0x10; nothing else maps it.
-    let value = unsafe {
-        (address as *mut u32).write_volatile(register);
-        ((address + 0x10) as *const u32).read_volatile()
-    };
-    // SAFETY: no reference into the mapping exists (only the raw accesses
-    // above, which are done).
+    sys::map(device, address, MapFlags::UNCACHED)?;
+    // SAFETY: the page at `address` is the HPET's register page, just mapped
+    // (uncached, read-only); the register is an aligned u32 at +0x00;
+    // nothing else maps it.
+    let value = unsafe { (address as *const u32).read_volatile() };
+    // SAFETY: no reference into the mapping exists (only the raw read
+    // above, which is done).
     unsafe { sys::unmap(address) }?;
     Ok(value)
 }

@@ -88,7 +88,7 @@ const BOARD_HANDLES: u64 = 32;
 /// Physical addresses of our frames (peers try to claim them).
 const SLOT_PHYS: u64 = 48;
 const BOARD_PHYS: u64 = 16;
-const READY: u64 = 0x2ead_1;
+const READY: u64 = 0x0002_ead1;
 /// Yields a peer gets to show up before the fuzzer gives up.
 const PATIENCE: u32 = 2_000_000;
 const MAX_INSTANCES: usize = 16;
@@ -203,9 +203,17 @@ struct Fuzz {
     violations: u64,
     history: [Call; 8],
     nhistory: usize,
-    stats: FrameStats,
-    info_out: SysInfo,
+    /// Where `frame_stats`/`sys_info` write when given a good buffer
+    /// (large enough for either, at two offsets).
+    out: OutBuf,
 }
+
+/// An output buffer for the kernel, larger than any ABI struct.
+#[repr(C, align(16))]
+struct OutBuf([u64; 32]);
+
+const _: () =
+    assert!(core::mem::size_of::<FrameStats>() <= 128 && core::mem::size_of::<SysInfo>() <= 128);
 
 fn main() -> Result<(), Error> {
     let mut seed = 1;
@@ -227,6 +235,10 @@ fn main() -> Result<(), Error> {
             "instances" => instances = (n as usize).clamp(1, MAX_INSTANCES),
             _ => println!("fuzz: unknown argument {word}"),
         }
+    }
+    if me >= instances {
+        println!("fuzz: instance {me} of {instances}?");
+        sys::exit(2);
     }
     let mut f = Fuzz {
         rng: Rng(seed ^ (me as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93)),
@@ -254,8 +266,7 @@ fn main() -> Result<(), Error> {
         violations: 0,
         history: [Call::default(); 8],
         nhistory: 0,
-        stats: FrameStats::default(),
-        info_out: SysInfo::default(),
+        out: OutBuf([0; 32]),
     };
     println!(
         "fuzz[{me}]: seed {seed}, {iterations} calls, instance {} of {instances} (pid {})",
@@ -592,7 +603,7 @@ impl Fuzz {
             KERNEL_IMAGE,
             0x0000_8000_0000_1000,
             0x8000_0000_0000_0000,
-            u64::MAX & !(PAGE - 1),
+            !(PAGE - 1),
             u64::MAX,
             W_RAM + 8,
             W_OTHER + 0x800,
@@ -632,11 +643,8 @@ impl Fuzz {
     fn out_ptr(&mut self, len: u64) -> (u64, Option<bool>) {
         let r = self.rng.below(100);
         if r < 40 {
-            let at = if self.rng.chance(2) {
-                &mut self.stats as *mut FrameStats as u64
-            } else {
-                &mut self.info_out as *mut SysInfo as u64
-            };
+            // At the start, or 8 bytes in (aligned either way).
+            let at = self.out.0.as_mut_ptr() as u64 + 8 * self.rng.below(2);
             return (at, Some(true));
         }
         if r < 70 {
@@ -700,7 +708,7 @@ impl Fuzz {
             return (self.rng.pick(&items), None);
         }
         if r < 85 {
-            let items = [1u64 << bits, 1 << 52, u64::MAX & !(PAGE - 1)];
+            let items = [1u64 << bits, 1 << 52, !(PAGE - 1)];
             return (self.rng.pick(&items), Some(Error::InvalidFrame));
         }
         if r < 92 {
@@ -1189,12 +1197,13 @@ impl Fuzz {
     fn op_stats(&mut self) {
         let len = core::mem::size_of::<FrameStats>() as u64;
         let (ptr, ok) = self.out_ptr(len);
-        let stack = ptr == &mut self.stats as *mut FrameStats as u64;
+        let stack = ptr == self.out.0.as_mut_ptr() as u64;
         let r = self.sc(Sysnum::FrameStats, [ptr, 0, 0, 0, 0, 0]);
         self.check_out("frame_stats", ptr, ok, r);
         if stack && r.is_ok() {
-            // SAFETY: the kernel wrote a whole FrameStats into our field.
-            let s = unsafe { core::ptr::read_volatile(&self.stats) };
+            // SAFETY: the kernel wrote a whole FrameStats at the start of
+            // `out`, which is large enough and aligned.
+            let s = unsafe { core::ptr::read_volatile(ptr as *const FrameStats) };
             if s.free + s.reserved + s.kernel + s.held_by_all != s.total {
                 self.violation(format_args!("frame_stats does not add up: {s:?}"));
             }
@@ -1530,6 +1539,18 @@ impl Fuzz {
     /// waits until everybody holds every board, so that no random transfer
     /// can arrive before a board.
     fn setup(&mut self) -> Result<(), Error> {
+        // Page tables for the flood and probe pages now, while the
+        // per-process table quota has room (far mappings may use it up
+        // later, and tables stay until exit).
+        let scratch = sys::frame_alloc()?;
+        let warm = (0..FLOOD_MAX.div_ceil(512)).map(|i| FLOOD_VA + i * 512 * PAGE);
+        for va in warm.chain([PROBE_VA]) {
+            sys::map(scratch, va, abi::MapFlags::NONE)?;
+            // SAFETY: just mapped, never referenced.
+            unsafe { sys::unmap(va) }?;
+        }
+        // SAFETY: no longer mapped anywhere.
+        unsafe { sys::frame_free(scratch) }?;
         let board = sys::frame_alloc()?;
         sys::map(board, BOARD_VA, abi::MapFlags::WRITE)?;
         // SAFETY: just mapped writable at BOARD_VA, used by nothing else.

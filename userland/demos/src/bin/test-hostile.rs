@@ -102,7 +102,7 @@ fn main() -> Result<(), Error> {
     // SAFETY: as above.
     let marker = unsafe { core::ptr::read_volatile(VA as *const u64) };
     t.check(
-        "a frame stays alive after its sharer died",
+        "a frame stays alive after its sharer died (a non-driver, it could not claim a device)",
         marker == 0x5eed_f00d,
     );
     t.expect(
@@ -352,6 +352,16 @@ fn main() -> Result<(), Error> {
         "frame_stats into device registers",
         s(Sysnum::FrameStats, [VA, 0, 0, 0, 0, 0]),
         Error::InvalidAddress,
+    );
+    t.expect(
+        "claiming the IOAPIC (the kernel's interrupt hardware)",
+        s(Sysnum::FrameAllocAt, [0xfec0_0000, 0, 0, 0, 0, 0]),
+        Error::PermissionDenied,
+    );
+    t.expect(
+        "claiming the local APIC",
+        s(Sysnum::FrameAllocAt, [0xfee0_0000, 0, 0, 0, 0, 0]),
+        Error::PermissionDenied,
     );
     t.expect(
         "a second claim of a claimed device frame",
