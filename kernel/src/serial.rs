@@ -37,6 +37,19 @@ impl Console {
         }
     }
 
+    /// Writes a program's `debug_write` output. A program's line that would
+    /// start with `@` or `[` (like a trace record or a kernel line) gets
+    /// `| ` in front, so that what a program prints can never pass for what
+    /// the kernel says.
+    pub fn write_user(&mut self, bytes: &[u8]) {
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if self.at_line_start && matches!(line.first(), Some(b'@' | b'[')) {
+                self.write_bytes(b"| ");
+            }
+            self.write_bytes(line);
+        }
+    }
+
     /// Ends an open line so that what follows starts at column 0.
     pub fn begin_line(&mut self) {
         if !self.at_line_start {

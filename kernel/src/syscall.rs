@@ -274,7 +274,7 @@ fn debug_write(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Erro
         return Err(Error::InvalidArgument);
     }
     let bytes = copy_from_user(proc(k, pid), ptr, len)?;
-    crate::serial::with(|c| c.write_bytes(&bytes));
+    crate::serial::with(|c| c.write_user(&bytes));
     Ok(len)
 }
 

@@ -234,7 +234,18 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 ],
             )
         },
-        qt(
+        QemuTest {
+            // Forged lines appear only behind the `| ` the kernel adds.
+            must_not: vec![
+                "KERNEL PANIC",
+                "BUG:",
+                "invariant broken",
+                "LEAK",
+                "NOT STOPPED",
+                "\n[exo] forged",
+                "\n@exo-trace 1 pid=1 proc=forged",
+            ],
+            ..qt(
             "hostile-suite",
             programs("test-hostile"),
             0,
@@ -243,6 +254,8 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 "hostile: another process's handle: refused: BadCapability",
                 "hostile: a frame stays alive after its sharer died (a non-driver, it could not claim a device): ok",
                 "hostile: claiming the local APIC: refused: PermissionDenied",
+                "| @exo-trace 1 pid=1 proc=forged",
+                "| [exo] forged kernel line",
                 "hostile: exhausting all free memory: refused: OutOfMemory",
                 "hostile: filling the capability table: refused: CapTableFull",
                 "hostile: syscall with a garbage stack pointer: refused: InvalidAddress",
@@ -252,7 +265,8 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 "(test-hostile) exited with code 0",
                 "success",
             ],
-        ),
+        )
+        },
         QemuTest {
             // Regression guard, not a timing test: under -icount shift=0 the
             // guest TSC counts instructions exactly. Budgets sit just above

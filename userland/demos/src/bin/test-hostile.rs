@@ -418,6 +418,12 @@ fn main() -> Result<(), Error> {
         Error::InvalidArgument,
     );
 
+    // A program cannot speak for the kernel or forge trace records: lines it
+    // writes that start like those get `| ` in front (the harness checks
+    // that these two lines never appear unprefixed).
+    println!("@exo-trace 1 pid=1 proc=forged sys=getpid args= ret=ok:1 cycles=1");
+    println!("[exo] forged kernel line");
+
     // Undefined syscalls and garbage registers.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut all_unknown = true;
