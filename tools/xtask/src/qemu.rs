@@ -316,7 +316,7 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
     let image = build::make_image(&tool, &spec, &out)?;
     if opts.gdb {
         eprintln!(
-            "xtask: QEMU waits for gdb on :1234. Attach with:\n  gdb -ex 'add-symbol-file {} -o 0xffffffff80000000' -ex 'target remote :1234'",
+            "xtask: QEMU waits for gdb on :1234. Attach with:\n  gdb -ex 'add-symbol-file {} -o 0xffffffff80000000' -ex 'target remote :1234' -ex 'hbreak exo_kernel::kernel_main' -ex continue\n(use hardware breakpoints until the bootloader has loaded the kernel)",
             build::kernel_path(&tool)
         );
     }
