@@ -40,16 +40,26 @@ fn instance_name(i: u64) -> String {
 
 /// The boot image of a fuzz run: `instances` copies of `test-fuzz`,
 /// splitting `iterations` between them.
+///
+/// Even-numbered instances (`test-fuzz`, `test-fuzz-3`, ...) are drivers,
+/// which may claim device frames; the others check that they may not.
 pub fn spec(iterations: u64, seed: u64, instances: u64) -> ImageSpec {
-    let options = (0..instances)
+    let driver = |i: u64| i.is_multiple_of(2);
+    let mut options: Vec<String> = (0..instances)
         .map(|i| {
             let share = iterations / instances + u64::from(i < iterations % instances);
             format!(
-                "args:{}=seed={seed} iterations={share} instance={i} instances={instances}",
-                instance_name(i)
+                "args:{}=seed={seed} iterations={share} instance={i} instances={instances} driver={}",
+                instance_name(i),
+                u64::from(driver(i))
             )
         })
         .collect();
+    let drivers: Vec<String> = (0..instances)
+        .filter(|&i| driver(i))
+        .map(instance_name)
+        .collect();
+    options.push(format!("drivers={}", drivers.join(",")));
     ImageSpec {
         programs: Some("test-fuzz".into()),
         options,
@@ -108,6 +118,7 @@ pub fn run(args: &[String]) -> Result<u8, String> {
     let mut host = false;
     let mut cases = DEFAULT_HOST_CASES;
     let mut uefi = false;
+    let mut libfuzzer: Option<u64> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = || -> Result<u64, String> {
@@ -124,8 +135,12 @@ pub fn run(args: &[String]) -> Result<u8, String> {
             "--host" => host = true,
             "--cases" => cases = number()?,
             "--uefi" => uefi = true,
+            "--libfuzzer" => libfuzzer = Some(number()?),
             other => return Err(format!("fuzz: unknown option `{other}` (see --help)")),
         }
+    }
+    if let Some(seconds) = libfuzzer {
+        return run_libfuzzer(seconds);
     }
     if host {
         return run_host(cases);
@@ -248,6 +263,59 @@ fn run_host(cases: u64) -> Result<u8, String> {
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
+/// The cargo-fuzz targets in `tools/fuzz/` (see its Cargo.toml).
+const LIBFUZZER_TARGETS: &[&str] = &["elf", "ramdisk", "trace", "captable"];
+
+/// `cargo xtask fuzz --libfuzzer S`: each coverage-guided target for S
+/// seconds (needs a nightly toolchain and `cargo install cargo-fuzz`). The
+/// ELF target starts from the demo programs' ELFs.
+fn run_libfuzzer(seconds: u64) -> Result<u8, String> {
+    let fuzz_dir = build::root().join("tools").join("fuzz");
+    let probe = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .current_dir(&fuzz_dir)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Err("--libfuzzer needs a nightly toolchain and `cargo install cargo-fuzz`".into());
+    }
+    let seeds = build::target_dir()
+        .join("bare")
+        .join("userland")
+        .join("x86_64-unknown-none")
+        .join("release");
+    let mut failed = 0;
+    for target in LIBFUZZER_TARGETS {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        if *target == "elf" {
+            for program in ["hello", "frames", "share", "abi-only", "test-fuzz"] {
+                let _ = std::fs::copy(seeds.join(program), corpus.join(program));
+            }
+        }
+        let mut cmd = Command::new("cargo");
+        cmd.args(["+nightly", "fuzz", "run", "--fuzz-dir"])
+            .arg(&fuzz_dir)
+            .arg(target)
+            .arg(&corpus)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-max_len=65536")
+            .current_dir(&fuzz_dir)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTC_BOOTSTRAP");
+        let start = Instant::now();
+        let ok = run_quietly(&mut cmd)?;
+        eprintln!(
+            "libfuzzer: {target}: {} ({:.0} s; crashes go to tools/fuzz/artifacts/{target}/)",
+            if ok { "no crash" } else { "CRASH" },
+            start.elapsed().as_secs_f64()
+        );
+        failed += u32::from(!ok);
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
 /// Runs a cargo test command; prints its output only if it fails.
 fn run_quietly(cmd: &mut Command) -> Result<bool, String> {
     let out = cmd.output().map_err(|e| format!("cargo: {e}"))?;
@@ -272,9 +340,10 @@ mod tests {
         assert_eq!(
             s.options,
             vec![
-                "args:test-fuzz=seed=7 iterations=4 instance=0 instances=3".to_string(),
-                "args:test-fuzz-2=seed=7 iterations=3 instance=1 instances=3".to_string(),
-                "args:test-fuzz-3=seed=7 iterations=3 instance=2 instances=3".to_string(),
+                "args:test-fuzz=seed=7 iterations=4 instance=0 instances=3 driver=1".to_string(),
+                "args:test-fuzz-2=seed=7 iterations=3 instance=1 instances=3 driver=0".to_string(),
+                "args:test-fuzz-3=seed=7 iterations=3 instance=2 instances=3 driver=1".to_string(),
+                "drivers=test-fuzz,test-fuzz-3".to_string(),
             ]
         );
         assert_eq!(instance_name(11), "test-fuzz-12");

@@ -54,6 +54,9 @@ Commands:
                         trace decoder property/mutation tests, N cases each
                         (default 100000; `cargo test` runs them with fewer,
                         EXO_FUZZ_CASES sets the count), in release mode.
+  fuzz --libfuzzer S    Coverage-guided fuzzing (cargo-fuzz targets in fuzz/:
+                        elf, ramdisk, trace, captable), S seconds each; needs
+                        a nightly toolchain and `cargo install cargo-fuzz`.
   trace [FILE] [opts]   Decode a serial trace (FILE or stdin) into strace-like
                         lines; --summary, --json, --pid N, --syscall A,B,
                         --errors. Try: cargo xtask run --trace | cargo xtask trace

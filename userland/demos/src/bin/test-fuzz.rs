@@ -7,7 +7,8 @@
 //! devices; random flags and rights; lengths 0, 1, 4095, 4096, huge.
 //!
 //! Arguments (`libos::args`, separated by spaces or commas):
-//! `seed=S iterations=N instance=I instances=K`.
+//! `seed=S iterations=N instance=I instances=K driver=0|1` (`driver=1` if
+//! the boot made it a driver, which may claim device frames).
 //! Instance I draws its choices from a stream seeded by S and I, so a run
 //! is reproducible from the seed (what the kernel answers still depends on
 //! how the instances interleave, which the timer decides).
@@ -40,7 +41,7 @@ const PAGE: u64 = PAGE_SIZE;
 /// Most capabilities held at once (beyond the boards), but for a hog.
 const MAX_LIVE: usize = 64;
 /// Most capabilities a hog holds (enough 16 MiB runs for all memory).
-const HOG_LIVE: usize = 96;
+const HOG_LIVE: usize = 112;
 /// Most mappings in the model at once.
 const MAX_MAPS: usize = 128;
 /// Size of the rings of stale and foreign handle values.
@@ -177,6 +178,8 @@ struct Fuzz {
     rng: Rng,
     me: usize,
     instances: usize,
+    /// Booted as a driver (may claim device frames).
+    driver: bool,
     pid: u64,
     peers: [u64; MAX_INSTANCES],
     /// Our board's handle.
@@ -220,6 +223,7 @@ fn main() -> Result<(), Error> {
     let mut iterations = 10_000;
     let mut me = 0usize;
     let mut instances = 1usize;
+    let mut driver = false;
     for word in libos::args().split(|c: char| c.is_whitespace() || c == ',') {
         let Some((key, value)) = word.split_once('=') else {
             continue;
@@ -233,6 +237,7 @@ fn main() -> Result<(), Error> {
             "iterations" => iterations = n,
             "instance" => me = n as usize,
             "instances" => instances = (n as usize).clamp(1, MAX_INSTANCES),
+            "driver" => driver = n != 0,
             _ => println!("fuzz: unknown argument {word}"),
         }
     }
@@ -244,6 +249,7 @@ fn main() -> Result<(), Error> {
         rng: Rng(seed ^ (me as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93)),
         me,
         instances,
+        driver,
         pid: sys::getpid(),
         peers: [0; MAX_INSTANCES],
         own_board: 0,
@@ -269,9 +275,10 @@ fn main() -> Result<(), Error> {
         out: OutBuf([0; 32]),
     };
     println!(
-        "fuzz[{me}]: seed {seed}, {iterations} calls, instance {} of {instances} (pid {})",
+        "fuzz[{me}]: seed {seed}, {iterations} calls, instance {} of {instances} (pid {}{})",
         me + 1,
-        f.pid
+        f.pid,
+        if driver { ", driver" } else { "" }
     );
     f.setup()?;
     let baseline = sys::frame_stats().held_by_caller;
@@ -692,11 +699,16 @@ impl Fuzz {
             return (self.rng.pick(&kernel), Some(Error::PermissionDenied));
         }
         if r < 75 {
-            // Devices and holes (device capabilities: exclusive claims).
+            if self.rng.chance(5) {
+                // The kernel's own interrupt controllers (I/O APIC, local
+                // APIC): nobody may claim them, drivers included.
+                let items = [0xfec0_0000, 0xfee0_0000];
+                return (self.rng.pick(&items), Some(Error::PermissionDenied));
+            }
+            // Devices and holes (device capabilities: exclusive claims,
+            // for drivers only).
             let items = [
                 0xfed0_0000,
-                0xfec0_0000,
-                0xfee0_0000,
                 0xb000_0000 + self.rng.below(0x1_0000) * PAGE,
                 0xc000_0000 + self.rng.below(0x1000) * PAGE,
                 0xfd_0000_0000,
@@ -705,7 +717,8 @@ impl Fuzz {
                 0xfffc_0000,
                 (1u64 << bits) - PAGE,
             ];
-            return (self.rng.pick(&items), None);
+            let want = (!self.driver).then_some(Error::PermissionDenied);
+            return (self.rng.pick(&items), want);
         }
         if r < 85 {
             let items = [1u64 << bits, 1 << 52, !(PAGE - 1)];
