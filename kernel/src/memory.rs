@@ -70,11 +70,7 @@ fn convert(regions: &MemoryRegions) -> MemoryMap {
     // Physical page 0 (the real-mode interrupt table) is reported usable,
     // but a DMA address of 0 reads as "null" to many devices and drivers:
     // keep it reserved, as Linux keeps its low pages.
-    let page_zero = Region {
-        start: 0,
-        end: PAGE,
-        kind: RegionKind::Reserved,
-    };
+    let page_zero = Region::reserved(0, PAGE);
     // A firmware-"reserved" range that touches usable RAM is RAM the
     // firmware keeps (SeaBIOS's ACPI tables just below the top of low RAM);
     // one standing alone above 1 MiB is an MMIO window (q35's ECAM at

@@ -941,19 +941,11 @@ mod tests {
     const F: u64 = FRAME_SIZE;
 
     fn usable(start: u64, end: u64) -> Region {
-        Region {
-            start,
-            end,
-            kind: RegionKind::Usable,
-        }
+        Region::usable(start, end)
     }
 
     fn reserved(start: u64, end: u64) -> Region {
-        Region {
-            start,
-            end,
-            kind: RegionKind::Reserved,
-        }
+        Region::reserved(start, end)
     }
 
     fn storage_for(map: &MemoryMap) -> Vec<u64> {

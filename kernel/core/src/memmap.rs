@@ -58,6 +58,24 @@ pub struct Region {
 }
 
 impl Region {
+    /// Usable RAM `[start, end)`.
+    pub const fn usable(start: u64, end: u64) -> Region {
+        Region {
+            start,
+            end,
+            kind: RegionKind::Usable,
+        }
+    }
+
+    /// Reserved RAM `[start, end)`.
+    pub const fn reserved(start: u64, end: u64) -> Region {
+        Region {
+            start,
+            end,
+            kind: RegionKind::Reserved,
+        }
+    }
+
     /// Length in bytes (0 if `end <= start`).
     pub const fn len(&self) -> u64 {
         self.end.saturating_sub(self.start)
@@ -243,19 +261,11 @@ pub(crate) mod tests {
     const GIB: u64 = 1024 * MIB;
 
     fn usable(start: u64, end: u64) -> Region {
-        Region {
-            start,
-            end,
-            kind: RegionKind::Usable,
-        }
+        Region::usable(start, end)
     }
 
     fn reserved(start: u64, end: u64) -> Region {
-        Region {
-            start,
-            end,
-            kind: RegionKind::Reserved,
-        }
+        Region::reserved(start, end)
     }
 
     /// The obvious, slow definition of a frame's class, straight from the
