@@ -35,19 +35,23 @@ impl DeviceRegion {
         let base = phys & !(PAGE_SIZE - 1);
         let end = phys.checked_add(len as u64).ok_or(Error::InvalidArgument)?;
         let pages = (end - base).div_ceil(PAGE_SIZE);
-        let address = reserve_pages(pages)?;
         let mut frames = Vec::new();
         frames
             .try_reserve_exact(pages as usize)
             .map_err(|_| Error::OutOfMemory)?;
+        // Claim every page before taking address space: callers retry on
+        // `FrameInUse`, and address space (with the page tables under it)
+        // is never given back, so a failed claim must not consume any.
         for i in 0..pages {
-            let frame = Frame::alloc_at(base + i * PAGE_SIZE)?;
+            frames.push(Frame::alloc_at(base + i * PAGE_SIZE)?);
+        }
+        let address = reserve_pages(pages)?;
+        for (i, frame) in frames.iter().enumerate() {
             crate::sys::map(
                 frame.handle(),
-                address + i * PAGE_SIZE,
+                address + i as u64 * PAGE_SIZE,
                 MapFlags::WRITE | MapFlags::UNCACHED,
             )?;
-            frames.push(frame);
         }
         Ok(DeviceRegion {
             frames,
