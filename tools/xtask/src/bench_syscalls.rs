@@ -65,9 +65,9 @@ use crate::build::{self, ImageSpec};
 use crate::qemu::{self, RunOptions};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The rows, in order (`empty` is the timer pair alone).
@@ -302,68 +302,29 @@ impl TimedRun {
 }
 
 /// Spawns `cmd`, timestamps each stdout line, waits up to `timeout`.
-fn run_timed(mut cmd: Command, timeout: Duration) -> Result<TimedRun, String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("qemu-system-x86_64: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut partial = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match stdout.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let now = start.elapsed();
-                    for &b in &buf[..n] {
-                        if b == b'\n' {
-                            let line = String::from_utf8_lossy(&partial);
-                            lines.push((now, line.trim_end_matches('\r').to_string()));
-                            partial.clear();
-                        } else {
-                            partial.push(b);
-                        }
-                    }
-                }
+fn run_timed(cmd: Command, timeout: Duration) -> Result<TimedRun, String> {
+    let lines = Arc::new(Mutex::new(Vec::<(Duration, String)>::new()));
+    let sink = Arc::clone(&lines);
+    let mut partial = Vec::new();
+    let finished = qemu::run_child(cmd, Some(timeout), move |now, chunk| {
+        for &b in chunk {
+            if b == b'\n' {
+                let line = String::from_utf8_lossy(&partial);
+                let line = line.trim_end_matches('\r').to_string();
+                sink.lock().unwrap().push((now, line));
+                partial.clear();
+            } else {
+                partial.push(b);
             }
         }
-        if !partial.is_empty() {
-            lines.push((
-                start.elapsed(),
-                String::from_utf8_lossy(&partial).into_owned(),
-            ));
-        }
-        lines
-    });
-    let mut stderr = child.stderr.take().expect("piped");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let (status, timed_out) = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break (status.code(), false);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break (None, true);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let exit_at = start.elapsed();
+    })?;
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
     Ok(TimedRun {
-        lines: reader.join().unwrap_or_default(),
-        exit_at,
-        status,
-        timed_out,
-        stderr: err_reader.join().unwrap_or_default(),
+        lines,
+        exit_at: finished.elapsed,
+        status: finished.status,
+        timed_out: finished.timed_out,
+        stderr: finished.stderr,
     })
 }
 

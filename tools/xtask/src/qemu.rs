@@ -157,6 +157,70 @@ fn ramdisk_names(image: &Path) -> Vec<String> {
     names
 }
 
+/// How a child process ended (see [`run_child`]).
+pub struct Finished {
+    /// Exit status (None if killed).
+    pub status: Option<i32>,
+    /// Whether the timeout killed it.
+    pub timed_out: bool,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+    /// From spawn to exit (or kill).
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` (QEMU), handing each chunk of its stdout to `on_output` with
+/// the time since spawn, collecting its stderr, and killing it after
+/// `timeout` (`None`: wait for ever, as under gdb).
+pub fn run_child(
+    mut cmd: Command,
+    timeout: Option<Duration>,
+    mut on_output: impl FnMut(Duration, &[u8]) + Send + 'static,
+) -> Result<Finished, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("qemu-system-x86_64: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => on_output(start.elapsed(), &buf[..n]),
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break (status.code(), false);
+        }
+        if timeout.is_some_and(|t| start.elapsed() > t) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = start.elapsed();
+    let _ = reader.join();
+    Ok(Finished {
+        status,
+        timed_out,
+        stderr: err_reader.join().unwrap_or_default(),
+        elapsed,
+    })
+}
+
 /// Boots `image` and waits for the verdict.
 pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
     let disk = disk_path(image);
@@ -188,59 +252,19 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
         cmd.args(["-s", "-S"]);
     }
     cmd.args(&opts.extra);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("qemu-system-x86_64: {e}"))?;
-
     let serial = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let mut stdout = child.stdout.take().expect("piped");
-    let echo = opts.echo;
     let sink = Arc::clone(&serial);
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stdout.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if echo {
-                        let mut out = std::io::stdout().lock();
-                        let _ = out.write_all(&buf[..n]);
-                        let _ = out.flush();
-                    }
-                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            }
+    let echo = opts.echo;
+    let timeout = if opts.gdb { None } else { Some(opts.timeout) };
+    let finished = run_child(cmd, timeout, move |_, chunk| {
+        if echo {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(chunk);
+            let _ = out.flush();
         }
-    });
-    let mut stderr = child.stderr.take().expect("piped");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-
-    let deadline = if opts.gdb {
-        None
-    } else {
-        Some(start + opts.timeout)
-    };
-    let (status, timed_out) = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break (status.code(), false);
-        }
-        if deadline.is_some_and(|d| Instant::now() > d) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break (None, true);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = reader.join();
-    let qemu_err = err_reader.join().unwrap_or_default();
+        sink.lock().unwrap().extend_from_slice(chunk);
+    })?;
+    let (status, timed_out, qemu_err) = (finished.status, finished.timed_out, finished.stderr);
     let mut serial = String::from_utf8_lossy(&serial.lock().unwrap()).into_owned();
     if !qemu_err.trim().is_empty() && status != Some(QEMU_SUCCESS) && status != Some(QEMU_FAILURE) {
         serial.push_str("\n[qemu stderr] ");
@@ -261,7 +285,7 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
         status,
         serial,
         timed_out,
-        elapsed: start.elapsed(),
+        elapsed: finished.elapsed,
         disk_check,
     })
 }
