@@ -242,10 +242,7 @@ fn copy_to_user(p: &mut process::Process, addr: u64, bytes: &[u8]) -> Result<(),
     // Check every page first so that a failure writes nothing.
     let mut at = addr & !(PAGE - 1);
     while at < end {
-        match p.space.translate(at) {
-            Some((phys, flags)) if flags.write && is_ram(phys) => {}
-            _ => return Err(Error::InvalidAddress),
-        }
+        user_ram_page(p, at, true)?;
         at += PAGE;
     }
     let mut at = addr;

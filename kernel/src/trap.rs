@@ -65,7 +65,8 @@ fn dispatch(frame: &mut TrapFrame) {
     exit(Verdict::Failure)
 }
 
-/// One line on a user fault: what, where, and the address for page faults.
+/// What an exception was: name, vector, RIP, error code and, for page
+/// faults, the faulting address (CR2). Used by both reports.
 fn describe(frame: &TrapFrame) -> alloc::string::String {
     let mut s = alloc::format!(
         "{} (vector {}) at rip={:#x} error={:#x}",
@@ -76,25 +77,16 @@ fn describe(frame: &TrapFrame) -> alloc::string::String {
     );
     if frame.vector == 14 {
         let cr2 = x86_64::registers::control::Cr2::read_raw();
-        s.push_str(&alloc::format!(" addr={cr2:#x}"));
+        s.push_str(&alloc::format!(" cr2={cr2:#x}"));
     }
     s
 }
 
-/// Prints an exception report.
+/// Prints the report of an exception in the kernel.
 pub fn report(frame: &TrapFrame) {
-    let cr2 = x86_64::registers::control::Cr2::read_raw();
     crate::serial::emergency(format_args!(
-        "EXCEPTION: {} (vector {}) error={:#x} rip={:#x} rsp={:#x}{}",
-        exception_name(frame.vector),
-        frame.vector,
-        frame.error,
-        frame.rip,
-        frame.rsp,
-        if frame.vector == 14 {
-            alloc::format!(" cr2={cr2:#x}")
-        } else {
-            alloc::string::String::new()
-        }
+        "EXCEPTION: {} rsp={:#x}",
+        describe(frame),
+        frame.rsp
     ));
 }

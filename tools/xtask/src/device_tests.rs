@@ -5,6 +5,17 @@
 //! also relies on the host-side check of the disk image after QEMU exits.
 use crate::test::{programs, qt, QemuTest};
 
+/// What a run of all four device programs must print (BIOS or UEFI).
+const ALL_FOUR: &[&str] = &[
+    "hpet: ok",
+    " 1234:11e8 class 00ff00 (other)",
+    "lspci: ok",
+    "edu: ok",
+    "virtio-blk: ok",
+    "[xtask] disk check: sector 2 holds the virtio-blk pattern",
+    "success",
+];
+
 /// One test per device program, one for exclusive ownership, and one with
 /// all four device programs competing for the same configuration pages.
 pub fn tests() -> Vec<QemuTest> {
@@ -102,15 +113,7 @@ pub fn tests() -> Vec<QemuTest> {
             "devices-together",
             programs("hpet,lspci,edu,virtio-blk"),
             0,
-            &[
-                "hpet: ok",
-                " 1234:11e8 class 00ff00 (other)",
-                "lspci: ok",
-                "edu: ok",
-                "virtio-blk: ok",
-                "[xtask] disk check: sector 2 holds the virtio-blk pattern",
-                "success",
-            ],
+            ALL_FOUR,
         ),
         // The same under UEFI (OVMF reports ECAM as reserved type 0 and
         // places BARs elsewhere, some above 4 GiB).
@@ -121,15 +124,7 @@ pub fn tests() -> Vec<QemuTest> {
                 ..programs("hpet,lspci,edu,virtio-blk")
             },
             0,
-            &[
-                "hpet: ok",
-                " 1234:11e8 class 00ff00 (other)",
-                "lspci: ok",
-                "edu: ok",
-                "virtio-blk: ok",
-                "[xtask] disk check: sector 2 holds the virtio-blk pattern",
-                "success",
-            ],
+            ALL_FOUR,
         ),
     ]
 }
