@@ -15,12 +15,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use exo_core::captable::CapTable;
 use exo_core::ramdisk::Expect;
+use exo_core::slab::Slab;
 use spin::Mutex;
 
 /// Capabilities one process may hold at once.
 pub const CAP_CAPACITY: usize = 1024;
-/// `map` mappings one process may have at once (each is kernel heap).
-pub const MAX_MAPPINGS: usize = 2048;
+/// `map` mappings one process may have at once (each is kernel heap; a
+/// record's index must fit a page-table entry's tag).
+pub const MAX_MAPPINGS: usize = crate::arch::paging::TAGS;
 /// Processes the kernel runs at once: with the per-process bounds (1024
 /// capabilities, 2048 mappings, 64 inbox entries, 1024 page tables) this
 /// keeps the worst case within the kernel heap.
@@ -81,6 +83,8 @@ pub struct Cap {
 /// A mapping made with `map`.
 #[derive(Clone, Copy, Debug)]
 pub struct MapRecord {
+    /// Its first page.
+    pub start: u64,
     /// The capability it maps through.
     pub handle: Handle,
     /// Pages mapped from the start address.
@@ -110,8 +114,9 @@ pub struct Process {
     pub space: AddressSpace,
     /// Its capabilities.
     pub caps: CapTable<Cap>,
-    /// Its `map` mappings, by start address.
-    pub mappings: BTreeMap<u64, MapRecord>,
+    /// Its `map` mappings. Each mapped page's entry carries the index of
+    /// its record as a tag (`paging::Tag`).
+    pub mappings: Slab<MapRecord>,
     /// Capabilities sent to it, not yet received.
     pub inbox: VecDeque<Cap>,
     /// Frames of its program image and stack (owned, not capabilities).
@@ -216,7 +221,7 @@ impl Kernel {
             frame: TrapFrame::default(),
             space,
             caps: CapTable::new(CAP_CAPACITY, self.next_key()),
-            mappings: BTreeMap::new(),
+            mappings: Slab::new(MAX_MAPPINGS),
             inbox: VecDeque::new(),
             private: Vec::new(),
             driver,
@@ -311,37 +316,51 @@ impl Kernel {
 
     /// Removes every mapping made through `handle` in `proc`.
     pub fn unmap_handle(proc: &mut Process, handle: Handle) {
-        let starts: Vec<u64> = proc
-            .mappings
-            .iter()
-            .filter(|(_, m)| m.handle == handle)
-            .map(|(v, _)| *v)
-            .collect();
-        for start in starts {
-            Self::unmap_at(proc, start);
+        for slot in proc.mappings.indices_where(|m| m.handle == handle) {
+            Self::unmap_slot(proc, slot);
         }
     }
 
-    /// Removes the mapping that starts at `vaddr` (if any).
+    /// Removes the `map` mapping that starts at `vaddr` (if any): the tag
+    /// in the page's entry names its record.
     pub fn unmap_at(proc: &mut Process, vaddr: u64) -> bool {
-        let Some(record) = proc.mappings.remove(&vaddr) else {
+        let records = &proc.mappings;
+        let tag = proc.space.unmap_tagged(vaddr, |tag| {
+            records
+                .get(usize::from(tag))
+                .is_some_and(|m| m.start == vaddr)
+        });
+        let Some(tag) = tag else {
             return false;
         };
+        let record = proc.mappings.remove(usize::from(tag)).expect("accepted");
+        Self::unmapped(proc, record, 1);
+        true
+    }
+
+    /// Removes mapping record `slot` and its pages.
+    fn unmap_slot(proc: &mut Process, slot: usize) {
+        if let Some(record) = proc.mappings.remove(slot) {
+            Self::unmapped(proc, record, 0);
+        }
+    }
+
+    /// Finishes removing `record` (its first `done` pages are unmapped
+    /// already).
+    fn unmapped(proc: &mut Process, record: MapRecord, done: u64) {
         if let Ok(cap) = proc.caps.get_mut(record.handle) {
             cap.mapped = cap.mapped.saturating_sub(1);
         }
-        for i in 0..record.pages {
-            proc.space.unmap(vaddr + i * PAGE);
+        for i in done..record.pages {
+            proc.space.unmap(record.start + i * PAGE);
         }
-        true
     }
 
     /// Returns everything a process holds: mappings, capabilities, inbox,
     /// private frames, page tables.
     pub fn release_process(&mut self, mut proc: Process) {
-        let starts: Vec<u64> = proc.mappings.keys().copied().collect();
-        for start in starts {
-            Self::unmap_at(&mut proc, start);
+        for slot in proc.mappings.indices_where(|_| true) {
+            Self::unmap_slot(&mut proc, slot);
         }
         for cap in proc.caps.take_all() {
             self.drop_ref(cap.kind);
@@ -528,7 +547,7 @@ fn load_segments(
                 }
             }
             proc.space
-                .map(page, phys, flags)
+                .map(page, phys, flags, None)
                 .map_err(|e| alloc::format!("mapping segment page {page:#x}: {e:?}"))?;
         }
     }
@@ -540,7 +559,7 @@ fn load_segments(
     for i in 1..=USER_STACK_PAGES {
         let phys = private_frame(proc)?;
         proc.space
-            .map(USER_STACK_TOP - i * PAGE, phys, flags)
+            .map(USER_STACK_TOP - i * PAGE, phys, flags, None)
             .map_err(|e| alloc::format!("mapping the stack: {e:?}"))?;
     }
     Ok(())

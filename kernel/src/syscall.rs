@@ -42,8 +42,75 @@ enum Flow {
     Exit(u64),
 }
 
+/// What a call returns to user space: `rax` = 0 or the [`Error`] code,
+/// `rdx` = the value (0 on failure). `repr(C)` with two `u64`s is returned
+/// in rax:rdx by the SysV convention the direct path relies on.
+#[repr(C)]
+pub struct Ret {
+    /// 0 or the error code.
+    pub rax: u64,
+    /// The result value.
+    pub rdx: u64,
+}
+
+/// Entry from the direct path in `arch::syscall`: every call except `exit`
+/// and `yield`, with tracing off, with its arguments still in registers
+/// (no call takes more than four). Nothing here can switch processes.
+pub extern "sysv64" fn direct(a0: u64, a1: u64, a2: u64, a3: u64, num: u64) -> Ret {
+    let calls = count_call();
+    process::with(|k| {
+        let pid = k.current;
+        let result = match Sysnum::try_from(num) {
+            Ok(sys) => call(k, pid, sys, &[a0, a1, a2, a3, 0, 0]),
+            Err(_) => Err(Error::UnknownSyscall),
+        };
+        after_call(k, calls);
+        encode(result)
+    })
+}
+
+/// Counts a slow- or direct-path call; returns the new total.
+#[inline(always)]
+fn count_call() -> u64 {
+    CALLS.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// The registers for `result`; counts failures by code.
+#[inline(always)]
+fn encode(result: Result<u64, Error>) -> Ret {
+    match result {
+        Ok(value) => Ret { rax: 0, rdx: value },
+        Err(e) => {
+            ERRORS[e as usize].fetch_add(1, Ordering::Relaxed);
+            Ret {
+                rax: e as u64,
+                rdx: 0,
+            }
+        }
+    }
+}
+
+/// The periodic invariant check, every [`INVARIANT_PERIOD`] calls.
+#[inline(always)]
+fn after_call(k: &mut Kernel, calls: u64) {
+    if calls.is_multiple_of(INVARIANT_PERIOD) {
+        check_invariants(k, calls);
+    }
+}
+
+#[inline(never)]
+fn check_invariants(k: &mut Kernel, calls: u64) {
+    match k.check_invariants() {
+        Ok(()) => {
+            INVARIANT_CHECKS.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(why) => crate::invariant_broken(k, calls, &why),
+    }
+}
+
 /// Handles the syscall whose registers `frame` holds (from the trap path,
-/// vector `SYSCALL_VECTOR`), and leaves in `frame` what to return to.
+/// vector `SYSCALL_VECTOR`: `exit`, `yield`, and every call while tracing
+/// is on), and leaves in `frame` what to return to.
 pub fn dispatch(frame: &mut TrapFrame) {
     // Tracing off costs one load and branch: no TSC reads.
     let tracing = TRACE_ON.load(Ordering::Relaxed);
@@ -52,7 +119,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ];
     let num = frame.rax;
-    let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    let calls = count_call();
     process::with(|k| {
         let pid = k.current;
         let flow = match Sysnum::try_from(num) {
@@ -65,28 +132,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Flow::Return(r) => *r,
             Flow::Yield | Flow::Exit(_) => Ok(0),
         };
-        match result {
-            Ok(value) => {
-                frame.rax = 0;
-                frame.rdx = value;
-            }
-            Err(e) => {
-                frame.rax = e as u64;
-                frame.rdx = 0;
-                ERRORS[e as usize].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let ret = encode(result);
+        frame.rax = ret.rax;
+        frame.rdx = ret.rdx;
         if tracing {
             trace(k, pid, num, &args, result, crate::arch::rdtsc() - start);
         }
-        if calls.is_multiple_of(INVARIANT_PERIOD) {
-            match k.check_invariants() {
-                Ok(()) => {
-                    INVARIANT_CHECKS.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(why) => crate::invariant_broken(k, calls, &why),
-            }
-        }
+        after_call(k, calls);
         match flow {
             Flow::Return(_) => {}
             Flow::Yield => {
@@ -429,24 +481,27 @@ fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Resul
         exec: flags.contains(MapFlags::EXEC),
         uncached: device || flags.contains(MapFlags::UNCACHED),
     };
+    let slot = p
+        .mappings
+        .insert(MapRecord {
+            start: vaddr,
+            handle: h,
+            pages: count,
+        })
+        .map_err(|_| Error::OutOfMemory)?;
+    let tag = Some(slot as crate::arch::paging::Tag);
     for i in 0..count {
-        if let Err(e) = p.space.map(vaddr + i * PAGE, (first + i) * PAGE, pf) {
+        if let Err(e) = p.space.map(vaddr + i * PAGE, (first + i) * PAGE, pf, tag) {
             for j in 0..i {
                 p.space.unmap(vaddr + j * PAGE);
             }
+            p.mappings.remove(slot);
             return Err(match e {
                 MapError::AlreadyMapped => Error::AlreadyMapped,
                 MapError::OutOfMemory => Error::OutOfMemory,
             });
         }
     }
-    p.mappings.insert(
-        vaddr,
-        MapRecord {
-            handle: h,
-            pages: count,
-        },
-    );
     p.caps.get_mut(h)?.mapped += 1;
     Ok(0)
 }

@@ -278,6 +278,10 @@ pub struct FrameAllocator<'a> {
     /// (none when 0). Either one frame, or whole level-0 words.
     hot_first: u64,
     hot_count: u64,
+    /// The usable region (frames `[start, end)`) a frame in a mixed word
+    /// was last found in: frees near a region's ragged edge skip the
+    /// region-table search. Empty at first.
+    near: (u64, u64),
     total: u64,
     free: u64,
     reserved: u64,
@@ -356,6 +360,7 @@ impl<'a> FrameAllocator<'a> {
             full_cursor: 0,
             hot_first: 0,
             hot_count: 0,
+            near: (0, 0),
             total: usable + reserved,
             free: usable,
             reserved,
@@ -434,8 +439,11 @@ impl<'a> FrameAllocator<'a> {
             return Err(Self::beyond_error(frame));
         }
         let w = (frame >> 6) as usize;
-        if !self.is_uniform(w) {
-            self.class_error(frame)?;
+        if !self.is_uniform(w) && !(self.near.0..self.near.1).contains(&frame) {
+            match self.region_of(frame) {
+                Some((start, end, RegionKind::Usable)) => self.near = (start, end),
+                _ => self.class_error(frame)?,
+            }
         }
         let bit = 1u64 << (frame & 63);
         if self.words[w] & bit != 0 {
@@ -518,6 +526,10 @@ impl<'a> FrameAllocator<'a> {
     /// otherwise the error [`free`](Self::free) gives for the lowest frame
     /// of the range that cannot be freed.
     pub fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
+        if count == 1 {
+            // One frame (every `frame_alloc` capability): the cheap path.
+            return self.free(first);
+        }
         if count == 0 {
             return Err(AllocError::InvalidArgument);
         }

@@ -7,6 +7,7 @@
 //!   scrambled handles.
 //! - [`elf`]: validation of user ELF programs into a load plan.
 //! - [`ramdisk`]: the boot ramdisk's archive format (programs by name).
+//! - [`slab`]: values at small stable indices (a process's `map` records).
 //!
 //! Nothing here touches hardware; the kernel's `arch` glue does that.
 #![cfg_attr(not(test), no_std)]
@@ -19,6 +20,7 @@ pub mod elf;
 pub mod frame_alloc;
 pub mod memmap;
 pub mod ramdisk;
+pub mod slab;
 
 /// Cases for a property or mutation test: the `EXO_FUZZ_CASES` environment
 /// variable when set (`cargo xtask fuzz --host` runs 100,000 and more),

@@ -44,9 +44,33 @@ fn table(phys: u64) -> &'static mut PageTable {
     unsafe { &mut *(memory::phys_to_virt(phys) as *mut PageTable) }
 }
 
+/// A page table as raw entries, for the hot paths (`map`, `unmap`), which
+/// need nothing of `PageTableEntry` but its bits.
+fn entries(phys: u64) -> &'static mut [u64; 512] {
+    // SAFETY: as for `table`: a page-table frame of ours at the offset
+    // mapping, 4 KiB = 512 entries, touched only under the kernel lock.
+    unsafe { &mut *(memory::phys_to_virt(phys) as *mut [u64; 512]) }
+}
+
 fn index(vaddr: u64, level: u32) -> usize {
     ((vaddr >> (12 + 9 * (level - 1))) & 0x1ff) as usize
 }
+
+/// The physical-address bits of an entry.
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// Software bit (ignored by the MMU): the page was mapped by the `map`
+/// syscall and its entry carries a [`Tag`].
+const TAGGED: u64 = 1 << 9;
+/// Where the tag lives: bits 52..=62, ignored by the MMU (bit 63 is NX).
+const TAG_SHIFT: u32 = 52;
+const TAG_MASK: u64 = 0x7ff;
+/// Largest tag plus one: tags index a process's mapping records.
+pub const TAGS: usize = 1 << 11;
+
+/// An 11-bit number kept in a leaf entry's ignored bits: the index of the
+/// process's record of the `map` call that made the mapping, so `unmap`
+/// finds the record with the walk it makes anyway.
+pub type Tag = u16;
 
 impl AddressSpace {
     /// A new space: empty lower half, the kernel's upper half.
@@ -81,12 +105,15 @@ impl AddressSpace {
         Cr3::read().0.start_address().as_u64() == self.pml4
     }
 
-    /// Walks to the level-1 table of `vaddr`, creating tables if `create`.
+    /// Walks to the level-1 table of `vaddr` (a lower-half address),
+    /// creating tables if `create`. Non-leaf entries are 0 or present
+    /// (this module writes no others).
+    #[inline]
     fn walk(&mut self, vaddr: u64, create: bool) -> Result<Option<u64>, MapError> {
         let mut phys = self.pml4;
-        for level in (2..=4).rev() {
-            let entry = &mut table(phys)[index(vaddr, level)];
-            if entry.is_unused() {
+        for shift in [39u32, 30, 21] {
+            let entry = &mut entries(phys)[((vaddr >> shift) & 0x1ff) as usize];
+            if *entry == 0 {
                 if !create {
                     return Ok(None);
                 }
@@ -95,22 +122,33 @@ impl AddressSpace {
                 }
                 let new = memory::alloc_kernel_frame().map_err(|_| MapError::OutOfMemory)?;
                 self.tables += 1;
-                entry.set_addr(
-                    PhysAddr::new(new),
-                    F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE,
-                );
+                *entry = new | (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
             }
-            phys = entry.addr().as_u64();
+            phys = *entry & ADDR_MASK;
         }
         Ok(Some(phys))
     }
 
-    /// Maps the user page at `vaddr` to frame `phys`. The caller has checked
-    /// that `vaddr` is a page-aligned lower-half address.
-    pub fn map(&mut self, vaddr: u64, phys: u64, flags: PageFlags) -> Result<(), MapError> {
+    /// The leaf entry of `vaddr`, if its tables exist.
+    #[inline]
+    fn leaf(&mut self, vaddr: u64) -> Option<&'static mut u64> {
+        let pt = self.walk(vaddr, false).ok()??;
+        Some(&mut entries(pt)[((vaddr >> 12) & 0x1ff) as usize])
+    }
+
+    /// Maps the user page at `vaddr` to frame `phys`, tagged with `tag` if
+    /// given (`map` syscall mappings). The caller has checked that `vaddr`
+    /// is a page-aligned lower-half address.
+    pub fn map(
+        &mut self,
+        vaddr: u64,
+        phys: u64,
+        flags: PageFlags,
+        tag: Option<Tag>,
+    ) -> Result<(), MapError> {
         let pt = self.walk(vaddr, true)?.expect("created");
-        let entry = &mut table(pt)[index(vaddr, 1)];
-        if !entry.is_unused() {
+        let entry = &mut entries(pt)[((vaddr >> 12) & 0x1ff) as usize];
+        if *entry != 0 {
             return Err(MapError::AlreadyMapped);
         }
         let mut f = F::PRESENT | F::USER_ACCESSIBLE;
@@ -123,7 +161,11 @@ impl AddressSpace {
         if flags.uncached {
             f |= F::NO_CACHE | F::WRITE_THROUGH;
         }
-        entry.set_addr(PhysAddr::new(phys), f);
+        let tag = match tag {
+            Some(t) => TAGGED | ((u64::from(t) & TAG_MASK) << TAG_SHIFT),
+            None => 0,
+        };
+        *entry = (phys & ADDR_MASK) | f.bits() | tag;
         Ok(())
     }
 
@@ -134,29 +176,50 @@ impl AddressSpace {
 
     /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.
     pub fn unmap(&mut self, vaddr: u64) -> Option<u64> {
-        let pt = self.walk(vaddr, false).ok()??;
-        let entry = &mut table(pt)[index(vaddr, 1)];
-        if entry.is_unused() {
+        let entry = self.leaf(vaddr)?;
+        if *entry == 0 {
             return None;
         }
-        let phys = entry.addr().as_u64();
-        entry.set_unused();
+        let phys = *entry & ADDR_MASK;
+        *entry = 0;
+        self.flush(vaddr);
+        Some(phys)
+    }
+
+    /// Removes the mapping of `vaddr`'s page if it carries a tag that
+    /// `accept` accepts; returns the tag.
+    pub fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
+        let entry = self.leaf(vaddr)?;
+        if *entry & TAGGED == 0 {
+            return None;
+        }
+        let tag = ((*entry >> TAG_SHIFT) & TAG_MASK) as Tag;
+        if !accept(tag) {
+            return None;
+        }
+        *entry = 0;
+        self.flush(vaddr);
+        Some(tag)
+    }
+
+    /// Drops the TLB entry of `vaddr` if this space is the active one
+    /// (switching spaces flushes the rest: no PCIDs, no global user pages).
+    #[inline]
+    fn flush(&self, vaddr: u64) {
         if self.is_active() {
             x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
         }
-        Some(phys)
     }
 
     /// The frame and flags `vaddr`'s page maps to (user pages only).
     pub fn translate(&mut self, vaddr: u64) -> Option<(u64, PageFlags)> {
-        let pt = self.walk(vaddr, false).ok()??;
-        let entry = &table(pt)[index(vaddr, 1)];
-        let f = entry.flags();
+        let entry = *self.leaf(vaddr)?;
+        let f = F::from_bits_truncate(entry);
         if !f.contains(F::PRESENT | F::USER_ACCESSIBLE) {
             return None;
         }
         Some((
-            entry.addr().as_u64(),
+            entry & ADDR_MASK,
             PageFlags {
                 write: f.contains(F::WRITABLE),
                 exec: !f.contains(F::NO_EXECUTE),

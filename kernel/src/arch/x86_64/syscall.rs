@@ -1,9 +1,15 @@
-//! `syscall` entry: switches to the kernel stack, pushes what an interrupt
-//! would have pushed (the user's ss, rsp, rflags, cs, rip) plus the pseudo
-//! vector [`SYSCALL_VECTOR`](super::trap::SYSCALL_VECTOR), and joins the
-//! common trap path, which saves the rest of the [`TrapFrame`](super::trap::TrapFrame)
-//! and hands it to [`crate::syscall::dispatch`]. Leaving through the common
-//! trap exit lets a syscall end in another process (yield, exit).
+//! `syscall` entry, three ways in (see the comment on the assembly): a
+//! register-only fast path for `getpid`; a direct path that calls
+//! [`crate::syscall::direct`] with the arguments in registers and returns
+//! with `sysretq`, for every call that stays in the calling process; and
+//! the slow path, which switches to the kernel stack, pushes what an
+//! interrupt would have pushed (the user's ss, rsp, rflags, cs, rip) plus
+//! the pseudo vector [`SYSCALL_VECTOR`](super::trap::SYSCALL_VECTOR), and
+//! joins the common trap path, which saves the rest of the
+//! [`TrapFrame`](super::trap::TrapFrame) and hands it to
+//! [`crate::syscall::dispatch`]. Leaving through the common trap exit lets
+//! a syscall end in another process (yield, exit) and lets tracing see
+//! every register.
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
@@ -16,8 +22,22 @@ use x86_64::VirtAddr;
 // canonical because no user page may be mapped at the top of the lower half
 // (see `process::USER_MAP_TOP`), the condition that keeps `sysret` safe.
 //
-// Slow path, single CPU: the user rsp is parked in a static while the frame
-// is built. SFMASK clears IF, so nothing can run between the two moves.
+// Direct path: every other call that cannot switch processes (all but
+// `exit` and `yield`), with tracing off. On the kernel stack it saves what
+// the SysV call may clobber and the user must get back (rcx = user rip,
+// r11 = user rflags, rdi, rsi, r8, r9, r10), calls
+// `crate::syscall::direct(a0, a1, a2, a3, number)` (the fourth argument
+// comes in r10, not rcx; no call takes more than four), which returns the
+// result pair in rax:rdx, restores and leaves with `sysretq`. Every
+// register but rax and rdx comes back as the user left it, so no kernel
+// value leaks out.
+//
+// Slow path (exit, yield, tracing on): the full `TrapFrame`, built as an
+// interrupt would, through the common trap path, which can end in another
+// process.
+//
+// Single CPU: the user rsp is parked in a static while the kernel stack is
+// in use. SFMASK clears IF, so nothing can run between the two moves.
 global_asm!(
     r#"
 .section .text
@@ -26,11 +46,41 @@ exo_syscall_entry:
     cmp rax, {getpid}
     jne 1f
     cmp byte ptr [rip + {trace_on}], 0
-    jne 1f
+    jne 2f
     mov rdx, [rip + {current_pid}]
     xor eax, eax
     sysretq
 1:
+    cmp rax, {exit}
+    je 2f
+    cmp rax, {yield_}
+    je 2f
+    cmp byte ptr [rip + {trace_on}], 0
+    jne 2f
+    mov [rip + exo_user_rsp], rsp
+    mov rsp, [rip + exo_kernel_rsp]
+    push rcx
+    push r11
+    push rdi
+    push rsi
+    push r8
+    push r9
+    push r10
+    sub rsp, 8
+    mov rcx, r10
+    mov r8, rax
+    call {direct}
+    add rsp, 8
+    pop r10
+    pop r9
+    pop r8
+    pop rsi
+    pop rdi
+    pop r11
+    pop rcx
+    mov rsp, [rip + exo_user_rsp]
+    sysretq
+2:
     mov [rip + exo_user_rsp], rsp
     mov rsp, [rip + exo_kernel_rsp]
     push {user_ss}
@@ -55,6 +105,9 @@ exo_kernel_rsp:
     user_cs = const USER_CS,
     vector = const super::trap::SYSCALL_VECTOR,
     getpid = const abi::Sysnum::GetPid as u64,
+    exit = const abi::Sysnum::Exit as u64,
+    yield_ = const abi::Sysnum::Yield as u64,
+    direct = sym crate::syscall::direct,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
 );
