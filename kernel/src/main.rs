@@ -65,6 +65,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::pic::init();
     arch::syscall::init();
     arch::disable_fpu();
+    arch::zero::init();
+    kprintln!(
+        "[exo] page zeroing: {}",
+        if arch::zero::uses_avx() {
+            "AVX stores (vector unit on only while zeroing)"
+        } else {
+            "rep stos (no AVX)"
+        }
+    );
 
     let ramdisk: &'static [u8] = match boot_info.ramdisk_addr.into_option() {
         Some(addr) => {

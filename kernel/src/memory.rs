@@ -220,8 +220,8 @@ pub fn free_kernel_frame(phys: u64) {
 /// Zeroes `count` frames starting at physical address `phys`.
 pub fn zero_frames(phys: u64, count: u64) {
     // SAFETY: the caller owns these frames (just allocated); they are RAM
-    // mapped at the offset.
-    unsafe { core::ptr::write_bytes(phys_to_virt(phys), 0, (count * PAGE) as usize) };
+    // mapped at the offset, and `phys` is page aligned.
+    unsafe { crate::arch::zero::zero_pages(phys_to_virt(phys), count) };
 }
 
 /// What a frame is, for the allocate-at-address policy.

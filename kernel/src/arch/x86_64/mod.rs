@@ -5,6 +5,7 @@ pub mod paging;
 pub mod pic;
 pub mod syscall;
 pub mod trap;
+pub mod zero;
 
 use x86_64::instructions::port::Port;
 
