@@ -66,9 +66,20 @@ pub extern "sysv64" fn direct(a0: u64, a1: u64, a2: u64, a3: u64, num: u64) -> R
         return encode(Err(Error::UnknownSyscall));
     };
     let pid = k.current;
-    let result = match Sysnum::try_from(num) {
-        Ok(sys) => call(k, pid, sys, &[a0, a1, a2, a3, 0, 0]),
-        Err(_) => Err(Error::UnknownSyscall),
+    // The memory path's four calls inline here; the rest through `call`.
+    const FRAME_ALLOC: u64 = Sysnum::FrameAlloc as u64;
+    const FRAME_FREE: u64 = Sysnum::FrameFree as u64;
+    const MAP: u64 = Sysnum::Map as u64;
+    const UNMAP: u64 = Sysnum::Unmap as u64;
+    let result = match num {
+        FRAME_ALLOC => frame_alloc(k, pid),
+        FRAME_FREE => frame_free(k, pid, Handle::from_raw(a0)),
+        MAP => map(k, pid, Handle::from_raw(a0), a1, a2),
+        UNMAP => unmap(k, pid, a0),
+        _ => match Sysnum::try_from(num) {
+            Ok(sys) => call(k, pid, sys, &[a0, a1, a2, a3, 0, 0]),
+            Err(_) => Err(Error::UnknownSyscall),
+        },
     };
     after_call(k, calls);
     encode(result)
@@ -182,13 +193,7 @@ fn call(k: &mut Kernel, pid: u64, sys: Sysnum, a: &[u64; 6]) -> Result<u64, Erro
         }
         Sysnum::FrameAllocContiguous => frame_alloc_contiguous(k, pid, a[0], a[1], a[2]),
         Sysnum::Map => map(k, pid, Handle::from_raw(a[0]), a[1], a[2]),
-        Sysnum::Unmap => {
-            if Kernel::unmap_at(proc(k, pid), a[0]) {
-                Ok(0)
-            } else {
-                Err(Error::NotMapped)
-            }
-        }
+        Sysnum::Unmap => unmap(k, pid, a[0]),
         Sysnum::CapTransfer => cap_transfer(k, pid, Handle::from_raw(a[0]), a[1], a[2], a[3]),
         Sysnum::CapRecv => cap_recv(k, pid),
         Sysnum::ProcessFind => {
@@ -359,6 +364,7 @@ fn grant(k: &mut Kernel, pid: u64, kind: CapKind, rights: Rights) -> Result<u64,
     }
 }
 
+#[inline]
 fn frame_alloc(k: &mut Kernel, pid: u64) -> Result<u64, Error> {
     let frame = memory::frames(|f| f.alloc.alloc()).map_err(alloc_error)?;
     memory::zero_frames(frame * PAGE, 1);
@@ -435,23 +441,37 @@ fn frame_alloc_contiguous(
     grant(k, pid, CapKind::Ram { first, count }, Rights::ALL)
 }
 
+#[inline]
 fn frame_free(k: &mut Kernel, pid: u64, h: Handle) -> Result<u64, Error> {
     let p = proc(k, pid);
-    if p.caps.get(h)?.mapped > 0 {
+    let cap = p.caps.remove(h)?;
+    if cap.mapped > 0 {
+        // The handle is gone from the table already; its records remain.
         Kernel::unmap_handle(p, h);
     }
-    let cap = p.caps.remove(h)?;
     k.drop_ref(cap.kind);
     Ok(0)
 }
 
+#[inline]
+fn unmap(k: &mut Kernel, pid: u64, vaddr: u64) -> Result<u64, Error> {
+    if Kernel::unmap_at(proc(k, pid), vaddr) {
+        Ok(0)
+    } else {
+        Err(Error::NotMapped)
+    }
+}
+
+#[inline]
 fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Result<u64, Error> {
     let flags = MapFlags::from_bits(raw_flags).ok_or(Error::InvalidArgument)?;
     if flags.contains(MapFlags::WRITE | MapFlags::EXEC) {
         return Err(Error::InvalidArgument);
     }
     let p = proc(k, pid);
-    let cap = *p.caps.get(h)?;
+    // One lookup: the capability stays borrowed (its `mapped` count goes
+    // up at the end) while the space and the records are used.
+    let cap = p.caps.get_mut(h)?;
     require(cap.rights, Rights::MAP | Rights::READ)?;
     if flags.contains(MapFlags::WRITE) {
         require(cap.rights, Rights::WRITE)?;
@@ -507,7 +527,7 @@ fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Resul
             });
         }
     }
-    p.caps.get_mut(h)?.mapped += 1;
+    cap.mapped += 1;
     Ok(0)
 }
 

@@ -39,6 +39,7 @@ impl<T> Slab<T> {
     }
 
     /// Stores `value`; returns its index.
+    #[inline]
     ///
     /// # Errors
     /// [`SlabError::Full`] at capacity; [`SlabError::OutOfMemory`] if the
@@ -79,6 +80,7 @@ impl<T> Slab<T> {
     }
 
     /// Takes the value at `index` out; its index becomes free.
+    #[inline]
     pub fn remove(&mut self, index: usize) -> Option<T> {
         let value = self.slots.get_mut(index)?.take()?;
         // Never allocates: `insert` reserved room for every index.

@@ -37,6 +37,25 @@ fn pattern(i: usize, seed: u8) -> u8 {
     (i as u8).wrapping_mul(31) ^ ((i >> 8) as u8) ^ seed
 }
 
+/// Checks that every byte of `page` is zero.
+fn all_zero(page: &Mapping<'_>, what: &str) -> Result<(), Error> {
+    all_zero_bytes(page.as_slice(), what)?;
+    println!("frames: {what} reads as zero");
+    Ok(())
+}
+
+/// Checks that every byte of `bytes` is zero (volatile reads).
+fn all_zero_bytes(bytes: &[u8], what: &str) -> Result<(), Error> {
+    for i in 0..bytes.len() {
+        // SAFETY: `i` is in bounds of a live slice.
+        let got = unsafe { core::ptr::read_volatile(bytes.as_ptr().add(i)) };
+        if got != 0 {
+            return Err(failed(format_args!("{what}: byte {i} is {got:#x}, not 0")));
+        }
+    }
+    Ok(())
+}
+
 /// Fills `bytes` with the pattern, then reads every byte back.
 fn write_and_check(bytes: &mut [u8], seed: u8) -> Result<(), Error> {
     for (i, b) in bytes.iter_mut().enumerate() {
@@ -101,6 +120,10 @@ fn main() -> Result<(), Error> {
         )));
     }
     println!("frames: allocate-at {phys:#x} again: ok");
+    // The frame was full of the pattern when freed: every byte must have
+    // been cleared before it came back.
+    let mut again = again;
+    all_zero(&Mapping::new(&mut again, MapFlags::NONE)?, "a reused frame")?;
     refused(
         "allocate-at a held frame",
         Frame::alloc_at(phys),
@@ -123,6 +146,15 @@ fn main() -> Result<(), Error> {
         dma.phys(),
         dma.len()
     );
+    let dma_phys = dma.phys();
+    drop(dma);
+    // The same request again gets the lowest fitting run: the one just
+    // freed, full of the pattern. It must come back cleared.
+    let dma = DmaBuffer::new(16, 16, 0)?;
+    if dma.phys() == dma_phys {
+        all_zero_bytes(dma.as_slice(), "a reused 16-frame run")?;
+        println!("frames: contiguous: the reused run reads as zero");
+    }
     drop(dma);
     let limit = 16 << 20;
     let mut low = DmaBuffer::new(4, 1, limit)?;
