@@ -176,8 +176,9 @@ static FREE_AT_START: core::sync::atomic::AtomicU64 = core::sync::atomic::Atomic
 /// Timer ticks when the first program was loaded.
 static START_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// The run's syscall figures, for the last line: slow-path calls, their
-/// rate, failures by kind, and the periodic invariant checks.
+/// The run's syscall figures, for the last line: counted calls (all but
+/// fast-path `getpid`s), their rate, failures by kind, and the periodic
+/// invariant checks.
 ///
 /// Elapsed time is counted in PIT ticks (100 Hz) since the first program
 /// was loaded, not with `rdtsc`: under TCG the PIT runs on QEMU's virtual

@@ -508,6 +508,9 @@ impl Kernel {
         if self.devices.iter().any(|d| !refs.contains_key(d)) {
             return Err("a device claim outlived its capabilities".into());
         }
+        for proc in self.procs.values() {
+            check_mappings(proc)?;
+        }
         if ram != self.held_ram {
             return Err(alloc::format!(
                 "capabilities name {ram} RAM frames, ledger says {}",
@@ -516,6 +519,51 @@ impl Kernel {
         }
         Ok(())
     }
+}
+
+/// A process's `map` records against its capabilities and page tables:
+/// every record names a live capability, whose `mapped` count is its number
+/// of records; the first and last page of each record map the right frames
+/// and carry the record's index as their tag.
+fn check_mappings(proc: &Process) -> Result<(), String> {
+    let mut per_handle: BTreeMap<u64, u32> = BTreeMap::new();
+    for (slot, m) in proc.mappings.iter() {
+        let cap = proc.caps.get(m.handle).map_err(|_| {
+            alloc::format!(
+                "pid {}: mapping at {:#x} names a dead handle",
+                proc.pid,
+                m.start
+            )
+        })?;
+        *per_handle.entry(m.handle.raw()).or_insert(0) += 1;
+        let (first, count) = cap.kind.frames();
+        for i in [0, m.pages - 1] {
+            let at = m.start + i * PAGE;
+            let want = (first + i) * PAGE;
+            match proc.space.frame_and_tag(at) {
+                Some((phys, Some(tag))) if phys == want && usize::from(tag) == slot && m.pages == count => {}
+                found => {
+                    return Err(alloc::format!(
+                        "pid {}: page {at:#x} of mapping {slot}: expected frame {want:#x} tagged {slot}, found {found:?}",
+                        proc.pid
+                    ))
+                }
+            }
+        }
+    }
+    for (h, cap) in proc.caps.iter() {
+        let records = per_handle.get(&h.raw()).copied().unwrap_or(0);
+        if cap.mapped != records {
+            return Err(alloc::format!(
+                "pid {}: handle {:#x} counts {} mappings, {} records name it",
+                proc.pid,
+                h.raw(),
+                cap.mapped,
+                records
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Maps the program's segments and its stack into `proc`, on fresh frames.

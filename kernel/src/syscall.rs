@@ -16,16 +16,17 @@ use exo_core::memmap::FrameClass;
 /// Largest contiguous request (frames): 16 MiB.
 pub const MAX_CONTIGUOUS: u64 = 4096;
 
-/// Syscalls taken on the slow path: every call except `getpid` answered by
-/// the fast path in `arch::syscall` (which does not count, to stay a few
-/// instructions long). Single CPU, interrupts off: relaxed is enough.
+/// Syscalls taken on the direct and slow paths: every call except `getpid`
+/// answered by the fast path in `arch::syscall` (which does not count, to
+/// stay a few instructions long). Single CPU, interrupts off: relaxed is
+/// enough.
 pub static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Failed calls by [`Error`] code (index = code; index 0 is unused).
 pub static ERRORS: [AtomicU64; Error::ALL.len() + 1] =
     [const { AtomicU64::new(0) }; Error::ALL.len() + 1];
 
-/// `Kernel::check_invariants` runs every this many slow-path syscalls; a
+/// `Kernel::check_invariants` runs every this many counted syscalls; a
 /// violation ends the run with the failure verdict.
 pub const INVARIANT_PERIOD: u64 = 1 << 16;
 

@@ -202,6 +202,25 @@ impl AddressSpace {
         Some(tag)
     }
 
+    /// The frame `vaddr`'s page maps to and its tag, read-only (for the
+    /// invariant checks): `None` if not mapped.
+    pub fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<Tag>)> {
+        let mut phys = self.pml4;
+        for shift in [39u32, 30, 21] {
+            let entry = entries(phys)[((vaddr >> shift) & 0x1ff) as usize];
+            if entry == 0 {
+                return None;
+            }
+            phys = entry & ADDR_MASK;
+        }
+        let entry = entries(phys)[((vaddr >> 12) & 0x1ff) as usize];
+        if entry == 0 {
+            return None;
+        }
+        let tag = (entry & TAGGED != 0).then_some(((entry >> TAG_SHIFT) & TAG_MASK) as Tag);
+        Some((entry & ADDR_MASK, tag))
+    }
+
     /// Drops the TLB entry of `vaddr` if this space is the active one
     /// (switching spaces flushes the rest: no PCIDs, no global user pages).
     #[inline]

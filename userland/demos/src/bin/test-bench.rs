@@ -145,13 +145,14 @@ fn breakdown(samples: &mut [u64; ITERS]) {
         r
     };
     let mut rows: [(&str, u64); 6] = [("", 0); 6];
-    // The slow path with no work: an invalid trace_ctl argument.
+    // A call with no work: an invalid trace_ctl argument (direct path,
+    // through the general dispatcher).
     for i in 0..WARMUP + ITERS {
         timed(samples, i, &mut || {
             call(Sysnum::TraceCtl, [7, 0, 0, 0, 0, 0])
         });
     }
-    rows[0] = ("slow-path-entry-exit", median(samples));
+    rows[0] = ("entry-exit", median(samples));
     let (_, keep) = call(Sysnum::FrameAlloc, [0; 6]);
     for i in 0..WARMUP + ITERS {
         timed(samples, i, &mut || {
