@@ -456,6 +456,12 @@ fn frame_free(k: &mut Kernel, pid: u64, h: Handle) -> Result<u64, Error> {
 
 #[inline]
 fn unmap(k: &mut Kernel, pid: u64, vaddr: u64) -> Result<u64, Error> {
+    // Only where `map` could have put something: no walk elsewhere.
+    if !vaddr.is_multiple_of(PAGE)
+        || !(exo_core::elf::USER_MIN..process::USER_MAP_TOP).contains(&vaddr)
+    {
+        return Err(Error::NotMapped);
+    }
     if Kernel::unmap_at(proc(k, pid), vaddr) {
         Ok(0)
     } else {

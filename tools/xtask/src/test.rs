@@ -171,6 +171,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 "frames: map non-canonical refused: InvalidAddress",
                 "frames: allocate-at the kernel image refused: PermissionDenied",
                 "frames: a reused frame reads as zero",
+                "frames: contiguous: a reallocated run reads as zero (the same run)",
                 "frames: ok",
                 "(frames) exited with code 0",
                 "success",
@@ -187,6 +188,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 &[
                     "[exo] page zeroing: rep stos (no AVX)",
                     "frames: a reused frame reads as zero",
+                "frames: contiguous: a reallocated run reads as zero (the same run)",
                     "frames: ok",
                     "success",
                 ],

@@ -1,6 +1,8 @@
 //! The GDT (kernel and user segments in the order `sysret` needs) and the
 //! TSS: `rsp0` is the one kernel stack every trap from ring 3 lands on, IST 1
-//! a separate stack for double faults, IST 2 one for NMIs.
+//! a separate stack for double faults, IST 2 one for NMIs, IST 3 one for
+//! machine checks (both can arrive while rsp still holds the user's stack
+//! pointer: in the `syscall` entry and exit paths).
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
@@ -12,6 +14,8 @@ use x86_64::VirtAddr;
 pub const DOUBLE_FAULT_IST: u16 = 0;
 /// IST slot of the NMI stack.
 pub const NMI_IST: u16 = 1;
+/// IST slot of the machine-check stack.
+pub const MCE_IST: u16 = 2;
 
 const KERNEL_STACK_SIZE: usize = 64 * 1024;
 const FAULT_STACK_SIZE: usize = 16 * 1024;
@@ -22,6 +26,7 @@ struct Stack<const N: usize>([u8; N]);
 static mut KERNEL_STACK: Stack<KERNEL_STACK_SIZE> = Stack([0; KERNEL_STACK_SIZE]);
 static mut FAULT_STACK: Stack<FAULT_STACK_SIZE> = Stack([0; FAULT_STACK_SIZE]);
 static mut NMI_STACK: Stack<FAULT_STACK_SIZE> = Stack([0; FAULT_STACK_SIZE]);
+static mut MCE_STACK: Stack<FAULT_STACK_SIZE> = Stack([0; FAULT_STACK_SIZE]);
 
 /// The selectors the rest of the kernel needs.
 pub struct Selectors {
@@ -53,6 +58,8 @@ pub fn init() {
         tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = fault + FAULT_STACK_SIZE as u64;
         let nmi = VirtAddr::from_ptr(&raw const NMI_STACK);
         tss.interrupt_stack_table[NMI_IST as usize] = nmi + FAULT_STACK_SIZE as u64;
+        let mce = VirtAddr::from_ptr(&raw const MCE_STACK);
+        tss.interrupt_stack_table[MCE_IST as usize] = mce + FAULT_STACK_SIZE as u64;
         tss
     });
     let (gdt, sel, tss_sel) = GDT.call_once(|| {

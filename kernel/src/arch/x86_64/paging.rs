@@ -61,7 +61,11 @@ const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// Software bit (ignored by the MMU): the page was mapped by the `map`
 /// syscall and its entry carries a [`Tag`].
 const TAGGED: u64 = 1 << 9;
-/// Where the tag lives: bits 52..=62, ignored by the MMU (bit 63 is NX).
+/// End of the lower half (exclusive): the only part these walks follow.
+const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+/// Where the tag lives: bits 52..=62, ignored by the MMU (bit 63 is NX)
+/// as long as CR4.PKE is off, which the kernel never sets (with protection
+/// keys, bits 59..=62 would pick a key).
 const TAG_SHIFT: u32 = 52;
 const TAG_MASK: u64 = 0x7ff;
 /// Largest tag plus one: tags index a process's mapping records.
@@ -129,9 +133,14 @@ impl AddressSpace {
         Ok(Some(phys))
     }
 
-    /// The leaf entry of `vaddr`, if its tables exist.
+    /// The leaf entry of `vaddr`, if its tables exist. Lower half only:
+    /// the upper half holds the kernel's tables, with huge pages this walk
+    /// does not understand (following one would read device memory).
     #[inline]
     fn leaf(&mut self, vaddr: u64) -> Option<&'static mut u64> {
+        if vaddr >= LOWER_HALF_END {
+            return None;
+        }
         let pt = self.walk(vaddr, false).ok()??;
         Some(&mut entries(pt)[((vaddr >> 12) & 0x1ff) as usize])
     }
@@ -205,6 +214,9 @@ impl AddressSpace {
     /// The frame `vaddr`'s page maps to and its tag, read-only (for the
     /// invariant checks): `None` if not mapped.
     pub fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<Tag>)> {
+        if vaddr >= LOWER_HALF_END {
+            return None;
+        }
         let mut phys = self.pml4;
         for shift in [39u32, 30, 21] {
             let entry = entries(phys)[((vaddr >> shift) & 0x1ff) as usize];

@@ -226,6 +226,9 @@ pub fn init() {
             // An NMI can arrive anywhere, even in the syscall entry before
             // the switch to the kernel stack: give it a stack of its own.
             2 => super::gdt::NMI_IST as u8 + 1,
+            // Likewise a machine check (the `syscall` paths run briefly on
+            // the user's rsp in ring 0).
+            18 => super::gdt::MCE_IST as u8 + 1,
             _ => 0,
         };
         *gate = Gate {
