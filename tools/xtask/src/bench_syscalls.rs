@@ -58,7 +58,9 @@
 //! Output: a table, or with `--json` one object per row and line:
 //! `{"bench":..,"exo_insns":..,"linux_insns":..,"ratio":..,"exo_ns":..,
 //! "linux_ns":..}` (a failed side's value is null and an `exo_error` /
-//! `linux_error` key says what the kernel returned), then boot rows
+//! `linux_error` key says what the kernel returned), then the exo-only
+//! breakdown rows (`bench` = `breakdown-NAME`, `linux_insns` and `ratio`
+//! null), then boot rows
 //! `{"bench":"boot-first-user-line","exo_ms":..,"linux_ms":..,"ratio":..}`.
 //! Exit status 0 when every row was measured on both sides, 1 otherwise.
 use crate::build::{self, ImageSpec};
@@ -78,6 +80,19 @@ const ROWS: &[&str] = &[
     "alloc-map-touch-unmap-free",
     "contiguous-16",
     "cap-transfer",
+];
+/// exo-only rows that split alloc-map-touch-unmap-free into its calls (one
+/// call each, the caller's `rdtsc` pair included), with what each covers.
+const BREAKDOWN: &[(&str, &str)] = &[
+    ("breakdown-entry-exit", "a call with no work: trace_ctl(7)"),
+    ("breakdown-frame-phys", "frame_phys: one capability lookup"),
+    (
+        "breakdown-frame-alloc",
+        "frame_alloc: allocate, zero, insert",
+    ),
+    ("breakdown-map", "map: lookup, rights, walk, record"),
+    ("breakdown-unmap", "unmap: walk, tag, record, invlpg"),
+    ("breakdown-frame-free", "frame_free: remove, free"),
 ];
 /// The exo program (the image builder adds its `test-bench-*` helpers).
 const EXO_PROGRAM: &str = "test-bench";
@@ -891,6 +906,20 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
+            "{:<28} {:>10}   what it covers",
+            "exo breakdown (one call)", "exo insns"
+        );
+        for (row, what) in BREAKDOWN {
+            let _ = writeln!(
+                s,
+                "{:<28} {:>10}   {what}",
+                row.trim_start_matches("breakdown-"),
+                count(&self.exo.insns(row))
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
             "{:<28} {:>10} {:>12} {:>7}",
             "boot (wall, TCG)", "exo ms", "linux ms", "ratio"
         );
@@ -1017,6 +1046,15 @@ impl Report {
                 }
             }
             s.push_str("}\n");
+        }
+        for (row, _) in BREAKDOWN {
+            let _ = writeln!(
+                s,
+                "{{\"bench\":{},\"exo_insns\":{},\"linux_insns\":null,\"ratio\":null,\"exo_ns\":{},\"linux_ns\":null}}",
+                json_string(row),
+                int(&self.exo.insns(row)),
+                float(self.exo_ns(row), 1)
+            );
         }
         for (name, e, l) in self.boot_rows() {
             let ratio = match (e, l) {

@@ -133,7 +133,8 @@ fn median(samples: &mut [u64; ITERS]) -> u64 {
 
 /// exo-only rows that split the memory path into its syscalls (each row
 /// times one call; the calls around it run untimed), to show where the
-/// instructions go. Printed as `bench: breakdown-NAME median=N`.
+/// instructions go. Printed as `bench: breakdown-NAME median=N min=N
+/// iters=N`.
 fn breakdown(samples: &mut [u64; ITERS]) {
     let timed = |samples: &mut [u64; ITERS], i: usize, f: &mut dyn FnMut() -> (u64, u64)| {
         let t0 = rdtsc();
@@ -144,7 +145,8 @@ fn breakdown(samples: &mut [u64; ITERS]) {
         }
         r
     };
-    let mut rows: [(&str, u64); 6] = [("", 0); 6];
+    // (name, median, min); `median` leaves the samples sorted.
+    let mut rows: [(&str, u64, u64); 6] = [("", 0, 0); 6];
     // A call with no work: an invalid trace_ctl argument (direct path,
     // through the general dispatcher).
     for i in 0..WARMUP + ITERS {
@@ -152,14 +154,14 @@ fn breakdown(samples: &mut [u64; ITERS]) {
             call(Sysnum::TraceCtl, [7, 0, 0, 0, 0, 0])
         });
     }
-    rows[0] = ("entry-exit", median(samples));
+    rows[0] = ("entry-exit", median(samples), samples[0]);
     let (_, keep) = call(Sysnum::FrameAlloc, [0; 6]);
     for i in 0..WARMUP + ITERS {
         timed(samples, i, &mut || {
             call(Sysnum::FramePhys, [keep, 0, 0, 0, 0, 0])
         });
     }
-    rows[1] = ("frame-phys", median(samples));
+    rows[1] = ("frame-phys", median(samples), samples[0]);
     call(Sysnum::FrameFree, [keep, 0, 0, 0, 0, 0]);
     // On the heap: four sample arrays would overflow the 64 KiB stack.
     let mut parts = alloc::vec![[0u64; ITERS]; 4];
@@ -182,10 +184,10 @@ fn breakdown(samples: &mut [u64; ITERS]) {
         .into_iter()
         .enumerate()
     {
-        rows[2 + k] = (name, median(&mut parts[k]));
+        rows[2 + k] = (name, median(&mut parts[k]), parts[k][0]);
     }
-    for (name, m) in rows {
-        println!("bench: breakdown-{name} median={m} iters={ITERS}");
+    for (name, m, min) in rows {
+        println!("bench: breakdown-{name} median={m} min={min} iters={ITERS}");
     }
 }
 
