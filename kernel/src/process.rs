@@ -128,10 +128,99 @@ pub struct Process {
     pub driver: bool,
 }
 
+/// The live processes, in pid order. Pids only grow, so a new process is
+/// appended; a lookup by pid is a binary search over at most
+/// [`MAX_PROCESSES`] entries, and the running process (every syscall's
+/// caller) is found through a cached index, checked by pid.
+pub struct Procs {
+    list: Vec<Process>,
+    /// Index of the running process in `list`: a hint, right unless a
+    /// process below it has ended since (then the search finds it).
+    running: usize,
+}
+
+impl Procs {
+    fn new() -> Self {
+        Procs {
+            // Never reallocates: `spawn` refuses beyond MAX_PROCESSES.
+            list: Vec::with_capacity(MAX_PROCESSES),
+            running: 0,
+        }
+    }
+
+    fn index(&self, pid: u64) -> Option<usize> {
+        self.list.binary_search_by_key(&pid, |p| p.pid).ok()
+    }
+
+    /// Live processes.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether none is left.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Process `pid`.
+    pub fn get(&self, pid: &u64) -> Option<&Process> {
+        self.list.get(self.index(*pid)?)
+    }
+
+    /// Process `pid`.
+    pub fn get_mut(&mut self, pid: &u64) -> Option<&mut Process> {
+        let i = self.index(*pid)?;
+        self.list.get_mut(i)
+    }
+
+    /// Process `pid`, without a search when it is the running one.
+    #[inline]
+    pub fn running_mut(&mut self, pid: u64) -> Option<&mut Process> {
+        let i = self.running;
+        if self.list.get(i).is_some_and(|p| p.pid == pid) {
+            return self.list.get_mut(i);
+        }
+        self.get_mut(&pid)
+    }
+
+    /// Adds a process; its pid is above every live one.
+    fn push(&mut self, proc: Process) {
+        debug_assert!(self.list.last().is_none_or(|l| l.pid < proc.pid));
+        self.list.push(proc);
+    }
+
+    /// Takes process `pid` out.
+    fn remove(&mut self, pid: &u64) -> Option<Process> {
+        let i = self.index(*pid)?;
+        Some(self.list.remove(i))
+    }
+
+    /// Live processes in pid order.
+    pub fn values(&self) -> impl Iterator<Item = &Process> {
+        self.list.iter()
+    }
+
+    /// The pid that runs after `after` (round robin in pid order).
+    fn next_after(&self, after: u64) -> Option<u64> {
+        self.list
+            .iter()
+            .find(|p| p.pid > after)
+            .or(self.list.first())
+            .map(|p| p.pid)
+    }
+
+    /// Records that `pid` runs now.
+    fn set_running(&mut self, pid: u64) {
+        if let Some(i) = self.index(pid) {
+            self.running = i;
+        }
+    }
+}
+
 /// The kernel's process state.
 pub struct Kernel {
-    /// Live processes by pid.
-    pub procs: BTreeMap<u64, Process>,
+    /// Live processes.
+    pub procs: Procs,
     /// The running process.
     pub current: u64,
     /// Runs named by more than one capability (in tables or inboxes),
@@ -168,7 +257,7 @@ pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 pub fn init(trace: bool) {
     crate::arch::syscall::TRACE_ON.store(trace, core::sync::atomic::Ordering::Relaxed);
     *KERNEL.lock() = Some(Kernel {
-        procs: BTreeMap::new(),
+        procs: Procs::new(),
         current: 0,
         shared: BTreeMap::new(),
         devices: BTreeSet::new(),
@@ -263,7 +352,7 @@ impl Kernel {
             ..TrapFrame::default()
         };
         self.next_pid += 1;
-        self.procs.insert(pid, proc);
+        self.procs.push(proc);
         Ok(pid)
     }
 
@@ -406,19 +495,14 @@ impl Kernel {
     /// Switches `frame` to the next runnable process after `after` (round
     /// robin). Returns false when no process is left.
     pub fn switch_after(&mut self, after: u64, frame: &mut TrapFrame) -> bool {
-        let next = self
-            .procs
-            .range(after + 1..)
-            .next()
-            .or_else(|| self.procs.iter().next())
-            .map(|(pid, _)| *pid);
-        let Some(next) = next else {
+        let Some(next) = self.procs.next_after(after) else {
             return false;
         };
         let proc = self.procs.get_mut(&next).expect("present");
         proc.space.activate();
         *frame = proc.frame;
         self.current = next;
+        self.procs.set_running(next);
         crate::arch::syscall::CURRENT_PID.store(next, core::sync::atomic::Ordering::Relaxed);
         true
     }

@@ -240,7 +240,7 @@ fn as_bytes<T: Copy>(value: &T) -> &[u8] {
 }
 
 fn proc(k: &mut Kernel, pid: u64) -> &mut process::Process {
-    k.procs.get_mut(&pid).expect("the caller is alive")
+    k.procs.running_mut(pid).expect("the caller is alive")
 }
 
 fn require(held: Rights, needed: Rights) -> Result<(), Error> {
