@@ -376,11 +376,7 @@ impl Kernel {
     /// ends a device claim).
     pub fn drop_ref(&mut self, kind: CapKind) {
         let (first, count) = kind.frames();
-        // Unshared runs (the common case) skip the ledger search.
-        if let Some(extra) = (!self.shared.is_empty())
-            .then(|| self.shared.get_mut(&first))
-            .flatten()
-        {
+        if let Some(extra) = self.shared.get_mut(&first) {
             *extra -= 1;
             if *extra == 0 {
                 self.shared.remove(&first);

@@ -365,19 +365,18 @@ fn grant(k: &mut Kernel, pid: u64, kind: CapKind, rights: Rights) -> Result<u64,
     }
 }
 
+/// Zeroes a run just taken from the allocator (no data from its last
+/// owner) and grants it to the caller with every right.
+#[inline]
+fn grant_ram(k: &mut Kernel, pid: u64, first: u64, count: u64) -> Result<u64, Error> {
+    memory::zero_frames(first * PAGE, count);
+    grant(k, pid, CapKind::Ram { first, count }, Rights::ALL)
+}
+
 #[inline]
 fn frame_alloc(k: &mut Kernel, pid: u64) -> Result<u64, Error> {
     let frame = memory::frames(|f| f.alloc.alloc()).map_err(alloc_error)?;
-    memory::zero_frames(frame * PAGE, 1);
-    grant(
-        k,
-        pid,
-        CapKind::Ram {
-            first: frame,
-            count: 1,
-        },
-        Rights::ALL,
-    )
+    grant_ram(k, pid, frame, 1)
 }
 
 fn frame_alloc_at(k: &mut Kernel, pid: u64, phys: u64) -> Result<u64, Error> {
@@ -391,16 +390,7 @@ fn frame_alloc_at(k: &mut Kernel, pid: u64, phys: u64) -> Result<u64, Error> {
     match memory::classify(frame) {
         FrameClass::Usable => {
             memory::frames(|f| f.alloc.alloc_at(frame)).map_err(alloc_error)?;
-            memory::zero_frames(phys, 1);
-            grant(
-                k,
-                pid,
-                CapKind::Ram {
-                    first: frame,
-                    count: 1,
-                },
-                Rights::ALL,
-            )
+            grant_ram(k, pid, frame, 1)
         }
         FrameClass::Reserved => Err(Error::PermissionDenied),
         FrameClass::NotRam => {
@@ -438,8 +428,7 @@ fn frame_alloc_contiguous(
     };
     let first =
         memory::frames(|f| f.alloc.alloc_contiguous(count, align, limit)).map_err(alloc_error)?;
-    memory::zero_frames(first * PAGE, count);
-    grant(k, pid, CapKind::Ram { first, count }, Rights::ALL)
+    grant_ram(k, pid, first, count)
 }
 
 #[inline]

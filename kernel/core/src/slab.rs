@@ -39,11 +39,11 @@ impl<T> Slab<T> {
     }
 
     /// Stores `value`; returns its index.
-    #[inline]
     ///
     /// # Errors
     /// [`SlabError::Full`] at capacity; [`SlabError::OutOfMemory`] if the
     /// slot array cannot grow. The slab is unchanged on error.
+    #[inline]
     pub fn insert(&mut self, value: T) -> Result<usize, SlabError> {
         if let Some(i) = self.vacant.pop() {
             let i = i as usize;

@@ -76,6 +76,11 @@ pub const TAGS: usize = 1 << 11;
 /// finds the record with the walk it makes anyway.
 pub type Tag = u16;
 
+/// The tag a leaf entry carries, if any.
+fn tag_of(entry: u64) -> Option<Tag> {
+    (entry & TAGGED != 0).then_some(((entry >> TAG_SHIFT) & TAG_MASK) as Tag)
+}
+
 impl AddressSpace {
     /// A new space: empty lower half, the kernel's upper half.
     pub fn new() -> Result<Self, MapError> {
@@ -110,17 +115,14 @@ impl AddressSpace {
     }
 
     /// Walks to the level-1 table of `vaddr` (a lower-half address),
-    /// creating tables if `create`. Non-leaf entries are 0 or present
-    /// (this module writes no others).
+    /// creating the tables that are missing. Non-leaf entries are 0 or
+    /// present (this module writes no others).
     #[inline]
-    fn walk(&mut self, vaddr: u64, create: bool) -> Result<Option<u64>, MapError> {
+    fn walk_create(&mut self, vaddr: u64) -> Result<u64, MapError> {
         let mut phys = self.pml4;
-        for shift in [39u32, 30, 21] {
-            let entry = &mut entries(phys)[((vaddr >> shift) & 0x1ff) as usize];
+        for level in [4, 3, 2] {
+            let entry = &mut entries(phys)[index(vaddr, level)];
             if *entry == 0 {
-                if !create {
-                    return Ok(None);
-                }
                 if self.tables >= MAX_TABLES {
                     return Err(MapError::OutOfMemory);
                 }
@@ -130,19 +132,26 @@ impl AddressSpace {
             }
             phys = *entry & ADDR_MASK;
         }
-        Ok(Some(phys))
+        Ok(phys)
     }
 
     /// The leaf entry of `vaddr`, if its tables exist. Lower half only:
     /// the upper half holds the kernel's tables, with huge pages this walk
     /// does not understand (following one would read device memory).
     #[inline]
-    fn leaf(&mut self, vaddr: u64) -> Option<&'static mut u64> {
+    fn leaf(&self, vaddr: u64) -> Option<&'static mut u64> {
         if vaddr >= LOWER_HALF_END {
             return None;
         }
-        let pt = self.walk(vaddr, false).ok()??;
-        Some(&mut entries(pt)[((vaddr >> 12) & 0x1ff) as usize])
+        let mut phys = self.pml4;
+        for level in [4, 3, 2] {
+            let entry = entries(phys)[index(vaddr, level)];
+            if entry == 0 {
+                return None;
+            }
+            phys = entry & ADDR_MASK;
+        }
+        Some(&mut entries(phys)[index(vaddr, 1)])
     }
 
     /// Maps the user page at `vaddr` to frame `phys`, tagged with `tag` if
@@ -155,8 +164,8 @@ impl AddressSpace {
         flags: PageFlags,
         tag: Option<Tag>,
     ) -> Result<(), MapError> {
-        let pt = self.walk(vaddr, true)?.expect("created");
-        let entry = &mut entries(pt)[((vaddr >> 12) & 0x1ff) as usize];
+        let pt = self.walk_create(vaddr)?;
+        let entry = &mut entries(pt)[index(vaddr, 1)];
         if *entry != 0 {
             return Err(MapError::AlreadyMapped);
         }
@@ -179,7 +188,7 @@ impl AddressSpace {
     }
 
     /// Whether `vaddr`'s page is mapped.
-    pub fn is_mapped(&mut self, vaddr: u64) -> bool {
+    pub fn is_mapped(&self, vaddr: u64) -> bool {
         self.translate(vaddr).is_some()
     }
 
@@ -199,10 +208,7 @@ impl AddressSpace {
     /// `accept` accepts; returns the tag.
     pub fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
         let entry = self.leaf(vaddr)?;
-        if *entry & TAGGED == 0 {
-            return None;
-        }
-        let tag = ((*entry >> TAG_SHIFT) & TAG_MASK) as Tag;
+        let tag = tag_of(*entry)?;
         if !accept(tag) {
             return None;
         }
@@ -214,23 +220,8 @@ impl AddressSpace {
     /// The frame `vaddr`'s page maps to and its tag, read-only (for the
     /// invariant checks): `None` if not mapped.
     pub fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<Tag>)> {
-        if vaddr >= LOWER_HALF_END {
-            return None;
-        }
-        let mut phys = self.pml4;
-        for shift in [39u32, 30, 21] {
-            let entry = entries(phys)[((vaddr >> shift) & 0x1ff) as usize];
-            if entry == 0 {
-                return None;
-            }
-            phys = entry & ADDR_MASK;
-        }
-        let entry = entries(phys)[((vaddr >> 12) & 0x1ff) as usize];
-        if entry == 0 {
-            return None;
-        }
-        let tag = (entry & TAGGED != 0).then_some(((entry >> TAG_SHIFT) & TAG_MASK) as Tag);
-        Some((entry & ADDR_MASK, tag))
+        let entry = *self.leaf(vaddr)?;
+        (entry != 0).then(|| (entry & ADDR_MASK, tag_of(entry)))
     }
 
     /// Drops the TLB entry of `vaddr` if this space is the active one
@@ -243,7 +234,7 @@ impl AddressSpace {
     }
 
     /// The frame and flags `vaddr`'s page maps to (user pages only).
-    pub fn translate(&mut self, vaddr: u64) -> Option<(u64, PageFlags)> {
+    pub fn translate(&self, vaddr: u64) -> Option<(u64, PageFlags)> {
         let entry = *self.leaf(vaddr)?;
         let f = F::from_bits_truncate(entry);
         if !f.contains(F::PRESENT | F::USER_ACCESSIBLE) {
