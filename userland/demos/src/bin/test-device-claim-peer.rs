@@ -8,19 +8,13 @@
 #![no_std]
 #![no_main]
 
+use exo_demos::device_claim::{ACK, DEVICE, STEP};
+use exo_demos::PATIENCE;
 use libos::{println, sys, Error, Frame, Handle, MapFlags, Mapping};
 
 libos::entry!(main);
 
-/// The device page `test-device-claim` claims.
-const DEVICE: u64 = 0xfed0_0000;
-/// Where the owner writes the step (must match `test-device-claim.rs`).
-const STEP: usize = 0;
-/// Where this process acknowledges (must match `test-device-claim.rs`).
-const ACK: usize = 1;
 const OWNER: &str = "test-device-claim";
-/// Yields before giving up on the owner.
-const PATIENCE: u32 = 1_000_000;
 
 fn main() -> Result<(), Error> {
     let handle = receive()?;

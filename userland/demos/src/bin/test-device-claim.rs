@@ -19,19 +19,13 @@
 #![no_std]
 #![no_main]
 
+use exo_demos::device_claim::{ACK, DEVICE, STEP};
+use exo_demos::PATIENCE;
 use libos::{println, sys, Error, Frame, Handle, MapFlags, Mapping, Rights};
 
 libos::entry!(main);
 
-/// The HPET's registers (q35): capabilities and ID at +0x00.
-const DEVICE: u64 = 0xfed0_0000;
-/// Where this process writes the step (must match the peer).
-const STEP: usize = 0;
-/// Where the peer acknowledges (must match the peer).
-const ACK: usize = 1;
 const PEER: &str = "test-device-claim-peer";
-/// Yields before giving up on the peer.
-const PATIENCE: u32 = 1_000_000;
 
 fn main() -> Result<(), Error> {
     let before = sys::frame_stats();
