@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// Instruction budget of the null syscall (`getpid`, incl. the rdtsc pair).
 const NULL_SYSCALL_BUDGET: u64 = 25;
 /// Instruction budget of frame_alloc + map + one write + unmap + frame_free
-/// (today 1219, with pages zeroed by AVX stores: the test requires them).
+/// (today 1213, with pages zeroed by AVX stores: the test requires them).
 const AMTUF_BUDGET: u64 = 1260;
 
 /// Host crates with unit tests.
