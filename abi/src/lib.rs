@@ -1,11 +1,16 @@
 //! exo's system-call ABI: the one contract between the kernel and libOSes.
 //!
 //! Everything a program and the kernel must agree on is defined here, once:
-//! syscall numbers ([`Sysnum`]), error codes ([`Error`]), the opaque frame
+//! the syscall table (one row per call: [`Sysnum`], the typed decoders
+//! [`Call`], the argument description traces use, [`Sysnum::args`], and
+//! the raw stubs in [`raw`]), error codes ([`Error`]), the opaque frame
 //! capability ([`Handle`]), map flags ([`MapFlags`]), rights ([`Rights`]),
-//! the frame counters ([`FrameStats`]), the per-syscall argument description
-//! that the tracer and decoder share ([`Sysnum::args`]), the trace-record
-//! format ([`trace`]) and the raw `syscall` stubs ([`raw`]).
+//! the frame counters ([`FrameStats`]), the address-space layout and
+//! per-process bounds every program and the kernel share ([`USER_MIN`],
+//! [`bounds`], ...), and the trace-record format ([`trace`]).
+//!
+//! `unsafe` is denied in this crate except in [`raw`], the stubs around the
+//! `syscall` instruction.
 //!
 //! # Calling convention
 //! `syscall` with `rax` = number and arguments in `rdi, rsi, rdx, r10, r8, r9`.
@@ -17,9 +22,14 @@
 //! one is an ABI break. Tests pin every value.
 #![no_std]
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
 pub mod raw;
+mod table;
 pub mod trace;
+
+pub use table::{Arg, Call, LocalCall, SwitchingCall, Sysnum, MAX_LOCAL_ARGS, SWITCHING};
 
 /// Size of a page and of a physical frame.
 pub const PAGE_SIZE: u64 = 4096;
@@ -32,6 +42,44 @@ pub const MAX_NAME_LEN: usize = 32;
 
 /// Longest buffer one `debug_write` accepts.
 pub const MAX_DEBUG_WRITE: u64 = 4096;
+
+/// Lowest user address a program may be loaded at or map at (the pages
+/// below stay unmapped, so a null pointer always faults).
+pub const USER_MIN: u64 = 0x1_0000;
+
+/// End of the range `map` accepts (exclusive): the lower half minus its
+/// last page, so that no `syscall` can sit at the very top and return to a
+/// non-canonical address.
+pub const USER_MAP_TOP: u64 = USER_TOP - PAGE_SIZE;
+
+/// Top of every program's stack (exclusive).
+pub const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+
+/// Pages of every program's stack, below [`USER_STACK_TOP`]; the page
+/// below them stays unmapped (the guard).
+pub const USER_STACK_PAGES: u64 = 16;
+
+/// Longest argument string a program can be given.
+pub const MAX_ARGS: usize = 1024;
+
+/// Largest `frame_alloc_contiguous` request (frames): 16 MiB.
+pub const MAX_CONTIGUOUS_FRAMES: u64 = 4096;
+
+/// Per-process bounds: what one process may hold at once. Each costs
+/// kernel heap, so together with [`MAX_PROCESSES`] they bound it.
+pub mod bounds {
+    /// Capabilities in one process's table.
+    pub const CAPS: usize = 1024;
+    /// `map` mappings (each names a record by an 11-bit page-table tag).
+    pub const MAPPINGS: usize = 2048;
+    /// Capabilities waiting in one inbox.
+    pub const INBOX: usize = 64;
+    /// Page-table frames of one address space.
+    pub const PAGE_TABLES: u64 = 1024;
+}
+
+/// Processes the kernel runs at once.
+pub const MAX_PROCESSES: usize = 64;
 
 /// Declares a `#[repr(u64)]` enum with explicit values and its checked
 /// conversion from the raw register value, from one list, so the two cannot
@@ -73,62 +121,6 @@ macro_rules! abi_enum {
             }
         }
     };
-}
-
-abi_enum! {
-    /// System-call numbers (`rax` at `syscall`).
-    pub enum Sysnum {
-        /// `debug_write(ptr, len)`: write `len` bytes of user memory to the
-        /// kernel console (COM1). `len <= MAX_DEBUG_WRITE`.
-        DebugWrite = 0, "debug_write",
-        /// `exit(code)`: end the calling process; never returns. Every frame
-        /// and capability it holds goes back.
-        Exit = 1, "exit",
-        /// `yield()`: give the CPU to the next runnable process.
-        Yield = 2, "yield",
-        /// `frame_alloc() -> handle`: any free RAM frame, zeroed.
-        FrameAlloc = 3, "frame_alloc",
-        /// `frame_alloc_at(phys) -> handle`: the frame at physical address
-        /// `phys` (page aligned). Free RAM gives a RAM capability; a hole in
-        /// the memory map (device space) gives an exclusive device capability.
-        FrameAllocAt = 4, "frame_alloc_at",
-        /// `frame_free(handle)`: give a capability back. The frame returns to
-        /// the allocator when its last holder frees it. Mappings of it made
-        /// through this handle are removed first.
-        FrameFree = 5, "frame_free",
-        /// `frame_phys(handle) -> phys`: the physical address (what a device
-        /// needs for DMA).
-        FramePhys = 6, "frame_phys",
-        /// `frame_alloc_contiguous(count, align, max_phys) -> handle`:
-        /// `count` physically contiguous zeroed frames, the first aligned to
-        /// `align` frames (a power of two), the last byte below `max_phys`
-        /// (0 = no limit). For DMA buffers.
-        FrameAllocContiguous = 7, "frame_alloc_contiguous",
-        /// `map(handle, vaddr, flags)`: map the capability's frames at user
-        /// address `vaddr` with [`MapFlags`]. Device frames are always uncached.
-        Map = 8, "map",
-        /// `unmap(vaddr)`: remove the mapping that starts at `vaddr`.
-        Unmap = 9, "unmap",
-        /// `cap_transfer(handle, pid, rights, flags)`: hand the capability
-        /// to process `pid` with `rights` (a subset of the held rights). With
-        /// [`TRANSFER_MOVE`] the caller's handle dies; otherwise both hold it.
-        CapTransfer = 10, "cap_transfer",
-        /// `cap_recv() -> handle`: take the oldest capability sent to the
-        /// caller; `WouldBlock` if none is waiting.
-        CapRecv = 11, "cap_recv",
-        /// `process_find(name_ptr, name_len) -> pid`: a live process by name.
-        ProcessFind = 12, "process_find",
-        /// `frame_stats(out_ptr)`: write a [`FrameStats`] to user memory.
-        FrameStats = 13, "frame_stats",
-        /// `trace_ctl(on)`: switch syscall tracing on (1) or off (0).
-        TraceCtl = 14, "trace_ctl",
-        /// `getpid() -> pid`: the caller's process id (the cheapest call).
-        GetPid = 15, "getpid",
-        /// `sys_info(out_ptr)`: write a [`SysInfo`] to user memory: where
-        /// the kernel's own physical pages are (an exokernel exposes names,
-        /// not abstractions: a libOS may look, never touch).
-        SysInfo = 16, "sys_info",
-    }
 }
 
 abi_enum! {
@@ -327,13 +319,24 @@ abi_flags! {
     }
 }
 
-/// `cap_transfer` flag: the caller gives its own handle up.
-pub const TRANSFER_MOVE: u64 = 1;
+abi_flags! {
+    /// `cap_transfer` flags.
+    pub struct TransferFlags {
+        /// The caller gives its own handle up.
+        const MOVE = 1 << 0, "MOVE";
+    }
+}
+
+/// `cap_transfer` flag: the caller gives its own handle up
+/// ([`TransferFlags::MOVE`] as a register value).
+pub const TRANSFER_MOVE: u64 = TransferFlags::MOVE.bits();
 
 /// The kernel's frame counters, written by `frame_stats`.
 ///
 /// Conservation: `free + reserved + kernel + held_by_all == total` always.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// `IntoBytes` proves at compile time that it has no padding, so the kernel
+/// copies it out as bytes without `unsafe`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::IntoBytes, zerocopy::Immutable)]
 #[repr(C)]
 pub struct FrameStats {
     /// RAM frames the allocator manages (usable + reserved).
@@ -352,8 +355,8 @@ pub struct FrameStats {
     pub device_by_caller: u64,
 }
 
-/// Machine facts, written by `sys_info`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Machine facts, written by `sys_info` (no padding: see [`FrameStats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::IntoBytes, zerocopy::Immutable)]
 #[repr(C)]
 pub struct SysInfo {
     /// Physical address width of the CPU (bits).
@@ -400,45 +403,8 @@ pub enum RetKind {
     Phys,
     /// A process id.
     Pid,
-}
-
-impl Sysnum {
-    /// The named arguments of this syscall, in register order.
-    pub const fn args(self) -> &'static [(&'static str, ArgKind)] {
-        use ArgKind::*;
-        match self {
-            Sysnum::DebugWrite => &[("ptr", Addr), ("len", Num)],
-            Sysnum::Exit => &[("code", Num)],
-            Sysnum::Yield | Sysnum::CapRecv | Sysnum::GetPid | Sysnum::FrameAlloc => &[],
-            Sysnum::FrameAllocAt => &[("phys", Phys)],
-            Sysnum::FrameFree | Sysnum::FramePhys => &[("cap", Handle)],
-            Sysnum::FrameAllocContiguous => &[("count", Num), ("align", Num), ("max_phys", Phys)],
-            Sysnum::Map => &[("cap", Handle), ("vaddr", Addr), ("flags", MapFlags)],
-            Sysnum::Unmap => &[("vaddr", Addr)],
-            Sysnum::CapTransfer => &[
-                ("cap", Handle),
-                ("pid", Pid),
-                ("rights", Rights),
-                ("flags", TransferFlags),
-            ],
-            Sysnum::ProcessFind => &[("name", Addr), ("len", Num)],
-            Sysnum::FrameStats | Sysnum::SysInfo => &[("out", Addr)],
-            Sysnum::TraceCtl => &[("on", Num)],
-        }
-    }
-
-    /// What the call returns in `rdx` on success.
-    pub const fn ret(self) -> RetKind {
-        match self {
-            Sysnum::FrameAlloc
-            | Sysnum::FrameAllocAt
-            | Sysnum::FrameAllocContiguous
-            | Sysnum::CapRecv => RetKind::Handle,
-            Sysnum::FramePhys => RetKind::Phys,
-            Sysnum::ProcessFind | Sysnum::GetPid => RetKind::Pid,
-            _ => RetKind::None,
-        }
-    }
+    /// A count (bytes written), printed in decimal.
+    Count,
 }
 
 /// Exit codes a program passes to `exit` by convention.
@@ -481,6 +447,8 @@ mod tests {
             assert_eq!(Sysnum::try_from(value), Ok(s));
             assert_eq!(Sysnum::from_name(name), Some(s));
             assert!(s.args().len() <= 6);
+            // Every row states its result (no wildcard default).
+            let _ = s.ret();
         }
         assert_eq!(Sysnum::try_from(17), Err(17));
         assert_eq!(Sysnum::try_from(u64::MAX), Err(u64::MAX));

@@ -1,5 +1,10 @@
 //! Raw `syscall` stubs: the only place user code meets the instruction.
 //!
+//! One typed stub per syscall, generated from the syscall table
+//! ([`crate::Sysnum`]): `abi::raw::map(cap, vaddr, flags)`, ... Each is
+//! `unsafe` exactly when the call writes user memory or removes mappings.
+//! [`syscall6`] issues any number with any registers (for hostile tests).
+//!
 //! Each stub passes up to six arguments in `rdi, rsi, rdx, r10, r8, r9` and
 //! returns `(rax, rdx)`: the error code (0 = success) and the value. Use
 //! [`crate::Sysnum`] for the number and [`crate::Error::check`] on `rax`.
@@ -44,6 +49,9 @@ mod imp {
 
 #[cfg(target_arch = "x86_64")]
 pub use imp::syscall6;
+
+#[cfg(target_arch = "x86_64")]
+pub use crate::table::stubs::*;
 
 /// Issues syscall `num` with up to six arguments (missing ones are zero).
 ///

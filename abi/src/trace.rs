@@ -12,13 +12,13 @@
 //!   the call has none). Handles, addresses and physical addresses are hex
 //!   (`0x...`), counts and pids decimal, flags by name (`WRITE|UNCACHED`);
 //! - `ret=` `ok` (no value), `ok:VALUE` (a handle or address in hex, a pid
-//!   in decimal), or the error name ([`crate::Error::name`]);
+//!   or count in decimal), or the error name ([`crate::Error::name`]);
 //! - `cycles=` TSC cycles spent in the kernel for this call.
 //!
 //! [`write_record`] is the one encoder (the kernel uses it); the host decoder
 //! in `tools/trace` parses exactly this.
 
-use crate::{ArgKind, Error, MapFlags, RetKind, Rights, Sysnum, TRANSFER_MOVE};
+use crate::{ArgKind, Error, MapFlags, RetKind, Rights, Sysnum, TransferFlags};
 use core::fmt::{self, Write};
 
 /// First token of every trace line.
@@ -41,9 +41,11 @@ pub fn write_arg(out: &mut dyn Write, kind: ArgKind, value: u64) -> fmt::Result 
             value,
             Rights::NAMES.iter().map(|(v, n)| (v.bits(), *n)),
         ),
-        ArgKind::TransferFlags => {
-            crate::write_flag_names(out, value, [(TRANSFER_MOVE, "MOVE")].into_iter())
-        }
+        ArgKind::TransferFlags => crate::write_flag_names(
+            out,
+            value,
+            TransferFlags::NAMES.iter().map(|(v, n)| (v.bits(), *n)),
+        ),
     }
 }
 
@@ -82,7 +84,7 @@ pub fn write_record(
         Ok(value) => match sys.map(Sysnum::ret).unwrap_or(RetKind::None) {
             RetKind::None => out.write_str("ok")?,
             RetKind::Handle | RetKind::Phys => write!(out, "ok:{value:#x}")?,
-            RetKind::Pid => write!(out, "ok:{value}")?,
+            RetKind::Pid | RetKind::Count => write!(out, "ok:{value}")?,
         },
     }
     write!(out, " cycles={cycles}")

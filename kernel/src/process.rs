@@ -18,27 +18,16 @@ use exo_core::ramdisk::Expect;
 use exo_core::slab::Slab;
 use spin::Mutex;
 
+use abi::{MAX_ARGS, MAX_PROCESSES, USER_STACK_PAGES, USER_STACK_TOP};
+
 /// Capabilities one process may hold at once.
-pub const CAP_CAPACITY: usize = 1024;
+pub const CAP_CAPACITY: usize = abi::bounds::CAPS;
 /// `map` mappings one process may have at once (each is kernel heap; a
 /// record's index must fit a page-table entry's tag).
-pub const MAX_MAPPINGS: usize = crate::arch::paging::TAGS;
-/// Processes the kernel runs at once: with the per-process bounds (1024
-/// capabilities, 2048 mappings, 64 inbox entries, 1024 page tables) this
-/// keeps the worst case within the kernel heap.
-pub const MAX_PROCESSES: usize = 64;
+pub const MAX_MAPPINGS: usize = abi::bounds::MAPPINGS;
+const _: () = assert!(MAX_MAPPINGS <= crate::arch::paging::TAGS);
 /// Capabilities that may wait in one inbox.
-pub const INBOX_CAPACITY: usize = 64;
-/// End of the range `map` accepts: the lower half minus its last page, so
-/// that no `syscall` can sit at the very top and return to a non-canonical
-/// address (which would make `sysret`/`iretq` fault in ring 0).
-pub const USER_MAP_TOP: u64 = abi::USER_TOP - PAGE;
-/// Top of every user stack (exclusive).
-pub const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
-/// Longest argument string a program can be given (`!args:NAME` entries).
-pub const MAX_ARGS: usize = 1024;
-/// User stack pages; the page below them stays unmapped (the guard).
-pub const USER_STACK_PAGES: u64 = 16;
+pub const INBOX_CAPACITY: usize = abi::bounds::INBOX;
 
 /// What a capability names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,20 +1,21 @@
-//! System calls: decode the registers, check everything the caller passes,
-//! act on the caller's own capabilities, write `rax`/`rdx`. One handler per
-//! [`Sysnum`]; every failure is an [`Error`] value, never a panic. With
+//! System calls: the registers decoded by the syscall table
+//! ([`abi::Call`]: every flag and right validated before a handler runs),
+//! everything else the caller passes checked here, acting on the caller's
+//! own capabilities, writing `rax`/`rdx`. One handler per row of the table;
+//! every failure is an [`Error`] value, never a panic. With
 //! tracing on, each call is written to COM1 as an `abi::trace` record.
 use crate::arch::paging::{MapError, PageFlags};
 use crate::arch::syscall::TRACE_ON;
 use crate::arch::trap::TrapFrame;
 use crate::memory::{self, PAGE};
 use crate::process::{self, Cap, CapKind, Ending, Kernel, MapRecord};
-use abi::{Error, Handle, MapFlags, Rights, Sysnum, TRANSFER_MOVE, USER_TOP};
+use abi::{Call, Error, Handle, LocalCall, MapFlags, Rights, SwitchingCall, TransferFlags};
+use abi::{MAX_CONTIGUOUS_FRAMES, USER_MAP_TOP, USER_MIN, USER_TOP};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_core::frame_alloc::AllocError;
 use exo_core::memmap::FrameClass;
-
-/// Largest contiguous request (frames): 16 MiB.
-pub const MAX_CONTIGUOUS: u64 = 4096;
+use zerocopy::IntoBytes;
 
 /// Syscalls taken on the direct and slow paths: every call except `getpid`
 /// answered by the fast path in `arch::syscall` (which does not count, to
@@ -54,9 +55,10 @@ pub struct Ret {
     pub rdx: u64,
 }
 
-/// Entry from the direct path in `arch::syscall`: every call except `exit`
-/// and `yield`, with tracing off, with its arguments still in registers
-/// (no call takes more than four). Nothing here can switch processes.
+/// Entry from the direct path in `arch::syscall`: every `local` call (see
+/// [`abi::LocalCall`]), with tracing off, with its arguments still in
+/// registers (the table asserts that no local call takes more than four).
+/// Nothing here can switch processes: the type of the decoded call says so.
 pub extern "sysv64" fn direct(a0: u64, a1: u64, a2: u64, a3: u64, num: u64) -> Ret {
     let calls = count_call();
     // The lock taken by hand rather than through `process::with`: this is
@@ -67,20 +69,9 @@ pub extern "sysv64" fn direct(a0: u64, a1: u64, a2: u64, a3: u64, num: u64) -> R
         return encode(Err(Error::UnknownSyscall));
     };
     let pid = k.current;
-    // The memory path's four calls inline here; the rest through `call`.
-    const FRAME_ALLOC: u64 = Sysnum::FrameAlloc as u64;
-    const FRAME_FREE: u64 = Sysnum::FrameFree as u64;
-    const MAP: u64 = Sysnum::Map as u64;
-    const UNMAP: u64 = Sysnum::Unmap as u64;
-    let result = match num {
-        FRAME_ALLOC => frame_alloc(k, pid),
-        FRAME_FREE => frame_free(k, pid, Handle::from_raw(a0)),
-        MAP => map(k, pid, Handle::from_raw(a0), a1, a2),
-        UNMAP => unmap(k, pid, a0),
-        _ => match Sysnum::try_from(num) {
-            Ok(sys) => call(k, pid, sys, &[a0, a1, a2, a3, 0, 0]),
-            Err(_) => Err(Error::UnknownSyscall),
-        },
+    let result = match LocalCall::decode(num, &[a0, a1, a2, a3, 0, 0]) {
+        Ok(call) => local(k, pid, call),
+        Err(e) => Err(e),
     };
     after_call(k, calls);
     encode(result)
@@ -139,11 +130,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
     let calls = count_call();
     process::with(|k| {
         let pid = k.current;
-        let flow = match Sysnum::try_from(num) {
-            Ok(Sysnum::Yield) => Flow::Yield,
-            Ok(Sysnum::Exit) => Flow::Exit(args[0]),
-            Ok(sys) => Flow::Return(call(k, pid, sys, &args)),
-            Err(_) => Flow::Return(Err(Error::UnknownSyscall)),
+        let flow = match Call::decode(num, &args) {
+            Ok(Call::Switching(SwitchingCall::Yield {})) => Flow::Yield,
+            Ok(Call::Switching(SwitchingCall::Exit { code })) => Flow::Exit(code),
+            Ok(Call::Local(call)) => Flow::Return(local(k, pid, call)),
+            Err(e) => Flow::Return(Err(e)),
         };
         let result = match &flow {
             Flow::Return(r) => *r,
@@ -181,62 +172,65 @@ fn trace(k: &Kernel, pid: u64, num: u64, args: &[u64; 6], result: Result<u64, Er
     });
 }
 
-fn call(k: &mut Kernel, pid: u64, sys: Sysnum, a: &[u64; 6]) -> Result<u64, Error> {
-    match sys {
-        Sysnum::DebugWrite => debug_write(k, pid, a[0], a[1]),
-        Sysnum::FrameAlloc => frame_alloc(k, pid),
-        Sysnum::FrameAllocAt => frame_alloc_at(k, pid, a[0]),
-        Sysnum::FrameFree => frame_free(k, pid, Handle::from_raw(a[0])),
-        Sysnum::FramePhys => {
-            let cap = proc(k, pid).caps.get(Handle::from_raw(a[0]))?;
-            require(cap.rights, Rights::MAP)?;
-            Ok(cap.kind.frames().0 * PAGE)
-        }
-        Sysnum::FrameAllocContiguous => frame_alloc_contiguous(k, pid, a[0], a[1], a[2]),
-        Sysnum::Map => map(k, pid, Handle::from_raw(a[0]), a[1], a[2]),
-        Sysnum::Unmap => unmap(k, pid, a[0]),
-        Sysnum::CapTransfer => cap_transfer(k, pid, Handle::from_raw(a[0]), a[1], a[2], a[3]),
-        Sysnum::CapRecv => cap_recv(k, pid),
-        Sysnum::ProcessFind => {
-            if a[1] == 0 || a[1] > abi::MAX_NAME_LEN as u64 {
-                return Err(Error::InvalidArgument);
-            }
-            let name = copy_from_user(proc(k, pid), a[0], a[1])?;
-            k.procs
-                .values()
-                .find(|p| p.name.as_bytes() == name.as_slice())
-                .map(|p| p.pid)
-                .ok_or(Error::NoSuchProcess)
-        }
-        Sysnum::FrameStats => {
+/// Runs a call that returns to its caller. The hot memory calls are
+/// inlined into both paths; the rest are out of line.
+#[inline(always)]
+fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
+    match call {
+        LocalCall::FrameAlloc {} => frame_alloc(k, pid),
+        LocalCall::FrameFree { cap } => frame_free(k, pid, cap),
+        LocalCall::Map { cap, vaddr, flags } => map(k, pid, cap, vaddr, flags),
+        LocalCall::Unmap { vaddr } => unmap(k, pid, vaddr),
+        LocalCall::DebugWrite { ptr, len } => debug_write(k, pid, ptr, len),
+        LocalCall::FrameAllocAt { phys } => frame_alloc_at(k, pid, phys),
+        LocalCall::FramePhys { cap } => frame_phys(k, pid, cap),
+        LocalCall::FrameAllocContiguous {
+            count,
+            align,
+            max_phys,
+        } => frame_alloc_contiguous(k, pid, count, align, max_phys),
+        LocalCall::CapTransfer {
+            cap,
+            pid: to,
+            rights,
+            flags,
+        } => cap_transfer(k, pid, cap, to, rights, flags),
+        LocalCall::CapRecv {} => cap_recv(k, pid),
+        LocalCall::ProcessFind { name, len } => process_find(k, pid, name, len),
+        LocalCall::FrameStats { out } => {
             let stats = k.stats(pid);
-            copy_to_user(proc(k, pid), a[0], as_bytes(&stats))?;
-            Ok(0)
+            copy_to_user(proc(k, pid), out, stats.as_bytes()).map(|()| 0)
         }
-        Sysnum::SysInfo => {
+        LocalCall::SysInfo { out } => {
             let info = crate::sys_info();
-            copy_to_user(proc(k, pid), a[0], as_bytes(&info))?;
+            copy_to_user(proc(k, pid), out, info.as_bytes()).map(|()| 0)
+        }
+        LocalCall::TraceCtl { on } => {
+            TRACE_ON.store(on, Ordering::Relaxed);
             Ok(0)
         }
-        Sysnum::TraceCtl => match a[0] {
-            0 | 1 => {
-                TRACE_ON.store(a[0] == 1, Ordering::Relaxed);
-                Ok(0)
-            }
-            _ => Err(Error::InvalidArgument),
-        },
-        Sysnum::GetPid => Ok(pid),
-        Sysnum::Yield | Sysnum::Exit => unreachable!("handled by dispatch"),
+        LocalCall::GetPid {} => Ok(pid),
     }
 }
 
-/// The bytes of a `repr(C)` ABI struct made only of `u64` fields.
-fn as_bytes<T: Copy>(value: &T) -> &[u8] {
-    // SAFETY: used only for FrameStats and SysInfo, which are repr(C) structs
-    // of u64s: no padding, every byte initialised.
-    unsafe {
-        core::slice::from_raw_parts((value as *const T).cast::<u8>(), core::mem::size_of::<T>())
+#[inline(never)]
+fn frame_phys(k: &mut Kernel, pid: u64, h: Handle) -> Result<u64, Error> {
+    let cap = proc(k, pid).caps.get(h)?;
+    require(cap.rights, Rights::MAP)?;
+    Ok(cap.kind.frames().0 * PAGE)
+}
+
+#[inline(never)]
+fn process_find(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Error> {
+    if len == 0 || len > abi::MAX_NAME_LEN as u64 {
+        return Err(Error::InvalidArgument);
     }
+    let name = copy_from_user(proc(k, pid), ptr, len)?;
+    k.procs
+        .values()
+        .find(|p| p.name.as_bytes() == name.as_slice())
+        .map(|p| p.pid)
+        .ok_or(Error::NoSuchProcess)
 }
 
 fn proc(k: &mut Kernel, pid: u64) -> &mut process::Process {
@@ -288,9 +282,9 @@ fn copy_from_user(p: &mut process::Process, addr: u64, len: u64) -> Result<Vec<u
         let page = at & !(PAGE - 1);
         let phys = user_ram_page(p, page, false)?;
         let chunk = (page + PAGE).min(end) - at;
-        // SAFETY: `phys` is a frame mapped user-accessible in the caller's
-        // space (RAM or device); we read `chunk` bytes inside it through the
-        // offset mapping.
+        // SAFETY: `user_ram_page` accepted `phys`: a RAM frame (never device
+        // memory) mapped user-accessible in the caller's space, so it is in
+        // the offset mapping; we read `chunk` bytes inside it.
         let src = unsafe {
             core::slice::from_raw_parts(memory::phys_to_virt(phys + (at - page)), chunk as usize)
         };
@@ -329,6 +323,7 @@ fn copy_to_user(p: &mut process::Process, addr: u64, bytes: &[u8]) -> Result<(),
     Ok(())
 }
 
+#[inline(never)]
 fn debug_write(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Error> {
     if len > abi::MAX_DEBUG_WRITE {
         return Err(Error::InvalidArgument);
@@ -379,6 +374,7 @@ fn frame_alloc(k: &mut Kernel, pid: u64) -> Result<u64, Error> {
     grant_ram(k, pid, frame, 1)
 }
 
+#[inline(never)]
 fn frame_alloc_at(k: &mut Kernel, pid: u64, phys: u64) -> Result<u64, Error> {
     if !phys.is_multiple_of(PAGE) {
         return Err(Error::InvalidArgument);
@@ -411,6 +407,7 @@ fn frame_alloc_at(k: &mut Kernel, pid: u64, phys: u64) -> Result<u64, Error> {
     }
 }
 
+#[inline(never)]
 fn frame_alloc_contiguous(
     k: &mut Kernel,
     pid: u64,
@@ -418,7 +415,7 @@ fn frame_alloc_contiguous(
     align: u64,
     max_phys: u64,
 ) -> Result<u64, Error> {
-    if count == 0 || count > MAX_CONTIGUOUS || align == 0 || !align.is_power_of_two() {
+    if count == 0 || count > MAX_CONTIGUOUS_FRAMES || align == 0 || !align.is_power_of_two() {
         return Err(Error::InvalidArgument);
     }
     let limit = if max_phys == 0 {
@@ -446,9 +443,7 @@ fn frame_free(k: &mut Kernel, pid: u64, h: Handle) -> Result<u64, Error> {
 #[inline]
 fn unmap(k: &mut Kernel, pid: u64, vaddr: u64) -> Result<u64, Error> {
     // Only where `map` could have put something: no walk elsewhere.
-    if !vaddr.is_multiple_of(PAGE)
-        || !(exo_core::elf::USER_MIN..process::USER_MAP_TOP).contains(&vaddr)
-    {
+    if !vaddr.is_multiple_of(PAGE) || !(USER_MIN..USER_MAP_TOP).contains(&vaddr) {
         return Err(Error::NotMapped);
     }
     if Kernel::unmap_at(proc(k, pid), vaddr) {
@@ -459,11 +454,8 @@ fn unmap(k: &mut Kernel, pid: u64, vaddr: u64) -> Result<u64, Error> {
 }
 
 #[inline]
-fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Result<u64, Error> {
-    let flags = MapFlags::from_bits(raw_flags).ok_or(Error::InvalidArgument)?;
-    if flags.contains(MapFlags::WRITE | MapFlags::EXEC) {
-        return Err(Error::InvalidArgument);
-    }
+fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, flags: MapFlags) -> Result<u64, Error> {
+    // `flags` was decoded: defined bits only, never WRITE|EXEC.
     let p = proc(k, pid);
     // One lookup: the capability stays borrowed (its `mapped` count goes
     // up at the end) while the space and the records are used.
@@ -481,12 +473,12 @@ fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Resul
     if p.mappings.len() >= process::MAX_MAPPINGS {
         return Err(Error::OutOfMemory);
     }
-    if !vaddr.is_multiple_of(PAGE) || vaddr < exo_core::elf::USER_MIN {
+    if !vaddr.is_multiple_of(PAGE) || vaddr < USER_MIN {
         return Err(Error::InvalidAddress);
     }
     let end = vaddr
         .checked_add(count * PAGE)
-        .filter(|&end| end <= process::USER_MAP_TOP)
+        .filter(|&end| end <= USER_MAP_TOP)
         .ok_or(Error::InvalidAddress)?;
     // Multi-page runs are checked first so that a refusal maps nothing
     // (a single page is checked by `map` itself).
@@ -527,18 +519,15 @@ fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, raw_flags: u64) -> Resul
     Ok(0)
 }
 
+#[inline(never)]
 fn cap_transfer(
     k: &mut Kernel,
     pid: u64,
     h: Handle,
     target: u64,
-    raw_rights: u64,
-    flags: u64,
+    rights: Rights,
+    flags: TransferFlags,
 ) -> Result<u64, Error> {
-    if flags & !TRANSFER_MOVE != 0 {
-        return Err(Error::InvalidArgument);
-    }
-    let rights = Rights::from_bits(raw_rights).ok_or(Error::InvalidArgument)?;
     let cap = *proc(k, pid).caps.get(h)?;
     require(cap.rights, Rights::TRANSFER)?;
     require(cap.rights, rights)?;
@@ -552,12 +541,13 @@ fn cap_transfer(
         mapped: 0,
     });
     k.add_ref(cap.kind);
-    if flags & TRANSFER_MOVE != 0 {
+    if flags.contains(TransferFlags::MOVE) {
         frame_free(k, pid, h)?;
     }
     Ok(0)
 }
 
+#[inline(never)]
 fn cap_recv(k: &mut Kernel, pid: u64) -> Result<u64, Error> {
     let p = proc(k, pid);
     let cap = p.inbox.pop_front().ok_or(Error::WouldBlock)?;

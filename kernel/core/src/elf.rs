@@ -27,8 +27,8 @@ use goblin::elf::program_header::{PF_W, PF_X, PT_INTERP, PT_LOAD};
 use goblin::elf::{Elf, ProgramHeader};
 
 /// Lowest address a segment may start at: page 0 and the low pages stay
-/// unmapped so null-pointer dereferences fault.
-pub const USER_MIN: u64 = 0x1_0000;
+/// unmapped so null-pointer dereferences fault (the ABI's constant).
+pub use abi::USER_MIN;
 
 /// Segments must end at or below this address, well below the user stack
 /// region at the top of the user half.

@@ -78,7 +78,7 @@ fn every_syscall_round_trips_ok_and_errors() {
                     Ok(v) => TraceResult::Ok(match sys.ret() {
                         RetKind::None => None,
                         RetKind::Handle | RetKind::Phys => Some(format!("{v:#x}")),
-                        RetKind::Pid => Some(v.to_string()),
+                        RetKind::Pid | RetKind::Count => Some(v.to_string()),
                     }),
                 };
                 assert_eq!(r.result, expected_result, "{line}");

@@ -44,9 +44,8 @@ impl GrowOnOom {
     }
 }
 
-/// Largest run one `frame_alloc_contiguous` may ask for (the kernel's
-/// limit: 16 MiB).
-const MAX_RUN_PAGES: u64 = 4096;
+/// Largest run one `frame_alloc_contiguous` may ask for (the ABI's limit).
+const MAX_RUN_PAGES: u64 = abi::MAX_CONTIGUOUS_FRAMES;
 
 /// Maps up to `pages` fresh frames writable from `top`, in as few runs as
 /// the kernel can give; returns how many pages were mapped (fewer when the

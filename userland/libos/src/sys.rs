@@ -13,41 +13,26 @@
 //! time). [`map`] is safe: it only adds pages at addresses that were not
 //! mapped, and reading them needs `unsafe` code of its own.
 //!
-//! [`raw`] is the escape hatch for hostile tests: any number, any registers.
+//! The compiler checks that split: each wrapper calls the typed raw stub
+//! that the syscall table generates ([`abi::raw`]), and the table marks
+//! the stubs of calls that write user memory or remove mappings `unsafe`.
+//! [`raw::syscall6`] is the escape hatch for hostile tests: any number,
+//! any registers.
 
-use abi::{Error, FrameStats, Handle, MapFlags, Rights, SysInfo, Sysnum, TRANSFER_MOVE};
+use abi::{Error, FrameStats, Handle, MapFlags, Rights, SysInfo, TransferFlags};
 
 pub use abi::raw;
 
-/// Issues `num` with `args` and decodes the result.
-///
-/// # Safety
-/// As [`raw::syscall6`]: the call must not unmap memory that live
-/// references point to, and pointers passed must be valid for the call.
-unsafe fn call(num: Sysnum, args: [u64; 6]) -> Result<u64, Error> {
-    // SAFETY: forwarded contract.
-    let (rax, rdx) = unsafe { raw::syscall6(num as u64, args) };
+/// Decodes a stub's `(rax, rdx)`: the value, or the kernel's error.
+#[inline(always)]
+fn ok((rax, rdx): (u64, u64)) -> Result<u64, Error> {
     Error::check(rax).map(|()| rdx)
-}
-
-/// A call that touches no memory the caller relies on.
-fn call_safe(num: Sysnum, args: [u64; 6]) -> Result<u64, Error> {
-    debug_assert!(!matches!(
-        num,
-        Sysnum::Unmap | Sysnum::FrameFree | Sysnum::CapTransfer
-    ));
-    // SAFETY: only used for calls that cannot remove mappings and that take
-    // no pointers (or pointers to memory borrowed for the call).
-    unsafe { call(num, args) }
 }
 
 /// Writes `bytes` to the kernel console; returns how many were written.
 /// At most [`abi::MAX_DEBUG_WRITE`] bytes per call (else `InvalidArgument`).
 pub fn debug_write(bytes: &[u8]) -> Result<usize, Error> {
-    let n = call_safe(
-        Sysnum::DebugWrite,
-        [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0],
-    )?;
+    let n = ok(raw::debug_write(bytes.as_ptr() as u64, bytes.len() as u64))?;
     Ok(n as usize)
 }
 
@@ -55,7 +40,7 @@ pub fn debug_write(bytes: &[u8]) -> Result<usize, Error> {
 /// holds goes back to the kernel.
 pub fn exit(code: u64) -> ! {
     // `exit` does not return on success and cannot fail.
-    let _ = call_safe(Sysnum::Exit, [code, 0, 0, 0, 0, 0]);
+    let _ = raw::exit(code);
     loop {
         core::hint::spin_loop();
     }
@@ -64,35 +49,31 @@ pub fn exit(code: u64) -> ! {
 /// Gives the CPU to the next runnable process.
 pub fn yield_now() {
     // `yield` cannot fail.
-    let _ = call_safe(Sysnum::Yield, [0; 6]);
+    let _ = raw::yield_now();
 }
 
 /// The caller's process id.
 pub fn getpid() -> u64 {
-    call_safe(Sysnum::GetPid, [0; 6]).unwrap_or(0)
+    ok(raw::getpid()).unwrap_or(0)
 }
 
 /// Allocates any free RAM frame (zeroed) and returns its capability.
 pub fn frame_alloc() -> Result<Handle, Error> {
-    call_safe(Sysnum::FrameAlloc, [0; 6]).map(Handle::from_raw)
+    ok(raw::frame_alloc()).map(Handle::from_raw)
 }
 
 /// Claims the frame at physical address `phys` (page aligned): free RAM
 /// gives a RAM capability, a hole in the memory map an exclusive device
 /// capability. `FrameInUse` if taken, `PermissionDenied` if reserved.
 pub fn frame_alloc_at(phys: u64) -> Result<Handle, Error> {
-    call_safe(Sysnum::FrameAllocAt, [phys, 0, 0, 0, 0, 0]).map(Handle::from_raw)
+    ok(raw::frame_alloc_at(phys)).map(Handle::from_raw)
 }
 
 /// Allocates `count` physically contiguous zeroed frames, the first aligned
 /// to `align` frames (a power of two), the last byte below `max_phys`
 /// (0 = no limit). One capability names the whole run.
 pub fn frame_alloc_contiguous(count: u64, align: u64, max_phys: u64) -> Result<Handle, Error> {
-    call_safe(
-        Sysnum::FrameAllocContiguous,
-        [count, align, max_phys, 0, 0, 0],
-    )
-    .map(Handle::from_raw)
+    ok(raw::frame_alloc_contiguous(count, align, max_phys)).map(Handle::from_raw)
 }
 
 /// Gives capability `handle` back. Mappings made through it are removed
@@ -103,12 +84,12 @@ pub fn frame_alloc_contiguous(count: u64, align: u64, max_phys: u64) -> Result<H
 /// (including the heap's, which libos owns).
 pub unsafe fn frame_free(handle: Handle) -> Result<(), Error> {
     // SAFETY: the caller guarantees no reference into the mappings that go.
-    unsafe { call(Sysnum::FrameFree, [handle.raw(), 0, 0, 0, 0, 0]) }.map(drop)
+    ok(unsafe { raw::frame_free(handle) }).map(drop)
 }
 
 /// The physical address of the capability's first frame (needs `MAP`).
 pub fn frame_phys(handle: Handle) -> Result<u64, Error> {
-    call_safe(Sysnum::FramePhys, [handle.raw(), 0, 0, 0, 0, 0])
+    ok(raw::frame_phys(handle))
 }
 
 /// Maps every frame of `handle` at `vaddr` (page aligned, at least
@@ -118,7 +99,7 @@ pub fn frame_phys(handle: Handle) -> Result<u64, Error> {
 /// (`AlreadyMapped` otherwise); turning the address into a reference is
 /// the caller's `unsafe` step. `WRITE|EXEC` is refused (`InvalidArgument`).
 pub fn map(handle: Handle, vaddr: u64, flags: MapFlags) -> Result<(), Error> {
-    call_safe(Sysnum::Map, [handle.raw(), vaddr, flags.bits(), 0, 0, 0]).map(drop)
+    ok(raw::map(handle, vaddr, flags)).map(drop)
 }
 
 /// Removes the mapping that starts at `vaddr`.
@@ -127,7 +108,7 @@ pub fn map(handle: Handle, vaddr: u64, flags: MapFlags) -> Result<(), Error> {
 /// No live reference may point into that mapping.
 pub unsafe fn unmap(vaddr: u64) -> Result<(), Error> {
     // SAFETY: the caller guarantees no reference into the mapping.
-    unsafe { call(Sysnum::Unmap, [vaddr, 0, 0, 0, 0, 0]) }.map(drop)
+    ok(unsafe { raw::unmap(vaddr) }).map(drop)
 }
 
 /// Hands capability `handle` to process `pid` with `rights` (a subset of
@@ -145,29 +126,24 @@ pub unsafe fn cap_transfer(
     rights: Rights,
     move_: bool,
 ) -> Result<(), Error> {
-    let flags = if move_ { TRANSFER_MOVE } else { 0 };
+    let flags = if move_ {
+        TransferFlags::MOVE
+    } else {
+        TransferFlags::NONE
+    };
     // SAFETY: forwarded contract.
-    unsafe {
-        call(
-            Sysnum::CapTransfer,
-            [handle.raw(), pid, rights.bits(), flags, 0, 0],
-        )
-    }
-    .map(drop)
+    ok(unsafe { raw::cap_transfer(handle, pid, rights, flags) }).map(drop)
 }
 
 /// Takes the oldest capability sent to the caller; `WouldBlock` if none is
 /// waiting (the kernel never blocks: poll with [`yield_now`]).
 pub fn cap_recv() -> Result<Handle, Error> {
-    call_safe(Sysnum::CapRecv, [0; 6]).map(Handle::from_raw)
+    ok(raw::cap_recv()).map(Handle::from_raw)
 }
 
 /// The pid of the live process called `name` (`NoSuchProcess` if none).
 pub fn process_find(name: &str) -> Result<u64, Error> {
-    call_safe(
-        Sysnum::ProcessFind,
-        [name.as_ptr() as u64, name.len() as u64, 0, 0, 0, 0],
-    )
+    ok(raw::process_find(name.as_ptr() as u64, name.len() as u64))
 }
 
 /// The kernel's frame counters, with the caller's share.
@@ -177,7 +153,9 @@ pub fn process_find(name: &str) -> Result<u64, Error> {
 pub fn frame_stats() -> FrameStats {
     let mut stats = FrameStats::default();
     let out = &mut stats as *mut FrameStats as u64;
-    if let Err(e) = call_safe(Sysnum::FrameStats, [out, 0, 0, 0, 0, 0]) {
+    // SAFETY: `out` is a local the kernel fills for the length of one
+    // `FrameStats`; no reference to it lives across the call.
+    if let Err(e) = ok(unsafe { raw::frame_stats(out) }) {
         panic!("frame_stats refused a stack buffer: {e}");
     }
     stats
@@ -190,7 +168,8 @@ pub fn frame_stats() -> FrameStats {
 pub fn sys_info() -> SysInfo {
     let mut info = SysInfo::default();
     let out = &mut info as *mut SysInfo as u64;
-    if let Err(e) = call_safe(Sysnum::SysInfo, [out, 0, 0, 0, 0, 0]) {
+    // SAFETY: as for `frame_stats`: a local the kernel fills.
+    if let Err(e) = ok(unsafe { raw::sys_info(out) }) {
         panic!("sys_info refused a stack buffer: {e}");
     }
     info
@@ -198,5 +177,5 @@ pub fn sys_info() -> SysInfo {
 
 /// Switches syscall tracing (on the kernel console) on or off.
 pub fn trace_ctl(on: bool) -> Result<(), Error> {
-    call_safe(Sysnum::TraceCtl, [u64::from(on), 0, 0, 0, 0, 0]).map(drop)
+    ok(raw::trace_ctl(on)).map(drop)
 }

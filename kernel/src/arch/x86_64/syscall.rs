@@ -20,10 +20,10 @@ use x86_64::VirtAddr;
 // here from a mirror of the scheduler's state, without touching the stack,
 // and returns with `sysretq`. `rcx` is the user's own return address: it is
 // canonical because no user page may be mapped at the top of the lower half
-// (see `process::USER_MAP_TOP`), the condition that keeps `sysret` safe.
+// (see `abi::USER_MAP_TOP`), the condition that keeps `sysret` safe.
 //
-// Direct path: every other call that cannot switch processes (all but
-// `exit` and `yield`), with tracing off. On the kernel stack it saves what
+// Direct path: every other call that cannot switch processes (the table's
+// `local` section), with tracing off. On the kernel stack it saves what
 // the SysV call may clobber and the user must get back (rcx = user rip,
 // r11 = user rflags, rdi, rsi, r8, r9, r10), calls
 // `crate::syscall::direct(a0, a1, a2, a3, number)` (the fourth argument
@@ -35,6 +35,11 @@ use x86_64::VirtAddr;
 // Slow path (exit, yield, tracing on): the full `TrapFrame`, built as an
 // interrupt would, through the common trap path, which can end in another
 // process.
+//
+// Routing comes from the syscall table (`abi::SWITCHING`, the calls that
+// may switch processes; `abi::MAX_LOCAL_ARGS`): the asserts below stop the
+// build if the table grows a switching call this stub does not compare
+// against, or a local call with more arguments than the direct path passes.
 //
 // Single CPU: the user rsp is parked in a static while the kernel stack is
 // in use. SFMASK clears IF, so nothing can run between the two moves.
@@ -51,9 +56,9 @@ exo_syscall_entry:
     xor eax, eax
     sysretq
 1:
-    cmp rax, {exit}
+    cmp rax, {switching0}
     je 2f
-    cmp rax, {yield_}
+    cmp rax, {switching1}
     je 2f
     cmp byte ptr [rip + {trace_on}], 0
     jne 2f
@@ -105,11 +110,24 @@ exo_kernel_rsp:
     user_cs = const USER_CS,
     vector = const super::trap::SYSCALL_VECTOR,
     getpid = const abi::Sysnum::GetPid as u64,
-    exit = const abi::Sysnum::Exit as u64,
-    yield_ = const abi::Sysnum::Yield as u64,
+    switching0 = const abi::SWITCHING[0],
+    switching1 = const abi::SWITCHING[1],
     direct = sym crate::syscall::direct,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
+);
+
+const _: () = assert!(
+    abi::SWITCHING.len() == 2,
+    "the entry stub sends exactly two numbers to the trap path: add a `cmp`"
+);
+const _: () = assert!(
+    abi::MAX_LOCAL_ARGS <= 4,
+    "the direct path passes four argument registers (rdi, rsi, rdx, r10)"
+);
+const _: () = assert!(
+    !abi::Sysnum::GetPid.switches(),
+    "the fast path answers getpid in place"
 );
 
 /// Whether syscall tracing is on (read by the fast path).

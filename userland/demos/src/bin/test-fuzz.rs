@@ -32,7 +32,9 @@
 #![no_std]
 #![no_main]
 
-use abi::{Error, FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_TOP};
+use abi::{
+    Error, FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_MAP_TOP, USER_MIN, USER_STACK_TOP, USER_TOP,
+};
 use libos::{println, sys};
 
 libos::entry!(main);
@@ -76,9 +78,6 @@ const PROTECTED: [(u64, u64); 2] = [
 const SHADOW: u64 = 2048;
 const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
 const KERNEL_IMAGE: u64 = 0xffff_ffff_8000_0000;
-const USER_MIN: u64 = 0x1_0000;
-const USER_MAP_TOP: u64 = USER_TOP - PAGE;
-const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 const MAX_DEBUG_WRITE: u64 = abi::MAX_DEBUG_WRITE;
 /// Board layout (u64 slots).
 const BOARD_MAGIC: u64 = 0xf022_b0a2_d000_0001;
@@ -95,6 +94,55 @@ const PATIENCE: u32 = 2_000_000;
 const MAX_INSTANCES: usize = 16;
 /// Violations printed in full (all are counted).
 const MAX_REPORTED: u64 = 20;
+
+/// Result slots: success, each ABI error code, any other code.
+const RESULTS: usize = Error::ALL.len() + 2;
+/// Call slots: each syscall by number, then undefined numbers.
+const BY_CALL: usize = Sysnum::ALL.len() + 1;
+
+/// The slot of syscall number `num` in `by_call`.
+fn call_slot(num: u64) -> usize {
+    match Sysnum::try_from(num) {
+        Ok(sys) => Sysnum::ALL.iter().position(|&s| s == sys).unwrap_or(0),
+        Err(_) => BY_CALL - 1,
+    }
+}
+
+/// How often each syscall is exercised, out of [`WEIGHT_TOTAL`] per step
+/// (the remainder goes to undefined numbers). Exhaustive, like `Fuzz::op`.
+const fn weight(sys: Sysnum) -> u64 {
+    match sys {
+        Sysnum::FrameAlloc => 6,
+        Sysnum::FrameAllocAt => 5,
+        Sysnum::FrameAllocContiguous => 5,
+        Sysnum::FrameFree => 8,
+        Sysnum::FramePhys => 4,
+        Sysnum::Map => 20,
+        Sysnum::Unmap => 7,
+        Sysnum::CapTransfer => 7,
+        Sysnum::CapRecv => 6,
+        Sysnum::ProcessFind => 3,
+        Sysnum::FrameStats => 6,
+        Sysnum::SysInfo => 2,
+        Sysnum::DebugWrite => 4,
+        Sysnum::TraceCtl => 2,
+        Sysnum::GetPid => 4,
+        Sysnum::Yield => 1,
+        Sysnum::Exit => 0,
+    }
+}
+
+/// Steps per hundred: what the rows do not take goes to undefined numbers.
+const WEIGHT_TOTAL: u64 = 100;
+const _: () = {
+    let mut sum = 0;
+    let mut i = 0;
+    while i < Sysnum::ALL.len() {
+        sum += weight(Sysnum::ALL[i]);
+        i += 1;
+    }
+    assert!(sum < WEIGHT_TOTAL, "leave room for undefined numbers");
+};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -199,10 +247,11 @@ struct Fuzz {
     phys: [u64; RING],
     nphys: usize,
     calls: u64,
-    /// Successes (index 0), errors by code (1..=13), other codes (14).
-    results: [u64; 15],
+    /// Successes (index 0), errors by code (1..=Error::ALL.len()), other
+    /// codes (last).
+    results: [u64; RESULTS],
     /// Calls and successes by syscall number (undefined ones last).
-    by_call: [(u64, u64); 18],
+    by_call: [(u64, u64); BY_CALL],
     violations: u64,
     history: [Call; 8],
     nhistory: usize,
@@ -267,8 +316,8 @@ fn main() -> Result<(), Error> {
         phys: [0; RING],
         nphys: 0,
         calls: 0,
-        results: [0; 15],
-        by_call: [(0, 0); 18],
+        results: [0; RESULTS],
+        by_call: [(0, 0); BY_CALL],
         violations: 0,
         history: [Call::default(); 8],
         nhistory: 0,
@@ -377,7 +426,7 @@ impl Fuzz {
             rdx,
         };
         self.nhistory += 1;
-        let slot = &mut self.by_call[(num as usize).min(17)];
+        let slot = &mut self.by_call[call_slot(num)];
         slot.0 += 1;
         slot.1 += u64::from(rax == 0);
         match Error::try_from(rax) {
@@ -390,7 +439,7 @@ impl Fuzz {
                 Err(e)
             }
             Err(_) => {
-                self.results[14] += 1;
+                self.results[RESULTS - 1] += 1;
                 self.violation(format_args!("rax {rax:#x} is no ABI error code"));
                 Err(Error::InvalidArgument)
             }
@@ -786,32 +835,49 @@ impl Fuzz {
         if self.rng.chance(64) {
             self.remap();
         }
-        match self.rng.below(100) {
-            0..=5 => self.op_alloc(),
-            6..=10 => self.op_alloc_at(),
-            11..=15 => self.op_contiguous(),
-            16..=23 => self.op_free(),
-            24..=27 => self.op_phys(),
-            28..=47 => self.op_map(),
-            48..=54 => self.op_unmap(),
-            55..=61 => self.op_transfer(),
-            62..=67 => self.op_recv(),
-            68..=70 => self.op_find(),
-            71..=76 => self.op_stats(),
-            77..=78 => self.op_info(),
-            79..=82 => self.op_debug_write(),
-            83..=84 => self.op_trace(),
-            85..=88 => {
+        // Every row of the syscall table by its weight; what is left of
+        // the 100 goes to undefined numbers.
+        let mut roll = self.rng.below(WEIGHT_TOTAL);
+        for &sys in Sysnum::ALL {
+            let w = weight(sys);
+            if roll < w {
+                return self.op(sys);
+            }
+            roll -= w;
+        }
+        self.op_unknown()
+    }
+
+    /// The operation that exercises `sys`. Exhaustive: a new row in the
+    /// syscall table does not compile until the fuzzer covers it.
+    fn op(&mut self, sys: Sysnum) {
+        match sys {
+            Sysnum::FrameAlloc => self.op_alloc(),
+            Sysnum::FrameAllocAt => self.op_alloc_at(),
+            Sysnum::FrameAllocContiguous => self.op_contiguous(),
+            Sysnum::FrameFree => self.op_free(),
+            Sysnum::FramePhys => self.op_phys(),
+            Sysnum::Map => self.op_map(),
+            Sysnum::Unmap => self.op_unmap(),
+            Sysnum::CapTransfer => self.op_transfer(),
+            Sysnum::CapRecv => self.op_recv(),
+            Sysnum::ProcessFind => self.op_find(),
+            Sysnum::FrameStats => self.op_stats(),
+            Sysnum::SysInfo => self.op_info(),
+            Sysnum::DebugWrite => self.op_debug_write(),
+            Sysnum::TraceCtl => self.op_trace(),
+            Sysnum::GetPid => {
                 let r = self.sc(Sysnum::GetPid, [0; 6]);
                 if r != Ok(self.pid) {
                     let pid = self.pid;
                     self.violation(format_args!("getpid gave {r:?}, we are {pid}"));
                 }
             }
-            89 => {
+            Sysnum::Yield => {
                 let _ = self.sc(Sysnum::Yield, [0; 6]);
             }
-            _ => self.op_unknown(),
+            // Weight 0: the fuzzer exits once, at the end of its run.
+            Sysnum::Exit => {}
         }
     }
 
@@ -1679,18 +1745,14 @@ impl Fuzz {
         let mut line = Line::new();
         for (code, &n) in self.results.iter().enumerate().skip(1) {
             if n > 0 {
-                let name = Error::try_from(code as u64)
-                    .map(|e| e.name())
-                    .unwrap_or("other");
+                let name = Error::ALL.get(code - 1).map_or("other", |e| e.name());
                 line.push(format_args!(" {name}={n}"));
             }
         }
         let mut calls = Line::new();
-        for (num, &(n, ok)) in self.by_call.iter().enumerate() {
+        for (slot, &(n, ok)) in self.by_call.iter().enumerate() {
             if n > 0 {
-                let name = Sysnum::try_from(num as u64)
-                    .map(|s| s.name())
-                    .unwrap_or("undefined");
+                let name = Sysnum::ALL.get(slot).map_or("undefined", |s| s.name());
                 calls.push(format_args!(" {name}={ok}/{n}"));
             }
         }

@@ -1,0 +1,541 @@
+//! The syscall table: every system call described once, as one row.
+//!
+//! A row gives the number, the stable name, whether the raw stub is `safe`
+//! or `unsafe` to call, the stub's name, the typed arguments (each with the
+//! [`ArgKind`] that traces print it as) and the [`RetKind`] of the value a
+//! success returns. Rows sit in one of two sections:
+//! - `local`: calls that always return to their caller. The kernel's direct
+//!   path (registers in, `sysretq` out) serves them when tracing is off;
+//! - `switching`: calls that may end in another process (`exit`, `yield`).
+//!   They always take the trap-frame path.
+//!
+//! From the table the [`syscalls!`] macro generates:
+//! - [`Sysnum`] (numbers, names, [`Sysnum::ALL`] in number order,
+//!   [`Sysnum::args`], [`Sysnum::ret`], [`Sysnum::switches`]);
+//! - the typed decoders [`LocalCall::decode`], [`SwitchingCall::decode`]
+//!   and [`Call::decode`], which validate every argument type (flags,
+//!   rights, booleans) before any handler runs;
+//! - the routing facts the kernel's entry stub needs ([`SWITCHING`],
+//!   [`MAX_LOCAL_ARGS`]);
+//! - the raw user stubs in [`crate::raw`], typed, `unsafe` exactly
+//!   where the row says so.
+//!
+//! Adding a syscall is one row here, one kernel handler (the kernel's
+//! `match` on [`LocalCall`] or [`SwitchingCall`] is exhaustive, so the
+//! compiler points at it) and one libos wrapper.
+use crate::{ArgKind, Error, Handle, MapFlags, RetKind, Rights, TransferFlags};
+
+/// A syscall argument type: how a register decodes into it (with every
+/// validation a type can make on its own) and back.
+pub trait Arg: Copy {
+    /// The register value as this type; `InvalidArgument` if it names no
+    /// value of the type (undefined flag bits, a boolean other than 0/1).
+    fn decode(raw: u64) -> Result<Self, Error>;
+    /// The register value.
+    fn raw(self) -> u64;
+}
+
+impl Arg for u64 {
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        Ok(raw)
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self
+    }
+}
+
+impl Arg for bool {
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        match raw {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl Arg for Handle {
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        Ok(Handle::from_raw(raw))
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        Handle::raw(self)
+    }
+}
+
+impl Arg for MapFlags {
+    /// Undefined bits and `WRITE|EXEC` (W^X) are refused.
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        match MapFlags::from_bits(raw) {
+            Some(f) if !f.contains(MapFlags::WRITE.union(MapFlags::EXEC)) => Ok(f),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self.bits()
+    }
+}
+
+impl Arg for Rights {
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        Rights::from_bits(raw).ok_or(Error::InvalidArgument)
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self.bits()
+    }
+}
+
+impl Arg for TransferFlags {
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        TransferFlags::from_bits(raw).ok_or(Error::InvalidArgument)
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self.bits()
+    }
+}
+
+/// Generates everything listed in the module documentation from the table.
+macro_rules! syscalls {
+    (@stub safe, $num:literal, $name:literal, $fname:ident, ($($a:ident: $t:ty),*)) => {
+        #[doc = concat!("`", $name, "`: the raw stub (see [`crate::Sysnum`]). Returns `(rax, rdx)`.")]
+        #[inline(always)]
+        pub fn $fname($($a: $t),*) -> (u64, u64) {
+            let regs = syscalls!(@regs $($a)*);
+            // SAFETY: the table marks this call safe: it never writes user
+            // memory and never removes a mapping, so it cannot invalidate
+            // anything the caller's Rust code relies on.
+            unsafe { syscall6($num, regs) }
+        }
+    };
+    (@stub unsafe, $num:literal, $name:literal, $fname:ident, ($($a:ident: $t:ty),*)) => {
+        #[doc = concat!("`", $name, "`: the raw stub (see [`crate::Sysnum`]). Returns `(rax, rdx)`.")]
+        ///
+        /// # Safety
+        /// The call writes user memory or removes mappings (see the
+        /// syscall's documentation): no live reference may point into memory
+        /// it writes or unmaps, and pointers passed must be valid for it.
+        #[inline(always)]
+        pub unsafe fn $fname($($a: $t),*) -> (u64, u64) {
+            let regs = syscalls!(@regs $($a)*);
+            // SAFETY: the caller's contract, above.
+            unsafe { syscall6($num, regs) }
+        }
+    };
+    (@regs) => { [0u64; 6] };
+    (@regs $a0:ident) => { [Arg::raw($a0), 0, 0, 0, 0, 0] };
+    (@regs $a0:ident $a1:ident) => { [Arg::raw($a0), Arg::raw($a1), 0, 0, 0, 0] };
+    (@regs $a0:ident $a1:ident $a2:ident) => {
+        [Arg::raw($a0), Arg::raw($a1), Arg::raw($a2), 0, 0, 0]
+    };
+    (@regs $a0:ident $a1:ident $a2:ident $a3:ident) => {
+        [Arg::raw($a0), Arg::raw($a1), Arg::raw($a2), Arg::raw($a3), 0, 0]
+    };
+    (@decode $enum:ident, $v:ident, $regs:ident, ()) => { Ok($enum::$v {}) };
+    (@decode $enum:ident, $v:ident, $regs:ident, ($a0:ident: $t0:ty)) => {
+        Ok($enum::$v { $a0: <$t0 as Arg>::decode($regs[0])? })
+    };
+    (@decode $enum:ident, $v:ident, $regs:ident, ($a0:ident: $t0:ty, $a1:ident: $t1:ty)) => {
+        Ok($enum::$v {
+            $a0: <$t0 as Arg>::decode($regs[0])?,
+            $a1: <$t1 as Arg>::decode($regs[1])?,
+        })
+    };
+    (@decode $enum:ident, $v:ident, $regs:ident,
+        ($a0:ident: $t0:ty, $a1:ident: $t1:ty, $a2:ident: $t2:ty)) => {
+        Ok($enum::$v {
+            $a0: <$t0 as Arg>::decode($regs[0])?,
+            $a1: <$t1 as Arg>::decode($regs[1])?,
+            $a2: <$t2 as Arg>::decode($regs[2])?,
+        })
+    };
+    (@decode $enum:ident, $v:ident, $regs:ident,
+        ($a0:ident: $t0:ty, $a1:ident: $t1:ty, $a2:ident: $t2:ty, $a3:ident: $t3:ty)) => {
+        Ok($enum::$v {
+            $a0: <$t0 as Arg>::decode($regs[0])?,
+            $a1: <$t1 as Arg>::decode($regs[1])?,
+            $a2: <$t2 as Arg>::decode($regs[2])?,
+            $a3: <$t3 as Arg>::decode($regs[3])?,
+        })
+    };
+    (@calls $(#[$emeta:meta])* $enum:ident {
+        $( $(#[$meta:meta])* $v:ident = $num:literal, $name:literal, $safety:ident
+            fn $fname:ident ( $( $a:ident : $t:ty as $k:ident ),* ) -> $r:ident; )*
+    }) => {
+        $(#[$emeta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $enum {
+            $(
+                $(#[$meta])*
+                $v { $( #[doc = concat!("`", stringify!($a), "`")] $a: $t ),* },
+            )*
+        }
+
+        impl $enum {
+            /// Decodes the registers of call `num`: `UnknownSyscall` if
+            /// `num` names no call of this kind, `InvalidArgument` if an
+            /// argument is not a value of its type. Registers beyond a
+            /// call's arguments are ignored.
+            #[inline(always)]
+            pub fn decode(num: u64, regs: &[u64; 6]) -> Result<Self, Error> {
+                match num {
+                    $( $num => syscalls!(@decode $enum, $v, regs, ($($a: $t),*)), )*
+                    _ => Err(Error::UnknownSyscall),
+                }
+            }
+
+            /// The call's number.
+            pub const fn sysnum(&self) -> Sysnum {
+                match self { $( $enum::$v { .. } => Sysnum::$v, )* }
+            }
+        }
+    };
+    (
+        local { $( $(#[$lmeta:meta])* $lv:ident = $lnum:literal, $lname:literal, $lsafety:ident
+            fn $lfname:ident ( $( $la:ident : $lt:ty as $lk:ident ),* ) -> $lr:ident; )* }
+        switching { $( $(#[$smeta:meta])* $sv:ident = $snum:literal, $sname:literal, $ssafety:ident
+            fn $sfname:ident ( $( $sa:ident : $st:ty as $sk:ident ),* ) -> $sr:ident; )* }
+    ) => {
+        /// System-call numbers (`rax` at `syscall`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u64)]
+        pub enum Sysnum {
+            $( $(#[$lmeta])* $lv = $lnum, )*
+            $( $(#[$smeta])* $sv = $snum, )*
+        }
+
+        impl Sysnum {
+            /// Every syscall, in number order.
+            pub const ALL: &'static [Sysnum] = &sorted([$(Sysnum::$lv,)* $(Sysnum::$sv,)*]);
+
+            /// The stable name used in traces and documentation.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( Sysnum::$lv => $lname, )*
+                    $( Sysnum::$sv => $sname, )*
+                }
+            }
+
+            /// Looks a syscall up by its [`name`](Self::name).
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $( $lname => Some(Sysnum::$lv), )*
+                    $( $sname => Some(Sysnum::$sv), )*
+                    _ => None,
+                }
+            }
+
+            /// The named arguments, in register order, with how traces
+            /// print them.
+            pub const fn args(self) -> &'static [(&'static str, ArgKind)] {
+                match self {
+                    $( Sysnum::$lv => &[$((stringify!($la), ArgKind::$lk)),*], )*
+                    $( Sysnum::$sv => &[$((stringify!($sa), ArgKind::$sk)),*], )*
+                }
+            }
+
+            /// What a success returns in `rdx`.
+            pub const fn ret(self) -> RetKind {
+                match self {
+                    $( Sysnum::$lv => RetKind::$lr, )*
+                    $( Sysnum::$sv => RetKind::$sr, )*
+                }
+            }
+
+            /// Whether the call may end in another process (and so always
+            /// takes the kernel's trap-frame path).
+            pub const fn switches(self) -> bool {
+                match self {
+                    $( Sysnum::$lv => false, )*
+                    $( Sysnum::$sv => true, )*
+                }
+            }
+
+            /// Whether the raw stub is `unsafe` (the call writes user
+            /// memory or removes mappings).
+            pub const fn stub_is_unsafe(self) -> bool {
+                match self {
+                    $( Sysnum::$lv => syscalls!(@is_unsafe $lsafety), )*
+                    $( Sysnum::$sv => syscalls!(@is_unsafe $ssafety), )*
+                }
+            }
+        }
+
+        impl TryFrom<u64> for Sysnum {
+            /// The raw value that names no syscall.
+            type Error = u64;
+            fn try_from(raw: u64) -> Result<Self, u64> {
+                match raw {
+                    $( $lnum => Ok(Sysnum::$lv), )*
+                    $( $snum => Ok(Sysnum::$sv), )*
+                    other => Err(other),
+                }
+            }
+        }
+
+        /// The numbers of the calls that may switch processes: the kernel's
+        /// entry stub sends exactly these to the trap-frame path.
+        pub const SWITCHING: &[u64] = &[$($snum),*];
+
+        /// Most arguments any `local` call takes: the direct path passes
+        /// this many registers (the kernel asserts it is at most four).
+        pub const MAX_LOCAL_ARGS: usize = max_len(&[$( {
+            let a: &[&str] = &[$(stringify!($la)),*];
+            a.len()
+        } ),*]);
+
+        syscalls!(@calls
+            /// A decoded call that always returns to its caller.
+            LocalCall { $( $(#[$lmeta])* $lv = $lnum, $lname, $lsafety
+                fn $lfname ( $( $la : $lt as $lk ),* ) -> $lr; )* });
+        syscalls!(@calls
+            /// A decoded call that may end in another process.
+            SwitchingCall { $( $(#[$smeta])* $sv = $snum, $sname, $ssafety
+                fn $sfname ( $( $sa : $st as $sk ),* ) -> $sr; )* });
+
+        /// Raw, typed `syscall` stubs, one per row; each returns `(rax, rdx)`.
+        /// Only compiled for x86_64.
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        pub mod stubs {
+            use super::*;
+            use crate::raw::syscall6;
+            $( syscalls!(@stub $lsafety, $lnum, $lname, $lfname, ($($la: $lt),*)); )*
+            $( syscalls!(@stub $ssafety, $snum, $sname, $sfname, ($($sa: $st),*)); )*
+        }
+    };
+    (@is_unsafe safe) => { false };
+    (@is_unsafe unsafe) => { true };
+}
+
+const _: () = assert!(MAX_LOCAL_ARGS <= 4, "the direct path passes four registers");
+
+/// A decoded call of either kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// One that returns to its caller.
+    Local(LocalCall),
+    /// One that may end in another process.
+    Switching(SwitchingCall),
+}
+
+impl Call {
+    /// Decodes any call (see [`LocalCall::decode`]).
+    #[inline]
+    pub fn decode(num: u64, regs: &[u64; 6]) -> Result<Self, Error> {
+        if SWITCHING.contains(&num) {
+            SwitchingCall::decode(num, regs).map(Call::Switching)
+        } else {
+            LocalCall::decode(num, regs).map(Call::Local)
+        }
+    }
+}
+
+const fn sorted<const N: usize>(mut a: [Sysnum; N]) -> [Sysnum; N] {
+    let mut i = 1;
+    while i < N {
+        let mut j = i;
+        while j > 0 && (a[j - 1] as u64) > (a[j] as u64) {
+            let t = a[j];
+            a[j] = a[j - 1];
+            a[j - 1] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    a
+}
+
+const fn max_len(lens: &[usize]) -> usize {
+    let mut i = 0;
+    let mut max = 0;
+    while i < lens.len() {
+        if lens[i] > max {
+            max = lens[i];
+        }
+        i += 1;
+    }
+    max
+}
+
+syscalls! {
+    local {
+        /// `debug_write(ptr, len) -> len`: write `len` bytes of user memory
+        /// to the kernel console (COM1). `len <= MAX_DEBUG_WRITE`.
+        DebugWrite = 0, "debug_write", safe fn debug_write(ptr: u64 as Addr, len: u64 as Num) -> Count;
+        /// `frame_alloc() -> handle`: any free RAM frame, zeroed.
+        FrameAlloc = 3, "frame_alloc", safe fn frame_alloc() -> Handle;
+        /// `frame_alloc_at(phys) -> handle`: the frame at physical address
+        /// `phys` (page aligned). Free RAM gives a RAM capability; a hole in
+        /// the memory map (device space) gives an exclusive device
+        /// capability (drivers only).
+        FrameAllocAt = 4, "frame_alloc_at", safe fn frame_alloc_at(phys: u64 as Phys) -> Handle;
+        /// `frame_free(handle)`: give a capability back. The frame returns to
+        /// the allocator when its last holder frees it. Mappings of it made
+        /// through this handle are removed first.
+        FrameFree = 5, "frame_free", unsafe fn frame_free(cap: Handle as Handle) -> None;
+        /// `frame_phys(handle) -> phys`: the physical address (what a device
+        /// needs for DMA).
+        FramePhys = 6, "frame_phys", safe fn frame_phys(cap: Handle as Handle) -> Phys;
+        /// `frame_alloc_contiguous(count, align, max_phys) -> handle`:
+        /// `count` physically contiguous zeroed frames
+        /// (`count <= MAX_CONTIGUOUS_FRAMES`), the first aligned to `align`
+        /// frames (a power of two), the last byte below `max_phys`
+        /// (0 = no limit). For DMA buffers.
+        FrameAllocContiguous = 7, "frame_alloc_contiguous", safe
+            fn frame_alloc_contiguous(count: u64 as Num, align: u64 as Num, max_phys: u64 as Phys) -> Handle;
+        /// `map(handle, vaddr, flags)`: map the capability's frames at user
+        /// address `vaddr` with [`MapFlags`] (W^X). Device frames are always
+        /// uncached.
+        Map = 8, "map", safe fn map(cap: Handle as Handle, vaddr: u64 as Addr, flags: MapFlags as MapFlags) -> None;
+        /// `unmap(vaddr)`: remove the mapping that starts at `vaddr`.
+        Unmap = 9, "unmap", unsafe fn unmap(vaddr: u64 as Addr) -> None;
+        /// `cap_transfer(handle, pid, rights, flags)`: hand the capability
+        /// to process `pid` with `rights` (a subset of the held rights).
+        /// With [`TransferFlags::MOVE`] the caller's handle dies; otherwise
+        /// both hold it.
+        CapTransfer = 10, "cap_transfer", unsafe fn cap_transfer(
+            cap: Handle as Handle, pid: u64 as Pid, rights: Rights as Rights,
+            flags: TransferFlags as TransferFlags) -> None;
+        /// `cap_recv() -> handle`: take the oldest capability sent to the
+        /// caller; `WouldBlock` if none is waiting.
+        CapRecv = 11, "cap_recv", safe fn cap_recv() -> Handle;
+        /// `process_find(name_ptr, name_len) -> pid`: a live process by name.
+        ProcessFind = 12, "process_find", safe fn process_find(name: u64 as Addr, len: u64 as Num) -> Pid;
+        /// `frame_stats(out_ptr)`: write a [`FrameStats`](crate::FrameStats)
+        /// to user memory.
+        FrameStats = 13, "frame_stats", unsafe fn frame_stats(out: u64 as Addr) -> None;
+        /// `trace_ctl(on)`: switch syscall tracing on (1) or off (0).
+        TraceCtl = 14, "trace_ctl", safe fn trace_ctl(on: bool as Num) -> None;
+        /// `getpid() -> pid`: the caller's process id (the cheapest call).
+        GetPid = 15, "getpid", safe fn getpid() -> Pid;
+        /// `sys_info(out_ptr)`: write a [`SysInfo`](crate::SysInfo) to user
+        /// memory: where the kernel's own physical pages are (an exokernel
+        /// exposes names, not abstractions: a libOS may look, never touch).
+        SysInfo = 16, "sys_info", unsafe fn sys_info(out: u64 as Addr) -> None;
+    }
+    switching {
+        /// `exit(code)`: end the calling process; never returns. Every frame
+        /// and capability it holds goes back.
+        Exit = 1, "exit", safe fn exit(code: u64 as Num) -> None;
+        /// `yield()`: give the CPU to the next runnable process.
+        Yield = 2, "yield", safe fn yield_now() -> None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_number_order_and_complete() {
+        for w in Sysnum::ALL.windows(2) {
+            assert!((w[0] as u64) < (w[1] as u64));
+        }
+        for (i, s) in Sysnum::ALL.iter().enumerate() {
+            assert_eq!(*s as u64, i as u64, "numbers are dense from 0");
+        }
+    }
+
+    #[test]
+    fn routing_facts_follow_the_table() {
+        for &s in Sysnum::ALL {
+            assert_eq!(SWITCHING.contains(&(s as u64)), s.switches());
+            if !s.switches() {
+                assert!(s.args().len() <= MAX_LOCAL_ARGS);
+            }
+        }
+        assert_eq!(SWITCHING, &[1, 2]);
+    }
+
+    #[test]
+    fn decode_checks_types_and_ignores_spare_registers() {
+        let junk = u64::MAX;
+        assert_eq!(
+            Call::decode(8, &[7, 0x40_0000, 1, junk, junk, junk]),
+            Ok(Call::Local(LocalCall::Map {
+                cap: Handle::from_raw(7),
+                vaddr: 0x40_0000,
+                flags: MapFlags::WRITE,
+            }))
+        );
+        // W^X and undefined bits.
+        assert_eq!(
+            LocalCall::decode(8, &[7, 0, 3, 0, 0, 0]),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            LocalCall::decode(8, &[7, 0, 8, 0, 0, 0]),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            LocalCall::decode(10, &[1, 2, 0x10, 0, 0, 0]),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            LocalCall::decode(10, &[1, 2, 0xf, 2, 0, 0]),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            LocalCall::decode(14, &[2, 0, 0, 0, 0, 0]),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            LocalCall::decode(14, &[1, junk, 0, 0, 0, 0]),
+            Ok(LocalCall::TraceCtl { on: true })
+        );
+        // Each kind decodes only its own numbers.
+        assert_eq!(LocalCall::decode(1, &[0; 6]), Err(Error::UnknownSyscall));
+        assert_eq!(
+            SwitchingCall::decode(3, &[0; 6]),
+            Err(Error::UnknownSyscall)
+        );
+        assert_eq!(
+            Call::decode(1, &[5, junk, 0, 0, 0, 0]),
+            Ok(Call::Switching(SwitchingCall::Exit { code: 5 }))
+        );
+        assert_eq!(Call::decode(17, &[0; 6]), Err(Error::UnknownSyscall));
+        assert_eq!(Call::decode(u64::MAX, &[0; 6]), Err(Error::UnknownSyscall));
+    }
+
+    #[test]
+    fn every_number_decodes_to_its_own_call() {
+        for &s in Sysnum::ALL {
+            // Zero is a valid value of every argument type.
+            let call = Call::decode(s as u64, &[0; 6]).expect("zeros decode");
+            let back = match call {
+                Call::Local(c) => c.sysnum(),
+                Call::Switching(c) => c.sysnum(),
+            };
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
+        let unsafe_ones: [Sysnum; 5] = [
+            Sysnum::FrameFree,
+            Sysnum::Unmap,
+            Sysnum::CapTransfer,
+            Sysnum::FrameStats,
+            Sysnum::SysInfo,
+        ];
+        for &s in Sysnum::ALL {
+            assert_eq!(s.stub_is_unsafe(), unsafe_ones.contains(&s), "{s:?}");
+        }
+    }
+}
