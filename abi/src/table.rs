@@ -402,7 +402,10 @@ syscalls! {
         /// address `vaddr` with [`MapFlags`] (W^X). Device frames are always
         /// uncached.
         Map = 8, "map", safe fn map(cap: Handle as Handle, vaddr: u64 as Addr, flags: MapFlags as MapFlags) -> None;
-        /// `unmap(vaddr)`: remove the mapping that starts at `vaddr`.
+        /// `unmap(vaddr)`: remove the mapping that starts at `vaddr`. The
+        /// address rule is `map`'s: an unaligned address or one outside
+        /// `[USER_MIN, USER_MAP_TOP)` is `InvalidAddress`; a valid address
+        /// where no mapping starts is `NotMapped`.
         Unmap = 9, "unmap", unsafe fn unmap(vaddr: u64 as Addr) -> None;
         /// `cap_transfer(handle, pid, rights, flags)`: hand the capability
         /// to process `pid` with `rights` (a subset of the held rights).

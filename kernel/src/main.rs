@@ -15,12 +15,15 @@
 extern crate alloc;
 
 mod arch;
+mod loader;
 mod memory;
 mod process;
+mod sched;
 mod selftest;
 mod serial;
 mod syscall;
 mod trap;
+mod verdict;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::BootInfo;
@@ -128,17 +131,20 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
                 .map(|e| e.data)
                 .unwrap_or(&[]);
             let driver = drivers.split(',').any(|d| d == entry.name);
-            match k.spawn(entry.name, entry.expect, entry.data, args, driver) {
-                Ok(pid) => kprintln!(
-                    "[exo] pid {pid} ({}) loaded{}",
-                    entry.name,
-                    if driver { " (driver)" } else { "" }
-                ),
+            match loader::spawn(k, entry.name, entry.data, args, driver) {
+                Ok(pid) => {
+                    verdict::expect(pid, entry.expect);
+                    kprintln!(
+                        "[exo] pid {pid} ({}) loaded{}",
+                        entry.name,
+                        if driver { " (driver)" } else { "" }
+                    )
+                }
                 Err(why) => kprintln!("[exo] program {}: refused: {why}", entry.name),
             }
         }
         let mut frame = arch::trap::TrapFrame::default();
-        if k.switch_after(0, &mut frame) {
+        if sched::switch_after(k, 0, &mut frame) {
             Some(frame)
         } else {
             finish(k)
@@ -223,8 +229,8 @@ pub fn invariant_broken(k: &process::Kernel, calls: u64, why: &str) -> ! {
     kprintln!("[exo] invariant broken after {calls} syscalls: {why}");
     kprintln!(
         "[exo] {} processes live, {} finished; {}: broken: FAILURE",
-        k.procs.len(),
-        k.results.len(),
+        k.procs().len(),
+        verdict::finished(),
         RunFigures
     );
     arch::exit(arch::Verdict::Failure)
@@ -233,19 +239,7 @@ pub fn invariant_broken(k: &process::Kernel, calls: u64, why: &str) -> ! {
 /// Every process has ended: report, check that every frame came back, and
 /// end the run with the verdict.
 pub fn finish(k: &mut process::Kernel) -> ! {
-    use exo_core::ramdisk::Expect;
-    let mut ok = true;
-    for (pid, name, expect, ending) in &k.results {
-        let as_expected = matches!(
-            (expect, ending),
-            (Expect::Exit0, process::Ending::Exited(0))
-                | (Expect::Fault, process::Ending::Faulted(_))
-        );
-        if !as_expected {
-            kprintln!("[exo] pid {pid} ({name}) did not finish as expected ({expect:?})");
-            ok = false;
-        }
-    }
+    let mut ok = verdict::all_as_expected();
     let free = memory::counters().free;
     let before = FREE_AT_START.load(core::sync::atomic::Ordering::Relaxed);
     let invariants = k.check_invariants();
@@ -259,7 +253,7 @@ pub fn finish(k: &mut process::Kernel) -> ! {
     }
     kprintln!(
         "[exo] all {} processes finished; free frames {} (before: {}); {}: {}: {}",
-        k.results.len(),
+        verdict::finished(),
         free,
         before,
         RunFigures,

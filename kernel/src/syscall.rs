@@ -4,16 +4,13 @@
 //! own capabilities, writing `rax`/`rdx`. One handler per row of the table;
 //! every failure is an [`Error`] value, never a panic. With
 //! tracing on, each call is written to COM1 as an `abi::trace` record.
-use crate::arch::paging::{MapError, PageFlags};
 use crate::arch::syscall::TRACE_ON;
 use crate::arch::trap::TrapFrame;
 use crate::memory::{self, PAGE};
-use crate::process::{self, Cap, CapKind, Ending, Kernel, MapRecord};
-use abi::{Call, Error, Handle, LocalCall, MapFlags, Rights, SwitchingCall, TransferFlags};
-use abi::{MAX_CONTIGUOUS_FRAMES, USER_MAP_TOP, USER_MIN, USER_TOP};
+use crate::process::{self, Ending, Kernel, Process};
+use abi::{Call, Error, LocalCall, SwitchingCall, USER_TOP};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use exo_core::frame_alloc::AllocError;
 use exo_core::memmap::FrameClass;
 use zerocopy::IntoBytes;
 
@@ -68,7 +65,7 @@ pub extern "sysv64" fn direct(a0: u64, a1: u64, a2: u64, a3: u64, num: u64) -> R
     let Some(k) = kernel.as_mut() else {
         return encode(Err(Error::UnknownSyscall));
     };
-    let pid = k.current;
+    let pid = k.current();
     let result = match LocalCall::decode(num, &[a0, a1, a2, a3, 0, 0]) {
         Ok(call) => local(k, pid, call),
         Err(e) => Err(e),
@@ -129,7 +126,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
     let num = frame.rax;
     let calls = count_call();
     process::with(|k| {
-        let pid = k.current;
+        let pid = k.current();
         let flow = match Call::decode(num, &args) {
             Ok(Call::Switching(SwitchingCall::Yield {})) => Flow::Yield,
             Ok(Call::Switching(SwitchingCall::Exit { code })) => Flow::Exit(code),
@@ -150,12 +147,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
         match flow {
             Flow::Return(_) => {}
             Flow::Yield => {
-                k.save_current(frame);
-                k.switch_after(pid, frame);
+                crate::sched::save_current(k, frame);
+                crate::sched::switch_after(k, pid, frame);
             }
             Flow::Exit(code) => {
-                k.end(pid, Ending::Exited(code));
-                if !k.switch_after(pid, frame) {
+                process::end(k, pid, Ending::Exited(code));
+                if !crate::sched::switch_after(k, pid, frame) {
                     crate::finish(k);
                 }
             }
@@ -164,7 +161,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
 }
 
 fn trace(k: &Kernel, pid: u64, num: u64, args: &[u64; 6], result: Result<u64, Error>, cycles: u64) {
-    let name = k.procs.get(&pid).map(|p| p.name.as_str()).unwrap_or("?");
+    let name = k.procs().get(pid).map(|p| p.name.as_str()).unwrap_or("?");
     crate::serial::with(|c| {
         c.begin_line();
         let _ = abi::trace::write_record(c, pid, name, num, args, result, cycles);
@@ -177,33 +174,30 @@ fn trace(k: &Kernel, pid: u64, num: u64, args: &[u64; 6], result: Result<u64, Er
 #[inline(always)]
 fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
     match call {
-        LocalCall::FrameAlloc {} => frame_alloc(k, pid),
-        LocalCall::FrameFree { cap } => frame_free(k, pid, cap),
-        LocalCall::Map { cap, vaddr, flags } => map(k, pid, cap, vaddr, flags),
-        LocalCall::Unmap { vaddr } => unmap(k, pid, vaddr),
+        LocalCall::FrameAlloc {} => k.frame_alloc(pid),
+        LocalCall::FrameFree { cap } => k.frame_free(pid, cap),
+        LocalCall::Map { cap, vaddr, flags } => k.map(pid, cap, vaddr, flags),
+        LocalCall::Unmap { vaddr } => k.unmap(pid, vaddr),
         LocalCall::DebugWrite { ptr, len } => debug_write(k, pid, ptr, len),
-        LocalCall::FrameAllocAt { phys } => frame_alloc_at(k, pid, phys),
-        LocalCall::FramePhys { cap } => frame_phys(k, pid, cap),
+        LocalCall::FrameAllocAt { phys } => cold(|| k.frame_alloc_at(pid, phys)),
+        LocalCall::FramePhys { cap } => cold(|| k.frame_phys(pid, cap)),
         LocalCall::FrameAllocContiguous {
             count,
             align,
             max_phys,
-        } => frame_alloc_contiguous(k, pid, count, align, max_phys),
+        } => cold(|| k.frame_alloc_contiguous(pid, count, align, max_phys)),
         LocalCall::CapTransfer {
             cap,
             pid: to,
             rights,
             flags,
-        } => cap_transfer(k, pid, cap, to, rights, flags),
-        LocalCall::CapRecv {} => cap_recv(k, pid),
+        } => cold(|| k.cap_transfer(pid, cap, to, rights, flags)),
+        LocalCall::CapRecv {} => cold(|| k.cap_recv(pid)),
         LocalCall::ProcessFind { name, len } => process_find(k, pid, name, len),
-        LocalCall::FrameStats { out } => {
-            let stats = k.stats(pid);
-            copy_to_user(proc(k, pid), out, stats.as_bytes()).map(|()| 0)
-        }
+        LocalCall::FrameStats { out } => frame_stats(k, pid, out),
         LocalCall::SysInfo { out } => {
             let info = crate::sys_info();
-            copy_to_user(proc(k, pid), out, info.as_bytes()).map(|()| 0)
+            copy_to_user(k.caller(pid)?, out, info.as_bytes()).map(|()| 0)
         }
         LocalCall::TraceCtl { on } => {
             TRACE_ON.store(on, Ordering::Relaxed);
@@ -213,11 +207,16 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
     }
 }
 
+/// Runs a rarely used call out of line, keeping the hot paths short.
 #[inline(never)]
-fn frame_phys(k: &mut Kernel, pid: u64, h: Handle) -> Result<u64, Error> {
-    let cap = proc(k, pid).caps.get(h)?;
-    require(cap.rights, Rights::MAP)?;
-    Ok(cap.kind.frames().0 * PAGE)
+fn cold(f: impl FnOnce() -> Result<u64, Error>) -> Result<u64, Error> {
+    f()
+}
+
+#[inline(never)]
+fn frame_stats(k: &mut Kernel, pid: u64, out: u64) -> Result<u64, Error> {
+    let stats = k.stats(pid);
+    copy_to_user(k.caller(pid)?, out, stats.as_bytes()).map(|()| 0)
 }
 
 #[inline(never)]
@@ -225,24 +224,8 @@ fn process_find(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Err
     if len == 0 || len > abi::MAX_NAME_LEN as u64 {
         return Err(Error::InvalidArgument);
     }
-    let name = copy_from_user(proc(k, pid), ptr, len)?;
-    k.procs
-        .values()
-        .find(|p| p.name.as_bytes() == name.as_slice())
-        .map(|p| p.pid)
-        .ok_or(Error::NoSuchProcess)
-}
-
-fn proc(k: &mut Kernel, pid: u64) -> &mut process::Process {
-    k.procs.running_mut(pid).expect("the caller is alive")
-}
-
-fn require(held: Rights, needed: Rights) -> Result<(), Error> {
-    if held.contains(needed) {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied)
-    }
+    let name = copy_from_user(k.caller(pid)?, ptr, len)?;
+    k.find(&name)
 }
 
 /// Checks a user buffer: no overflow, entirely in the user half.
@@ -263,7 +246,7 @@ fn is_ram(phys: u64) -> bool {
 }
 
 /// The RAM frame behind user page `page` of the caller.
-fn user_ram_page(p: &mut process::Process, page: u64, write: bool) -> Result<u64, Error> {
+fn user_ram_page(p: &mut Process, page: u64, write: bool) -> Result<u64, Error> {
     match p.space.translate(page) {
         Some((phys, flags)) if (flags.write || !write) && is_ram(phys) => Ok(phys),
         _ => Err(Error::InvalidAddress),
@@ -272,7 +255,7 @@ fn user_ram_page(p: &mut process::Process, page: u64, write: bool) -> Result<u64
 
 /// Copies user memory through the caller's page tables (never by touching
 /// user addresses directly), so a bad pointer is an error, not a fault.
-fn copy_from_user(p: &mut process::Process, addr: u64, len: u64) -> Result<Vec<u8>, Error> {
+fn copy_from_user(p: &mut Process, addr: u64, len: u64) -> Result<Vec<u8>, Error> {
     let end = user_range(addr, len)?;
     let mut out = Vec::new();
     out.try_reserve(len as usize)
@@ -294,7 +277,7 @@ fn copy_from_user(p: &mut process::Process, addr: u64, len: u64) -> Result<Vec<u
     Ok(out)
 }
 
-fn copy_to_user(p: &mut process::Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {
+fn copy_to_user(p: &mut Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {
     let end = user_range(addr, bytes.len() as u64)?;
     // Check every page first so that a failure writes nothing.
     let mut at = addr & !(PAGE - 1);
@@ -328,234 +311,7 @@ fn debug_write(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Erro
     if len > abi::MAX_DEBUG_WRITE {
         return Err(Error::InvalidArgument);
     }
-    let bytes = copy_from_user(proc(k, pid), ptr, len)?;
+    let bytes = copy_from_user(k.caller(pid)?, ptr, len)?;
     crate::serial::with(|c| c.write_user(&bytes));
     Ok(len)
-}
-
-fn alloc_error(e: AllocError) -> Error {
-    match e {
-        AllocError::OutOfMemory => Error::OutOfMemory,
-        AllocError::InUse => Error::FrameInUse,
-        AllocError::Reserved => Error::PermissionDenied,
-        AllocError::NotRam | AllocError::OutOfRange => Error::InvalidFrame,
-        _ => Error::InvalidArgument,
-    }
-}
-
-/// Puts a freshly owned run into the caller's table; on a full table the
-/// run goes straight back.
-fn grant(k: &mut Kernel, pid: u64, kind: CapKind, rights: Rights) -> Result<u64, Error> {
-    k.own_new(kind);
-    match proc(k, pid).caps.insert(Cap {
-        kind,
-        rights,
-        mapped: 0,
-    }) {
-        Ok(h) => Ok(h.raw()),
-        Err(e) => {
-            k.drop_ref(kind);
-            Err(e.into())
-        }
-    }
-}
-
-/// Zeroes a run just taken from the allocator (no data from its last
-/// owner) and grants it to the caller with every right.
-#[inline]
-fn grant_ram(k: &mut Kernel, pid: u64, first: u64, count: u64) -> Result<u64, Error> {
-    memory::zero_frames(first * PAGE, count);
-    grant(k, pid, CapKind::Ram { first, count }, Rights::ALL)
-}
-
-#[inline]
-fn frame_alloc(k: &mut Kernel, pid: u64) -> Result<u64, Error> {
-    let frame = memory::frames(|f| f.alloc.alloc()).map_err(alloc_error)?;
-    grant_ram(k, pid, frame, 1)
-}
-
-#[inline(never)]
-fn frame_alloc_at(k: &mut Kernel, pid: u64, phys: u64) -> Result<u64, Error> {
-    if !phys.is_multiple_of(PAGE) {
-        return Err(Error::InvalidArgument);
-    }
-    if phys >> crate::arch::phys_addr_bits() != 0 {
-        return Err(Error::InvalidFrame);
-    }
-    let frame = phys / PAGE;
-    match memory::classify(frame) {
-        FrameClass::Usable => {
-            memory::frames(|f| f.alloc.alloc_at(frame)).map_err(alloc_error)?;
-            grant_ram(k, pid, frame, 1)
-        }
-        FrameClass::Reserved => Err(Error::PermissionDenied),
-        FrameClass::NotRam => {
-            // Device space: for drivers only, and never the kernel's own
-            // interrupt controllers (whoever programs them can inject any
-            // vector or silence the timer).
-            if !proc(k, pid).driver
-                || phys == crate::arch::local_apic_page()
-                || phys == crate::arch::IOAPIC_PAGE
-            {
-                return Err(Error::PermissionDenied);
-            }
-            if k.device_claimed(frame) {
-                return Err(Error::FrameInUse);
-            }
-            grant(k, pid, CapKind::Device { frame }, Rights::ALL)
-        }
-    }
-}
-
-#[inline(never)]
-fn frame_alloc_contiguous(
-    k: &mut Kernel,
-    pid: u64,
-    count: u64,
-    align: u64,
-    max_phys: u64,
-) -> Result<u64, Error> {
-    if count == 0 || count > MAX_CONTIGUOUS_FRAMES || align == 0 || !align.is_power_of_two() {
-        return Err(Error::InvalidArgument);
-    }
-    let limit = if max_phys == 0 {
-        None
-    } else {
-        Some(max_phys / PAGE)
-    };
-    let first =
-        memory::frames(|f| f.alloc.alloc_contiguous(count, align, limit)).map_err(alloc_error)?;
-    grant_ram(k, pid, first, count)
-}
-
-#[inline]
-fn frame_free(k: &mut Kernel, pid: u64, h: Handle) -> Result<u64, Error> {
-    let p = proc(k, pid);
-    let cap = p.caps.remove(h)?;
-    if cap.mapped > 0 {
-        // The handle is gone from the table already; its records remain.
-        Kernel::unmap_handle(p, h);
-    }
-    k.drop_ref(cap.kind);
-    Ok(0)
-}
-
-#[inline]
-fn unmap(k: &mut Kernel, pid: u64, vaddr: u64) -> Result<u64, Error> {
-    // Only where `map` could have put something: no walk elsewhere.
-    if !vaddr.is_multiple_of(PAGE) || !(USER_MIN..USER_MAP_TOP).contains(&vaddr) {
-        return Err(Error::NotMapped);
-    }
-    if Kernel::unmap_at(proc(k, pid), vaddr) {
-        Ok(0)
-    } else {
-        Err(Error::NotMapped)
-    }
-}
-
-#[inline]
-fn map(k: &mut Kernel, pid: u64, h: Handle, vaddr: u64, flags: MapFlags) -> Result<u64, Error> {
-    // `flags` was decoded: defined bits only, never WRITE|EXEC.
-    let p = proc(k, pid);
-    // One lookup: the capability stays borrowed (its `mapped` count goes
-    // up at the end) while the space and the records are used.
-    let cap = p.caps.get_mut(h)?;
-    require(cap.rights, Rights::MAP | Rights::READ)?;
-    if flags.contains(MapFlags::WRITE) {
-        require(cap.rights, Rights::WRITE)?;
-    }
-    let device = matches!(cap.kind, CapKind::Device { .. });
-    if device && flags.contains(MapFlags::EXEC) {
-        return Err(Error::InvalidArgument);
-    }
-    let (first, count) = cap.kind.frames();
-    // Each mapping costs kernel heap: a process gets a bounded number.
-    if p.mappings.len() >= process::MAX_MAPPINGS {
-        return Err(Error::OutOfMemory);
-    }
-    if !vaddr.is_multiple_of(PAGE) || vaddr < USER_MIN {
-        return Err(Error::InvalidAddress);
-    }
-    let end = vaddr
-        .checked_add(count * PAGE)
-        .filter(|&end| end <= USER_MAP_TOP)
-        .ok_or(Error::InvalidAddress)?;
-    // Multi-page runs are checked first so that a refusal maps nothing
-    // (a single page is checked by `map` itself).
-    let mut page = vaddr;
-    while count > 1 && page < end {
-        if p.space.is_mapped(page) {
-            return Err(Error::AlreadyMapped);
-        }
-        page += PAGE;
-    }
-    let pf = PageFlags {
-        write: flags.contains(MapFlags::WRITE),
-        exec: flags.contains(MapFlags::EXEC),
-        uncached: device || flags.contains(MapFlags::UNCACHED),
-    };
-    let slot = p
-        .mappings
-        .insert(MapRecord {
-            start: vaddr,
-            handle: h,
-            pages: count,
-        })
-        .map_err(|_| Error::OutOfMemory)?;
-    let tag = Some(slot as crate::arch::paging::Tag);
-    for i in 0..count {
-        if let Err(e) = p.space.map(vaddr + i * PAGE, (first + i) * PAGE, pf, tag) {
-            for j in 0..i {
-                p.space.unmap(vaddr + j * PAGE);
-            }
-            p.mappings.remove(slot);
-            return Err(match e {
-                MapError::AlreadyMapped => Error::AlreadyMapped,
-                MapError::OutOfMemory => Error::OutOfMemory,
-            });
-        }
-    }
-    cap.mapped += 1;
-    Ok(0)
-}
-
-#[inline(never)]
-fn cap_transfer(
-    k: &mut Kernel,
-    pid: u64,
-    h: Handle,
-    target: u64,
-    rights: Rights,
-    flags: TransferFlags,
-) -> Result<u64, Error> {
-    let cap = *proc(k, pid).caps.get(h)?;
-    require(cap.rights, Rights::TRANSFER)?;
-    require(cap.rights, rights)?;
-    let receiver = k.procs.get_mut(&target).ok_or(Error::NoSuchProcess)?;
-    if receiver.inbox.len() >= process::INBOX_CAPACITY {
-        return Err(Error::CapTableFull);
-    }
-    receiver.inbox.push_back(Cap {
-        kind: cap.kind,
-        rights,
-        mapped: 0,
-    });
-    k.add_ref(cap.kind);
-    if flags.contains(TransferFlags::MOVE) {
-        frame_free(k, pid, h)?;
-    }
-    Ok(0)
-}
-
-#[inline(never)]
-fn cap_recv(k: &mut Kernel, pid: u64) -> Result<u64, Error> {
-    let p = proc(k, pid);
-    let cap = p.inbox.pop_front().ok_or(Error::WouldBlock)?;
-    match p.caps.try_insert(cap) {
-        Ok(h) => Ok(h.raw()),
-        Err((e, cap)) => {
-            p.inbox.push_front(cap);
-            Err(e.into())
-        }
-    }
 }

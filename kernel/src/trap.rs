@@ -32,9 +32,9 @@ fn dispatch(frame: &mut TrapFrame) {
         if frame.from_user() && vector == pic::TIMER_VECTOR as u64 {
             // Preemption: round robin.
             process::with(|k| {
-                let current = k.current;
-                k.save_current(frame);
-                k.switch_after(current, frame);
+                let current = k.current();
+                crate::sched::save_current(k, frame);
+                crate::sched::switch_after(k, current, frame);
             });
         }
         return;
@@ -49,9 +49,9 @@ fn dispatch(frame: &mut TrapFrame) {
         // A fault in a library OS ends that process only.
         let why = describe(frame);
         process::with(|k| {
-            let current = k.current;
-            k.end(current, process::Ending::Faulted(why));
-            if !k.switch_after(current, frame) {
+            let current = k.current();
+            process::end(k, current, process::Ending::Faulted(why));
+            if !crate::sched::switch_after(k, current, frame) {
                 crate::finish(k);
             }
         });

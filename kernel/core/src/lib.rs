@@ -8,6 +8,8 @@
 //! - [`elf`]: validation of user ELF programs into a load plan.
 //! - [`ramdisk`]: the boot ramdisk's archive format (programs by name).
 //! - [`slab`]: values at small stable indices (a process's `map` records).
+//! - [`object`]: the object model (processes, ledger, mappings, the memory
+//!   syscalls' semantics, invariant checks) over two small traits.
 //!
 //! Nothing here touches hardware; the kernel's `arch` glue does that.
 #![cfg_attr(not(test), no_std)]
@@ -19,6 +21,7 @@ pub mod captable;
 pub mod elf;
 pub mod frame_alloc;
 pub mod memmap;
+pub mod object;
 pub mod ramdisk;
 pub mod slab;
 

@@ -7,29 +7,11 @@ use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{PageTable, PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 
-/// Why a mapping could not be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MapError {
-    /// The page is already mapped.
-    AlreadyMapped,
-    /// No frame for a page table, or the space's table quota is spent.
-    OutOfMemory,
-}
+pub use exo_core::object::{MapError, PageFlags, Tag, TAGS};
 
 /// Page-table frames one address space may use (bounds kernel memory spent
 /// on behalf of one process: 1024 tables map well over 1 GiB sparse).
-pub const MAX_TABLES: u64 = 1024;
-
-/// How a user page is mapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageFlags {
-    /// Writable.
-    pub write: bool,
-    /// Executable.
-    pub exec: bool,
-    /// Uncached (PCD|PWT: UC with the default PAT).
-    pub uncached: bool,
-}
+pub const MAX_TABLES: u64 = abi::bounds::PAGE_TABLES;
 
 /// A user address space.
 pub struct AddressSpace {
@@ -68,13 +50,7 @@ const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
 /// keys, bits 59..=62 would pick a key).
 const TAG_SHIFT: u32 = 52;
 const TAG_MASK: u64 = 0x7ff;
-/// Largest tag plus one: tags index a process's mapping records.
-pub const TAGS: usize = 1 << 11;
-
-/// An 11-bit number kept in a leaf entry's ignored bits: the index of the
-/// process's record of the `map` call that made the mapping, so `unmap`
-/// finds the record with the walk it makes anyway.
-pub type Tag = u16;
+const _: () = assert!(TAGS == 1 << 11, "tags are PTE bits 52..=62");
 
 /// The tag a leaf entry carries, if any.
 fn tag_of(entry: u64) -> Option<Tag> {

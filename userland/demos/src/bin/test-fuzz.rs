@@ -1176,7 +1176,14 @@ impl Fuzz {
                 self.violation(format_args!("unmap({va:#x}) removed an unknown mapping"))
             }
             (None, Err(e)) => {
-                self.expect_err("unmap where we mapped nothing", Err(e), Error::NotMapped)
+                // The rule `map` uses: an address it could never use is
+                // invalid; a valid one where nothing starts is not mapped.
+                let want = if va % PAGE != 0 || !(USER_MIN..USER_MAP_TOP).contains(&va) {
+                    Error::InvalidAddress
+                } else {
+                    Error::NotMapped
+                };
+                self.expect_err("unmap where we mapped nothing", Err(e), want)
             }
         }
     }

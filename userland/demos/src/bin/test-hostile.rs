@@ -267,7 +267,12 @@ fn main() -> Result<(), Error> {
     t.expect(
         "unmap a kernel address",
         s(Sysnum::Unmap, [KERNEL_HALF, 0, 0, 0, 0, 0]),
-        Error::NotMapped,
+        Error::InvalidAddress,
+    );
+    t.expect(
+        "unmap an unaligned address",
+        s(Sysnum::Unmap, [VA + 8, 0, 0, 0, 0, 0]),
+        Error::InvalidAddress,
     );
     free(h).expect("free mapped");
     t.expect(

@@ -1,0 +1,145 @@
+//! The object model's invariants, checked against every table: frame
+//! conservation, the ledger against the capabilities that exist, device
+//! claims, and each process's `map` records against its capabilities and
+//! its address space. The kernel runs the check periodically and at the
+//! end of a run; the host tests run it after every step.
+use super::{AddressSpace, CapKind, Kernel, Platform, Process, PAGE};
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+
+impl<P: Platform> Kernel<P> {
+    /// Checks conservation and the ledger against every table; returns a
+    /// description of the first violation.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let s = self.stats(0);
+        let allocated = s.total - s.free - s.reserved;
+        if allocated != s.kernel + s.held_by_all {
+            return Err(format!(
+                "conservation broken: total {} != free {} + reserved {} + kernel {} + held {}",
+                s.total, s.free, s.reserved, s.kernel, s.held_by_all
+            ));
+        }
+        // Count the references each run has in tables and inboxes.
+        let mut refs: BTreeMap<u64, (CapKind, u64)> = BTreeMap::new();
+        let mut private = 0;
+        for proc in self.procs.values() {
+            private += proc.private.len() as u64;
+            let kinds = proc
+                .caps
+                .iter()
+                .map(|(_, c)| c.kind)
+                .chain(proc.inbox.iter().map(|c| c.kind));
+            for kind in kinds {
+                let entry = refs.entry(kind.frames().0).or_insert((kind, 0));
+                if entry.0 != kind {
+                    return Err(format!(
+                        "frame {:#x} named as {:?} and as {kind:?}",
+                        kind.frames().0,
+                        entry.0
+                    ));
+                }
+                entry.1 += 1;
+            }
+            for &frame in &proc.private {
+                if self.platform.is_free(frame) {
+                    return Err(format!(
+                        "pid {}: private frame {frame:#x} is free",
+                        proc.pid
+                    ));
+                }
+            }
+        }
+        if private != self.ledger.held_private {
+            return Err(format!(
+                "processes hold {private} private frames, ledger says {}",
+                self.ledger.held_private
+            ));
+        }
+        let mut ram = 0;
+        for (first, (kind, n)) in &refs {
+            let extra = self.ledger.shared.get(first).copied().unwrap_or(0);
+            if extra + 1 != *n {
+                return Err(format!(
+                    "frame run {first:#x}: {n} references, ledger says {}",
+                    extra + 1
+                ));
+            }
+            match *kind {
+                CapKind::Device { frame } => {
+                    if !self.ledger.devices.contains(&frame) {
+                        return Err(format!("device frame {frame:#x} held but not claimed"));
+                    }
+                }
+                CapKind::Ram { first, count } => {
+                    ram += count;
+                    if (0..count).any(|i| self.platform.is_free(first + i)) {
+                        return Err(format!("frame run {first:#x} held but free"));
+                    }
+                }
+            }
+        }
+        if self.ledger.shared.keys().any(|k| !refs.contains_key(k)) {
+            return Err("the ledger lists a shared run no capability names".into());
+        }
+        if self.ledger.devices.iter().any(|d| !refs.contains_key(d)) {
+            return Err("a device claim outlived its capabilities".into());
+        }
+        for proc in self.procs.values() {
+            check_mappings(proc)?;
+        }
+        if ram != self.ledger.held_ram {
+            return Err(format!(
+                "capabilities name {ram} RAM frames, ledger says {}",
+                self.ledger.held_ram
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A process's `map` records against its capabilities and address space:
+/// every record names a live capability, whose `mapped` count is its number
+/// of records; the first and last page of each record map the right frames
+/// and carry the record's index as their tag.
+fn check_mappings<S: AddressSpace, R>(proc: &Process<S, R>) -> Result<(), String> {
+    let mut per_handle: BTreeMap<u64, u32> = BTreeMap::new();
+    for (slot, m) in proc.mappings.iter() {
+        let cap = proc.caps.get(m.handle).map_err(|_| {
+            format!(
+                "pid {}: mapping at {:#x} names a dead handle",
+                proc.pid, m.start
+            )
+        })?;
+        *per_handle.entry(m.handle.raw()).or_insert(0) += 1;
+        let (first, count) = cap.kind.frames();
+        for i in [0, m.pages - 1] {
+            let at = m.start + i * PAGE;
+            let want = (first + i) * PAGE;
+            match proc.space.frame_and_tag(at) {
+                Some((phys, Some(tag)))
+                    if phys == want && usize::from(tag) == slot && m.pages == count => {}
+                found => {
+                    return Err(format!(
+                        "pid {}: page {at:#x} of mapping {slot}: expected frame {want:#x} \
+                         tagged {slot}, found {found:?}",
+                        proc.pid
+                    ))
+                }
+            }
+        }
+    }
+    for (h, cap) in proc.caps.iter() {
+        let records = per_handle.get(&h.raw()).copied().unwrap_or(0);
+        if cap.mapped != records {
+            return Err(format!(
+                "pid {}: handle {:#x} counts {} mappings, {} records name it",
+                proc.pid,
+                h.raw(),
+                cap.mapped,
+                records
+            ));
+        }
+    }
+    Ok(())
+}

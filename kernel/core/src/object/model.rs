@@ -1,0 +1,95 @@
+//! A [`Platform`] for host tests: the real frame allocator over a made-up
+//! memory map, [`ModelSpace`] address spaces, no registers. Zeroing is
+//! recorded, not done (there is no memory behind the frames).
+use super::space::ModelSpace;
+use super::Platform;
+use crate::frame_alloc::{self, AllocError, FrameAllocator};
+use crate::memmap::{FrameClass, MemoryMap, Region};
+use abi::FrameStats;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// The model machine.
+pub struct ModelPlatform {
+    /// The allocator over the made-up map.
+    pub alloc: FrameAllocator<'static>,
+    /// Frames handed out zeroed, in order (`(first, count)`).
+    pub zeroed: Vec<(u64, u64)>,
+    /// `bug` reports.
+    pub bugs: Vec<String>,
+    /// Frames the "kernel" took for itself (tests use it to plant a leak).
+    pub kernel: u64,
+}
+
+/// Device page the model keeps for itself (like the kernel's APIC).
+pub const KEPT_DEVICE_PAGE: u64 = 0xfee0_0000;
+
+impl ModelPlatform {
+    /// `frames` frames of usable RAM from 1 MiB, a reserved page below it,
+    /// and a device hole between.
+    pub fn new(frames: u64) -> Self {
+        let map = MemoryMap::new([
+            Region::reserved(0xf_f000, 0x10_0000),
+            Region::usable(0x10_0000, 0x10_0000 + frames * abi::PAGE_SIZE),
+        ]);
+        let words = frame_alloc::storage_words(&map);
+        let storage: &'static mut [u64] = Box::leak(vec![0u64; words].into_boxed_slice());
+        ModelPlatform {
+            alloc: FrameAllocator::new(&map, storage).expect("allocator"),
+            zeroed: Vec::new(),
+            bugs: Vec::new(),
+            kernel: 0,
+        }
+    }
+}
+
+impl Platform for ModelPlatform {
+    type Space = ModelSpace;
+    type Regs = ();
+    fn alloc(&mut self) -> Result<u64, AllocError> {
+        self.alloc.alloc()
+    }
+    fn alloc_at(&mut self, frame: u64) -> Result<(), AllocError> {
+        self.alloc.alloc_at(frame)
+    }
+    fn alloc_contiguous(
+        &mut self,
+        count: u64,
+        align: u64,
+        limit: Option<u64>,
+    ) -> Result<u64, AllocError> {
+        self.alloc.alloc_contiguous(count, align, limit)
+    }
+    fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
+        self.alloc.free_range(first, count)
+    }
+    fn is_free(&self, frame: u64) -> bool {
+        self.alloc.is_free(frame)
+    }
+    fn classify(&self, frame: u64) -> FrameClass {
+        self.alloc.classify(frame)
+    }
+    fn phys_addr_bits(&self) -> u32 {
+        40
+    }
+    fn device_claimable(&self, phys: u64) -> bool {
+        phys != KEPT_DEVICE_PAGE
+    }
+    fn zero(&mut self, first: u64, count: u64) {
+        self.zeroed.push((first, count));
+    }
+    fn counters(&self) -> FrameStats {
+        FrameStats {
+            total: self.alloc.total(),
+            free: self.alloc.free_frames(),
+            reserved: self.alloc.reserved(),
+            kernel: self.kernel,
+            ..Default::default()
+        }
+    }
+    fn bug(&mut self, what: core::fmt::Arguments<'_>) {
+        self.bugs.push(alloc::format!("{what}"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Processes as the object model sees them, and the table of live ones.
+use super::ledger::Cap;
+use crate::captable::CapTable;
+use crate::slab::Slab;
+use abi::Handle;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// A mapping made with `map`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapRecord {
+    /// Its first page.
+    pub start: u64,
+    /// The capability it maps through.
+    pub handle: Handle,
+    /// Pages mapped from the start address.
+    pub pages: u64,
+}
+
+/// How a process ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// It called `exit(code)`.
+    Exited(u64),
+    /// The kernel ended it for a fault.
+    Faulted(String),
+}
+
+/// A library OS: its address space `S`, saved registers `R`, capabilities,
+/// `map` records, inbox and private frames.
+pub struct Process<S, R> {
+    /// Process id (never reused).
+    pub pid: u64,
+    /// Name from the ramdisk.
+    pub name: String,
+    /// Saved user registers while it is not running.
+    pub regs: R,
+    /// Its address space.
+    pub space: S,
+    /// Its capabilities.
+    pub caps: CapTable<Cap>,
+    /// Its `map` mappings. Each mapped page's leaf carries the index of
+    /// its record as a tag.
+    pub mappings: Slab<super::procs::MapRecord>,
+    /// Capabilities sent to it, not yet received.
+    pub inbox: VecDeque<Cap>,
+    /// Frames of its program image and stack (owned, not capabilities).
+    pub private: Vec<u64>,
+    /// May claim device frames. Without an IOMMU a device that can DMA can
+    /// reach all of memory, so driving hardware is a privilege the person
+    /// booting grants, not something a program can take.
+    pub driver: bool,
+}
+
+impl<S, R: Default> Process<S, R> {
+    /// A process with nothing yet: no capabilities, mappings or frames.
+    pub fn new(pid: u64, name: &str, space: S, driver: bool, key: u64) -> Self {
+        Process {
+            pid,
+            name: name.into(),
+            regs: R::default(),
+            space,
+            caps: CapTable::new(abi::bounds::CAPS, key),
+            mappings: Slab::new(abi::bounds::MAPPINGS),
+            inbox: VecDeque::new(),
+            private: Vec::new(),
+            driver,
+        }
+    }
+}
+
+/// The live processes, in pid order. Pids only grow, so a new process is
+/// appended; a lookup by pid is a binary search over at most
+/// [`abi::MAX_PROCESSES`] entries, and the running process (every
+/// syscall's caller) is found through a cached index, checked by pid.
+pub struct Procs<S, R> {
+    list: Vec<Process<S, R>>,
+    /// Index of the running process in `list`: a hint, right unless a
+    /// process below it has ended since (then the search finds it).
+    running: usize,
+}
+
+impl<S, R> Default for Procs<S, R> {
+    fn default() -> Self {
+        Procs {
+            // Never reallocates: the kernel refuses beyond MAX_PROCESSES.
+            list: Vec::with_capacity(abi::MAX_PROCESSES),
+            running: 0,
+        }
+    }
+}
+
+impl<S, R> Procs<S, R> {
+    fn index(&self, pid: u64) -> Option<usize> {
+        self.list.binary_search_by_key(&pid, |p| p.pid).ok()
+    }
+
+    /// Live processes.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether none is left.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Process `pid`.
+    pub fn get(&self, pid: u64) -> Option<&Process<S, R>> {
+        self.list.get(self.index(pid)?)
+    }
+
+    /// Process `pid`.
+    pub fn get_mut(&mut self, pid: u64) -> Option<&mut Process<S, R>> {
+        let i = self.index(pid)?;
+        self.list.get_mut(i)
+    }
+
+    /// Process `pid`, without a search when it is the running one.
+    #[inline]
+    pub fn running_mut(&mut self, pid: u64) -> Option<&mut Process<S, R>> {
+        let i = self.running;
+        if self.list.get(i).is_some_and(|p| p.pid == pid) {
+            return self.list.get_mut(i);
+        }
+        self.get_mut(pid)
+    }
+
+    /// Adds a process; its pid must be above every live one.
+    pub(super) fn push(&mut self, proc: Process<S, R>) {
+        debug_assert!(self.list.last().is_none_or(|l| l.pid < proc.pid));
+        self.list.push(proc);
+    }
+
+    /// Takes process `pid` out.
+    pub(super) fn remove(&mut self, pid: u64) -> Option<Process<S, R>> {
+        let i = self.index(pid)?;
+        Some(self.list.remove(i))
+    }
+
+    /// Live processes in pid order.
+    pub fn values(&self) -> impl Iterator<Item = &Process<S, R>> {
+        self.list.iter()
+    }
+
+    /// The pid that runs after `after` (round robin in pid order).
+    pub fn next_after(&self, after: u64) -> Option<u64> {
+        self.list
+            .iter()
+            .find(|p| p.pid > after)
+            .or(self.list.first())
+            .map(|p| p.pid)
+    }
+
+    /// Records that `pid` runs now.
+    pub fn set_running(&mut self, pid: u64) {
+        if let Some(i) = self.index(pid) {
+            self.running = i;
+        }
+    }
+}

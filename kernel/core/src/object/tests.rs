@@ -1,0 +1,611 @@
+//! Syscall semantics across processes against a reference model, and
+//! planted bugs that the invariant check must catch.
+use super::model::{ModelPlatform, KEPT_DEVICE_PAGE};
+use super::space::ModelSpace;
+use super::*;
+use abi::{Error, Handle, MapFlags, Rights, TransferFlags};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, VecDeque};
+use std::vec::Vec;
+
+const FRAMES: u64 = 96;
+const FIRST_RAM: u64 = 0x100;
+const MAP_BASE: u64 = 0x4000_0000;
+/// Slots are 4 pages apart, so that runs of up to 8 pages overlap others.
+const SLOT: u64 = 4 * PAGE;
+
+type K = Kernel<ModelPlatform>;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct MCap {
+    first: u64,
+    count: u64,
+    rights: Rights,
+    device: bool,
+}
+
+#[derive(Default, Debug)]
+struct MProc {
+    driver: bool,
+    caps: BTreeMap<u64, MCap>,
+    inbox: VecDeque<MCap>,
+    /// Mapping start -> (handle, pages, first frame, flags).
+    maps: BTreeMap<u64, (u64, u64, u64, PageFlags)>,
+}
+
+#[derive(Default, Debug)]
+struct Model {
+    procs: BTreeMap<u64, MProc>,
+    /// First frame -> references (tables and inboxes).
+    refs: BTreeMap<u64, u64>,
+    /// RAM frames held (each once).
+    held: u64,
+    free_at_start: u64,
+}
+
+impl Model {
+    fn add_ref(&mut self, c: &MCap) {
+        *self.refs.entry(c.first).or_insert(0) += 1;
+    }
+    fn own_new(&mut self, c: &MCap) {
+        assert!(!self.refs.contains_key(&c.first), "{c:?} handed out twice");
+        self.refs.insert(c.first, 1);
+        if !c.device {
+            self.held += c.count;
+        }
+    }
+    fn drop_ref(&mut self, c: &MCap) {
+        let n = self.refs.get_mut(&c.first).expect("referenced");
+        *n -= 1;
+        if *n == 0 {
+            self.refs.remove(&c.first);
+            if !c.device {
+                self.held -= c.count;
+            }
+        }
+    }
+    fn ram_frame_in_use(&self, frame: u64) -> bool {
+        self.procs.values().any(|p| {
+            p.caps
+                .values()
+                .chain(p.inbox.iter())
+                .any(|c| !c.device && (c.first..c.first + c.count).contains(&frame))
+        })
+    }
+    fn device_claimed(&self, frame: u64) -> bool {
+        self.refs.contains_key(&frame)
+            && self.procs.values().any(|p| {
+                p.caps
+                    .values()
+                    .chain(p.inbox.iter())
+                    .any(|c| c.device && c.first == frame)
+            })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Spawn {
+        driver: bool,
+    },
+    Alloc {
+        p: usize,
+    },
+    AllocAt {
+        p: usize,
+        which: u8,
+        n: u64,
+    },
+    Contig {
+        p: usize,
+        count: u64,
+        align_log: u32,
+    },
+    Free {
+        p: usize,
+        h: usize,
+    },
+    Phys {
+        p: usize,
+        h: usize,
+    },
+    Map {
+        p: usize,
+        h: usize,
+        slot: u64,
+        flags: u64,
+    },
+    Unmap {
+        p: usize,
+        slot: u64,
+        odd: u8,
+    },
+    Transfer {
+        p: usize,
+        h: usize,
+        to: usize,
+        rights: u64,
+        mv: bool,
+    },
+    Recv {
+        p: usize,
+    },
+    Exit {
+        p: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => any::<bool>().prop_map(|driver| Op::Spawn { driver }),
+        6 => (0..4usize).prop_map(|p| Op::Alloc { p }),
+        3 => (0..4usize, 0..4u8, 0..FRAMES + 4).prop_map(|(p, which, n)| Op::AllocAt { p, which, n }),
+        3 => (0..4usize, 1..10u64, 0..4u32).prop_map(|(p, count, align_log)| Op::Contig { p, count, align_log }),
+        5 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Free { p, h }),
+        2 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Phys { p, h }),
+        8 => (0..4usize, 0..12usize, 0..8u64, 0..9u64).prop_map(|(p, h, slot, flags)| Op::Map { p, h, slot, flags }),
+        5 => (0..4usize, 0..8u64, 0..6u8).prop_map(|(p, slot, odd)| Op::Unmap { p, slot, odd }),
+        5 => (0..4usize, 0..12usize, 0..4usize, 0..16u64, any::<bool>())
+            .prop_map(|(p, h, to, rights, mv)| Op::Transfer { p, h, to, rights, mv }),
+        4 => (0..4usize).prop_map(|p| Op::Recv { p }),
+        1 => (0..4usize).prop_map(|p| Op::Exit { p }),
+    ]
+}
+
+struct World {
+    k: K,
+    m: Model,
+}
+
+impl World {
+    fn new() -> Self {
+        let k = Kernel::new(ModelPlatform::new(FRAMES), 7);
+        let free_at_start = k.stats(0).free;
+        let mut w = World {
+            k,
+            m: Model {
+                free_at_start,
+                ..Model::default()
+            },
+        };
+        w.spawn(false);
+        w.spawn(true);
+        w
+    }
+
+    fn spawn(&mut self, driver: bool) {
+        let space = ModelSpace::default();
+        if let Some(p) = self.k.new_process("p", space, driver) {
+            let pid = self.k.admit(p);
+            self.m.procs.insert(
+                pid,
+                MProc {
+                    driver,
+                    ..MProc::default()
+                },
+            );
+        }
+    }
+
+    fn pid(&self, p: usize) -> Option<u64> {
+        let pids: Vec<u64> = self.m.procs.keys().copied().collect();
+        (!pids.is_empty()).then(|| pids[p % pids.len()])
+    }
+
+    /// A handle of `pid`: one it holds, or (past the end) a forged one.
+    fn handle(&self, pid: u64, h: usize) -> u64 {
+        let caps: Vec<u64> = self.m.procs[&pid].caps.keys().copied().collect();
+        caps.get(h).copied().unwrap_or(0x5eed_0000 + h as u64)
+    }
+
+    /// Records a capability the kernel just granted.
+    fn granted(&mut self, pid: u64, h: u64, device: bool, count: u64) {
+        let first = self
+            .k
+            .frame_phys(pid, Handle::from_raw(h))
+            .expect("fresh cap has MAP")
+            / PAGE;
+        let c = MCap {
+            first,
+            count,
+            rights: Rights::ALL,
+            device,
+        };
+        if !device {
+            for f in first..first + count {
+                assert!(!self.m.ram_frame_in_use(f), "frame {f:#x} handed out twice");
+            }
+        }
+        self.m.own_new(&c);
+        self.m.procs.get_mut(&pid).unwrap().caps.insert(h, c);
+    }
+
+    fn remove_cap(&mut self, pid: u64, h: u64) {
+        let p = self.m.procs.get_mut(&pid).unwrap();
+        let c = p.caps.remove(&h).unwrap();
+        p.maps.retain(|_, m| m.0 != h);
+        self.m.drop_ref(&c);
+    }
+
+    fn step(&mut self, op: &Op) {
+        match *op {
+            Op::Spawn { driver } => self.spawn(driver),
+            Op::Alloc { p } => {
+                let Some(pid) = self.pid(p) else { return };
+                let free = self.k.stats(0).free;
+                let r = self.k.frame_alloc(pid);
+                if free == 0 {
+                    assert_eq!(r, Err(Error::OutOfMemory));
+                } else {
+                    self.granted(pid, r.expect("a frame is free"), false, 1);
+                }
+            }
+            Op::AllocAt { p, which, n } => {
+                let Some(pid) = self.pid(p) else { return };
+                let (phys, kind) = match which {
+                    0 => ((FIRST_RAM + n) * PAGE, 0),
+                    1 => (0xff * PAGE, 1),
+                    2 => ((0x10 + n % 4) * PAGE, 2),
+                    _ => (KEPT_DEVICE_PAGE, 3),
+                };
+                let r = self.k.frame_alloc_at(pid, phys);
+                let frame = phys / PAGE;
+                let driver = self.m.procs[&pid].driver;
+                let want = match kind {
+                    // Past the end of RAM is a hole in the map: device space.
+                    0 if frame >= FIRST_RAM + FRAMES => {
+                        if !driver {
+                            Err(Error::PermissionDenied)
+                        } else if self.m.device_claimed(frame) {
+                            Err(Error::FrameInUse)
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    0 if self.m.ram_frame_in_use(frame) => Err(Error::FrameInUse),
+                    0 => Ok(()),
+                    1 => Err(Error::PermissionDenied),
+                    2 if !driver => Err(Error::PermissionDenied),
+                    2 if self.m.device_claimed(frame) => Err(Error::FrameInUse),
+                    2 => Ok(()),
+                    _ => Err(Error::PermissionDenied),
+                };
+                match (want, r) {
+                    (Ok(()), Ok(h)) => {
+                        self.granted(pid, h, kind == 2 || frame >= FIRST_RAM + FRAMES, 1)
+                    }
+                    (Err(e), got) => assert_eq!(got, Err(e), "alloc_at {phys:#x}"),
+                    (Ok(()), Err(e)) => panic!("alloc_at {phys:#x}: {e:?}"),
+                }
+            }
+            Op::Contig {
+                p,
+                count,
+                align_log,
+            } => {
+                let Some(pid) = self.pid(p) else { return };
+                let align = 1 << align_log;
+                if let Ok(h) = self.k.frame_alloc_contiguous(pid, count, align, 0) {
+                    self.granted(pid, h, false, count);
+                    let first = self.m.procs[&pid].caps[&h].first;
+                    assert_eq!(first % align, 0, "alignment");
+                }
+            }
+            Op::Free { p, h } => {
+                let Some(pid) = self.pid(p) else { return };
+                let h = self.handle(pid, h);
+                let live = self.m.procs[&pid].caps.contains_key(&h);
+                let r = self.k.frame_free(pid, Handle::from_raw(h));
+                if live {
+                    assert_eq!(r, Ok(0));
+                    self.remove_cap(pid, h);
+                } else {
+                    assert_eq!(r, Err(Error::BadCapability));
+                }
+            }
+            Op::Phys { p, h } => {
+                let Some(pid) = self.pid(p) else { return };
+                let h = self.handle(pid, h);
+                let want = match self.m.procs[&pid].caps.get(&h) {
+                    None => Err(Error::BadCapability),
+                    Some(c) if !c.rights.contains(Rights::MAP) => Err(Error::PermissionDenied),
+                    Some(c) => Ok(c.first * PAGE),
+                };
+                assert_eq!(self.k.frame_phys(pid, Handle::from_raw(h)), want);
+            }
+            Op::Map { p, h, slot, flags } => {
+                let Some(pid) = self.pid(p) else { return };
+                let h = self.handle(pid, h);
+                // Decoded as the syscall table decodes it.
+                let Ok(flags) = <MapFlags as abi::Arg>::decode(flags) else {
+                    return;
+                };
+                let vaddr = MAP_BASE + slot * SLOT;
+                let r = self.k.map(pid, Handle::from_raw(h), vaddr, flags);
+                let mp = &self.m.procs[&pid];
+                let want = match mp.caps.get(&h) {
+                    None => Err(Error::BadCapability),
+                    Some(c) => {
+                        let overlaps = mp.maps.iter().any(|(&s, &(_, n, _, _))| {
+                            s < vaddr + c.count * PAGE && vaddr < s + n * PAGE
+                        });
+                        if !c.rights.contains(Rights::MAP | Rights::READ)
+                            || (flags.contains(MapFlags::WRITE)
+                                && !c.rights.contains(Rights::WRITE))
+                        {
+                            Err(Error::PermissionDenied)
+                        } else if c.device && flags.contains(MapFlags::EXEC) {
+                            Err(Error::InvalidArgument)
+                        } else if overlaps {
+                            Err(Error::AlreadyMapped)
+                        } else {
+                            Ok(*c)
+                        }
+                    }
+                };
+                match (want, r) {
+                    (Ok(c), Ok(0)) => {
+                        let pf = PageFlags {
+                            write: flags.contains(MapFlags::WRITE),
+                            exec: flags.contains(MapFlags::EXEC),
+                            uncached: c.device || flags.contains(MapFlags::UNCACHED),
+                        };
+                        self.m
+                            .procs
+                            .get_mut(&pid)
+                            .unwrap()
+                            .maps
+                            .insert(vaddr, (h, c.count, c.first, pf));
+                    }
+                    (Err(e), got) => assert_eq!(got, Err(e), "map {h:#x} at {vaddr:#x}"),
+                    (Ok(_), got) => panic!("map {h:#x} at {vaddr:#x}: {got:?}"),
+                }
+            }
+            Op::Unmap { p, slot, odd } => {
+                let Some(pid) = self.pid(p) else { return };
+                let vaddr = match odd {
+                    0 => MAP_BASE + slot * SLOT + 1,
+                    1 => abi::USER_MAP_TOP,
+                    2 => 0xffff_8000_0000_0000,
+                    3 => MAP_BASE + slot * SLOT + PAGE,
+                    _ => MAP_BASE + slot * SLOT,
+                };
+                let r = self.k.unmap(pid, vaddr);
+                if odd <= 2 {
+                    assert_eq!(r, Err(Error::InvalidAddress), "unmap {vaddr:#x}");
+                    return;
+                }
+                let mp = self.m.procs.get_mut(&pid).unwrap();
+                if mp.maps.remove(&vaddr).is_some() {
+                    assert_eq!(r, Ok(0));
+                } else {
+                    assert_eq!(r, Err(Error::NotMapped), "unmap {vaddr:#x}");
+                }
+            }
+            Op::Transfer {
+                p,
+                h,
+                to,
+                rights,
+                mv,
+            } => {
+                let (Some(pid), Some(target)) = (self.pid(p), self.pid(to)) else {
+                    return;
+                };
+                let h = self.handle(pid, h);
+                let rights = Rights::from_bits(rights).unwrap();
+                let flags = if mv {
+                    TransferFlags::MOVE
+                } else {
+                    TransferFlags::NONE
+                };
+                let r = self
+                    .k
+                    .cap_transfer(pid, Handle::from_raw(h), target, rights, flags);
+                let want = match self.m.procs[&pid].caps.get(&h) {
+                    None => Err(Error::BadCapability),
+                    Some(c)
+                        if !c.rights.contains(Rights::TRANSFER) || !c.rights.contains(rights) =>
+                    {
+                        Err(Error::PermissionDenied)
+                    }
+                    Some(_) if self.m.procs[&target].inbox.len() >= abi::bounds::INBOX => {
+                        Err(Error::CapTableFull)
+                    }
+                    Some(&c) => Ok(c),
+                };
+                match (want, r) {
+                    (Ok(c), Ok(0)) => {
+                        let sent = MCap { rights, ..c };
+                        self.m.add_ref(&sent);
+                        self.m.procs.get_mut(&target).unwrap().inbox.push_back(sent);
+                        if mv {
+                            self.remove_cap(pid, h);
+                        }
+                    }
+                    (Err(e), got) => assert_eq!(got, Err(e)),
+                    (Ok(_), got) => panic!("transfer: {got:?}"),
+                }
+            }
+            Op::Recv { p } => {
+                let Some(pid) = self.pid(p) else { return };
+                let r = self.k.cap_recv(pid);
+                let mp = self.m.procs.get_mut(&pid).unwrap();
+                match mp.inbox.pop_front() {
+                    None => assert_eq!(r, Err(Error::WouldBlock)),
+                    Some(c) => {
+                        let h = r.expect("a capability waits");
+                        assert!(mp.caps.insert(h, c).is_none(), "handle reused while live");
+                    }
+                }
+            }
+            Op::Exit { p } => {
+                let Some(pid) = self.pid(p) else { return };
+                let (ended, space) = self.k.end(pid, Ending::Exited(0)).expect("alive");
+                assert_eq!(ended.pid, pid);
+                assert!(
+                    space.is_empty(),
+                    "every mapping removed before the space goes"
+                );
+                let mp = self.m.procs.remove(&pid).unwrap();
+                for c in mp.caps.values().chain(mp.inbox.iter()) {
+                    self.m.drop_ref(c);
+                }
+            }
+        }
+    }
+
+    /// The kernel against the model, and its own invariant check.
+    fn check(&self) {
+        if let Err(why) = self.k.check_invariants() {
+            panic!("invariant check: {why}");
+        }
+        assert!(
+            self.k.platform.bugs.is_empty(),
+            "{:?}",
+            self.k.platform.bugs
+        );
+        let s = self.k.stats(0);
+        assert_eq!(s.free, self.m.free_at_start - self.m.held, "free frames");
+        assert_eq!(s.held_by_all, self.m.held);
+        for (&pid, mp) in &self.m.procs {
+            let s = self.k.stats(pid);
+            let ram: u64 = mp
+                .caps
+                .values()
+                .filter(|c| !c.device)
+                .map(|c| c.count)
+                .sum();
+            let dev = mp.caps.values().filter(|c| c.device).count() as u64;
+            assert_eq!(
+                (s.held_by_caller, s.device_by_caller),
+                (ram, dev),
+                "pid {pid}"
+            );
+            let mut want = Vec::new();
+            for (&start, &(_, pages, first, flags)) in &mp.maps {
+                for i in 0..pages {
+                    want.push((start + i * PAGE, (first + i) * PAGE, flags));
+                }
+            }
+            let got: Vec<_> = self.k.procs().get(pid).unwrap().space.leaves().collect();
+            assert_eq!(got, want, "pid {pid}: leaves");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(256)))]
+
+    #[test]
+    fn syscalls_across_processes_match_the_model(ops in prop::collection::vec(op(), 1..120)) {
+        let mut w = World::new();
+        w.check();
+        for op in &ops {
+            w.step(op);
+            w.check();
+        }
+        // Everything comes back when every process ends.
+        let pids: Vec<u64> = w.m.procs.keys().copied().collect();
+        for pid in pids {
+            w.step(&Op::Exit { p: w.m.procs.keys().position(|&p| p == pid).unwrap() });
+            w.check();
+        }
+        prop_assert_eq!(w.k.stats(0).free, w.m.free_at_start);
+    }
+}
+
+/// A world with one mapped frame in each of two processes, one shared.
+fn busy_world() -> World {
+    let mut w = World::new();
+    for op in [
+        Op::Alloc { p: 0 },
+        Op::Map {
+            p: 0,
+            h: 0,
+            slot: 0,
+            flags: 1,
+        },
+        Op::Transfer {
+            p: 0,
+            h: 0,
+            to: 1,
+            rights: 0xf,
+            mv: false,
+        },
+        Op::Recv { p: 1 },
+        Op::Map {
+            p: 1,
+            h: 0,
+            slot: 2,
+            flags: 0,
+        },
+    ] {
+        w.step(&op);
+    }
+    w.check();
+    w
+}
+
+#[test]
+fn planted_leaf_corruption_is_caught() {
+    let mut w = busy_world();
+    let pid = w.pid(0).unwrap();
+    w.k.procs_mut()
+        .get_mut(pid)
+        .unwrap()
+        .space
+        .corrupt(MAP_BASE, 0x1234_5000);
+    let why = w.k.check_invariants().unwrap_err();
+    assert!(why.contains("expected frame"), "{why}");
+}
+
+#[test]
+fn planted_leak_is_caught() {
+    let mut w = busy_world();
+    // A frame taken from the allocator that nobody accounts for.
+    w.k.platform.alloc().unwrap();
+    let why = w.k.check_invariants().unwrap_err();
+    assert!(why.contains("conservation"), "{why}");
+}
+
+#[test]
+fn planted_ledger_miscount_is_caught() {
+    let mut w = busy_world();
+    let first = w.m.refs.keys().next().copied().unwrap();
+    w.k.ledger.shared.insert(first, 5);
+    let why = w.k.check_invariants().unwrap_err();
+    assert!(why.contains("references"), "{why}");
+}
+
+#[test]
+fn planted_mapping_count_is_caught() {
+    let mut w = busy_world();
+    let pid = w.pid(0).unwrap();
+    let p = w.k.procs_mut().get_mut(pid).unwrap();
+    let h = p.caps.iter().next().map(|(h, _)| h).unwrap();
+    p.caps.get_mut(h).unwrap().mapped += 1;
+    let why = w.k.check_invariants().unwrap_err();
+    assert!(why.contains("counts"), "{why}");
+}
+
+#[test]
+fn a_refused_multi_page_map_maps_nothing() {
+    let mut w = World::new();
+    let pid = w.pid(0).unwrap();
+    let one = w.k.frame_alloc(pid).unwrap();
+    w.k.map(
+        pid,
+        Handle::from_raw(one),
+        MAP_BASE + 2 * PAGE,
+        MapFlags::NONE,
+    )
+    .unwrap();
+    let run = w.k.frame_alloc_contiguous(pid, 4, 1, 0).unwrap();
+    assert_eq!(
+        w.k.map(pid, Handle::from_raw(run), MAP_BASE, MapFlags::WRITE),
+        Err(Error::AlreadyMapped)
+    );
+    assert_eq!(w.k.procs().get(pid).unwrap().space.len(), 1);
+    w.k.check_invariants().unwrap();
+}
