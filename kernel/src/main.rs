@@ -160,7 +160,7 @@ pub fn sys_info() -> abi::SysInfo {
     abi::SysInfo {
         phys_addr_bits: arch::phys_addr_bits() as u64,
         kernel_image_phys: translate_kernel(kernel_main as *const () as u64).unwrap_or(0) & !0xfff,
-        kernel_pml4_phys: arch::paging::current_kernel_pml4(),
+        kernel_pml4_phys: arch::paging::boot_pml4(),
         ramdisk_phys: if ramdisk == 0 {
             0
         } else {

@@ -210,7 +210,11 @@ pub fn alloc_kernel_frame() -> Result<u64, AllocError> {
 }
 
 /// Returns a frame from [`alloc_kernel_frame`].
-pub fn free_kernel_frame(phys: u64) {
+///
+/// # Safety
+/// `phys` came from [`alloc_kernel_frame`] and nothing uses the frame any
+/// more: it can be handed out (and overwritten) at once.
+pub unsafe fn free_kernel_frame(phys: u64) {
     frames(|f| {
         f.alloc.free(phys / PAGE).expect("kernel frame freed twice");
         f.kernel -= 1;

@@ -239,8 +239,6 @@ pub struct Kernel {
     pub results: Vec<(u64, String, Expect, Ending)>,
     /// Next pid.
     pub next_pid: u64,
-    /// The boot PML4 (to switch to when the last process ends).
-    pub kernel_pml4: u64,
     /// Seed for per-process handle scrambling.
     pub key_state: u64,
 }
@@ -265,7 +263,6 @@ pub fn init(trace: bool) {
         held_private: 0,
         results: Vec::new(),
         next_pid: 1,
-        kernel_pml4: crate::arch::paging::current_kernel_pml4(),
         key_state: crate::arch::rdtsc() ^ 0x9e37_79b9_7f4a_7c15,
     });
 }
@@ -462,7 +459,7 @@ impl Kernel {
         for frame in private {
             memory::frames(|f| f.alloc.free(frame)).expect("private frame");
         }
-        proc.space.destroy(self.kernel_pml4);
+        proc.space.destroy();
     }
 
     /// Ends process `pid` and records why.
