@@ -61,7 +61,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         .physical_memory_offset
         .into_option()
         .expect("bootloader gave no physical memory mapping");
-    memory::init(&boot_info.memory_regions, phys_offset);
+    // SAFETY: the memory map and the physical-memory offset are the
+    // bootloader's own, for the machine we run on.
+    unsafe { memory::init(&boot_info.memory_regions, phys_offset) };
     arch::pic::init();
     arch::syscall::init();
     arch::disable_fpu();

@@ -698,6 +698,7 @@ fn private_frame(proc: &mut Process) -> Result<u64, String> {
     let frame = memory::frames(|f| f.alloc.alloc()).map_err(|_| String::from("out of memory"))?;
     proc.private.push(frame);
     let phys = frame * PAGE;
-    memory::zero_frames(phys, 1);
+    // SAFETY: the frame was just allocated to this process, not yet mapped.
+    unsafe { memory::zero_frames(phys, 1) };
     Ok(phys)
 }

@@ -369,7 +369,8 @@ fn grant(k: &mut Kernel, pid: u64, kind: CapKind, rights: Rights) -> Result<u64,
 /// owner) and grants it to the caller with every right.
 #[inline]
 fn grant_ram(k: &mut Kernel, pid: u64, first: u64, count: u64) -> Result<u64, Error> {
-    memory::zero_frames(first * PAGE, count);
+    // SAFETY: every caller passes a run it just took from the allocator.
+    unsafe { memory::zero_frames(first * PAGE, count) };
     grant(k, pid, CapKind::Ram { first, count }, Rights::ALL)
 }
 

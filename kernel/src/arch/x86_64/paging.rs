@@ -393,16 +393,16 @@ const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 
 /// Translates a kernel (upper-half) virtual address through the kernel's
 /// page tables (huge pages included), for `sys_info`. `None` for a lower-half
-/// address or an unmapped one.
+/// address, an unmapped one, or before [`memory::init`].
 pub fn translate_kernel(vaddr: u64) -> Option<u64> {
-    if vaddr < KERNEL_HALF_START {
+    if vaddr < KERNEL_HALF_START || !memory::phys_mapped() {
         return None;
     }
     let mut phys = boot_pml4();
     for level in (1..=4).rev() {
         // SAFETY: `phys` is the boot PML4 or a table of the kernel half
         // under it (present, non-huge entries above level 1 point to page
-        // tables, which are RAM).
+        // tables, which are RAM), mapped at the offset (checked above).
         let entry = unsafe { read_entry(phys, index(vaddr, level)) };
         let flags = F::from_bits_truncate(entry);
         if !flags.contains(F::PRESENT) {
