@@ -97,7 +97,7 @@ pub enum Ending {
     /// It called `exit(code)`.
     Exited(u64),
     /// The kernel ended it for a fault.
-    Faulted(String),
+    Faulted(crate::trap::Fault),
 }
 
 /// A library OS.
