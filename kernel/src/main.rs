@@ -81,7 +81,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         Some(addr) => {
             RAMDISK_VIRT.store(addr, core::sync::atomic::Ordering::Relaxed);
             // SAFETY: the bootloader mapped the ramdisk at this address with
-            // this length, and nothing else writes it.
+            // this length, and nothing writes it: its frames are reserved in
+            // the frame map, so they are never handed out.
             unsafe {
                 core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
             }
@@ -147,7 +148,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         }
     });
     if let Some(frame) = first {
-        arch::enter_user(&frame);
+        // SAFETY: `switch_after` loaded the frame of a process it spawned
+        // (ring-3 selectors, IOPL 0) and activated its space; we run on the
+        // boot stack, with `frame` on it.
+        unsafe { arch::enter_user(&frame) };
     }
     unreachable!()
 }
