@@ -3,9 +3,9 @@
 //! The kernel runs with interrupts off, so holding the lock can never be
 //! interrupted by an interrupt handler that wants it too. Exceptions (a
 //! fault, an NMI, a panic) can come anyway: their reports use
-//! [`emergency`], which never waits for the lock. The writer remembers whether the
-//! line is open, so a trace record can start on a fresh line even after a
-//! program wrote half a line ([`begin_line`]).
+//! [`emergency`], which never waits for the lock. The writer remembers
+//! whether the line is open, so a trace record can start on a fresh line
+//! even after a program wrote half a line ([`Console::begin_line`]).
 use core::fmt::{self, Write};
 use spin::Mutex;
 use uart_16550::SerialPort;
