@@ -64,7 +64,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         .physical_memory_offset
         .into_option()
         .expect("bootloader gave no physical memory mapping");
-    memory::init(&boot_info.memory_regions, phys_offset);
+    // SAFETY: the memory map and the physical-memory offset are the
+    // bootloader's own, for the machine we run on.
+    unsafe { memory::init(&boot_info.memory_regions, phys_offset) };
     arch::pic::init();
     arch::syscall::init();
     arch::disable_fpu();
@@ -82,7 +84,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         Some(addr) => {
             RAMDISK_VIRT.store(addr, core::sync::atomic::Ordering::Relaxed);
             // SAFETY: the bootloader mapped the ramdisk at this address with
-            // this length, and nothing else writes it.
+            // this length, and nothing writes it: its frames are reserved in
+            // the frame map, so they are never handed out.
             unsafe {
                 core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize)
             }
@@ -151,7 +154,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         }
     });
     if let Some(frame) = first {
-        arch::enter_user(&frame);
+        // SAFETY: `switch_after` loaded the frame of a process it spawned
+        // (ring-3 selectors, IOPL 0) and activated its space; we run on the
+        // boot stack, with `frame` on it.
+        unsafe { arch::enter_user(&frame) };
     }
     unreachable!()
 }
@@ -166,7 +172,7 @@ pub fn sys_info() -> abi::SysInfo {
     abi::SysInfo {
         phys_addr_bits: arch::phys_addr_bits() as u64,
         kernel_image_phys: translate_kernel(kernel_main as *const () as u64).unwrap_or(0) & !0xfff,
-        kernel_pml4_phys: arch::paging::current_kernel_pml4(),
+        kernel_pml4_phys: arch::paging::boot_pml4(),
         ramdisk_phys: if ramdisk == 0 {
             0
         } else {

@@ -8,7 +8,7 @@
 use crate::kprintln;
 use alloc::vec::Vec;
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use exo_core::frame_alloc::{self, AllocError, FrameAllocator};
 use exo_core::memmap::{FrameClass, MemoryMap, Region, RegionKind};
 use spin::Mutex;
@@ -35,24 +35,41 @@ pub fn frames<R>(f: impl FnOnce(&mut Frames) -> R) -> R {
     f(FRAMES.lock().as_mut().expect("memory::init not called"))
 }
 
-/// Virtual address of physical address `phys` (all RAM is mapped there).
+/// Virtual address of physical address `phys` (all RAM is mapped there,
+/// once [`init`] has run).
 pub fn phys_to_virt(phys: u64) -> *mut u8 {
     (PHYS_OFFSET.load(Ordering::Relaxed) + phys) as *mut u8
+}
+
+/// Whether [`phys_to_virt`] works yet (after [`init`]: the offset is in the
+/// kernel half, never 0).
+pub fn phys_mapped() -> bool {
+    PHYS_OFFSET.load(Ordering::Relaxed) != 0
 }
 
 #[global_allocator]
 static HEAP: Talck<spin::Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
 
 /// A small static arena so that the heap works before the frame allocator
-/// exists (building the memory map needs a Vec).
+/// exists (building the memory map needs a Vec). Only [`init_boot_heap`]
+/// names it, and only once ([`BOOT_ARENA_CLAIMED`]).
 static mut BOOT_ARENA: [u8; 256 * 1024] = [0; 256 * 1024];
+
+/// Set by the one claim of [`BOOT_ARENA`].
+static BOOT_ARENA_CLAIMED: AtomicBool = AtomicBool::new(false);
 
 /// Frames given to the heap once the allocator is up.
 const HEAP_FRAMES: u64 = 4096; // 16 MiB: see process::MAX_PROCESSES
 
-/// Gives the heap its boot arena.
+/// Gives the heap its boot arena. A second call panics (the arena would
+/// be handed to the heap twice).
 pub fn init_boot_heap() {
-    // SAFETY: BOOT_ARENA is used by nothing else, and claimed exactly once.
+    assert!(
+        !BOOT_ARENA_CLAIMED.swap(true, Ordering::Relaxed),
+        "boot heap claimed twice"
+    );
+    // SAFETY: nothing but this function names BOOT_ARENA, and the flag
+    // above lets it through once: the heap becomes the arena's only user.
     unsafe {
         HEAP.lock()
             .claim(Span::from_array(&raw mut BOOT_ARENA))
@@ -102,18 +119,26 @@ fn convert(regions: &MemoryRegions) -> MemoryMap {
     )
 }
 
-/// Prints the memory map by kind and builds the allocator.
-pub fn init(regions: &MemoryRegions, phys_offset: u64) {
+/// Prints the memory map by kind and builds the allocator. A second call
+/// panics (it would build a second allocator over frames already in use).
+///
+/// # Safety
+/// `regions` is the bootloader's memory map and `phys_offset` the offset at
+/// which the bootloader mapped all of physical memory: every frame the map
+/// calls usable is RAM that nothing else uses, and is mapped there.
+pub unsafe fn init(regions: &MemoryRegions, phys_offset: u64) {
+    assert!(FRAMES.lock().is_none(), "memory::init called twice");
+    assert_ne!(phys_offset, 0, "physical memory mapped at 0");
     PHYS_OFFSET.store(phys_offset, Ordering::Relaxed);
     summarize(regions);
     let map = convert(regions);
     let words = frame_alloc::storage_words(&map);
     let storage_phys =
         frame_alloc::find_storage(&map, words).expect("no usable memory for the frame bitmap");
-    // SAFETY: `find_storage` chose usable RAM that nothing uses yet (the
-    // bootloader's allocations are reserved in the map); it is mapped at the
-    // physical offset, and we mark those frames allocated right below, so
-    // nothing else ever gets them.
+    // SAFETY: `find_storage` chose usable RAM, which nothing uses yet (the
+    // caller's guarantee; the bootloader's allocations are reserved in the
+    // map) and which is mapped at the physical offset; we mark those frames
+    // allocated right below, so nothing else ever gets them.
     let storage: &'static mut [u64] =
         unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage_phys) as *mut u64, words) };
     let mut alloc = FrameAllocator::new(&map, storage).expect("frame allocator");
@@ -210,7 +235,11 @@ pub fn alloc_kernel_frame() -> Result<u64, AllocError> {
 }
 
 /// Returns a frame from [`alloc_kernel_frame`].
-pub fn free_kernel_frame(phys: u64) {
+///
+/// # Safety
+/// `phys` came from [`alloc_kernel_frame`] and nothing uses the frame any
+/// more: it can be handed out (and overwritten) at once.
+pub unsafe fn free_kernel_frame(phys: u64) {
     frames(|f| {
         f.alloc.free(phys / PAGE).expect("kernel frame freed twice");
         f.kernel -= 1;
@@ -218,9 +247,14 @@ pub fn free_kernel_frame(phys: u64) {
 }
 
 /// Zeroes `count` frames starting at physical address `phys`.
-pub fn zero_frames(phys: u64, count: u64) {
-    // SAFETY: the caller owns these frames (just allocated); they are RAM
-    // mapped at the offset, and `phys` is page aligned.
+///
+/// # Safety
+/// `phys` is page aligned, and the `count` frames from it are RAM that the
+/// caller owns and nothing else uses (typically: just taken from the
+/// allocator, not yet mapped or granted).
+pub unsafe fn zero_frames(phys: u64, count: u64) {
+    // SAFETY: the caller's guarantee; all RAM is mapped at the offset, so
+    // the frames are kernel-mapped memory we may overwrite.
     unsafe { crate::arch::zero::zero_pages(phys_to_virt(phys), count) };
 }
 

@@ -17,7 +17,9 @@ use spin::Mutex;
 pub use exo_core::object::Ending;
 
 /// The machine, as the object model sees it. Stateless: each call takes the
-/// frame allocator's own lock.
+/// frame allocator's own lock. Allocation zeroes what it hands out, in the
+/// same function that took it from the allocator, so the (unsafe) zeroing
+/// only ever sees frames nobody else holds.
 pub struct Hw;
 
 impl exo_core::object::Platform for Hw {
@@ -25,10 +27,16 @@ impl exo_core::object::Platform for Hw {
     type Regs = TrapFrame;
     #[inline]
     fn alloc(&mut self) -> Result<u64, AllocError> {
-        memory::frames(|f| f.alloc.alloc())
+        let frame = memory::frames(|f| f.alloc.alloc())?;
+        // SAFETY: just taken from the allocator: RAM nobody else holds.
+        unsafe { memory::zero_frames(frame * PAGE, 1) };
+        Ok(frame)
     }
     fn alloc_at(&mut self, frame: u64) -> Result<(), AllocError> {
-        memory::frames(|f| f.alloc.alloc_at(frame))
+        memory::frames(|f| f.alloc.alloc_at(frame))?;
+        // SAFETY: as in `alloc`.
+        unsafe { memory::zero_frames(frame * PAGE, 1) };
+        Ok(())
     }
     fn alloc_contiguous(
         &mut self,
@@ -36,7 +44,10 @@ impl exo_core::object::Platform for Hw {
         align: u64,
         limit: Option<u64>,
     ) -> Result<u64, AllocError> {
-        memory::frames(|f| f.alloc.alloc_contiguous(count, align, limit))
+        let first = memory::frames(|f| f.alloc.alloc_contiguous(count, align, limit))?;
+        // SAFETY: as in `alloc`: the whole run was just taken.
+        unsafe { memory::zero_frames(first * PAGE, count) };
+        Ok(first)
     }
     #[inline]
     fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
@@ -55,10 +66,6 @@ impl exo_core::object::Platform for Hw {
         // Whoever programs the interrupt controllers can inject any vector
         // or silence the timer.
         phys != crate::arch::local_apic_page() && phys != crate::arch::IOAPIC_PAGE
-    }
-    #[inline]
-    fn zero(&mut self, first: u64, count: u64) {
-        memory::zero_frames(first * PAGE, count);
     }
     fn counters(&self) -> abi::FrameStats {
         memory::counters()
@@ -126,7 +133,7 @@ pub fn init(trace: bool) {
 
 /// Frees an address space the object model is done with.
 pub fn destroy_space(space: AddressSpace) {
-    space.destroy(crate::arch::paging::current_kernel_pml4());
+    space.destroy();
 }
 
 /// Ends process `pid`: reports it, frees everything it held and records

@@ -1,9 +1,11 @@
-//! The kernel console on COM1: `kprint!`/`kprintln!` and raw byte output.
+//! The kernel console on COM1: `kprintln!` and raw byte output.
 //!
 //! The kernel runs with interrupts off, so holding the lock can never be
-//! interrupted by code that wants it too. The writer remembers whether the
-//! line is open, so a trace record can start on a fresh line even after a
-//! program wrote half a line ([`begin_line`]).
+//! interrupted by an interrupt handler that wants it too. Exceptions (a
+//! fault, an NMI, a panic) can come anyway: their reports use
+//! [`emergency`], which never waits for the lock. The writer remembers
+//! whether the line is open, so a trace record can start on a fresh line
+//! even after a program wrote half a line ([`Console::begin_line`]).
 use core::fmt::{self, Write};
 use spin::Mutex;
 use uart_16550::SerialPort;
@@ -14,10 +16,13 @@ pub struct Console {
     at_line_start: bool,
 }
 
+/// COM1's I/O ports.
+const COM1_BASE: u16 = 0x3F8;
+
 static COM1: Mutex<Console> = Mutex::new(Console {
-    // SAFETY: 0x3F8 is COM1 on every PC and QEMU machine; only this static
-    // drives it.
-    port: unsafe { SerialPort::new(0x3F8) },
+    // SAFETY: 0x3F8 is COM1 (a 16550 UART) on every PC and QEMU machine;
+    // driving it is port I/O, which touches no memory.
+    port: unsafe { SerialPort::new(COM1_BASE) },
     at_line_start: true,
 });
 
@@ -73,20 +78,34 @@ pub fn with<R>(f: impl FnOnce(&mut Console) -> R) -> R {
 /// Prints a whole kernel line, starting on a fresh line.
 #[doc(hidden)]
 pub fn _print_line(args: fmt::Arguments) {
-    with(|c| {
-        c.begin_line();
-        let _ = c.write_fmt(args);
-        c.write_bytes(b"\n");
-    });
+    with(|c| c.line(args));
 }
 
-/// For fault and panic reports: takes the console even if the lock was held
-/// by the code that faulted (we never return to it).
+impl Console {
+    fn line(&mut self, args: fmt::Arguments) {
+        self.begin_line();
+        let _ = self.write_fmt(args);
+        self.write_bytes(b"\n");
+    }
+}
+
+/// For fault, NMI and panic reports: prints a whole line even if the
+/// console lock is held (by the code that was interrupted, which would
+/// otherwise never let go). Then the line goes out through a second handle
+/// on the UART, on a fresh line of its own but maybe in the middle of the
+/// interrupted writer's output. Allocates nothing and takes no other lock.
 pub fn emergency(args: fmt::Arguments) {
-    // SAFETY: called only on paths that end the kernel (panic, fatal fault),
-    // on the one CPU; the interrupted holder never runs again.
-    unsafe { COM1.force_unlock() };
-    _print_line(args);
+    if let Some(mut console) = COM1.try_lock() {
+        console.line(args);
+        return;
+    }
+    let mut console = Console {
+        // SAFETY: as for COM1: the port is COM1 and port I/O touches no
+        // memory, so a second handle can interleave bytes, nothing worse.
+        port: unsafe { SerialPort::new(COM1_BASE) },
+        at_line_start: false,
+    };
+    console.line(args);
 }
 
 /// Prints one kernel line to COM1 (a newline is added).

@@ -5,7 +5,6 @@
 use crate::arch::pic;
 use crate::arch::trap::{exception_name, TrapFrame, SYSCALL_VECTOR};
 use crate::arch::{exit, Verdict};
-use crate::kprintln;
 use crate::process;
 
 /// Entry from the assembly stubs.
@@ -41,15 +40,19 @@ fn dispatch(frame: &mut TrapFrame) {
     }
     if vector == 2 {
         // Nothing in exo raises NMIs; one can only come from hardware a
-        // driver programmed. Note it and carry on, wherever it landed.
-        kprintln!("NMI at rip={:#x}: ignored", frame.rip);
+        // driver programmed. Note it and carry on, wherever it landed (even
+        // in the middle of a console line: hence `emergency`).
+        crate::serial::emergency(format_args!("NMI at rip={:#x}: ignored", frame.rip));
         return;
     }
     if frame.from_user() {
         // A fault in a library OS ends that process only.
-        let why = describe(frame);
+        let fault = Fault::of(frame);
         process::with(|k| {
             let current = k.current();
+            // Ending a process allocates anyway (its results record); the
+            // report above is printed before, allocation-free.
+            let why = alloc::format!("{fault}");
             process::end(k, current, process::Ending::Faulted(why));
             if !crate::sched::switch_after(k, current, frame) {
                 crate::finish(k);
@@ -58,35 +61,64 @@ fn dispatch(frame: &mut TrapFrame) {
         return;
     }
     if vector == 3 && !frame.from_user() {
-        kprintln!("breakpoint at rip={:#x}: continuing", frame.rip);
+        crate::serial::emergency(format_args!(
+            "breakpoint at rip={:#x}: continuing",
+            frame.rip
+        ));
         return;
     }
     report(frame);
     exit(Verdict::Failure)
 }
 
-/// What an exception was: name, vector, RIP, error code and, for page
-/// faults, the faulting address (CR2). Used by both reports.
-fn describe(frame: &TrapFrame) -> alloc::string::String {
-    let mut s = alloc::format!(
-        "{} (vector {}) at rip={:#x} error={:#x}",
-        exception_name(frame.vector),
-        frame.vector,
-        frame.rip,
-        frame.error
-    );
-    if frame.vector == 14 {
-        let cr2 = x86_64::registers::control::Cr2::read_raw();
-        s.push_str(&alloc::format!(" cr2={cr2:#x}"));
-    }
-    s
+/// What an exception was: vector, RIP, error code and, for page faults,
+/// the faulting address (CR2). Plain numbers, printed as name, vector,
+/// RIP, error code and CR2 by `Display`: the reports allocate nothing (a
+/// fault can come while the heap lock is held), and a killed process's
+/// reason is kept in its result as this, not as a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    vector: u64,
+    rip: u64,
+    error: u64,
+    cr2: Option<u64>,
 }
 
-/// Prints the report of an exception in the kernel.
+impl Fault {
+    /// The exception `frame` records (CR2 is read now, for page faults).
+    pub fn of(frame: &TrapFrame) -> Self {
+        Fault {
+            vector: frame.vector,
+            rip: frame.rip,
+            error: frame.error,
+            cr2: (frame.vector == 14).then(x86_64::registers::control::Cr2::read_raw),
+        }
+    }
+}
+
+impl core::fmt::Display for Fault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} (vector {}) at rip={:#x} error={:#x}",
+            exception_name(self.vector),
+            self.vector,
+            self.rip,
+            self.error
+        )?;
+        if let Some(cr2) = self.cr2 {
+            write!(f, " cr2={cr2:#x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints the report of an exception in the kernel (allocation-free, and
+/// printed even if the console lock is held).
 pub fn report(frame: &TrapFrame) {
     crate::serial::emergency(format_args!(
         "EXCEPTION: {} rsp={:#x}",
-        describe(frame),
+        Fault::of(frame),
         frame.rsp
     ));
 }

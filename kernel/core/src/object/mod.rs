@@ -38,12 +38,13 @@ pub trait Platform {
     type Space: AddressSpace;
     /// A process's saved registers.
     type Regs: Copy + Default;
-    /// Any free RAM frame.
+    /// Any free RAM frame, zeroed (every allocation hands out zeroed
+    /// frames: no data from their last owner).
     fn alloc(&mut self) -> Result<u64, AllocError>;
-    /// Frame `frame`, if it is free RAM.
+    /// Frame `frame`, if it is free RAM, zeroed.
     fn alloc_at(&mut self, frame: u64) -> Result<(), AllocError>;
-    /// `count` contiguous free frames, the first aligned to `align`, all
-    /// below frame `limit`.
+    /// `count` contiguous free frames, zeroed, the first aligned to
+    /// `align`, all below frame `limit`.
     fn alloc_contiguous(
         &mut self,
         count: u64,
@@ -61,8 +62,6 @@ pub trait Platform {
     /// Whether device page `phys` may be claimed at all (the kernel keeps
     /// its own interrupt controllers).
     fn device_claimable(&self, phys: u64) -> bool;
-    /// Zeroes a run just taken from the allocator.
-    fn zero(&mut self, first: u64, count: u64);
     /// The allocator's counters (`total`, `free`, `reserved`, `kernel`).
     fn counters(&self) -> FrameStats;
     /// Reports a broken internal expectation (never reachable from user
@@ -181,7 +180,6 @@ impl<P: Platform> Kernel<P> {
         let frame = self.platform.alloc().map_err(alloc_error)?;
         proc.private.push(frame);
         self.ledger.held_private += 1;
-        self.platform.zero(frame, 1);
         Ok(frame)
     }
 
@@ -264,11 +262,9 @@ impl<P: Platform> Kernel<P> {
         }
     }
 
-    /// Zeroes a run just taken from the allocator (no data from its last
-    /// owner) and grants it with every right.
+    /// Grants a run just taken (zeroed) from the allocator with every right.
     #[inline]
     fn grant_ram(&mut self, pid: u64, first: u64, count: u64) -> Result<u64, Error> {
-        self.platform.zero(first, count);
         self.grant(pid, CapKind::Ram { first, count }, Rights::ALL)
     }
 

@@ -49,10 +49,14 @@ impl Platform for ModelPlatform {
     type Space = ModelSpace;
     type Regs = ();
     fn alloc(&mut self) -> Result<u64, AllocError> {
-        self.alloc.alloc()
+        let frame = self.alloc.alloc()?;
+        self.zeroed.push((frame, 1));
+        Ok(frame)
     }
     fn alloc_at(&mut self, frame: u64) -> Result<(), AllocError> {
-        self.alloc.alloc_at(frame)
+        self.alloc.alloc_at(frame)?;
+        self.zeroed.push((frame, 1));
+        Ok(())
     }
     fn alloc_contiguous(
         &mut self,
@@ -60,7 +64,9 @@ impl Platform for ModelPlatform {
         align: u64,
         limit: Option<u64>,
     ) -> Result<u64, AllocError> {
-        self.alloc.alloc_contiguous(count, align, limit)
+        let first = self.alloc.alloc_contiguous(count, align, limit)?;
+        self.zeroed.push((first, count));
+        Ok(first)
     }
     fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
         self.alloc.free_range(first, count)
@@ -76,9 +82,6 @@ impl Platform for ModelPlatform {
     }
     fn device_claimable(&self, phys: u64) -> bool {
         phys != KEPT_DEVICE_PAGE
-    }
-    fn zero(&mut self, first: u64, count: u64) {
-        self.zeroed.push((first, count));
     }
     fn counters(&self) -> FrameStats {
         FrameStats {

@@ -49,7 +49,8 @@ pub fn kernel_stack_top() -> u64 {
     (base + KERNEL_STACK_SIZE as u64).as_u64()
 }
 
-/// Builds and loads the GDT and TSS.
+/// Builds and loads the GDT and TSS. Once: a second `ltr` would find the
+/// TSS busy and raise #GP.
 pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();

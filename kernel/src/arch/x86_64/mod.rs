@@ -22,8 +22,9 @@ pub enum Verdict {
 /// Ends the run. If no `isa-debug-exit` device is present, says so and halts.
 pub fn exit(verdict: Verdict) -> ! {
     let mut port: Port<u32> = Port::new(0xf4);
-    // SAFETY: 0xf4 is the isa-debug-exit device the runner always adds;
-    // without it the write is ignored by the chipset.
+    // SAFETY: port I/O touches no memory. 0xf4 is the isa-debug-exit
+    // device the QEMU runs add; where nothing decodes the port the write
+    // goes nowhere, and the line below says so.
     unsafe { port.write(verdict as u32) };
     crate::serial::emergency(format_args!(
         "BUG: QEMU did not exit: the isa-debug-exit device (iobase=0xf4) is missing"
@@ -42,7 +43,8 @@ pub fn halt_forever() -> ! {
 /// Reads the time-stamp counter (exact instruction count under `-icount`).
 #[inline(always)]
 pub fn rdtsc() -> u64 {
-    // SAFETY: rdtsc has no side effects; CR4.TSD is clear in ring 0.
+    // SAFETY: rdtsc only reads the time-stamp counter, which every x86_64
+    // CPU has; in ring 0 it is allowed whatever CR4.TSD says.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
@@ -62,7 +64,12 @@ pub fn phys_addr_bits() -> u32 {
 /// leaking registers between processes.
 pub fn disable_fpu() {
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
-    // SAFETY: the kernel is built soft-float and never uses x87/MMX/SSE.
+    // SAFETY: these bits only make x87/MMX/SSE instructions fault. The
+    // kernel's compiled code has none (target x86_64-unknown-none: soft
+    // float, no SSE). Its one vector use, `zero::zero_pages` (AVX stores to
+    // ymm0), turns the unit on around its stores itself, with interrupts
+    // off, and puts CR0 and CR4 back, so this cannot land in the middle of
+    // it nor be undone by it.
     unsafe {
         Cr4::update(|f| f.remove(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
         Cr0::update(|f| {
@@ -74,8 +81,8 @@ pub fn disable_fpu() {
 
 /// The physical page of the local APIC's registers (IA32_APIC_BASE).
 pub fn local_apic_page() -> u64 {
-    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; reading it has no
-    // side effects.
+    // SAFETY: every x86_64 CPU has a local APIC and so IA32_APIC_BASE
+    // (architectural MSR 0x1b); reading it has no side effects.
     let base = unsafe { x86_64::registers::model_specific::Msr::new(0x1b).read() };
     base & 0x000f_ffff_ffff_f000
 }
@@ -87,12 +94,20 @@ pub const IOAPIC_PAGE: u64 = 0xfec0_0000;
 /// Starts user space: copies `frame` onto the top of the kernel stack, where
 /// a trap from ring 3 would have left it, and returns through the common
 /// trap exit. Never returns.
-pub fn enter_user(frame: &trap::TrapFrame) -> ! {
+///
+/// # Safety
+/// `frame` is a ring-3 context the kernel built for a process (user code
+/// and stack selectors, IOPL 0) in the address space now in CR3; the
+/// caller runs on the boot stack, not on the kernel stack (nothing there is
+/// in use, and `frame` is not there).
+pub unsafe fn enter_user(frame: &trap::TrapFrame) -> ! {
     let top = gdt::kernel_stack_top();
     let at = (top - core::mem::size_of::<trap::TrapFrame>() as u64) as *mut trap::TrapFrame;
-    // SAFETY: the kernel stack is ours and unused (we run on the boot stack
-    // until here); `exo_trap_return` pops exactly one TrapFrame and irets to
-    // the user context it describes, with the process's CR3 already loaded.
+    // SAFETY: the kernel stack is unused and `frame` lies elsewhere (the
+    // caller's guarantee), so the copy overwrites nothing live;
+    // `exo_trap_return` pops exactly that TrapFrame and irets to the ring-3
+    // context it describes, in the address space in CR3 (the caller's
+    // guarantee again).
     unsafe {
         at.write(*frame);
         core::arch::asm!(

@@ -4,7 +4,7 @@
 //! memory offset mapping; their frames are the kernel's, counted per space.
 use crate::memory;
 use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::{PageTable, PageTableFlags as F, PhysFrame};
+use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 
 pub use exo_core::object::{MapError, PageFlags, Tag, TAGS};
@@ -14,24 +14,58 @@ pub use exo_core::object::{MapError, PageFlags, Tag, TAGS};
 pub const MAX_TABLES: u64 = abi::bounds::PAGE_TABLES;
 
 /// A user address space.
+///
+/// Invariant: `pml4` and every table reachable from its lower-half entries
+/// (0..256) are kernel frames this space allocated ([`memory::alloc_kernel_frame`])
+/// and that nothing else refers to; they stay allocated until
+/// [`destroy`](Self::destroy). So a `&self` borrow may read them and a
+/// `&mut self` borrow may write them. Its upper-half entries are copies of
+/// the boot PML4's: the kernel's tables, shared by every space and never
+/// written after boot. (The MMU also sets accessed and dirty bits in the
+/// entries it uses; nothing here reads those bits.)
 pub struct AddressSpace {
     pml4: u64,
     tables: u64,
 }
 
-fn table(phys: u64) -> &'static mut PageTable {
-    // SAFETY: `phys` is a page-table frame owned by an AddressSpace (or the
-    // kernel's PML4); it is mapped at the offset and only touched with the
-    // kernel lock held, on one CPU.
-    unsafe { &mut *(memory::phys_to_virt(phys) as *mut PageTable) }
+/// The page table at physical address `phys` as raw entries, writable.
+///
+/// # Safety
+/// `phys` is the address of a page-table frame (RAM, mapped at the
+/// physical-memory offset), and no other reference to that frame is used
+/// while the returned one lives.
+#[inline]
+unsafe fn entries<'a>(phys: u64) -> &'a mut [u64; 512] {
+    // SAFETY: the frame is 4 KiB of mapped RAM = 512 aligned entries (the
+    // caller's guarantee), and the caller gives us exclusive use of it.
+    unsafe { &mut *(memory::phys_to_virt(phys) as *mut [u64; 512]) }
 }
 
-/// A page table as raw entries, for the hot paths (`map`, `unmap`), which
-/// need nothing of `PageTableEntry` but its bits.
-fn entries(phys: u64) -> &'static mut [u64; 512] {
-    // SAFETY: as for `table`: a page-table frame of ours at the offset
-    // mapping, 4 KiB = 512 entries, touched only under the kernel lock.
-    unsafe { &mut *(memory::phys_to_virt(phys) as *mut [u64; 512]) }
+/// The page table at physical address `phys` as raw entries, read-only.
+///
+/// # Safety
+/// `phys` is the address of a page-table frame (RAM, mapped at the
+/// physical-memory offset), and nothing writes that frame while the
+/// returned reference lives.
+#[inline]
+unsafe fn entries_ref<'a>(phys: u64) -> &'a [u64; 512] {
+    // SAFETY: the frame is 4 KiB of mapped RAM = 512 aligned entries, and
+    // the caller guarantees no writer while the reference lives.
+    unsafe { &*(memory::phys_to_virt(phys) as *const [u64; 512]) }
+}
+
+/// Entry `i` of the page table at `phys`, read with a volatile load: for
+/// the kernel's tables, in which the MMU sets accessed and dirty bits at any
+/// time while the kernel runs (so no reference to them may be held).
+///
+/// # Safety
+/// `phys` is the address of a page-table frame (RAM, mapped at the
+/// physical-memory offset).
+unsafe fn read_entry(phys: u64, i: usize) -> u64 {
+    let table = memory::phys_to_virt(phys) as *const u64;
+    // SAFETY: the frame is mapped RAM of 512 aligned entries (the caller's
+    // guarantee), and `i % 512` is one of them.
+    unsafe { table.add(i % 512).read_volatile() }
 }
 
 fn index(vaddr: u64, level: u32) -> usize {
@@ -60,12 +94,15 @@ fn tag_of(entry: u64) -> Option<Tag> {
 impl AddressSpace {
     /// A new space: empty lower half, the kernel's upper half.
     pub fn new() -> Result<Self, MapError> {
+        // Captured before the first space exists, so it is no space's PML4.
+        let kernel = boot_pml4();
         let pml4 = memory::alloc_kernel_frame().map_err(|_| MapError::OutOfMemory)?;
-        let (current, _) = Cr3::read();
-        let kernel = table(current.start_address().as_u64());
-        let new = table(pml4);
-        for i in 256..512 {
-            new[i] = kernel[i].clone();
+        // SAFETY: `pml4` was just allocated to us (zeroed) and nothing else
+        // knows of it yet.
+        let new = unsafe { entries(pml4) };
+        for (i, entry) in new.iter_mut().enumerate().skip(256) {
+            // SAFETY: `kernel` is the boot PML4, a page-table frame.
+            *entry = unsafe { read_entry(kernel, i) };
         }
         Ok(AddressSpace { pml4, tables: 1 })
     }
@@ -77,8 +114,7 @@ impl AddressSpace {
 
     /// Makes this the active address space.
     pub fn activate(&self) {
-        let (current, _) = Cr3::read();
-        if current.start_address().as_u64() != self.pml4 {
+        if active_pml4() != self.pml4 {
             let frame = PhysFrame::containing_address(PhysAddr::new(self.pml4));
             // SAFETY: the PML4 maps the whole kernel half like every other
             // space, so the kernel keeps running after the switch.
@@ -87,17 +123,24 @@ impl AddressSpace {
     }
 
     fn is_active(&self) -> bool {
-        Cr3::read().0.start_address().as_u64() == self.pml4
+        active_pml4() == self.pml4
     }
 
     /// Walks to the level-1 table of `vaddr` (a lower-half address),
     /// creating the tables that are missing. Non-leaf entries are 0 or
-    /// present (this module writes no others).
+    /// present (this module writes no others). Only lower-half entries of
+    /// the PML4 are followed whatever `vaddr` is: an upper-half address
+    /// would walk (and write) the kernel's shared tables.
     #[inline]
     fn walk_create(&mut self, vaddr: u64) -> Result<u64, MapError> {
+        let vaddr = vaddr & (LOWER_HALF_END - 1);
         let mut phys = self.pml4;
         for level in [4, 3, 2] {
-            let entry = &mut entries(phys)[index(vaddr, level)];
+            // SAFETY: `phys` is this space's PML4 or one of its lower-half
+            // tables (invariant; `vaddr` was cut to the lower half), and
+            // `&mut self` excludes every other use while `entry` lives (this
+            // iteration).
+            let entry = &mut unsafe { entries(phys) }[index(vaddr, level)];
             if *entry == 0 {
                 if self.tables >= MAX_TABLES {
                     return Err(MapError::OutOfMemory);
@@ -111,28 +154,58 @@ impl AddressSpace {
         Ok(phys)
     }
 
-    /// The leaf entry of `vaddr`, if its tables exist. Lower half only:
-    /// the upper half holds the kernel's tables, with huge pages this walk
-    /// does not understand (following one would read device memory).
+    /// The level-1 table holding the leaf entry of `vaddr`, if the tables
+    /// exist. Lower half only: the upper half holds the kernel's tables,
+    /// with huge pages this walk does not understand (following one would
+    /// read device memory).
     #[inline]
-    fn leaf(&self, vaddr: u64) -> Option<&'static mut u64> {
+    fn leaf_table(&self, vaddr: u64) -> Option<u64> {
         if vaddr >= LOWER_HALF_END {
             return None;
         }
         let mut phys = self.pml4;
         for level in [4, 3, 2] {
-            let entry = entries(phys)[index(vaddr, level)];
+            // SAFETY: `phys` is this space's PML4 or one of its lower-half
+            // tables (invariant, `vaddr` is lower half); `&self` excludes
+            // writers.
+            let entry = unsafe { entries_ref(phys) }[index(vaddr, level)];
             if entry == 0 {
                 return None;
             }
             phys = entry & ADDR_MASK;
         }
-        Some(&mut entries(phys)[index(vaddr, 1)])
+        Some(phys)
+    }
+
+    /// The leaf entry of `vaddr` (a copy), if its tables exist.
+    #[inline]
+    fn leaf(&self, vaddr: u64) -> Option<u64> {
+        let pt = self.leaf_table(vaddr)?;
+        // SAFETY: `pt` is a level-1 table of this space; `&self` excludes
+        // writers.
+        Some(unsafe { entries_ref(pt) }[index(vaddr, 1)])
+    }
+
+    /// The leaf entry of `vaddr` in its level-1 table `pt`, writable while
+    /// `self` stays borrowed. (Two steps, not one `Option<&mut u64>`: the
+    /// compiler re-checks such a result for null, one instruction on the
+    /// `unmap` path.)
+    ///
+    /// # Safety
+    /// `pt` is `self.leaf_table(vaddr)`.
+    #[inline]
+    unsafe fn leaf_in(&mut self, pt: u64, vaddr: u64) -> &mut u64 {
+        // SAFETY: `pt` is a level-1 table of this space (the caller's
+        // guarantee); the result borrows `self` mutably, which excludes
+        // every other use of the table while it lives.
+        let table = unsafe { entries(pt) };
+        &mut table[index(vaddr, 1)]
     }
 
     /// Maps the user page at `vaddr` to frame `phys`, tagged with `tag` if
     /// given (`map` syscall mappings). The caller has checked that `vaddr`
-    /// is a page-aligned lower-half address.
+    /// is a page-aligned lower-half address (one that is not gets the page
+    /// at `vaddr` modulo 2^47 mapped: never an entry of the kernel half).
     pub fn map(
         &mut self,
         vaddr: u64,
@@ -140,8 +213,11 @@ impl AddressSpace {
         flags: PageFlags,
         tag: Option<Tag>,
     ) -> Result<(), MapError> {
+        debug_assert!(vaddr < LOWER_HALF_END);
         let pt = self.walk_create(vaddr)?;
-        let entry = &mut entries(pt)[index(vaddr, 1)];
+        // SAFETY: `pt` is a level-1 table of this space; `&mut self`
+        // excludes every other use while `entry` lives.
+        let entry = &mut unsafe { entries(pt) }[index(vaddr, 1)];
         if *entry != 0 {
             return Err(MapError::AlreadyMapped);
         }
@@ -170,7 +246,9 @@ impl AddressSpace {
 
     /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.
     pub fn unmap(&mut self, vaddr: u64) -> Option<u64> {
-        let entry = self.leaf(vaddr)?;
+        let pt = self.leaf_table(vaddr)?;
+        // SAFETY: `pt` is the level-1 table of `vaddr` just found.
+        let entry = unsafe { self.leaf_in(pt, vaddr) };
         if *entry == 0 {
             return None;
         }
@@ -183,7 +261,9 @@ impl AddressSpace {
     /// Removes the mapping of `vaddr`'s page if it carries a tag that
     /// `accept` accepts; returns the tag.
     pub fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
-        let entry = self.leaf(vaddr)?;
+        let pt = self.leaf_table(vaddr)?;
+        // SAFETY: `pt` is the level-1 table of `vaddr` just found.
+        let entry = unsafe { self.leaf_in(pt, vaddr) };
         let tag = tag_of(*entry)?;
         if !accept(tag) {
             return None;
@@ -196,7 +276,7 @@ impl AddressSpace {
     /// The frame `vaddr`'s page maps to and its tag, read-only (for the
     /// invariant checks): `None` if not mapped.
     pub fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<Tag>)> {
-        let entry = *self.leaf(vaddr)?;
+        let entry = self.leaf(vaddr)?;
         (entry != 0).then(|| (entry & ADDR_MASK, tag_of(entry)))
     }
 
@@ -211,7 +291,7 @@ impl AddressSpace {
 
     /// The frame and flags `vaddr`'s page maps to (user pages only).
     pub fn translate(&self, vaddr: u64) -> Option<(u64, PageFlags)> {
-        let entry = *self.leaf(vaddr)?;
+        let entry = self.leaf(vaddr)?;
         let f = F::from_bits_truncate(entry);
         if !f.contains(F::PRESENT | F::USER_ACCESSIBLE) {
             return None;
@@ -226,66 +306,106 @@ impl AddressSpace {
         ))
     }
 
-    /// Frees every lower-half table and the PML4. Leaf frames belong to
-    /// their owners (capabilities, the program image) and are not touched.
-    pub fn destroy(self, kernel_pml4: u64) {
+    /// Frees every lower-half table and the PML4 (switching to the boot
+    /// PML4 first if this space is active). Leaf frames belong to their
+    /// owners (capabilities, the program image) and are not touched.
+    pub fn destroy(self) {
         if self.is_active() {
-            let frame = PhysFrame::containing_address(PhysAddr::new(kernel_pml4));
-            // SAFETY: the kernel's own PML4 maps the kernel half.
+            let frame = PhysFrame::containing_address(PhysAddr::new(boot_pml4()));
+            // SAFETY: the boot PML4 maps the kernel half (every space's
+            // upper half is a copy of it), so the kernel keeps running; it
+            // is no space's PML4, so the frees below do not touch it.
             unsafe { Cr3::write(frame, Cr3Flags::empty()) };
         }
-        free_level(self.pml4, 4, 0..256);
-        memory::free_kernel_frame(self.pml4);
+        // SAFETY: the PML4 and its lower-half tables are this space's alone
+        // (invariant), no longer in CR3, and `self` is consumed: nothing
+        // reaches them after this.
+        unsafe {
+            free_level(self.pml4, 4, 0..256);
+            memory::free_kernel_frame(self.pml4);
+        }
     }
 }
 
-fn free_level(phys: u64, level: u32, range: core::ops::Range<usize>) {
+/// Clears entries `range` of the level-`level` table at `phys` and frees
+/// the tables they point to, recursively down to (not including) the leaf
+/// frames.
+///
+/// # Safety
+/// `phys` and the tables under entries `range` belong to one address space
+/// being destroyed: they came from [`memory::alloc_kernel_frame`], nothing
+/// else refers to them, and nothing (no reference, not CR3) uses them again.
+unsafe fn free_level(phys: u64, level: u32, range: core::ops::Range<usize>) {
     for i in range {
-        let entry = &mut table(phys)[i];
-        if entry.is_unused() {
+        // SAFETY: the caller gives us `phys` alone; `entry` lives until the
+        // recursion, which touches only other (child) frames.
+        let entry = &mut unsafe { entries(phys) }[i];
+        if *entry == 0 {
             continue;
         }
-        let child = entry.addr().as_u64();
-        entry.set_unused();
-        if level > 2 {
-            free_level(child, level - 1, 0..512);
+        let child = *entry & ADDR_MASK;
+        *entry = 0;
+        // SAFETY: `child` is a table under `phys` in the same space, so the
+        // caller's guarantee covers it; its entry is cleared, so once the
+        // recursion has freed what is under it, nothing refers to it and
+        // it goes back to the allocator.
+        unsafe {
+            if level > 2 {
+                free_level(child, level - 1, 0..512);
+            }
+            memory::free_kernel_frame(child);
         }
-        memory::free_kernel_frame(child);
     }
 }
 
-/// The PML4 the kernel booted with (upper half only is used).
-pub fn current_pml4() -> u64 {
+/// The PML4 in CR3 now: the running process's, or the boot PML4 when no
+/// process runs.
+pub fn active_pml4() -> u64 {
     Cr3::read().0.start_address().as_u64()
 }
 
-/// Translates a kernel virtual address through the active page tables
-/// (huge pages included), for `sys_info`.
+/// Start of the kernel half.
+const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
+
+/// Translates a kernel (upper-half) virtual address through the kernel's
+/// page tables (huge pages included), for `sys_info`. `None` for a lower-half
+/// address, an unmapped one, or before [`memory::init`].
 pub fn translate_kernel(vaddr: u64) -> Option<u64> {
-    let mut phys = current_pml4();
+    if vaddr < KERNEL_HALF_START || !memory::phys_mapped() {
+        return None;
+    }
+    let mut phys = boot_pml4();
     for level in (1..=4).rev() {
-        let entry = &table(phys)[index(vaddr, level)];
-        let flags = entry.flags();
+        // SAFETY: `phys` is the boot PML4 or a table of the kernel half
+        // under it (present, non-huge entries above level 1 point to page
+        // tables, which are RAM), mapped at the offset (checked above).
+        let entry = unsafe { read_entry(phys, index(vaddr, level)) };
+        let flags = F::from_bits_truncate(entry);
         if !flags.contains(F::PRESENT) {
             return None;
         }
         let size = 1u64 << (12 + 9 * (level - 1));
         if level == 1 || flags.contains(F::HUGE_PAGE) {
-            return Some(entry.addr().as_u64() + (vaddr & (size - 1)));
+            let base = entry & ADDR_MASK & !(size - 1);
+            return Some(base + (vaddr & (size - 1)));
         }
-        phys = entry.addr().as_u64();
+        phys = entry & ADDR_MASK;
     }
     None
 }
 
-static BOOT_PML4: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static BOOT_PML4: spin::Once<u64> = spin::Once::new();
 
-/// Remembers the PML4 the kernel booted with.
+/// Captures the boot PML4 early (it is also captured by the first
+/// [`AddressSpace::new`], whichever comes first).
 pub fn init() {
-    BOOT_PML4.store(current_pml4(), core::sync::atomic::Ordering::Relaxed);
+    boot_pml4();
 }
 
-/// The PML4 the kernel booted with (its frame is reserved RAM).
-pub fn current_kernel_pml4() -> u64 {
-    BOOT_PML4.load(core::sync::atomic::Ordering::Relaxed)
+/// The PML4 the kernel booted with (its frame is reserved RAM): the one in
+/// CR3 at the first call, which comes before any [`AddressSpace`] exists
+/// ([`init`] at boot, or `AddressSpace::new` itself), so it is never a
+/// process's.
+pub fn boot_pml4() -> u64 {
+    *BOOT_PML4.call_once(active_pml4)
 }

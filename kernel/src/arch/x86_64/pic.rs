@@ -20,7 +20,9 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Remaps the PICs, unmasks only the timer, and starts the PIT.
 pub fn init() {
     let mut pics = PICS.lock();
-    // SAFETY: the PIC ports are standard; interrupts are off during this.
+    // SAFETY: port I/O to the two 8259s (0x20/0x21, 0xa0/0xa1; 0x80 for the
+    // delays) touches no memory; interrupts are off (the kernel always runs
+    // with IF clear), so none arrives half-way through the remap.
     unsafe {
         pics.initialize();
         pics.write_masks(0b1111_1110, 0b1111_1111);
@@ -28,7 +30,8 @@ pub fn init() {
     let divisor = (PIT_HZ / TICK_HZ) as u16;
     let mut command: Port<u8> = Port::new(0x43);
     let mut channel0: Port<u8> = Port::new(0x40);
-    // SAFETY: channel 0, lobyte/hibyte, mode 2 (rate generator), binary.
+    // SAFETY: port I/O to the PIT (0x43, 0x40) touches no memory. 0x34:
+    // channel 0, lobyte/hibyte, mode 2 (rate generator), binary.
     unsafe {
         command.write(0x34);
         channel0.write(divisor as u8);
@@ -38,7 +41,9 @@ pub fn init() {
 
 /// Acknowledges interrupt `vector` at the PIC.
 pub fn end_of_interrupt(vector: u8) {
-    // SAFETY: `vector` came from the PIC range (checked by the caller).
+    // SAFETY: port I/O touches no memory; `notify_end_of_interrupt` does
+    // nothing for a vector outside 32..48, and an EOI for a line not in
+    // service only lets the PIC deliver the next interrupt early.
     unsafe { PICS.lock().notify_end_of_interrupt(vector) };
 }
 

@@ -211,13 +211,28 @@ const EMPTY_GATE: Gate = Gate {
     reserved: 0,
 };
 
-static mut IDT: Idt = Idt([EMPTY_GATE; VECTORS]);
+/// Built once, then only read (by the CPU).
+static IDT: spin::Once<Idt> = spin::Once::new();
 
 /// Fills the IDT with the stubs (all ring-0 interrupt gates, so `int n` from
-/// user space is a #GP) and loads it.
+/// user space is a #GP) and loads it. A second call loads the same table.
 pub fn init() {
+    let idt = IDT.call_once(build);
+    let pointer = DescriptorTablePointer {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: VirtAddr::from_ptr(idt),
+    };
+    // SAFETY: the IDT lives in a static for ever and is never written
+    // again; its gates point at the stubs above, with the kernel code
+    // selector of the loaded GDT.
+    unsafe { lidt(&pointer) };
+}
+
+fn build() -> Idt {
     let code = super::gdt::selectors().kernel_code.0;
-    // SAFETY: the table symbol is defined above with VECTORS entries.
+    // SAFETY: `exo_trap_table_ptr` (defined above, relocated at load time)
+    // points at the table of VECTORS stub addresses in .data, which nothing
+    // writes.
     let table = unsafe { core::slice::from_raw_parts(exo_trap_table_ptr, VECTORS) };
     let mut gates = [EMPTY_GATE; VECTORS];
     for (vector, (gate, &addr)) in gates.iter_mut().zip(table).enumerate() {
@@ -241,15 +256,7 @@ pub fn init() {
             reserved: 0,
         };
     }
-    // SAFETY: single CPU, during init, before interrupts are enabled; the
-    // IDT is not loaded yet, so nothing reads it while we write.
-    unsafe { (&raw mut IDT).write(Idt(gates)) };
-    let pointer = DescriptorTablePointer {
-        limit: (core::mem::size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::from_ptr(&raw const IDT),
-    };
-    // SAFETY: the IDT is a static with valid gates pointing at our stubs.
-    unsafe { lidt(&pointer) };
+    Idt(gates)
 }
 
 /// Names of the CPU exceptions, for reports.

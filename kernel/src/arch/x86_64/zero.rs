@@ -4,11 +4,12 @@
 //! the vector unit belongs to the kernel alone: nothing of a program's lives
 //! in it, and nothing need be saved to use it. Where the CPU has AVX, a page
 //! is cleared with 128 unrolled 32-byte stores, with the vector unit turned
-//! on (CR0.EM clear, CR4.OSFXSR and OSXSAVE set) only around them and off
-//! again before anything else runs: 135 instructions a page instead of the
-//! 512 iterations of `rep stosq` (each of which the CPU, and TCG's
-//! instruction counter, treats as an instruction). The only vector register
-//! touched is ymm0, left all zero, and no program can read it anyway.
+//! on (CR0.EM clear, CR4.OSFXSR and OSXSAVE set) only around them, with
+//! interrupts off, and off again before the kernel goes on: 135
+//! instructions a page instead of the 512 iterations of `rep stosq` (each
+//! of which the CPU, and TCG's instruction counter, treats as an
+//! instruction). The only vector register touched is ymm0, left all zero,
+//! and no program can read it anyway.
 //!
 //! On hardware the two pairs of control-register writes are serialising
 //! (tens to hundreds of cycles), about what the 512 iterations cost, so this
@@ -23,19 +24,26 @@ static AVX: AtomicBool = AtomicBool::new(false);
 /// XCR0 bits: x87, SSE and AVX state enabled for `xsave`-managed use.
 const XCR0_X87_SSE_AVX: u64 = 0b111;
 
-/// Enables AVX zeroing when CPUID reports XSAVE and AVX: programs XCR0
-/// once (it keeps its value while CR4.OSXSAVE is off again, and VEX
-/// instructions stay undefined for programs because OSXSAVE is off).
+/// Enables AVX zeroing when CPUID reports XSAVE and AVX, and XCR0 may hold
+/// x87, SSE and AVX state: programs XCR0 once (it keeps its value while
+/// CR4.OSXSAVE is off again, and VEX instructions stay undefined for
+/// programs because OSXSAVE is off).
 pub fn init() {
-    let leaf1 = core::arch::x86_64::__cpuid(1);
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+    let leaf1 = __cpuid(1);
     let xsave = leaf1.ecx & (1 << 26) != 0;
     let avx = leaf1.ecx & (1 << 28) != 0;
-    if !(xsave && avx) {
+    // CPUID.(0xd, 0).EAX: the XCR0 bits the CPU supports.
+    let xcr0_ok = __cpuid(0).eax >= 0xd
+        && u64::from(__cpuid_count(0xd, 0).eax) & XCR0_X87_SSE_AVX == XCR0_X87_SSE_AVX;
+    if !(xsave && avx && xcr0_ok) {
         return;
     }
     // SAFETY: CPUID says XSAVE exists, so CR4.OSXSAVE may be set and XCR0
-    // written; bits 0-2 are valid because AVX exists (and x87 must be set).
-    // OSXSAVE is cleared again at once: only `zero_pages` turns it on.
+    // written, and that XCR0 supports bits 0-2 (x87, which must be set, SSE
+    // and AVX, which need each other). Nothing uses the vector unit
+    // meanwhile, and OSXSAVE is cleared again at once: only `zero_pages`
+    // turns it on.
     unsafe {
         Cr4::update(|f| f.insert(Cr4Flags::OSXSAVE));
         asm!(
@@ -74,11 +82,12 @@ pub unsafe fn zero_pages(virt: *mut u8, pages: u64) {
     let off0 = !Cr0Flags::EMULATE_COPROCESSOR.bits();
     let end = virt as u64 + pages * 4096;
     // SAFETY: the caller's guarantee covers the stores (aligned 32-byte
-    // stores inside the pages). Interrupts are off for the whole sequence
-    // (saved and restored with pushfq/popfq), so nothing runs with the
-    // vector unit on; CR0 and CR4 get their previous values back. The
-    // kernel is built without vector instructions, so ymm0 holds nothing
-    // of the compiler's.
+    // stores inside the pages). Maskable interrupts are off for the whole
+    // sequence (saved and restored with pushfq/popfq), so no program runs
+    // with the vector unit on (an NMI or machine check would run only
+    // kernel code, which uses no vector register); CR0 and CR4 get their
+    // previous values back. The kernel is built without vector
+    // instructions, so ymm0 holds nothing of the compiler's.
     unsafe {
         asm!(
             "pushfq",
