@@ -241,21 +241,20 @@ impl<P: Platform> Kernel<P> {
     /// Puts a freshly owned run into the caller's table; on a full table
     /// the run goes straight back.
     fn grant(&mut self, pid: u64, kind: CapKind, rights: Rights) -> Result<u64, Error> {
-        self.ledger.own_new(kind);
+        let cap = Cap {
+            kind,
+            rights,
+            mapped: 0,
+        };
         let inserted = match self.caller(pid) {
-            Ok(p) => p
-                .caps
-                .insert(Cap {
-                    kind,
-                    rights,
-                    mapped: 0,
-                })
-                .map_err(Error::from),
+            Ok(p) => p.caps.insert(cap).map_err(Error::from),
             Err(e) => Err(e),
         };
+        self.ledger.own_new(kind);
         match inserted {
             Ok(h) => Ok(h.raw()),
             Err(e) => {
+                // Owned by nobody: straight back.
                 self.drop_ref(kind);
                 Err(e)
             }
