@@ -52,8 +52,9 @@ pub struct QemuTest {
     /// Every trace record in the log must decode (exo-trace), and there
     /// must be at least this many.
     pub min_trace_records: usize,
-    /// Fragments it must not contain.
-    pub must_not: Vec<&'static str>,
+    /// Fragments it must not contain besides [`ALWAYS_MUST_NOT`], which
+    /// every test checks: a test can add to that list, never drop from it.
+    pub also_must_not: Vec<&'static str>,
     /// Extra QEMU arguments (e.g. `-icount shift=0`).
     pub qemu_args: Vec<&'static str>,
     /// Instruction budgets: `bench: NAME median=N` lines whose N must not
@@ -62,6 +63,17 @@ pub struct QemuTest {
     /// Timeout.
     pub timeout: Duration,
 }
+
+/// What no test's serial log may contain: the kernel's panic, its reports
+/// of a broken invariant, a leak or a kernel bug, and what a faulting
+/// program prints if the kernel failed to stop it.
+pub const ALWAYS_MUST_NOT: &[&str] = &[
+    "KERNEL PANIC",
+    "BUG:",
+    "invariant broken",
+    "LEAK",
+    "NOT STOPPED",
+];
 
 pub(crate) fn qt(
     name: &'static str,
@@ -74,13 +86,7 @@ pub(crate) fn qt(
         spec,
         expect_exit,
         must: must.to_vec(),
-        must_not: vec![
-            "KERNEL PANIC",
-            "BUG:",
-            "invariant broken",
-            "LEAK",
-            "NOT STOPPED",
-        ],
+        also_must_not: Vec::new(),
         min_trace_records: 0,
         qemu_args: Vec::new(),
         budgets: Vec::new(),
@@ -134,7 +140,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             ],
         ),
         QemuTest {
-            must_not: vec!["NOT REACHED", "KERNEL PANIC"],
+            also_must_not: vec!["NOT REACHED"],
             ..qt(
                 "pagefault-reported",
                 selftest("pagefault"),
@@ -256,15 +262,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         },
         QemuTest {
             // Forged lines appear only behind the `| ` the kernel adds.
-            must_not: vec![
-                "KERNEL PANIC",
-                "BUG:",
-                "invariant broken",
-                "LEAK",
-                "NOT STOPPED",
-                "\n[exo] forged",
-                "\n@exo-trace 1 pid=1 proc=forged",
-            ],
+            also_must_not: vec!["\n[exo] forged", "\n@exo-trace 1 pid=1 proc=forged"],
             ..qt(
             "hostile-suite",
             programs("test-hostile"),
@@ -337,6 +335,11 @@ pub fn check_log(test: &QemuTest, code: u8, serial: &str) -> Result<(), String> 
     if code != test.expect_exit {
         return Err(format!("exit code {code}, expected {}", test.expect_exit));
     }
+    for bad in ALWAYS_MUST_NOT.iter().chain(&test.also_must_not) {
+        if serial.contains(bad) {
+            return Err(format!("serial log contains `{bad}`"));
+        }
+    }
     for want in &test.must {
         if !serial.contains(want) {
             return Err(format!("serial log lacks `{want}`"));
@@ -372,11 +375,6 @@ pub fn check_log(test: &QemuTest, code: u8, serial: &str) -> Result<(), String> 
             ));
         }
         eprintln!("     {bench}: {median} instructions (budget {budget})");
-    }
-    for bad in &test.must_not {
-        if serial.contains(bad) {
-            return Err(format!("serial log contains `{bad}`"));
-        }
     }
     Ok(())
 }
@@ -591,5 +589,27 @@ mod tests {
         assert!(check_log(&t, 0, "a only").is_err());
         assert!(check_log(&t, 1, "a then b").is_err());
         assert!(check_log(&t, 0, "a b KERNEL PANIC").is_err());
+    }
+
+    #[test]
+    fn no_test_can_drop_the_default_must_nots() {
+        let extra = QemuTest {
+            also_must_not: vec!["NOT REACHED"],
+            ..qt("x", ImageSpec::default(), 1, &["a"])
+        };
+        assert_eq!(check_log(&extra, 1, "a"), Ok(()));
+        assert!(check_log(&extra, 1, "a NOT REACHED").is_err());
+        for test in qemu_tests().iter().chain([&extra]) {
+            // A log with every wanted line, and one forbidden fragment.
+            let mut log: String = test.must.iter().map(|m| format!("{m}\n")).collect();
+            for (bench, _) in &test.budgets {
+                log.push_str(&format!("bench: {bench} median=1 min=1 iters=1\n"));
+            }
+            for bad in ALWAYS_MUST_NOT {
+                let why = check_log(test, test.expect_exit, &format!("{log}{bad}\n"))
+                    .expect_err(test.name);
+                assert!(why.contains(bad), "{}: {why}", test.name);
+            }
+        }
     }
 }
