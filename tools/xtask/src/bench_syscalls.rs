@@ -3,7 +3,8 @@
 //!
 //! # Method
 //! Both sides run a benchmark program as their first user program, on the
-//! same QEMU machine (`-machine q35 -m 512M -smp 1 -accel tcg -cpu max`):
+//! same QEMU machine (`qemu::machine`: `-machine q35 -m 1G -smp 1 -accel
+//! tcg -cpu max`):
 //! - exo: `userland/demos/src/bin/test-bench.rs` (and `test-bench-peer.rs`,
 //!   the other end of `cap-transfer`), booted from an image made with
 //!   `--programs test-bench`;
@@ -343,27 +344,18 @@ fn run_timed(cmd: Command, timeout: Duration) -> Result<TimedRun, String> {
     })
 }
 
-/// The machine every boot uses (as `qemu::boot` sets it up).
-fn machine() -> Command {
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "q35", "-m", crate::qemu::MEMORY, "-smp", "1"])
-        .args(["-serial", "stdio", "-display", "none", "-no-reboot"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .args(["-accel", "tcg", "-cpu", "max"]);
-    cmd
-}
-
-/// exo's boot without icount: `qemu::boot`'s command line, run here for
-/// the line timestamps.
+/// exo's boot without icount, run here for the line timestamps: the
+/// machine of `qemu::boot` (TCG) with the boot disk only, no `edu` or
+/// virtio-blk device, like the Linux guest's.
 fn exo_command(image: &Path) -> Command {
-    let mut cmd = machine();
+    let mut cmd = qemu::machine(false);
     cmd.arg("-drive")
         .arg(format!("format=raw,file={}", image.display()));
     cmd
 }
 
 fn linux_command(vmlinuz: &Path, initrd: &Path, icount: bool) -> Command {
-    let mut cmd = machine();
+    let mut cmd = qemu::machine(false);
     cmd.arg("-kernel")
         .arg(vmlinuz)
         .arg("-initrd")
@@ -1173,6 +1165,25 @@ mod tests {
             .position(|w| w == b"init\0")
             .expect("init name");
         assert_eq!(&archive[init + 6..init + 9], &data);
+    }
+
+    #[test]
+    fn both_guests_boot_on_the_machine_of_qemu_boot() {
+        let args = |c: &Command| -> Vec<String> {
+            c.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let machine = args(&qemu::machine(false));
+        assert!(machine.windows(2).any(|w| w == ["-m", qemu::MEMORY]));
+        assert!(machine.windows(2).any(|w| w == ["-accel", "tcg"]));
+        let exo = exo_command(Path::new("exo.img"));
+        let linux = linux_command(Path::new("vmlinuz"), Path::new("initrd"), true);
+        for cmd in [&exo, &linux] {
+            assert_eq!(cmd.get_program(), qemu::machine(false).get_program());
+            assert!(args(cmd).starts_with(&machine), "{:?}", args(cmd));
+        }
+        assert!(args(&linux).ends_with(&["-icount".to_string(), "shift=0".to_string()]));
     }
 
     #[test]
