@@ -7,6 +7,7 @@ mod bench_syscalls;
 mod build;
 mod device_tests;
 mod fuzz;
+mod linux_guest;
 mod qemu;
 mod setup;
 mod test;
