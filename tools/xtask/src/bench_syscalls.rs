@@ -374,14 +374,18 @@ fn timed_verdict(r: &TimedRun, expected: i32) -> Option<String> {
 }
 
 /// This host's TSC rate (Hz), against the monotonic clock over 200 ms.
+///
+/// The crate's one `unsafe`: `_rdtsc` is an unsafe intrinsic (as of Rust
+/// 1.97) and Linux exports no TSC rate (`cpu MHz` is the core clock), so
+/// there is no safe way to measure what exo's TSC figures are checked
+/// against.
 #[cfg(target_arch = "x86_64")]
 fn host_tsc_hz() -> Option<f64> {
+    #[allow(unsafe_code)]
     fn tsc() -> u64 {
-        // SAFETY: `rdtsc` reads a counter; it has no side effects.
-        #[allow(unused_unsafe)]
-        unsafe {
-            core::arch::x86_64::_rdtsc()
-        }
+        // SAFETY: `rdtsc` only reads the time-stamp counter, which every
+        // x86_64 CPU has; it touches no memory and has no side effects.
+        unsafe { core::arch::x86_64::_rdtsc() }
     }
     let (t0, c0) = (Instant::now(), tsc());
     std::thread::sleep(Duration::from_millis(200));

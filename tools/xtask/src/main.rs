@@ -3,6 +3,11 @@
 //!
 //! It is built by the machine's default toolchain; everything bare-metal is
 //! built by the Debian toolchain that [`setup`] installs and links.
+//!
+//! Unsafe code is denied: the one exception is `bench syscalls` reading
+//! the host's TSC (`rdtsc` is an unsafe intrinsic, and no safe interface
+//! gives the TSC rate), so this crate cannot `forbid` it.
+#![deny(unsafe_code)]
 mod bench_syscalls;
 mod build;
 mod device_tests;
