@@ -5,6 +5,7 @@
 //!
 //! Needs the Debian toolchain and `RUSTC_BOOTSTRAP=1` (`cargo xtask` sets
 //! both up; see the README).
+#![forbid(unsafe_code)]
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -14,6 +14,7 @@
 //! Entry names are unique, so `--copies NAME=K` boots program `NAME` K times
 //! at once: entries `NAME`, `NAME-2`, ... `NAME-K` from the same ELF (each
 //! can get its own arguments with `--option args:NAME-2=...`).
+#![forbid(unsafe_code)]
 use exo_core::ramdisk::{self, Expect};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

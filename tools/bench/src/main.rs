@@ -25,6 +25,7 @@
 //!
 //! Each cell runs a warm-up, then several timed batches, and reports the
 //! fastest batch (the least disturbed by whatever else the machine runs).
+#![forbid(unsafe_code)]
 
 use bitmap_allocator::BitAlloc;
 use exo_core::frame_alloc::{self, FrameAllocator};

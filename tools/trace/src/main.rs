@@ -1,5 +1,6 @@
 //! The `exo-trace` binary: [`exo_trace::run`] on the process's arguments,
 //! standard input, output and error.
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::process::ExitCode;

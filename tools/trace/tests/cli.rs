@@ -1,6 +1,7 @@
 //! The `exo-trace` driver ([`exo_trace::run`]) end to end: pass-through,
 //! CRLF logs, filters, JSON, summaries, usage errors, files, malformed
 //! records, non-UTF-8 input and per-line flushing.
+#![forbid(unsafe_code)]
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Read, Write};

@@ -1,4 +1,5 @@
 //! Record filters: by pid, by syscall name, failed calls only, combined.
+#![forbid(unsafe_code)]
 
 use exo_trace::{parse_line, Filter, LineKind, Record};
 

@@ -1,6 +1,7 @@
 //! Property-style robustness: many seeded random mutations of valid records
 //! (and random bytes through the whole driver) never panic, and whatever
 //! does parse re-encodes to a line that parses to the same record.
+#![forbid(unsafe_code)]
 
 use abi::trace::{write_record, PREFIX};
 use abi::{Error, Sysnum};

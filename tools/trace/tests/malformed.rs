@@ -1,5 +1,6 @@
 //! A corpus of malformed records: each must be `Malformed` with a reason
 //! that says what is wrong, never a panic.
+#![forbid(unsafe_code)]
 
 use exo_trace::{parse_line, LineKind};
 

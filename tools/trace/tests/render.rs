@@ -1,4 +1,5 @@
 //! Rendering: strace-like lines, JSON objects and JSON string escaping.
+#![forbid(unsafe_code)]
 
 use abi::{Error, Sysnum};
 use exo_trace::{json_line, json_string, parse_line, strace_line, LineKind, Record, TraceResult};

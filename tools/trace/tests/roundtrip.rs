@@ -1,6 +1,7 @@
 //! Round trips through the kernel's encoder: every syscall and several
 //! errors are written with `abi::trace::write_record`, parsed back, and the
 //! fields checked.
+#![forbid(unsafe_code)]
 
 use abi::trace::write_record;
 use abi::{ArgKind, Error, RetKind, Sysnum};

@@ -1,5 +1,6 @@
 //! The `strace -c`-like summary: counts, nearest-rank p50/p99, totals,
 //! ordering, the table and the JSON lines.
+#![forbid(unsafe_code)]
 
 use exo_trace::{parse_line, LineKind, Record, Summary, SummaryRow};
 

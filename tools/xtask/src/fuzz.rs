@@ -84,7 +84,7 @@ pub fn tests() -> Vec<QemuTest> {
             "hold: success",
         ],
     );
-    test.must_not.push("VIOLATION");
+    test.also_must_not.push("VIOLATION");
     test.timeout = Duration::from_secs(300);
     // Every per-process bound taken at once by as many processes as the
     // kernel runs, with periodic invariant checks at the kernel heap's

@@ -80,6 +80,24 @@ impl Outcome {
 /// 32-bit PCI window above it, the HPET at 0xfed0_0000.
 pub const MEMORY: &str = "1G";
 
+/// The machine every boot runs on, exo's ([`boot`]) and the Linux guest's
+/// of `bench syscalls`: q35 with [`MEMORY`] and one CPU, the serial console
+/// on stdio, no display, no reboot, the `isa-debug-exit` port the kernel
+/// gives its verdict on, and TCG with every CPU feature it emulates (or
+/// KVM with the host's CPU). Callers add the disks and devices.
+pub fn machine(kvm: bool) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", "q35", "-m", MEMORY, "-smp", "1"])
+        .args(["-serial", "stdio", "-display", "none", "-no-reboot"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if kvm {
+        cmd.args(["-accel", "kvm", "-cpu", "host,-arch-capabilities"]);
+    } else {
+        cmd.args(["-accel", "tcg", "-cpu", "max"]);
+    }
+    cmd
+}
+
 /// Size of the virtio-blk disk the xtask makes for each run.
 pub const DISK_BYTES: usize = 1 << 20;
 /// The sector the xtask fills before boot (the `virtio-blk` program reads it).
@@ -227,11 +245,8 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
     make_disk(&disk)?;
     // Check the disk afterwards only if the program that writes it ran.
     let check = ramdisk_names(image).iter().any(|n| n == "virtio-blk");
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", "q35", "-m", MEMORY, "-smp", "1"])
-        .args(["-serial", "stdio", "-display", "none", "-no-reboot"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .arg("-drive")
+    let mut cmd = machine(opts.kvm);
+    cmd.arg("-drive")
         .arg(format!("format=raw,file={}", image.display()))
         .args(["-device", "edu"])
         .arg("-drive")
@@ -240,11 +255,6 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
             disk.display()
         ))
         .args(["-device", "virtio-blk-pci,drive=vdisk"]);
-    if opts.kvm {
-        cmd.args(["-accel", "kvm", "-cpu", "host,-arch-capabilities"]);
-    } else {
-        cmd.args(["-accel", "tcg", "-cpu", "max"]);
-    }
     if opts.uefi {
         cmd.args(["-bios", "/usr/share/ovmf/OVMF.fd"]);
     }

@@ -46,14 +46,17 @@ pub struct QemuTest {
     pub spec: ImageSpec,
     /// Expected `cargo xtask run`-style exit code (0 success, 1 failure).
     pub expect_exit: u8,
-    /// Fragments the serial log must contain (programs run concurrently, so
-    /// order is not checked).
+    /// Fragments the serial log must contain, in any order: programs run
+    /// concurrently and the timer preempts them, so lines of different
+    /// programs interleave differently from run to run (the order is not
+    /// even pid order).
     pub must: Vec<&'static str>,
     /// Every trace record in the log must decode (exo-trace), and there
     /// must be at least this many.
     pub min_trace_records: usize,
-    /// Fragments it must not contain.
-    pub must_not: Vec<&'static str>,
+    /// Fragments it must not contain besides [`ALWAYS_MUST_NOT`], which
+    /// every test checks: a test can add to that list, never drop from it.
+    pub also_must_not: Vec<&'static str>,
     /// Extra QEMU arguments (e.g. `-icount shift=0`).
     pub qemu_args: Vec<&'static str>,
     /// Instruction budgets: `bench: NAME median=N` lines whose N must not
@@ -62,6 +65,17 @@ pub struct QemuTest {
     /// Timeout.
     pub timeout: Duration,
 }
+
+/// What no test's serial log may contain: the kernel's panic, its reports
+/// of a broken invariant, a leak or a kernel bug, and what a faulting
+/// program prints if the kernel failed to stop it.
+pub const ALWAYS_MUST_NOT: &[&str] = &[
+    "KERNEL PANIC",
+    "BUG:",
+    "invariant broken",
+    "LEAK",
+    "NOT STOPPED",
+];
 
 pub(crate) fn qt(
     name: &'static str,
@@ -74,13 +88,7 @@ pub(crate) fn qt(
         spec,
         expect_exit,
         must: must.to_vec(),
-        must_not: vec![
-            "KERNEL PANIC",
-            "BUG:",
-            "invariant broken",
-            "LEAK",
-            "NOT STOPPED",
-        ],
+        also_must_not: Vec::new(),
         min_trace_records: 0,
         qemu_args: Vec::new(),
         budgets: Vec::new(),
@@ -134,7 +142,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             ],
         ),
         QemuTest {
-            must_not: vec!["NOT REACHED", "KERNEL PANIC"],
+            also_must_not: vec!["NOT REACHED"],
             ..qt(
                 "pagefault-reported",
                 selftest("pagefault"),
@@ -188,7 +196,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 &[
                     "[exo] page zeroing: rep stos (no AVX)",
                     "frames: a reused frame reads as zero",
-                "frames: contiguous: a reallocated run reads as zero (the same run)",
+                    "frames: contiguous: a reallocated run reads as zero (the same run)",
                     "frames: ok",
                     "success",
                 ],
@@ -256,36 +264,28 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         },
         QemuTest {
             // Forged lines appear only behind the `| ` the kernel adds.
-            must_not: vec![
-                "KERNEL PANIC",
-                "BUG:",
-                "invariant broken",
-                "LEAK",
-                "NOT STOPPED",
-                "\n[exo] forged",
-                "\n@exo-trace 1 pid=1 proc=forged",
-            ],
+            also_must_not: vec!["\n[exo] forged", "\n@exo-trace 1 pid=1 proc=forged"],
             ..qt(
-            "hostile-suite",
-            programs("test-hostile"),
-            0,
-            &[
-                "hostile: random handle: refused: BadCapability",
-                "hostile: another process's handle: refused: BadCapability",
-                "hostile: a frame stays alive after its sharer died (a non-driver, it could not claim a device): ok",
-                "hostile: claiming the local APIC: refused: PermissionDenied",
-                "| @exo-trace 1 pid=1 proc=forged",
-                "| [exo] forged kernel line",
-                "hostile: exhausting all free memory: refused: OutOfMemory",
-                "hostile: filling the capability table: refused: CapTableFull",
-                "hostile: syscall with a garbage stack pointer: refused: InvalidAddress",
-                "hostile: nothing leaked: ok",
-                "attacks refused as expected, 0 failed",
-                "preemption works",
-                "(test-hostile) exited with code 0",
-                "success",
-            ],
-        )
+                "hostile-suite",
+                programs("test-hostile"),
+                0,
+                &[
+                    "hostile: random handle: refused: BadCapability",
+                    "hostile: another process's handle: refused: BadCapability",
+                    "hostile: a frame stays alive after its sharer died (a non-driver, it could not claim a device): ok",
+                    "hostile: claiming the local APIC: refused: PermissionDenied",
+                    "| @exo-trace 1 pid=1 proc=forged",
+                    "| [exo] forged kernel line",
+                    "hostile: exhausting all free memory: refused: OutOfMemory",
+                    "hostile: filling the capability table: refused: CapTableFull",
+                    "hostile: syscall with a garbage stack pointer: refused: InvalidAddress",
+                    "hostile: nothing leaked: ok",
+                    "attacks refused as expected, 0 failed",
+                    "preemption works",
+                    "(test-hostile) exited with code 0",
+                    "success",
+                ],
+            )
         },
         QemuTest {
             // Regression guard, not a timing test: under -icount shift=0 the
@@ -337,6 +337,11 @@ pub fn check_log(test: &QemuTest, code: u8, serial: &str) -> Result<(), String> 
     if code != test.expect_exit {
         return Err(format!("exit code {code}, expected {}", test.expect_exit));
     }
+    for bad in ALWAYS_MUST_NOT.iter().chain(&test.also_must_not) {
+        if serial.contains(bad) {
+            return Err(format!("serial log contains `{bad}`"));
+        }
+    }
     for want in &test.must {
         if !serial.contains(want) {
             return Err(format!("serial log lacks `{want}`"));
@@ -372,11 +377,6 @@ pub fn check_log(test: &QemuTest, code: u8, serial: &str) -> Result<(), String> 
             ));
         }
         eprintln!("     {bench}: {median} instructions (budget {budget})");
-    }
-    for bad in &test.must_not {
-        if serial.contains(bad) {
-            return Err(format!("serial log contains `{bad}`"));
-        }
     }
     Ok(())
 }
@@ -583,13 +583,47 @@ mod tests {
         assert_eq!(count(line, " failed"), 1);
     }
 
+    /// `must` fragments may come in any order: programs run at once,
+    /// preempted by the timer, so lines of different programs interleave
+    /// differently from run to run.
     #[test]
-    fn logs_are_checked_in_order_and_by_exit_code() {
+    fn logs_are_checked_for_every_fragment_in_any_order_and_by_exit_code() {
         let t = qt("x", ImageSpec::default(), 0, &["a", "b"]);
-        assert!(check_log(&t, 0, "a then b").is_ok());
-        assert!(check_log(&t, 0, "b then a").is_ok());
-        assert!(check_log(&t, 0, "a only").is_err());
-        assert!(check_log(&t, 1, "a then b").is_err());
-        assert!(check_log(&t, 0, "a b KERNEL PANIC").is_err());
+        assert_eq!(check_log(&t, 0, "a then b"), Ok(()));
+        assert_eq!(check_log(&t, 0, "b then a"), Ok(()));
+        assert_eq!(
+            check_log(&t, 0, "a only"),
+            Err("serial log lacks `b`".to_string())
+        );
+        assert_eq!(
+            check_log(&t, 1, "a then b"),
+            Err("exit code 1, expected 0".to_string())
+        );
+        assert_eq!(
+            check_log(&t, 0, "a b KERNEL PANIC"),
+            Err("serial log contains `KERNEL PANIC`".to_string())
+        );
+    }
+
+    #[test]
+    fn no_test_can_drop_the_default_must_nots() {
+        let extra = QemuTest {
+            also_must_not: vec!["NOT REACHED"],
+            ..qt("x", ImageSpec::default(), 1, &["a"])
+        };
+        assert_eq!(check_log(&extra, 1, "a"), Ok(()));
+        assert!(check_log(&extra, 1, "a NOT REACHED").is_err());
+        for test in qemu_tests().iter().chain([&extra]) {
+            // A log with every wanted line, and one forbidden fragment.
+            let mut log: String = test.must.iter().map(|m| format!("{m}\n")).collect();
+            for (bench, _) in &test.budgets {
+                log.push_str(&format!("bench: {bench} median=1 min=1 iters=1\n"));
+            }
+            for bad in ALWAYS_MUST_NOT {
+                let why = check_log(test, test.expect_exit, &format!("{log}{bad}\n"))
+                    .expect_err(test.name);
+                assert!(why.contains(bad), "{}: {why}", test.name);
+            }
+        }
     }
 }

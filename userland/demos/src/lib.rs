@@ -1,7 +1,8 @@
 //! Code the demo programs share (each program is one file in `src/bin`):
 //! [`claim`] for device memory another process may hold for a while,
-//! [`pci`], configuration space through ECAM, and [`device_claim`], what
-//! `test-device-claim` and its peer agree on.
+//! [`pci`], configuration space through ECAM, [`device_claim`], what
+//! `test-device-claim` and its peer agree on, and [`fault_program!`], the
+//! whole of each `test-fault-*` program.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -52,4 +53,52 @@ pub fn claim(
             Ok(region) => return Ok(region),
         }
     }
+}
+
+/// The whole of a `test-fault-*` program: its entry point and `main`,
+/// which prints `NAME: trying WHAT`, runs `fault` (the kernel must end the
+/// process there, as the boot expects) and, if it comes back, prints
+/// `NAME: NOT STOPPED` (every QEMU test fails on that line) and exits 0.
+/// `NAME` must be the program's name (checked at compile time).
+///
+/// ```ignore
+/// exo_demos::fault_program!("test-fault-hlt", "a privileged instruction (hlt)", {
+///     // SAFETY: deliberately faulting; the kernel ends the process here.
+///     unsafe { core::arch::asm!("hlt") }
+/// });
+/// ```
+#[macro_export]
+macro_rules! fault_program {
+    ($name:literal, $what:literal, $fault:block) => {
+        const _: () = ::core::assert!(
+            $crate::same_str($name, ::core::env!("CARGO_BIN_NAME")),
+            "fault_program!'s name is not the program's"
+        );
+
+        ::libos::entry!(main);
+
+        fn main() -> ::core::result::Result<(), ::libos::Error> {
+            ::libos::println!(::core::concat!($name, ": trying ", $what));
+            $fault::libos::println!(::core::concat!($name, ": NOT STOPPED"));
+            Ok(())
+        }
+    };
+}
+
+/// Whether `a` and `b` are the same string, at compile time (for
+/// [`fault_program!`]).
+#[doc(hidden)]
+pub const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }

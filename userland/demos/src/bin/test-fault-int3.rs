@@ -1,18 +1,11 @@
-//! test-fault-int3: a software interrupt (int3) from ring 3. The kernel must end this
-//! process (expected by the boot) and nothing else.
+//! test-fault-int3: a software interrupt (int3) from ring 3. The kernel
+//! must end this process (expected by the boot) and nothing else.
 #![no_std]
 #![no_main]
 
-use libos::{println, Error};
-
-libos::entry!(main);
-
-fn main() -> Result<(), Error> {
-    println!("test-fault-int3: trying a software interrupt (int3)");
+exo_demos::fault_program!("test-fault-int3", "a software interrupt (int3)", {
     // SAFETY: deliberately faulting; the kernel ends the process here.
     unsafe {
         core::arch::asm!("int3");
     }
-    println!("test-fault-int3: NOT STOPPED");
-    Ok(())
-}
+});

@@ -1,18 +1,16 @@
-//! test-fault-sse: an SSE instruction (no SSE state is kept for user space) from ring 3. The kernel must end this
-//! process (expected by the boot) and nothing else.
+//! test-fault-sse: an SSE instruction (no SSE state is kept for user space)
+//! from ring 3. The kernel must end this process (expected by the boot) and
+//! nothing else.
 #![no_std]
 #![no_main]
 
-use libos::{println, Error};
-
-libos::entry!(main);
-
-fn main() -> Result<(), Error> {
-    println!("test-fault-sse: trying an SSE instruction (no SSE state is kept for user space)");
-    // SAFETY: deliberately faulting; the kernel ends the process here.
-    unsafe {
-        core::arch::asm!("xorps xmm0, xmm0");
+exo_demos::fault_program!(
+    "test-fault-sse",
+    "an SSE instruction (no SSE state is kept for user space)",
+    {
+        // SAFETY: deliberately faulting; the kernel ends the process here.
+        unsafe {
+            core::arch::asm!("xorps xmm0, xmm0");
+        }
     }
-    println!("test-fault-sse: NOT STOPPED");
-    Ok(())
-}
+);

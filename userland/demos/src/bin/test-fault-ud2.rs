@@ -1,18 +1,11 @@
-//! test-fault-ud2: an undefined instruction (ud2) from ring 3. The kernel must end this
-//! process (expected by the boot) and nothing else.
+//! test-fault-ud2: an undefined instruction (ud2) from ring 3. The kernel
+//! must end this process (expected by the boot) and nothing else.
 #![no_std]
 #![no_main]
 
-use libos::{println, Error};
-
-libos::entry!(main);
-
-fn main() -> Result<(), Error> {
-    println!("test-fault-ud2: trying an undefined instruction (ud2)");
+exo_demos::fault_program!("test-fault-ud2", "an undefined instruction (ud2)", {
     // SAFETY: deliberately faulting; the kernel ends the process here.
     unsafe {
         core::arch::asm!("ud2");
     }
-    println!("test-fault-ud2: NOT STOPPED");
-    Ok(())
-}
+});
