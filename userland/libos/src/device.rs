@@ -8,7 +8,8 @@
 //! give their frames back on drop (which also removes their mappings).
 
 use crate::mem::{reserve_pages, Frame};
-use abi::{Error, MapFlags, PAGE_SIZE};
+use crate::Error;
+use abi::{MapFlags, PAGE_SIZE};
 use alloc::vec::Vec;
 
 /// Memory-mapped device registers at a physical range, mapped uncached.

@@ -4,7 +4,9 @@
 //! everything a program expects from an "OS" lives here, in user space,
 //! as ordinary library code the program could replace:
 //!
-//! - [`sys`]: one wrapper per system call, returning `Result<_, Error>`;
+//! - [`sys`]: one wrapper per system call, returning `Result<_, Error>`
+//!   ([`Error`] keeps every code the kernel returns, even one this ABI
+//!   does not define: [`Error::Unknown`]);
 //! - [`entry!`]: the `_start` that runs `main` and exits with its result;
 //! - [`print!`]/[`println!`]: the kernel console (`debug_write`);
 //! - a panic handler that prints the panic and exits with
@@ -46,9 +48,18 @@ pub mod sys;
 
 pub use abi;
 pub use abi::raw;
-pub use abi::{Error, FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
+pub use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
 pub use device::{DeviceRegion, DmaBuffer};
 pub use mem::{Frame, Mapping};
+
+/// A system call's error, as every libos call returns it: each code the
+/// ABI defines ([`abi::Error`]) by name, and [`Error::Unknown`]`(code)`
+/// for one it does not (a newer kernel's), so no code is lost or mistaken
+/// for another. Decode a raw `rax` with [`Error::check`]; print it with
+/// `Display` (the name, or `Unknown(code)`). It is [`abi::SysError`], the
+/// open counterpart of the kernel's closed [`abi::Error`], generated from
+/// the same list.
+pub use abi::SysError as Error;
 
 /// Defines the program's entry point: `_start` calls `$main`, a
 /// `fn() -> Result<(), libos::Error>`. `Ok` exits with 0; `Err(e)` prints

@@ -8,7 +8,8 @@
 //! from a bump allocator over [`MAP_AREA_BASE`]..[`MAP_AREA_LIMIT`], with
 //! an unmapped guard page after each mapping; they are never reused.
 
-use abi::{Error, Handle, MapFlags, Rights, PAGE_SIZE};
+use crate::Error;
+use abi::{Handle, MapFlags, Rights, PAGE_SIZE};
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering};
 

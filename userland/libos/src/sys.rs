@@ -15,7 +15,8 @@
 //!
 //! [`raw`] is the escape hatch for hostile tests: any number, any registers.
 
-use abi::{Error, FrameStats, Handle, MapFlags, Rights, SysInfo, Sysnum, TRANSFER_MOVE};
+use crate::Error;
+use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, Sysnum, TRANSFER_MOVE};
 
 pub use abi::raw;
 

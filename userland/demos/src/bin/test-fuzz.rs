@@ -32,8 +32,8 @@
 #![no_std]
 #![no_main]
 
-use abi::{Error, FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_TOP};
-use libos::{println, sys};
+use abi::{FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_TOP};
+use libos::{println, sys, Error};
 
 libos::entry!(main);
 
@@ -380,14 +380,14 @@ impl Fuzz {
         let slot = &mut self.by_call[(num as usize).min(17)];
         slot.0 += 1;
         slot.1 += u64::from(rax == 0);
-        match Error::try_from(rax) {
+        match abi::Error::try_from(rax) {
             _ if rax == 0 => {
                 self.results[0] += 1;
                 Ok(rdx)
             }
             Ok(e) => {
                 self.results[rax as usize] += 1;
-                Err(e)
+                Err(e.into())
             }
             Err(_) => {
                 self.results[14] += 1;
@@ -1679,7 +1679,7 @@ impl Fuzz {
         let mut line = Line::new();
         for (code, &n) in self.results.iter().enumerate().skip(1) {
             if n > 0 {
-                let name = Error::try_from(code as u64)
+                let name = abi::Error::try_from(code as u64)
                     .map(|e| e.name())
                     .unwrap_or("other");
                 line.push(format_args!(" {name}={n}"));

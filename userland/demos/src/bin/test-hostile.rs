@@ -9,8 +9,8 @@
 #![no_std]
 #![no_main]
 
-use abi::{Error, Rights, Sysnum};
-use libos::{println, sys};
+use abi::{Rights, Sysnum};
+use libos::{println, sys, Error};
 
 libos::entry!(main);
 
@@ -23,10 +23,7 @@ fn sc(num: u64, a: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: every attack targets addresses we do not use from Rust (or
     // none at all); the kernel validates, we only read its verdict.
     let (rax, rdx) = unsafe { abi::raw::syscall6(num, a) };
-    match rax {
-        0 => Ok(rdx),
-        code => Err(Error::try_from(code).unwrap_or(Error::InvalidArgument)),
-    }
+    Error::check(rax).map(|()| rdx)
 }
 
 fn s(num: Sysnum, a: [u64; 6]) -> Result<u64, Error> {
