@@ -1,22 +1,96 @@
-//! Hardware access for drivers: device registers and DMA buffers.
+//! Hardware access for drivers: device frames, device registers and DMA
+//! buffers.
 //!
-//! [`DeviceRegion`] claims the frames of a physical range (memory-mapped
-//! registers) one page at a time with `frame_alloc_at`, maps them uncached
-//! and offers only volatile, bounds-checked accessors, so no reference to
-//! device memory ever exists. [`DmaBuffer`] is physically contiguous RAM,
-//! mapped writable, whose physical address a device can be given. Both
-//! give their frames back on drop (which also removes their mappings).
+//! [`DeviceFrame`] owns one frame of device space (a hole in the memory
+//! map, which the kernel gives one driver at a time); it is a different
+//! type from a RAM [`Frame`], so it can never become a
+//! [`Mapping`](crate::Mapping) with slices. [`DeviceRegion`] claims the
+//! device frames of a physical range, maps them uncached and offers only
+//! volatile, bounds-checked accessors, so no reference to device memory
+//! ever exists (a register read can have side effects). [`DmaBuffer`] is
+//! physically contiguous RAM, mapped writable, whose physical address a
+//! device can be given. All of them give their frames back on drop (which
+//! also removes their mappings).
 
-use crate::mem::{reserve_pages, Frame};
+use crate::mem::{claim_at, give_back, reserve_pages, Claimed, Frame};
 use crate::Error;
-use abi::{MapFlags, PAGE_SIZE};
+use abi::{Handle, MapFlags, PAGE_SIZE};
 use alloc::vec::Vec;
+
+/// An owned device capability: one frame of device space (registers, not
+/// RAM), claimed exclusively. Given back (`frame_free`) on drop.
+///
+/// Map it with [`DeviceRegion::from_frame`] (or claim and map a range at
+/// once with [`DeviceRegion::new`]); there is no way to get a slice of it.
+#[derive(Debug)]
+pub struct DeviceFrame {
+    handle: Handle,
+}
+
+impl DeviceFrame {
+    /// Claims the device frame at physical address `phys` (page aligned).
+    ///
+    /// Fails with the kernel's error (`FrameInUse` while another process
+    /// holds it, `PermissionDenied` unless the caller is a driver or for
+    /// the kernel's own interrupt controllers, ...), or with
+    /// `InvalidFrame` if `phys` is RAM: the RAM frame is given back at once
+    /// (allocate RAM with [`Frame::alloc_at`]). Costs two `frame_stats`
+    /// calls besides the claim (see [`Frame::alloc_at`]).
+    pub fn claim(phys: u64) -> Result<DeviceFrame, Error> {
+        match claim_at(phys)? {
+            Claimed::Device(handle) => Ok(DeviceFrame { handle }),
+            Claimed::Ram(handle) => {
+                give_back(handle);
+                Err(Error::InvalidFrame)
+            }
+        }
+    }
+
+    /// The capability.
+    pub fn handle(&self) -> Handle {
+        self.handle
+    }
+
+    /// Physical address of the frame (`frame_phys`).
+    pub fn phys(&self) -> Result<u64, Error> {
+        crate::sys::frame_phys(self.handle)
+    }
+}
+
+impl Drop for DeviceFrame {
+    fn drop(&mut self) {
+        // SAFETY: no reference into device memory exists: a `DeviceRegion`
+        // (which owns its frames, so it is gone by now) offers volatile
+        // accesses only, and a mapping made by hand with `sys::map` gives
+        // only an address, whose use is its maker's `unsafe` step.
+        let _ = unsafe { crate::sys::frame_free(self.handle) };
+    }
+}
+
+/// The address of a naturally aligned `T` at `offset` in the `len` bytes
+/// mapped at `base`.
+///
+/// # Panics
+/// If the `T` is not inside the `len` bytes or not aligned.
+fn element<T>(what: &str, base: u64, len: usize, offset: usize) -> *mut T {
+    let size = core::mem::size_of::<T>();
+    assert!(
+        offset.checked_add(size).is_some_and(|end| end <= len),
+        "{what} access at {offset:#x} (+{size}) outside {len:#x} bytes"
+    );
+    let address = base + offset as u64;
+    assert!(
+        address.is_multiple_of(size as u64),
+        "misaligned {what} access at offset {offset:#x}"
+    );
+    address as *mut T
+}
 
 /// Memory-mapped device registers at a physical range, mapped uncached.
 #[derive(Debug)]
 pub struct DeviceRegion {
     /// One capability per page (a device capability names one frame).
-    frames: Vec<Frame>,
+    frames: Vec<DeviceFrame>,
     /// Virtual address of `phys`.
     address: u64,
     phys: u64,
@@ -27,8 +101,9 @@ impl DeviceRegion {
     /// Claims and maps the `len` bytes at physical address `phys` (widened
     /// to whole pages). Fails with the kernel's error for the first page it
     /// cannot claim (`FrameInUse` if another process holds it,
-    /// `PermissionDenied` for kernel-reserved memory); pages already
-    /// claimed are given back. A range of free RAM is claimed as RAM.
+    /// `PermissionDenied` for kernel-reserved memory), or with
+    /// `InvalidFrame` if any page is RAM; pages already claimed are given
+    /// back.
     pub fn new(phys: u64, len: usize) -> Result<DeviceRegion, Error> {
         if len == 0 {
             return Err(Error::InvalidArgument);
@@ -43,8 +118,16 @@ impl DeviceRegion {
         // Claim every page before taking address space: callers retry on
         // `FrameInUse`, and address space (with the page tables under it)
         // is never given back, so a failed claim must not consume any.
+        // The kind is checked once for the whole range (what
+        // `DeviceFrame::claim` does per page), before any frame is mapped
+        // or leaves this function; a RAM page goes back with the rest.
+        let before = crate::sys::frame_stats().device_by_caller;
         for i in 0..pages {
-            frames.push(Frame::alloc_at(base + i * PAGE_SIZE)?);
+            let handle = crate::sys::frame_alloc_at(base + i * PAGE_SIZE)?;
+            frames.push(DeviceFrame { handle });
+        }
+        if crate::sys::frame_stats().device_by_caller != before + pages {
+            return Err(Error::InvalidFrame);
         }
         let address = reserve_pages(pages)?;
         for (i, frame) in frames.iter().enumerate() {
@@ -59,6 +142,24 @@ impl DeviceRegion {
             address: address + (phys - base),
             phys,
             len,
+        })
+    }
+
+    /// Maps a claimed device frame (the whole page, from offset 0). On
+    /// failure the frame is given back.
+    pub fn from_frame(frame: DeviceFrame) -> Result<DeviceRegion, Error> {
+        let phys = frame.phys()?;
+        let address = reserve_pages(1)?;
+        crate::sys::map(
+            frame.handle(),
+            address,
+            MapFlags::WRITE | MapFlags::UNCACHED,
+        )?;
+        Ok(DeviceRegion {
+            frames: alloc::vec![frame],
+            address,
+            phys,
+            len: PAGE_SIZE as usize,
         })
     }
 
@@ -95,18 +196,7 @@ impl DeviceRegion {
     /// # Panics
     /// If `T` at `offset` is not inside the region or not aligned.
     fn register<T>(&self, offset: usize) -> *mut T {
-        let size = core::mem::size_of::<T>();
-        assert!(
-            offset.checked_add(size).is_some_and(|end| end <= self.len),
-            "device access at {offset:#x} (+{size}) outside a region of {:#x} bytes",
-            self.len
-        );
-        let address = self.address + offset as u64;
-        assert!(
-            address.is_multiple_of(size as u64),
-            "misaligned device access at offset {offset:#x}"
-        );
-        address as *mut T
+        element("device", self.address, self.len, offset)
     }
 
     /// Reads a byte at `offset`. Panics outside the region.
@@ -227,6 +317,7 @@ impl DmaBuffer {
     }
 }
 
-// Dropping a `DeviceRegion` or `DmaBuffer` drops its `Frame`s: `frame_free`
+// Dropping a `DeviceRegion` or `DmaBuffer` drops its frames: `frame_free`
 // removes the mappings made through them, then gives the frames back. No
-// reference into them can be alive (slices borrow `self`).
+// reference into them can be alive (a `DeviceRegion` hands out none, a
+// `DmaBuffer`'s slices borrow `self`).

@@ -12,8 +12,9 @@
 //! - a panic handler that prints the panic and exits with
 //!   [`abi::exit_code::PANIC`];
 //! - a global heap (`alloc` works) that maps frames on demand ([`heap`]);
-//! - owned frames and mappings ([`Frame`], [`Mapping`]) and driver helpers
-//!   ([`DeviceRegion`], [`DmaBuffer`]), freed and unmapped on drop.
+//! - owned RAM frames and mappings ([`Frame`], [`Mapping`]) and, as types
+//!   of their own, device memory ([`DeviceFrame`], [`DeviceRegion`]) and
+//!   DMA buffers ([`DmaBuffer`]), freed and unmapped on drop.
 //!
 //! ```ignore
 //! #![no_std]
@@ -49,7 +50,7 @@ pub mod sys;
 pub use abi;
 pub use abi::raw;
 pub use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
-pub use device::{DeviceRegion, DmaBuffer};
+pub use device::{DeviceFrame, DeviceRegion, DmaBuffer};
 pub use mem::{Frame, Mapping};
 
 /// A system call's error, as every libos call returns it: each code the
