@@ -1,21 +1,23 @@
 //! Hardware access for drivers: device frames, device registers and DMA
-//! buffers.
+//! buffers. None of them ever hands out a reference to the memory it
+//! covers: a device may read or write it at any time, and a register read
+//! can have side effects, so every access is volatile and bounds-checked.
 //!
 //! [`DeviceFrame`] owns one frame of device space (a hole in the memory
 //! map, which the kernel gives one driver at a time); it is a different
 //! type from a RAM [`Frame`], so it can never become a
 //! [`Mapping`](crate::Mapping) with slices. [`DeviceRegion`] claims the
 //! device frames of a physical range, maps them uncached and offers only
-//! volatile, bounds-checked accessors, so no reference to device memory
-//! ever exists (a register read can have side effects). [`DmaBuffer`] is
-//! physically contiguous RAM, mapped writable, whose physical address a
-//! device can be given. All of them give their frames back on drop (which
-//! also removes their mappings).
+//! volatile register accessors. [`DmaBuffer`] is physically contiguous RAM
+//! whose physical address a device can be given; its contents are read
+//! and written only through volatile accessors and copies. All of them
+//! give their frames back on drop (which also removes their mappings).
 
 use crate::mem::{claim_at, give_back, reserve_pages, Claimed, Frame};
 use crate::Error;
 use abi::{Handle, MapFlags, PAGE_SIZE};
 use alloc::vec::Vec;
+use core::sync::atomic::{fence, Ordering};
 
 /// An owned device capability: one frame of device space (registers, not
 /// RAM), claimed exclusively. Given back (`frame_free`) on drop.
@@ -252,8 +254,18 @@ impl DeviceRegion {
 /// Physically contiguous RAM for a device to read or write, mapped
 /// writable (write-back: x86 DMA is cache coherent).
 ///
-/// While a device may write the buffer, read it only once the device is
-/// done (or through [`as_ptr`](DmaBuffer::as_ptr) with volatile reads).
+/// A device given [`phys`](DmaBuffer::phys) may write the buffer at any
+/// time, so it is never seen as a slice: it is read with volatile loads
+/// ([`read8`](DmaBuffer::read8).. and [`copy_to`](DmaBuffer::copy_to)) and
+/// written with volatile stores ([`write8`](DmaBuffer::write8).. and
+/// [`copy_from`](DmaBuffer::copy_from)). Reads start with an acquire fence
+/// and writes end with a release fence, so that they stay after the
+/// access that showed the device was done (a status register) and before
+/// the one that hands the buffer over (a doorbell), including ordinary
+/// memory accesses around them. Volatile accesses keep their program
+/// order among themselves (and with [`DeviceRegion`]'s), and x86 keeps
+/// loads after loads and stores after stores, so on x86 the fences cost no
+/// instruction; they only stop the compiler from moving accesses across.
 #[derive(Debug)]
 pub struct DmaBuffer {
     frame: Frame,
@@ -282,7 +294,9 @@ impl DmaBuffer {
         self.phys
     }
 
-    /// Virtual address of the first byte.
+    /// Virtual address of the first byte (for driver code with its own
+    /// accessors: volatile accesses only, inside [`len`](Self::len)
+    /// bytes, while `self` is alive).
     pub fn address(&self) -> u64 {
         self.address
     }
@@ -297,27 +311,125 @@ impl DmaBuffer {
         self.frame.is_empty()
     }
 
-    /// Raw pointer to the first byte.
+    /// Raw pointer to the first byte (see [`address`](Self::address)).
     pub fn as_ptr(&self) -> *const u8 {
         self.address as *const u8
     }
 
-    /// The buffer's bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `len` bytes from `address` are mapped for as long as
-        // `self` owns the frame; only `self` maps it.
-        unsafe { core::slice::from_raw_parts(self.as_ptr(), self.len()) }
+    /// Pointer to a naturally aligned `T` at `offset`.
+    ///
+    /// # Panics
+    /// If `T` at `offset` is not inside the buffer or not aligned.
+    fn element<T>(&self, offset: usize) -> *mut T {
+        element("DMA buffer", self.address, self.len(), offset)
     }
 
-    /// The buffer's bytes, writable.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as `as_slice`, mapped writable; `&mut self` makes this
-        // the only slice.
-        unsafe { core::slice::from_raw_parts_mut(self.address as *mut u8, self.len()) }
+    /// Checks that `count` bytes from `offset` are inside the buffer.
+    ///
+    /// # Panics
+    /// If they are not.
+    fn check_range(&self, offset: usize, count: usize) {
+        assert!(
+            offset
+                .checked_add(count)
+                .is_some_and(|end| end <= self.len()),
+            "DMA buffer copy at {offset:#x} (+{count}) outside {:#x} bytes",
+            self.len()
+        );
+    }
+
+    /// Reads a byte at `offset`. Panics outside the buffer.
+    pub fn read8(&self, offset: usize) -> u8 {
+        let at = self.element::<u8>(offset);
+        fence(Ordering::Acquire);
+        // SAFETY: `element` checked bounds and alignment; the buffer is
+        // mapped for as long as `self` owns its frame, and is only ever
+        // accessed through raw pointers (no reference a device write
+        // could invalidate).
+        unsafe { at.read_volatile() }
+    }
+
+    /// Reads a `u16` at `offset` (aligned). Panics outside the buffer.
+    pub fn read16(&self, offset: usize) -> u16 {
+        let at = self.element::<u16>(offset);
+        fence(Ordering::Acquire);
+        // SAFETY: as `read8`.
+        unsafe { at.read_volatile() }
+    }
+
+    /// Reads a `u32` at `offset` (aligned). Panics outside the buffer.
+    pub fn read32(&self, offset: usize) -> u32 {
+        let at = self.element::<u32>(offset);
+        fence(Ordering::Acquire);
+        // SAFETY: as `read8`.
+        unsafe { at.read_volatile() }
+    }
+
+    /// Reads a `u64` at `offset` (aligned). Panics outside the buffer.
+    pub fn read64(&self, offset: usize) -> u64 {
+        let at = self.element::<u64>(offset);
+        fence(Ordering::Acquire);
+        // SAFETY: as `read8`.
+        unsafe { at.read_volatile() }
+    }
+
+    /// Writes a byte at `offset`. Panics outside the buffer.
+    pub fn write8(&mut self, offset: usize, value: u8) {
+        let at = self.element::<u8>(offset);
+        // SAFETY: as `read8`; the buffer is mapped writable, and `&mut
+        // self` makes this the program's only access.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Writes a `u16` at `offset` (aligned). Panics outside the buffer.
+    pub fn write16(&mut self, offset: usize, value: u16) {
+        let at = self.element::<u16>(offset);
+        // SAFETY: as `write8`.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Writes a `u32` at `offset` (aligned). Panics outside the buffer.
+    pub fn write32(&mut self, offset: usize, value: u32) {
+        let at = self.element::<u32>(offset);
+        // SAFETY: as `write8`.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Writes a `u64` at `offset` (aligned). Panics outside the buffer.
+    pub fn write64(&mut self, offset: usize, value: u64) {
+        let at = self.element::<u64>(offset);
+        // SAFETY: as `write8`.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Copies `out.len()` bytes from `offset` into `out`, one volatile
+    /// byte load each. Panics if the range is outside the buffer.
+    pub fn copy_to(&self, offset: usize, out: &mut [u8]) {
+        self.check_range(offset, out.len());
+        fence(Ordering::Acquire);
+        for (i, byte) in out.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above); as `read8`.
+            *byte = unsafe { self.as_ptr().add(offset + i).read_volatile() };
+        }
+    }
+
+    /// Copies `data` to `offset`, one volatile byte store each. Panics if
+    /// the range is outside the buffer.
+    pub fn copy_from(&mut self, offset: usize, data: &[u8]) {
+        self.check_range(offset, data.len());
+        let to = self.address as *mut u8;
+        for (i, &byte) in data.iter().enumerate() {
+            // SAFETY: in bounds (checked above); as `write8`.
+            unsafe { to.add(offset + i).write_volatile(byte) };
+        }
+        fence(Ordering::Release);
     }
 }
 
 // Dropping a `DeviceRegion` or `DmaBuffer` drops its frames: `frame_free`
 // removes the mappings made through them, then gives the frames back. No
-// reference into them can be alive (a `DeviceRegion` hands out none, a
-// `DmaBuffer`'s slices borrow `self`).
+// reference into them can exist: they hand out none.

@@ -34,7 +34,9 @@
 //!
 //! Principles: safe wrappers wherever the kernel's checks make a call
 //! harmless; `unsafe` exactly where a call can pull memory from under live
-//! references (see [`sys`]); no policy the kernel does not need.
+//! references (see [`sys`]); slices only over RAM that nothing else
+//! writes (device registers and DMA buffers get volatile accessors); no
+//! policy the kernel does not need.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
