@@ -3,7 +3,8 @@
 //! Everything a program and the kernel must agree on is defined here, once:
 //! the syscall table (one row per call: [`Sysnum`], the typed decoders
 //! [`Call`], the argument description traces use, [`Sysnum::args`], and
-//! the raw stubs in [`raw`]), error codes ([`Error`]), the opaque frame
+//! the raw stubs in [`raw`]), error codes ([`Error`], decoded by programs
+//! as [`SysError`], which keeps unknown codes), the opaque frame
 //! capability ([`Handle`]), map flags ([`MapFlags`]), rights ([`Rights`]),
 //! the frame counters ([`FrameStats`]), the address-space layout and
 //! per-process bounds every program and the kernel share ([`USER_MIN`],
@@ -123,8 +124,66 @@ macro_rules! abi_enum {
     };
 }
 
-abi_enum! {
-    /// Error codes (`rax` after `syscall`; 0 means success).
+/// Declares the error codes from one list: the closed [`Error`] (through
+/// `abi_enum!`: what the kernel returns and counts, `e as u64`) and the
+/// open [`SysError`] a program decodes (the same variants, plus
+/// [`SysError::Unknown`] for codes the list lacks), with the conversions.
+macro_rules! abi_errors {
+    (
+        $(#[$meta:meta])*
+        pub enum Error {
+            $( $(#[$vmeta:meta])* $variant:ident = $value:literal, $text:literal, )*
+        }
+        $(#[$ometa:meta])*
+        pub enum SysError;
+    ) => {
+        abi_enum! {
+            $(#[$meta])*
+            pub enum Error {
+                $( $(#[$vmeta])* $variant = $value, $text, )*
+            }
+        }
+
+        $(#[$ometa])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum SysError {
+            $( $(#[$vmeta])* $variant, )*
+            /// A nonzero code this ABI does not define (a newer kernel's, or
+            /// a value that never came from a kernel), kept as it came.
+            Unknown(u64),
+        }
+
+        impl From<Error> for SysError {
+            fn from(e: Error) -> SysError {
+                match e { $( Error::$variant => SysError::$variant, )* }
+            }
+        }
+
+        impl SysError {
+            /// The code's meaning in this ABI: `None` for [`Unknown`](Self::Unknown).
+            pub const fn known(self) -> Option<Error> {
+                match self {
+                    $( SysError::$variant => Some(Error::$variant), )*
+                    SysError::Unknown(_) => None,
+                }
+            }
+
+            /// The numeric code (what the kernel put in `rax`).
+            pub const fn code(self) -> u64 {
+                match self {
+                    $( SysError::$variant => $value, )*
+                    SysError::Unknown(code) => code,
+                }
+            }
+        }
+    };
+}
+
+abi_errors! {
+    /// Error codes (`rax` after `syscall`; 0 means success): the closed set
+    /// this ABI defines. The kernel returns and counts these; a program
+    /// decodes `rax` into a [`SysError`], which also keeps codes this list
+    /// lacks.
     pub enum Error {
         /// The syscall number names no syscall.
         UnknownSyscall = 1, "UnknownSyscall",
@@ -133,7 +192,8 @@ abi_enum! {
         /// No free frame (or no contiguous run) satisfies the request, or the
         /// caller's kernel-memory quota is spent.
         OutOfMemory = 3, "OutOfMemory",
-        /// The frame is allocated, claimed by another process, or reserved.
+        /// The frame is allocated or claimed by another process (a reserved
+        /// frame is `PermissionDenied`).
         FrameInUse = 4, "FrameInUse",
         /// The physical address is beyond the machine's physical address width.
         InvalidFrame = 5, "InvalidFrame",
@@ -157,16 +217,36 @@ abi_enum! {
         /// The capability table (or the receiver's queue) is full.
         CapTableFull = 13, "CapTableFull",
     }
+
+    /// A syscall's error as a program sees it: every [`Error`] under the
+    /// same name, plus [`Unknown`](SysError::Unknown) for a code this ABI
+    /// does not define, so that nothing a kernel says is lost or
+    /// mistaken for another error. libos calls it `libos::Error`.
+    ///
+    /// Decode `rax` with [`SysError::check`] (or [`SysError::from_code`]);
+    /// [`code`](SysError::code) gives the number back. Those never build
+    /// `Unknown` of a defined code; a hand-made `Unknown(4)` is not equal
+    /// to `FrameInUse` (compare [`code`](SysError::code)s for that).
+    pub enum SysError;
 }
 
-impl Error {
-    /// Decodes a syscall's `rax`: 0 is success, a known code that error.
-    /// A code this ABI does not define (a newer kernel) decodes as
-    /// `InvalidArgument`; use `TryFrom<u64>` to see the raw value.
-    pub fn check(rax: u64) -> Result<(), Error> {
+impl SysError {
+    /// Decodes a syscall's `rax`: 0 is success, any other value an error,
+    /// [`Unknown`](Self::Unknown) if this ABI does not define it.
+    pub fn check(rax: u64) -> Result<(), SysError> {
         match rax {
             0 => Ok(()),
-            code => Err(Error::try_from(code).unwrap_or(Error::InvalidArgument)),
+            code => Err(SysError::from_code(code)),
+        }
+    }
+
+    /// The error with code `code`: the [`Error`] of that value, or
+    /// [`Unknown(code)`](Self::Unknown) (also for 0, which means success and
+    /// names no error).
+    pub fn from_code(code: u64) -> SysError {
+        match Error::try_from(code) {
+            Ok(e) => e.into(),
+            Err(code) => SysError::Unknown(code),
         }
     }
 }
@@ -174,6 +254,17 @@ impl Error {
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// A defined error prints as its [`name`](Error::name), an unknown one as
+/// `Unknown(code)`, the code in decimal.
+impl core::fmt::Display for SysError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.known() {
+            Some(e) => f.write_str(e.name()),
+            None => write!(f, "Unknown({})", self.code()),
+        }
     }
 }
 
@@ -478,10 +569,46 @@ mod tests {
             assert_eq!(e as u64, code);
             assert_eq!(e.name(), *name);
             assert_eq!(Error::from_name(name), Some(e));
-            assert_eq!(Error::check(code), Err(e));
+            assert_eq!(SysError::check(code), Err(SysError::from(e)));
         }
         assert_eq!(Error::try_from(0), Err(0));
-        assert_eq!(Error::check(0), Ok(()));
+        assert_eq!(Error::try_from(14), Err(14));
+        assert_eq!(SysError::check(0), Ok(()));
+    }
+
+    #[test]
+    fn sys_error_mirrors_every_error() {
+        extern crate std;
+        use std::string::ToString;
+        for &e in Error::ALL {
+            let s = SysError::from(e);
+            assert_eq!(s.known(), Some(e));
+            assert_eq!(s.code(), e as u64);
+            assert_eq!(SysError::from_code(e as u64), s);
+            assert_eq!(SysError::check(e as u64), Err(s));
+            assert_eq!(s.to_string(), e.name());
+            assert_eq!(std::format!("{s:?}"), e.name());
+        }
+    }
+
+    #[test]
+    fn sys_error_keeps_unknown_codes() {
+        extern crate std;
+        use std::string::ToString;
+        for code in [14, 15, 100, 1 << 32, u64::MAX] {
+            let s = SysError::from_code(code);
+            assert_eq!(s, SysError::Unknown(code));
+            assert_eq!(SysError::check(code), Err(SysError::Unknown(code)));
+            assert_eq!(s.code(), code);
+            assert_eq!(s.known(), None);
+            assert_ne!(s, SysError::InvalidArgument);
+            assert_eq!(s.to_string(), std::format!("Unknown({code})"));
+        }
+        // 0 is success, never an error; as a code it names nothing.
+        assert_eq!(SysError::from_code(0), SysError::Unknown(0));
+        // A hand-made `Unknown` of a defined code is another value.
+        assert_ne!(SysError::Unknown(4), SysError::FrameInUse);
+        assert_eq!(SysError::Unknown(4).code(), SysError::FrameInUse.code());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! Each stub passes up to six arguments in `rdi, rsi, rdx, r10, r8, r9` and
 //! returns `(rax, rdx)`: the error code (0 = success) and the value. Use
-//! [`crate::Sysnum`] for the number and [`crate::Error::check`] on `rax`.
+//! [`crate::Sysnum`] for the number and [`crate::SysError::check`] on `rax`.
 //! Only compiled for x86_64; the host build (tests, tools) leaves them out.
 
 #[cfg(target_arch = "x86_64")]

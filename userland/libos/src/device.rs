@@ -1,21 +1,98 @@
-//! Hardware access for drivers: device registers and DMA buffers.
+//! Hardware access for drivers: device frames, device registers and DMA
+//! buffers. None of them ever hands out a reference to the memory it
+//! covers: a device may read or write it at any time, and a register read
+//! can have side effects, so every access is volatile and bounds-checked.
 //!
-//! [`DeviceRegion`] claims the frames of a physical range (memory-mapped
-//! registers) one page at a time with `frame_alloc_at`, maps them uncached
-//! and offers only volatile, bounds-checked accessors, so no reference to
-//! device memory ever exists. [`DmaBuffer`] is physically contiguous RAM,
-//! mapped writable, whose physical address a device can be given. Both
+//! [`DeviceFrame`] owns one frame of device space (a hole in the memory
+//! map, which the kernel gives one driver at a time); it is a different
+//! type from a RAM [`Frame`], so it can never become a
+//! [`Mapping`](crate::Mapping) with slices. [`DeviceRegion`] claims the
+//! device frames of a physical range, maps them uncached and offers only
+//! volatile register accessors. [`DmaBuffer`] is physically contiguous RAM
+//! whose physical address a device can be given; its contents are read
+//! and written only through volatile accessors and copies. All of them
 //! give their frames back on drop (which also removes their mappings).
 
-use crate::mem::{reserve_pages, Frame};
-use abi::{Error, MapFlags, PAGE_SIZE};
+use crate::mem::{claim_at, give_back, reserve_pages, Claimed, Frame};
+use crate::Error;
+use abi::{Handle, MapFlags, PAGE_SIZE};
 use alloc::vec::Vec;
+use core::sync::atomic::{fence, Ordering};
+
+/// An owned device capability: one frame of device space (registers, not
+/// RAM), claimed exclusively. Given back (`frame_free`) on drop.
+///
+/// Map it with [`DeviceRegion::from_frame`] (or claim and map a range at
+/// once with [`DeviceRegion::new`]); there is no way to get a slice of it.
+#[derive(Debug)]
+pub struct DeviceFrame {
+    handle: Handle,
+}
+
+impl DeviceFrame {
+    /// Claims the device frame at physical address `phys` (page aligned).
+    ///
+    /// Fails with the kernel's error (`FrameInUse` while another process
+    /// holds it, `PermissionDenied` unless the caller is a driver or for
+    /// the kernel's own interrupt controllers, ...), or with
+    /// `InvalidFrame` if `phys` is RAM: the RAM frame is given back at once
+    /// (allocate RAM with [`Frame::alloc_at`]). Costs two `frame_stats`
+    /// calls besides the claim (see [`Frame::alloc_at`]).
+    pub fn claim(phys: u64) -> Result<DeviceFrame, Error> {
+        match claim_at(phys)? {
+            Claimed::Device(handle) => Ok(DeviceFrame { handle }),
+            Claimed::Ram(handle) => {
+                give_back(handle);
+                Err(Error::InvalidFrame)
+            }
+        }
+    }
+
+    /// The capability.
+    pub fn handle(&self) -> Handle {
+        self.handle
+    }
+
+    /// Physical address of the frame (`frame_phys`).
+    pub fn phys(&self) -> Result<u64, Error> {
+        crate::sys::frame_phys(self.handle)
+    }
+}
+
+impl Drop for DeviceFrame {
+    fn drop(&mut self) {
+        // SAFETY: no reference into device memory exists: a `DeviceRegion`
+        // (which owns its frames, so it is gone by now) offers volatile
+        // accesses only, and a mapping made by hand with `sys::map` gives
+        // only an address, whose use is its maker's `unsafe` step.
+        let _ = unsafe { crate::sys::frame_free(self.handle) };
+    }
+}
+
+/// The address of a naturally aligned `T` at `offset` in the `len` bytes
+/// mapped at `base`.
+///
+/// # Panics
+/// If the `T` is not inside the `len` bytes or not aligned.
+fn element<T>(what: &str, base: u64, len: usize, offset: usize) -> *mut T {
+    let size = core::mem::size_of::<T>();
+    assert!(
+        offset.checked_add(size).is_some_and(|end| end <= len),
+        "{what} access at {offset:#x} (+{size}) outside {len:#x} bytes"
+    );
+    let address = base + offset as u64;
+    assert!(
+        address.is_multiple_of(size as u64),
+        "misaligned {what} access at offset {offset:#x}"
+    );
+    address as *mut T
+}
 
 /// Memory-mapped device registers at a physical range, mapped uncached.
 #[derive(Debug)]
 pub struct DeviceRegion {
     /// One capability per page (a device capability names one frame).
-    frames: Vec<Frame>,
+    frames: Vec<DeviceFrame>,
     /// Virtual address of `phys`.
     address: u64,
     phys: u64,
@@ -26,8 +103,9 @@ impl DeviceRegion {
     /// Claims and maps the `len` bytes at physical address `phys` (widened
     /// to whole pages). Fails with the kernel's error for the first page it
     /// cannot claim (`FrameInUse` if another process holds it,
-    /// `PermissionDenied` for kernel-reserved memory); pages already
-    /// claimed are given back. A range of free RAM is claimed as RAM.
+    /// `PermissionDenied` for kernel-reserved memory), or with
+    /// `InvalidFrame` if any page is RAM; pages already claimed are given
+    /// back.
     pub fn new(phys: u64, len: usize) -> Result<DeviceRegion, Error> {
         if len == 0 {
             return Err(Error::InvalidArgument);
@@ -42,8 +120,16 @@ impl DeviceRegion {
         // Claim every page before taking address space: callers retry on
         // `FrameInUse`, and address space (with the page tables under it)
         // is never given back, so a failed claim must not consume any.
+        // The kind is checked once for the whole range (what
+        // `DeviceFrame::claim` does per page), before any frame is mapped
+        // or leaves this function; a RAM page goes back with the rest.
+        let before = crate::sys::frame_stats().device_by_caller;
         for i in 0..pages {
-            frames.push(Frame::alloc_at(base + i * PAGE_SIZE)?);
+            let handle = crate::sys::frame_alloc_at(base + i * PAGE_SIZE)?;
+            frames.push(DeviceFrame { handle });
+        }
+        if crate::sys::frame_stats().device_by_caller != before + pages {
+            return Err(Error::InvalidFrame);
         }
         let address = reserve_pages(pages)?;
         for (i, frame) in frames.iter().enumerate() {
@@ -58,6 +144,24 @@ impl DeviceRegion {
             address: address + (phys - base),
             phys,
             len,
+        })
+    }
+
+    /// Maps a claimed device frame (the whole page, from offset 0). On
+    /// failure the frame is given back.
+    pub fn from_frame(frame: DeviceFrame) -> Result<DeviceRegion, Error> {
+        let phys = frame.phys()?;
+        let address = reserve_pages(1)?;
+        crate::sys::map(
+            frame.handle(),
+            address,
+            MapFlags::WRITE | MapFlags::UNCACHED,
+        )?;
+        Ok(DeviceRegion {
+            frames: alloc::vec![frame],
+            address,
+            phys,
+            len: PAGE_SIZE as usize,
         })
     }
 
@@ -94,18 +198,7 @@ impl DeviceRegion {
     /// # Panics
     /// If `T` at `offset` is not inside the region or not aligned.
     fn register<T>(&self, offset: usize) -> *mut T {
-        let size = core::mem::size_of::<T>();
-        assert!(
-            offset.checked_add(size).is_some_and(|end| end <= self.len),
-            "device access at {offset:#x} (+{size}) outside a region of {:#x} bytes",
-            self.len
-        );
-        let address = self.address + offset as u64;
-        assert!(
-            address.is_multiple_of(size as u64),
-            "misaligned device access at offset {offset:#x}"
-        );
-        address as *mut T
+        element("device", self.address, self.len, offset)
     }
 
     /// Reads a byte at `offset`. Panics outside the region.
@@ -161,8 +254,18 @@ impl DeviceRegion {
 /// Physically contiguous RAM for a device to read or write, mapped
 /// writable (write-back: x86 DMA is cache coherent).
 ///
-/// While a device may write the buffer, read it only once the device is
-/// done (or through [`as_ptr`](DmaBuffer::as_ptr) with volatile reads).
+/// A device given [`phys`](DmaBuffer::phys) may write the buffer at any
+/// time, so it is never seen as a slice: it is read with volatile loads
+/// ([`read8`](DmaBuffer::read8).. and [`copy_to`](DmaBuffer::copy_to)) and
+/// written with volatile stores ([`write8`](DmaBuffer::write8).. and
+/// [`copy_from`](DmaBuffer::copy_from)). Reads start with an acquire fence
+/// and writes end with a release fence, so that they stay after the
+/// access that showed the device was done (a status register) and before
+/// the one that hands the buffer over (a doorbell), including ordinary
+/// memory accesses around them. Volatile accesses keep their program
+/// order among themselves (and with [`DeviceRegion`]'s), and x86 keeps
+/// loads after loads and stores after stores, so on x86 the fences cost no
+/// instruction; they only stop the compiler from moving accesses across.
 #[derive(Debug)]
 pub struct DmaBuffer {
     frame: Frame,
@@ -191,7 +294,9 @@ impl DmaBuffer {
         self.phys
     }
 
-    /// Virtual address of the first byte.
+    /// Virtual address of the first byte (for driver code with its own
+    /// accessors: volatile accesses only, inside [`len`](Self::len)
+    /// bytes, while `self` is alive).
     pub fn address(&self) -> u64 {
         self.address
     }
@@ -206,26 +311,125 @@ impl DmaBuffer {
         self.frame.is_empty()
     }
 
-    /// Raw pointer to the first byte.
+    /// Raw pointer to the first byte (see [`address`](Self::address)).
     pub fn as_ptr(&self) -> *const u8 {
         self.address as *const u8
     }
 
-    /// The buffer's bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `len` bytes from `address` are mapped for as long as
-        // `self` owns the frame; only `self` maps it.
-        unsafe { core::slice::from_raw_parts(self.as_ptr(), self.len()) }
+    /// Pointer to a naturally aligned `T` at `offset`.
+    ///
+    /// # Panics
+    /// If `T` at `offset` is not inside the buffer or not aligned.
+    fn element<T>(&self, offset: usize) -> *mut T {
+        element("DMA buffer", self.address, self.len(), offset)
     }
 
-    /// The buffer's bytes, writable.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as `as_slice`, mapped writable; `&mut self` makes this
-        // the only slice.
-        unsafe { core::slice::from_raw_parts_mut(self.address as *mut u8, self.len()) }
+    /// Checks that `count` bytes from `offset` are inside the buffer.
+    ///
+    /// # Panics
+    /// If they are not.
+    fn check_range(&self, offset: usize, count: usize) {
+        assert!(
+            offset
+                .checked_add(count)
+                .is_some_and(|end| end <= self.len()),
+            "DMA buffer copy at {offset:#x} (+{count}) outside {:#x} bytes",
+            self.len()
+        );
+    }
+
+    /// Reads a byte at `offset`. Panics outside the buffer.
+    pub fn read8(&self, offset: usize) -> u8 {
+        let at = self.element::<u8>(offset);
+        fence(Ordering::Acquire);
+        // SAFETY: `element` checked bounds and alignment; the buffer is
+        // mapped for as long as `self` owns its frame, and is only ever
+        // accessed through raw pointers (no reference a device write
+        // could invalidate).
+        unsafe { at.read_volatile() }
+    }
+
+    /// Reads a `u16` at `offset` (aligned). Panics outside the buffer.
+    pub fn read16(&self, offset: usize) -> u16 {
+        let at = self.element::<u16>(offset);
+        fence(Ordering::Acquire);
+        // SAFETY: as `read8`.
+        unsafe { at.read_volatile() }
+    }
+
+    /// Reads a `u32` at `offset` (aligned). Panics outside the buffer.
+    pub fn read32(&self, offset: usize) -> u32 {
+        let at = self.element::<u32>(offset);
+        fence(Ordering::Acquire);
+        // SAFETY: as `read8`.
+        unsafe { at.read_volatile() }
+    }
+
+    /// Reads a `u64` at `offset` (aligned). Panics outside the buffer.
+    pub fn read64(&self, offset: usize) -> u64 {
+        let at = self.element::<u64>(offset);
+        fence(Ordering::Acquire);
+        // SAFETY: as `read8`.
+        unsafe { at.read_volatile() }
+    }
+
+    /// Writes a byte at `offset`. Panics outside the buffer.
+    pub fn write8(&mut self, offset: usize, value: u8) {
+        let at = self.element::<u8>(offset);
+        // SAFETY: as `read8`; the buffer is mapped writable, and `&mut
+        // self` makes this the program's only access.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Writes a `u16` at `offset` (aligned). Panics outside the buffer.
+    pub fn write16(&mut self, offset: usize, value: u16) {
+        let at = self.element::<u16>(offset);
+        // SAFETY: as `write8`.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Writes a `u32` at `offset` (aligned). Panics outside the buffer.
+    pub fn write32(&mut self, offset: usize, value: u32) {
+        let at = self.element::<u32>(offset);
+        // SAFETY: as `write8`.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Writes a `u64` at `offset` (aligned). Panics outside the buffer.
+    pub fn write64(&mut self, offset: usize, value: u64) {
+        let at = self.element::<u64>(offset);
+        // SAFETY: as `write8`.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Copies `out.len()` bytes from `offset` into `out`, one volatile
+    /// byte load each. Panics if the range is outside the buffer.
+    pub fn copy_to(&self, offset: usize, out: &mut [u8]) {
+        self.check_range(offset, out.len());
+        fence(Ordering::Acquire);
+        for (i, byte) in out.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above); as `read8`.
+            *byte = unsafe { self.as_ptr().add(offset + i).read_volatile() };
+        }
+    }
+
+    /// Copies `data` to `offset`, one volatile byte store each. Panics if
+    /// the range is outside the buffer.
+    pub fn copy_from(&mut self, offset: usize, data: &[u8]) {
+        self.check_range(offset, data.len());
+        let to = self.address as *mut u8;
+        for (i, &byte) in data.iter().enumerate() {
+            // SAFETY: in bounds (checked above); as `write8`.
+            unsafe { to.add(offset + i).write_volatile(byte) };
+        }
+        fence(Ordering::Release);
     }
 }
 
-// Dropping a `DeviceRegion` or `DmaBuffer` drops its `Frame`s: `frame_free`
+// Dropping a `DeviceRegion` or `DmaBuffer` drops its frames: `frame_free`
 // removes the mappings made through them, then gives the frames back. No
-// reference into them can be alive (slices borrow `self`).
+// reference into them can exist: they hand out none.

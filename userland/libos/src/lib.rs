@@ -4,14 +4,17 @@
 //! everything a program expects from an "OS" lives here, in user space,
 //! as ordinary library code the program could replace:
 //!
-//! - [`sys`]: one wrapper per system call, returning `Result<_, Error>`;
+//! - [`sys`]: one wrapper per system call, returning `Result<_, Error>`
+//!   ([`Error`] keeps every code the kernel returns, even one this ABI
+//!   does not define: [`Error::Unknown`]);
 //! - [`entry!`]: the `_start` that runs `main` and exits with its result;
 //! - [`print!`]/[`println!`]: the kernel console (`debug_write`);
 //! - a panic handler that prints the panic and exits with
 //!   [`abi::exit_code::PANIC`];
 //! - a global heap (`alloc` works) that maps frames on demand ([`heap`]);
-//! - owned frames and mappings ([`Frame`], [`Mapping`]) and driver helpers
-//!   ([`DeviceRegion`], [`DmaBuffer`]), freed and unmapped on drop.
+//! - owned RAM frames and mappings ([`Frame`], [`Mapping`]) and, as types
+//!   of their own, device memory ([`DeviceFrame`], [`DeviceRegion`]) and
+//!   DMA buffers ([`DmaBuffer`]), freed and unmapped on drop.
 //!
 //! ```ignore
 //! #![no_std]
@@ -31,7 +34,9 @@
 //!
 //! Principles: safe wrappers wherever the kernel's checks make a call
 //! harmless; `unsafe` exactly where a call can pull memory from under live
-//! references (see [`sys`]); no policy the kernel does not need.
+//! references (see [`sys`]); slices only over RAM that nothing else
+//! writes (device registers and DMA buffers get volatile accessors); no
+//! policy the kernel does not need.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
@@ -46,9 +51,18 @@ pub mod sys;
 
 pub use abi;
 pub use abi::raw;
-pub use abi::{Error, FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
-pub use device::{DeviceRegion, DmaBuffer};
+pub use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
+pub use device::{DeviceFrame, DeviceRegion, DmaBuffer};
 pub use mem::{Frame, Mapping};
+
+/// A system call's error, as every libos call returns it: each code the
+/// ABI defines ([`abi::Error`]) by name, and [`Error::Unknown`]`(code)`
+/// for one it does not (a newer kernel's), so no code is lost or mistaken
+/// for another. Decode a raw `rax` with [`Error::check`]; print it with
+/// `Display` (the name, or `Unknown(code)`). It is [`abi::SysError`], the
+/// open counterpart of the kernel's closed [`abi::Error`], generated from
+/// the same list.
+pub use abi::SysError as Error;
 
 /// Defines the program's entry point: `_start` calls `$main`, a
 /// `fn() -> Result<(), libos::Error>`. `Ok` exits with 0; `Err(e)` prints

@@ -1,14 +1,21 @@
-//! Frames and mappings as owned values: freed and unmapped on drop.
+//! RAM frames and mappings as owned values: freed and unmapped on drop.
 //!
-//! [`Frame`] owns one frame capability (one frame, or a contiguous run);
-//! dropping it gives the capability back. [`Mapping`] maps a frame into the
-//! address space and borrows it mutably, so the frame cannot be freed
-//! (which would unmap the pages) while the mapping's slices are alive, and
-//! no second mapping can change the bytes under them. Addresses come
-//! from a bump allocator over [`MAP_AREA_BASE`]..[`MAP_AREA_LIMIT`], with
-//! an unmapped guard page after each mapping; they are never reused.
+//! [`Frame`] owns one RAM frame capability (one frame, or a contiguous
+//! run); dropping it gives the capability back. [`Mapping`] maps a frame
+//! into the address space and borrows it mutably, so the frame cannot be
+//! freed (which would unmap the pages) while the mapping's slices are
+//! alive, and no second mapping can change the bytes under them. Addresses
+//! come from a bump allocator over [`MAP_AREA_BASE`]..[`MAP_AREA_LIMIT`],
+//! with an unmapped guard page after each mapping; they are never reused.
+//!
+//! A `Frame` is always RAM, so a `Mapping`'s slices are plain memory.
+//! Device space (registers, where a read has side effects) is a different
+//! type, [`DeviceFrame`](crate::DeviceFrame), mapped only by
+//! [`DeviceRegion`](crate::DeviceRegion), which offers volatile accesses
+//! and never a reference.
 
-use abi::{Error, Handle, MapFlags, Rights, PAGE_SIZE};
+use crate::Error;
+use abi::{Handle, MapFlags, Rights, PAGE_SIZE};
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,8 +47,44 @@ pub fn reserve_pages(pages: u64) -> Result<u64, Error> {
     }
 }
 
-/// An owned frame capability: one frame or a physically contiguous run.
+/// Whether `frame_alloc_at` gave a RAM or a device capability.
+///
+/// The kernel's answer (a handle) does not say, so the caller's count of
+/// device capabilities ([`FrameStats::device_by_caller`](abi::FrameStats))
+/// is read before and after the claim: only the claim can change it in
+/// between (a process has one thread, and only its own calls add to its
+/// table).
+pub(crate) enum Claimed {
+    /// Free RAM.
+    Ram(Handle),
+    /// Device space (a hole in the memory map), claimed exclusively.
+    Device(Handle),
+}
+
+/// Claims the frame at `phys` with `frame_alloc_at` and says what it is.
+pub(crate) fn claim_at(phys: u64) -> Result<Claimed, Error> {
+    let before = crate::sys::frame_stats().device_by_caller;
+    let handle = crate::sys::frame_alloc_at(phys)?;
+    if crate::sys::frame_stats().device_by_caller == before {
+        Ok(Claimed::Ram(handle))
+    } else {
+        Ok(Claimed::Device(handle))
+    }
+}
+
+/// Gives back a capability claimed by mistake (the wrong kind).
+pub(crate) fn give_back(handle: Handle) {
+    // SAFETY: the handle was just claimed and never mapped: no reference
+    // into a mapping of it exists.
+    let _ = unsafe { crate::sys::frame_free(handle) };
+}
+
+/// An owned RAM frame capability: one frame or a physically contiguous run.
 /// Given back to the kernel (`frame_free`) on drop.
+///
+/// Always RAM, never device space (that is a
+/// [`DeviceFrame`](crate::DeviceFrame)): the constructors check it, and
+/// [`from_raw`](Frame::from_raw) makes the caller vouch for it.
 #[derive(Debug)]
 pub struct Frame {
     handle: Handle,
@@ -57,13 +100,23 @@ impl Frame {
         })
     }
 
-    /// The frame at physical address `phys` (page aligned): free RAM, or a
-    /// device frame if `phys` is a hole in the memory map.
+    /// The free RAM frame at physical address `phys` (page aligned).
+    ///
+    /// Fails with the kernel's error (`FrameInUse` if it is allocated,
+    /// `PermissionDenied` if reserved, ...), or with `InvalidFrame` if
+    /// `phys` is device space, which the kernel gives a driver for a hole
+    /// in the memory map: that capability is given back at once (claim
+    /// device space with [`DeviceFrame::claim`](crate::DeviceFrame::claim)).
+    /// Costs two `frame_stats` calls besides the claim (see
+    /// [`FrameStats::device_by_caller`](abi::FrameStats)).
     pub fn alloc_at(phys: u64) -> Result<Frame, Error> {
-        Ok(Frame {
-            handle: crate::sys::frame_alloc_at(phys)?,
-            pages: 1,
-        })
+        match claim_at(phys)? {
+            Claimed::Ram(handle) => Ok(Frame { handle, pages: 1 }),
+            Claimed::Device(handle) => {
+                give_back(handle);
+                Err(Error::InvalidFrame)
+            }
+        }
     }
 
     /// `count` physically contiguous zeroed frames; see
@@ -80,9 +133,12 @@ impl Frame {
     ///
     /// # Safety
     /// The caller owns `handle`: nothing else frees it or relies on its
-    /// mappings. If another process may write the frame (it was shared with
-    /// `WRITE`), its mappings must be read only through volatile accesses
-    /// ([`Mapping::volatile_read`]), never through slices.
+    /// mappings. It names `pages` frames of RAM, not device space (a
+    /// device capability is a [`DeviceFrame`](crate::DeviceFrame)): a
+    /// [`Mapping`] of it hands out slices. If another process may write
+    /// the frame (it was shared with `WRITE`), its mappings must be read
+    /// only through volatile accesses ([`Mapping::volatile_read`]), never
+    /// through slices.
     pub unsafe fn from_raw(handle: Handle, pages: u64) -> Frame {
         Frame { handle, pages }
     }
@@ -156,7 +212,7 @@ impl Drop for Frame {
     }
 }
 
-/// A frame mapped into the address space; unmapped on drop.
+/// A RAM frame mapped into the address space; unmapped on drop.
 ///
 /// It borrows the [`Frame`] it maps mutably (or, through
 /// [`from_handle`](Mapping::from_handle), maps a handle the caller vouches
@@ -199,10 +255,12 @@ impl Mapping<'static> {
     /// at an address chosen by libos.
     ///
     /// # Safety
-    /// `handle` must name at least `pages` frames and stay live (not freed,
-    /// not moved away) as long as the mapping. If anything else may write
-    /// the frames meanwhile (another process, another mapping), access them
-    /// only through volatile accesses, never through slices.
+    /// `handle` must name at least `pages` frames of RAM (never a device
+    /// capability: map those with [`DeviceRegion`](crate::DeviceRegion))
+    /// and stay live (not freed, not moved away) as long as the mapping.
+    /// If anything else may write the frames meanwhile (another process,
+    /// another mapping), access them only through volatile accesses, never
+    /// through slices.
     pub unsafe fn from_handle(
         handle: Handle,
         pages: u64,
@@ -261,11 +319,12 @@ impl Mapping<'_> {
         self.address as *mut u8
     }
 
-    /// The mapped bytes (RAM only: for device memory use
-    /// [`DeviceRegion`](crate::DeviceRegion)).
+    /// The mapped bytes.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `len` bytes from `address` are mapped readable for as
-        // long as `self` lives (the frame is borrowed or vouched for). Only
+        // long as `self` lives (the frame is borrowed or vouched for), and
+        // they are RAM: a `Frame` is never device space (its constructors
+        // check, `Frame::from_raw` and `from_handle` demand it). Only
         // this mapping can write them: the frame is borrowed mutably, and a
         // frame shared with a writer is the caller's duty (`share`,
         // `from_raw`, `from_handle`).

@@ -19,7 +19,8 @@
 //! [`raw::syscall6`] is the escape hatch for hostile tests: any number,
 //! any registers.
 
-use abi::{Error, FrameStats, Handle, MapFlags, Rights, SysInfo, TransferFlags};
+use crate::Error;
+use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, TransferFlags};
 
 pub use abi::raw;
 

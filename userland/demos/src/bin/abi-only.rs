@@ -8,14 +8,14 @@
 #![no_main]
 
 use abi::raw::syscall6;
-use abi::{Error, Sysnum};
+use abi::{SysError, Sysnum};
 
 /// Writes `bytes` to the kernel console.
-fn debug_write(bytes: &[u8]) -> Result<(), Error> {
+fn debug_write(bytes: &[u8]) -> Result<(), SysError> {
     let args = [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0];
     // SAFETY: `debug_write` only reads `bytes`, which outlives the call.
     let (rax, _) = unsafe { syscall6(Sysnum::DebugWrite as u64, args) };
-    Error::check(rax)
+    SysError::check(rax)
 }
 
 /// Ends the process.

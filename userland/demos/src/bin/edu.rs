@@ -153,8 +153,8 @@ fn dma(regs: &DeviceRegion, source: &mut DmaBuffer, destination: &DmaBuffer) -> 
         source.phys(),
         destination.phys()
     );
-    for (i, byte) in source.as_mut_slice().iter_mut().enumerate() {
-        *byte = pattern(i);
+    for i in 0..source.len() {
+        source.write8(i, pattern(i));
     }
 
     // RAM -> the device's buffer.
@@ -162,16 +162,16 @@ fn dma(regs: &DeviceRegion, source: &mut DmaBuffer, destination: &DmaBuffer) -> 
     // The device's buffer -> the other RAM buffer.
     run_dma(regs, EDU_BUFFER, destination.phys(), DMA_TO_RAM)?;
 
-    let bytes = destination.as_slice();
-    if let Some(i) = (0..DMA_BYTES).find(|&i| bytes[i] != pattern(i)) {
+    // The device is done (it cleared the start bit): read what it wrote.
+    if let Some(i) = (0..DMA_BYTES).find(|&i| destination.read8(i) != pattern(i)) {
         println!(
             "edu: FAILED: byte {i} came back as {:#04x}, expected {:#04x}",
-            bytes[i],
+            destination.read8(i),
             pattern(i)
         );
         return Err(Error::InvalidArgument);
     }
-    if bytes[DMA_BYTES..].iter().any(|&b| b != 0) {
+    if (DMA_BYTES..destination.len()).any(|i| destination.read8(i) != 0) {
         println!("edu: FAILED: the DMA wrote past {DMA_BYTES} bytes");
         return Err(Error::InvalidArgument);
     }

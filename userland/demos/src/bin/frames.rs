@@ -56,6 +56,51 @@ fn all_zero_bytes(bytes: &[u8], what: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks that every byte of a DMA buffer is zero (its volatile reads).
+fn dma_all_zero(dma: &DmaBuffer, what: &str) -> Result<(), Error> {
+    for i in 0..dma.len() {
+        let got = dma.read8(i);
+        if got != 0 {
+            return Err(failed(format_args!("{what}: byte {i} is {got:#x}, not 0")));
+        }
+    }
+    Ok(())
+}
+
+/// Fills a DMA buffer with the pattern with `copy_from` and reads it back
+/// with `copy_to` (a stack chunk at a time: no heap, whose frames would
+/// count as held), then one `u64` with `write64` and `read64`.
+fn dma_write_and_check(dma: &mut DmaBuffer, seed: u8) -> Result<(), Error> {
+    let mut chunk = [0u8; 256];
+    for start in (0..dma.len()).step_by(chunk.len()) {
+        for (j, b) in chunk.iter_mut().enumerate() {
+            *b = pattern(start + j, seed);
+        }
+        dma.copy_from(start, &chunk);
+    }
+    for start in (0..dma.len()).step_by(chunk.len()) {
+        dma.copy_to(start, &mut chunk);
+        if let Some(j) = (0..chunk.len()).find(|&j| chunk[j] != pattern(start + j, seed)) {
+            return Err(failed(format_args!(
+                "DMA byte {}: wrote {:#x}, read {:#x}",
+                start + j,
+                pattern(start + j, seed),
+                chunk[j]
+            )));
+        }
+    }
+    let at = dma.len() - 8;
+    let word = 0x0123_4567_89ab_cdef_u64 ^ u64::from(seed);
+    dma.write64(at, word);
+    let got = dma.read64(at);
+    if got != word || dma.read8(at) != word as u8 {
+        return Err(failed(format_args!(
+            "DMA word at {at:#x}: wrote {word:#x}, read {got:#x}"
+        )));
+    }
+    Ok(())
+}
+
 /// Fills `bytes` with the pattern, then reads every byte back.
 fn write_and_check(bytes: &mut [u8], seed: u8) -> Result<(), Error> {
     for (i, b) in bytes.iter_mut().enumerate() {
@@ -140,7 +185,7 @@ fn main() -> Result<(), Error> {
             dma.phys()
         )));
     }
-    write_and_check(dma.as_mut_slice(), 0xa5)?;
+    dma_write_and_check(&mut dma, 0xa5)?;
     println!(
         "frames: contiguous: 16 frames at phys {:#x} (aligned to 16 frames), {} bytes written and read back",
         dma.phys(),
@@ -152,7 +197,7 @@ fn main() -> Result<(), Error> {
     // just freed, full of the pattern). Whichever run it is, it must read
     // as zero.
     let dma = DmaBuffer::new(16, 16, 0)?;
-    all_zero_bytes(dma.as_slice(), "a reallocated 16-frame run")?;
+    dma_all_zero(&dma, "a reallocated 16-frame run")?;
     println!(
         "frames: contiguous: a reallocated run reads as zero ({})",
         if dma.phys() == dma_phys {
@@ -170,7 +215,7 @@ fn main() -> Result<(), Error> {
             low.phys()
         )));
     }
-    write_and_check(low.as_mut_slice(), 0x3c)?;
+    dma_write_and_check(&mut low, 0x3c)?;
     println!(
         "frames: contiguous below 16 MiB: 4 frames at phys {:#x}",
         low.phys()

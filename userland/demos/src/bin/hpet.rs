@@ -5,11 +5,11 @@
 //! capability per page, mapped uncached. Reads the counter period from the
 //! capabilities register, runs the main counter for a moment and reads it
 //! advance, then shows that a claimed device page is exclusive: claiming
-//! it a second time is refused until it is released.
+//! it a second time (a `DeviceFrame`) is refused until it is released.
 #![no_std]
 #![no_main]
 
-use libos::{println, sys, Error, Frame};
+use libos::{println, sys, DeviceFrame, Error};
 
 libos::entry!(main);
 
@@ -60,7 +60,7 @@ fn main() -> Result<(), Error> {
     let elapsed_us = u128::from(second - first) * u128::from(period_fs) / 1_000_000_000;
     println!("hpet: main counter {first} -> {second}: advanced ({elapsed_us} us)");
 
-    match Frame::alloc_at(HPET) {
+    match DeviceFrame::claim(HPET) {
         Err(Error::FrameInUse) => println!("hpet: claiming it twice refused: FrameInUse"),
         other => {
             println!(
@@ -71,7 +71,7 @@ fn main() -> Result<(), Error> {
         }
     }
     drop(hpet);
-    let again = Frame::alloc_at(HPET)?;
+    let again = DeviceFrame::claim(HPET)?;
     println!(
         "hpet: released, then claimed again at phys {:#x}",
         again.phys()?

@@ -10,8 +10,8 @@
 #![no_std]
 #![no_main]
 
-use abi::{Error, Rights, Sysnum};
-use libos::{println, sys};
+use abi::{Rights, Sysnum};
+use libos::{println, sys, Error};
 
 libos::entry!(main);
 

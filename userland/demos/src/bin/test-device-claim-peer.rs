@@ -1,7 +1,8 @@
 //! test-device-claim-peer: the second claimant of `test-device-claim`'s
 //! device page (see that file for the steps and the shared page layout).
 //!
-//! At each step it tries `frame_alloc_at` on the same device page: refused
+//! At each step it tries to claim the same device page (a `DeviceFrame`):
+//! refused
 //! with `FrameInUse` while the owner holds it, granted once the owner has
 //! freed it, refused again once the owner re-claims it, and granted after
 //! the owner has exited still holding it (exit gives everything back).
@@ -10,7 +11,7 @@
 
 use exo_demos::device_claim::{ACK, DEVICE, STEP};
 use exo_demos::PATIENCE;
-use libos::{println, sys, Error, Frame, Handle, MapFlags, Mapping};
+use libos::{println, sys, DeviceFrame, Error, Frame, Handle, MapFlags, Mapping};
 
 libos::entry!(main);
 
@@ -37,14 +38,13 @@ fn steps(page: &mut Mapping<'_>) -> Result<(), Error> {
     page.volatile_write(ACK, &[1]);
 
     wait_step(page, 2)?;
-    let claimed = sys::frame_alloc_at(DEVICE)?;
-    let phys = sys::frame_phys(claimed)?;
+    let claimed = DeviceFrame::claim(DEVICE)?;
+    let phys = claimed.phys()?;
     let held = sys::frame_stats().device_by_caller;
     println!(
         "test-device-claim-peer: claim after test-device-claim freed it: ok (frame_phys {phys:#x}, device frames held: {held})"
     );
-    // SAFETY: never mapped: no reference into it.
-    unsafe { sys::frame_free(claimed) }?;
+    drop(claimed);
     if phys != DEVICE || held != 1 {
         println!("test-device-claim-peer: FAILED: wrong frame or count");
         return Err(Error::InvalidFrame);
@@ -65,18 +65,17 @@ fn steps(page: &mut Mapping<'_>) -> Result<(), Error> {
         }
         sys::yield_now();
     }
-    let claimed = sys::frame_alloc_at(DEVICE).inspect_err(|e| {
+    let claimed = DeviceFrame::claim(DEVICE).inspect_err(|e| {
         println!("test-device-claim-peer: FAILED: claim after the owner exited: {e}");
     })?;
     println!("test-device-claim-peer: claim after test-device-claim exited holding it: ok");
-    // SAFETY: never mapped: no reference into it.
-    unsafe { sys::frame_free(claimed) }?;
+    drop(claimed);
     Ok(())
 }
 
 /// A claim that must be refused with `FrameInUse`.
 fn expect_refused(when: &str) -> Result<(), Error> {
-    match sys::frame_alloc_at(DEVICE) {
+    match DeviceFrame::claim(DEVICE) {
         Err(Error::FrameInUse) => {
             println!("test-device-claim-peer: claim {when}: refused: FrameInUse");
             Ok(())
@@ -85,10 +84,8 @@ fn expect_refused(when: &str) -> Result<(), Error> {
             println!("test-device-claim-peer: FAILED: claim {when}: {e}");
             Err(e)
         }
-        Ok(h) => {
+        Ok(_granted) => {
             println!("test-device-claim-peer: FAILED: claim {when} was granted");
-            // SAFETY: never mapped: no reference into it.
-            let _ = unsafe { sys::frame_free(h) };
             Err(Error::InvalidArgument)
         }
     }

@@ -1,12 +1,16 @@
 //! test-device-claim: a device page belongs to one process at a time.
 //!
-//! With `test-device-claim-peer`. This process claims the HPET's
-//! register page (0xfed0_0000, a hole in the memory map: device space that
-//! no other program of this test uses), shows that the capability names
-//! exactly that physical address and counts as a device frame, not RAM, and
-//! reads the HPET's capabilities register through it. (The IOAPIC and the
-//! local APIC, the kernel's own interrupt hardware, cannot be claimed.) Then, in steps the two
-//! processes agree on through a shared RAM page:
+//! With `test-device-claim-peer`. First libos's two kinds of frame: a
+//! RAM `Frame` of device space and a `DeviceFrame` of RAM are both refused
+//! with `InvalidFrame`, and what the kernel granted is given back. Then
+//! this process claims the HPET's register page (0xfed0_0000, a hole in
+//! the memory map: device space that no other program of this test uses)
+//! as a `DeviceFrame`, shows that the capability names exactly that
+//! physical address and counts as a device frame, not RAM, and reads the
+//! HPET's capabilities register through a `DeviceRegion` of it. (The
+//! IOAPIC and the local APIC, the kernel's own interrupt hardware, cannot
+//! be claimed.) Then, in steps the two processes agree on through a
+//! shared RAM page:
 //!
 //! 1. it holds the page: the peer's claim must get `FrameInUse`;
 //! 2. it frees the page: the peer's claim must succeed (and the peer frees
@@ -21,17 +25,18 @@
 
 use exo_demos::device_claim::{ACK, DEVICE, STEP};
 use exo_demos::PATIENCE;
-use libos::{println, sys, Error, Frame, Handle, MapFlags, Mapping, Rights};
+use libos::{println, sys, DeviceFrame, DeviceRegion, Error, Frame, MapFlags, Mapping, Rights};
 
 libos::entry!(main);
 
 const PEER: &str = "test-device-claim-peer";
 
 fn main() -> Result<(), Error> {
+    kinds()?;
     let before = sys::frame_stats();
-    let device = sys::frame_alloc_at(DEVICE)?;
+    let device = DeviceFrame::claim(DEVICE)?;
     let after = sys::frame_stats();
-    let phys = sys::frame_phys(device)?;
+    let phys = device.phys()?;
     println!("test-device-claim: frame_phys of the device capability = {phys:#x} (asked for {DEVICE:#x})");
     println!(
         "test-device-claim: device frames held by me: {} -> {}; RAM frames held by me: {} -> {}",
@@ -47,7 +52,9 @@ fn main() -> Result<(), Error> {
         println!("test-device-claim: FAILED: not a device frame at the asked address");
         return Err(Error::InvalidFrame);
     }
-    let id = read_capabilities(device)?;
+    let device = DeviceRegion::from_frame(device)?;
+    // The HPET's capabilities and ID register (low half).
+    let id = device.read32(0);
     println!(
         "test-device-claim: HPET vendor {:#06x}, {} timers",
         id >> 16,
@@ -71,12 +78,11 @@ fn main() -> Result<(), Error> {
     // 1. We hold it; the peer must be refused.
     step(&mut page, 1)?;
     // 2. Free it; the peer must get it (and gives it back).
-    // SAFETY: `read_capabilities` unmapped its mapping; nothing refers to it.
-    unsafe { sys::frame_free(device) }?;
+    drop(device);
     println!("test-device-claim: freed the device page");
     step(&mut page, 2)?;
     // 3. Claim it again and exit holding it.
-    let _held = sys::frame_alloc_at(DEVICE)?;
+    let _held = DeviceFrame::claim(DEVICE)?;
     println!("test-device-claim: claimed it again");
     step(&mut page, 3)?;
     println!("test-device-claim: exiting while holding the device page");
@@ -84,19 +90,46 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads the HPET's capabilities register (low half) through a temporary
-/// uncached mapping of the device capability.
-fn read_capabilities(device: Handle) -> Result<u32, Error> {
-    let address = libos::mem::reserve_pages(1)?;
-    sys::map(device, address, MapFlags::UNCACHED)?;
-    // SAFETY: the page at `address` is the HPET's register page, just mapped
-    // (uncached, read-only); the register is an aligned u32 at +0x00;
-    // nothing else maps it.
-    let value = unsafe { (address as *const u32).read_volatile() };
-    // SAFETY: no reference into the mapping exists (only the raw read
-    // above, which is done).
-    unsafe { sys::unmap(address) }?;
-    Ok(value)
+/// RAM and device space do not mix: `Frame::alloc_at` of device space and
+/// `DeviceFrame::claim` of RAM are refused with `InvalidFrame`, and the
+/// frame the kernel granted meanwhile is given back.
+fn kinds() -> Result<(), Error> {
+    let held = || sys::frame_stats().device_by_caller;
+    let before = held();
+    match Frame::alloc_at(DEVICE) {
+        Err(Error::InvalidFrame) if held() == before => println!(
+            "test-device-claim: a RAM Frame of device space: refused: InvalidFrame (device frames held: {before})"
+        ),
+        other => {
+            println!(
+                "test-device-claim: FAILED: Frame::alloc_at({DEVICE:#x}) gave {:?}, device frames held {before} -> {}",
+                other.map(|f| f.handle()),
+                held()
+            );
+            return Err(Error::InvalidFrame);
+        }
+    }
+    // A frame that was free a moment ago (nothing else here allocates).
+    let ram = Frame::alloc()?.phys()?;
+    match DeviceFrame::claim(ram) {
+        Err(Error::InvalidFrame) => {}
+        other => {
+            println!(
+                "test-device-claim: FAILED: DeviceFrame::claim({ram:#x}) of RAM gave {:?}",
+                other.map(|f| f.handle())
+            );
+            return Err(Error::InvalidFrame);
+        }
+    }
+    // It was given back: free RAM again.
+    let again = Frame::alloc_at(ram).inspect_err(|e| {
+        println!("test-device-claim: FAILED: RAM at {ram:#x} was not given back: {e}");
+    })?;
+    drop(again);
+    println!(
+        "test-device-claim: a DeviceFrame of RAM: refused: InvalidFrame, and the RAM given back"
+    );
+    Ok(())
 }
 
 /// Announces step `n` and waits for the peer to acknowledge it.

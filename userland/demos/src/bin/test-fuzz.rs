@@ -33,9 +33,9 @@
 #![no_main]
 
 use abi::{
-    Error, FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_MAP_TOP, USER_MIN, USER_STACK_TOP, USER_TOP,
+    FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_MAP_TOP, USER_MIN, USER_STACK_TOP, USER_TOP,
 };
-use libos::{println, sys};
+use libos::{println, sys, Error};
 
 libos::entry!(main);
 
@@ -96,7 +96,7 @@ const MAX_INSTANCES: usize = 16;
 const MAX_REPORTED: u64 = 20;
 
 /// Result slots: success, each ABI error code, any other code.
-const RESULTS: usize = Error::ALL.len() + 2;
+const RESULTS: usize = abi::Error::ALL.len() + 2;
 /// Call slots: each syscall by number, then undefined numbers.
 const BY_CALL: usize = Sysnum::ALL.len() + 1;
 
@@ -429,14 +429,14 @@ impl Fuzz {
         let slot = &mut self.by_call[call_slot(num)];
         slot.0 += 1;
         slot.1 += u64::from(rax == 0);
-        match Error::try_from(rax) {
+        match abi::Error::try_from(rax) {
             _ if rax == 0 => {
                 self.results[0] += 1;
                 Ok(rdx)
             }
             Ok(e) => {
                 self.results[rax as usize] += 1;
-                Err(e)
+                Err(e.into())
             }
             Err(_) => {
                 self.results[RESULTS - 1] += 1;
@@ -1758,7 +1758,7 @@ impl Fuzz {
         let mut line = Line::new();
         for (code, &n) in self.results.iter().enumerate().skip(1) {
             if n > 0 {
-                let name = Error::ALL.get(code - 1).map_or("other", |e| e.name());
+                let name = abi::Error::ALL.get(code - 1).map_or("other", |e| e.name());
                 line.push(format_args!(" {name}={n}"));
             }
         }

@@ -245,11 +245,15 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 struct ExoHal;
 
 // SAFETY: `dma_alloc` returns fresh, zeroed, page-aligned, physically
-// contiguous frames mapped only here, live until `dma_dealloc` frees them;
+// contiguous frames mapped only here, live until `dma_dealloc` frees them,
+// and aliased by nothing (the registry only keeps the `DmaBuffer`, which
+// hands out no reference, and this program never reads them);
 // `mmio_phys_to_virt` returns addresses inside BAR regions the registry
-// keeps claimed and mapped (uncached) until the driver is gone; `share`
-// returns the physical address of a bounce page holding the buffer's
-// bytes, live until `unshare`.
+// keeps claimed and mapped (uncached) until the driver is gone, of which
+// no reference exists (`DeviceRegion` offers only volatile accesses);
+// `share` returns the physical address of a bounce page holding the
+// buffer's bytes (written and read back with `DmaBuffer`'s volatile
+// copies), live until `unshare`.
 unsafe impl Hal for ExoHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         match DmaBuffer::new(pages as u64, 1, 0) {
@@ -303,7 +307,7 @@ unsafe impl Hal for ExoHal {
             // SAFETY: the caller passes a valid buffer that nothing else
             // touches during this call.
             let bytes = unsafe { buffer.as_ref() };
-            bounce.as_mut_slice()[..len].copy_from_slice(bytes);
+            bounce.copy_from(0, bytes);
         }
         let phys = bounce.phys();
         with(|r| r.bounces.push(bounce));
@@ -321,8 +325,7 @@ unsafe impl Hal for ExoHal {
             // nothing else touches during this call; the device is done
             // with the bounce page.
             let out = unsafe { buffer.as_mut() };
-            let len = out.len();
-            out.copy_from_slice(&bounce.as_slice()[..len]);
+            bounce.copy_to(0, out);
         }
     }
 }
