@@ -114,17 +114,7 @@ impl Ledger {
     }
 
     /// Whether a device frame is claimed by anybody.
-    pub fn device_claimed(&self, frame: u64) -> bool {
+    pub(super) fn device_claimed(&self, frame: u64) -> bool {
         self.devices.contains(&frame)
-    }
-
-    /// RAM frames held through capabilities (each counted once).
-    pub fn held_ram(&self) -> u64 {
-        self.held_ram
-    }
-
-    /// Private frames of all processes.
-    pub fn held_private(&self) -> u64 {
-        self.held_private
     }
 }

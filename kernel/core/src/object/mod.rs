@@ -149,11 +149,6 @@ impl<P: Platform> Kernel<P> {
         self.procs.set_running(pid);
     }
 
-    /// The ledger.
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
     /// A fresh handle-scrambling key (splitmix64).
     fn next_key(&mut self) -> u64 {
         self.key_state = self.key_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -206,28 +201,31 @@ impl<P: Platform> Kernel<P> {
         let private = core::mem::take(&mut proc.private);
         self.ledger.held_private -= private.len() as u64;
         for frame in private {
-            if let Err(e) = self.platform.free_range(frame, 1) {
-                self.platform
-                    .bug(format_args!("private frame {frame:#x}: {e:?}"));
-            }
+            self.give_back(frame, 1);
         }
         proc.space
     }
 
     /// Ends process `pid`; returns what ended and its address space.
     pub fn end(&mut self, pid: u64, ending: Ending) -> Option<(Ended, P::Space)> {
-        let proc = self.procs.remove(pid)?;
-        let name = proc.name.clone();
+        let mut proc = self.procs.remove(pid)?;
+        let name = core::mem::take(&mut proc.name);
         let space = self.release(proc);
         Some((Ended { pid, name, ending }, space))
     }
 
     fn drop_ref(&mut self, kind: CapKind) {
         if let Dropped::FreeRam { first, count } = self.ledger.drop_ref(kind) {
-            if let Err(e) = self.platform.free_range(first, count) {
-                self.platform
-                    .bug(format_args!("freeing frames {first:#x}+{count}: {e:?}"));
-            }
+            self.give_back(first, count);
+        }
+    }
+
+    /// Returns a run the object model owned to the allocator; a refusal is
+    /// a kernel bug (reported, never a panic).
+    fn give_back(&mut self, first: u64, count: u64) {
+        if let Err(e) = self.platform.free_range(first, count) {
+            self.platform
+                .bug(format_args!("freeing frames {first:#x}+{count}: {e:?}"));
         }
     }
 

@@ -1,6 +1,6 @@
 //! A [`Platform`] for host tests: the real frame allocator over a made-up
-//! memory map, [`ModelSpace`] address spaces, no registers. Zeroing is
-//! recorded, not done (there is no memory behind the frames).
+//! memory map, [`ModelSpace`] address spaces, no registers. There is no
+//! memory behind the frames, so there is nothing to zero.
 use super::space::ModelSpace;
 use super::Platform;
 use crate::frame_alloc::{self, AllocError, FrameAllocator};
@@ -15,12 +15,8 @@ use alloc::vec::Vec;
 pub struct ModelPlatform {
     /// The allocator over the made-up map.
     pub alloc: FrameAllocator<'static>,
-    /// Frames handed out zeroed, in order (`(first, count)`).
-    pub zeroed: Vec<(u64, u64)>,
     /// `bug` reports.
     pub bugs: Vec<String>,
-    /// Frames the "kernel" took for itself (tests use it to plant a leak).
-    pub kernel: u64,
 }
 
 /// Device page the model keeps for itself (like the kernel's APIC).
@@ -38,9 +34,7 @@ impl ModelPlatform {
         let storage: &'static mut [u64] = Box::leak(vec![0u64; words].into_boxed_slice());
         ModelPlatform {
             alloc: FrameAllocator::new(&map, storage).expect("allocator"),
-            zeroed: Vec::new(),
             bugs: Vec::new(),
-            kernel: 0,
         }
     }
 }
@@ -49,14 +43,10 @@ impl Platform for ModelPlatform {
     type Space = ModelSpace;
     type Regs = ();
     fn alloc(&mut self) -> Result<u64, AllocError> {
-        let frame = self.alloc.alloc()?;
-        self.zeroed.push((frame, 1));
-        Ok(frame)
+        self.alloc.alloc()
     }
     fn alloc_at(&mut self, frame: u64) -> Result<(), AllocError> {
-        self.alloc.alloc_at(frame)?;
-        self.zeroed.push((frame, 1));
-        Ok(())
+        self.alloc.alloc_at(frame)
     }
     fn alloc_contiguous(
         &mut self,
@@ -64,9 +54,7 @@ impl Platform for ModelPlatform {
         align: u64,
         limit: Option<u64>,
     ) -> Result<u64, AllocError> {
-        let first = self.alloc.alloc_contiguous(count, align, limit)?;
-        self.zeroed.push((first, count));
-        Ok(first)
+        self.alloc.alloc_contiguous(count, align, limit)
     }
     fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
         self.alloc.free_range(first, count)
@@ -88,7 +76,8 @@ impl Platform for ModelPlatform {
             total: self.alloc.total(),
             free: self.alloc.free_frames(),
             reserved: self.alloc.reserved(),
-            kernel: self.kernel,
+            // The model kernel keeps no frames of its own.
+            kernel: 0,
             ..Default::default()
         }
     }

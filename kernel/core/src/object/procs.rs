@@ -153,8 +153,9 @@ impl<S, R> Procs<S, R> {
             .map(|p| p.pid)
     }
 
-    /// Records that `pid` runs now.
-    pub fn set_running(&mut self, pid: u64) {
+    /// Records that `pid` runs now (through `Kernel::set_current`, which
+    /// keeps the running pid with it).
+    pub(super) fn set_running(&mut self, pid: u64) {
         if let Some(i) = self.index(pid) {
             self.running = i;
         }

@@ -73,13 +73,12 @@ impl Model {
         })
     }
     fn device_claimed(&self, frame: u64) -> bool {
-        self.refs.contains_key(&frame)
-            && self.procs.values().any(|p| {
-                p.caps
-                    .values()
-                    .chain(p.inbox.iter())
-                    .any(|c| c.device && c.first == frame)
-            })
+        self.procs.values().any(|p| {
+            p.caps
+                .values()
+                .chain(p.inbox.iter())
+                .any(|c| c.device && c.first == frame)
+        })
     }
 }
 
