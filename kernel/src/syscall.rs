@@ -169,8 +169,9 @@ fn trace(k: &Kernel, pid: u64, num: u64, args: &[u64; 6], result: Result<u64, Er
     });
 }
 
-/// Runs a call that returns to its caller. The hot memory calls are
-/// inlined into both paths; the rest are out of line.
+/// Runs a call that returns to its caller. The four hot memory calls are
+/// inlined into both paths; every other one runs out of line through
+/// [`cold`].
 #[inline(always)]
 fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
     match call {
@@ -178,7 +179,7 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
         LocalCall::FrameFree { cap } => k.frame_free(pid, cap),
         LocalCall::Map { cap, vaddr, flags } => k.map(pid, cap, vaddr, flags),
         LocalCall::Unmap { vaddr } => k.unmap(pid, vaddr),
-        LocalCall::DebugWrite { ptr, len } => debug_write(k, pid, ptr, len),
+        LocalCall::DebugWrite { ptr, len } => cold(|| debug_write(k, pid, ptr, len)),
         LocalCall::FrameAllocAt { phys } => cold(|| k.frame_alloc_at(pid, phys)),
         LocalCall::FramePhys { cap } => cold(|| k.frame_phys(pid, cap)),
         LocalCall::FrameAllocContiguous {
@@ -193,12 +194,12 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             flags,
         } => cold(|| k.cap_transfer(pid, cap, to, rights, flags)),
         LocalCall::CapRecv {} => cold(|| k.cap_recv(pid)),
-        LocalCall::ProcessFind { name, len } => process_find(k, pid, name, len),
-        LocalCall::FrameStats { out } => frame_stats(k, pid, out),
-        LocalCall::SysInfo { out } => {
-            let info = crate::sys_info();
-            copy_to_user(k.caller(pid)?, out, info.as_bytes()).map(|()| 0)
-        }
+        LocalCall::ProcessFind { name, len } => cold(|| process_find(k, pid, name, len)),
+        LocalCall::FrameStats { out } => cold(|| {
+            let stats = k.stats(pid);
+            copy_out(k, pid, out, stats.as_bytes())
+        }),
+        LocalCall::SysInfo { out } => cold(|| copy_out(k, pid, out, crate::sys_info().as_bytes())),
         LocalCall::TraceCtl { on } => {
             TRACE_ON.store(on, Ordering::Relaxed);
             Ok(0)
@@ -213,13 +214,12 @@ fn cold(f: impl FnOnce() -> Result<u64, Error>) -> Result<u64, Error> {
     f()
 }
 
-#[inline(never)]
-fn frame_stats(k: &mut Kernel, pid: u64, out: u64) -> Result<u64, Error> {
-    let stats = k.stats(pid);
-    copy_to_user(k.caller(pid)?, out, stats.as_bytes()).map(|()| 0)
+/// Writes an ABI struct's bytes to the caller's `out` (`frame_stats`,
+/// `sys_info`).
+fn copy_out(k: &mut Kernel, pid: u64, out: u64, bytes: &[u8]) -> Result<u64, Error> {
+    copy_to_user(k.caller(pid)?, out, bytes).map(|()| 0)
 }
 
-#[inline(never)]
 fn process_find(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Error> {
     if len == 0 || len > abi::MAX_NAME_LEN as u64 {
         return Err(Error::InvalidArgument);
@@ -306,7 +306,6 @@ fn copy_to_user(p: &mut Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-#[inline(never)]
 fn debug_write(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Error> {
     if len > abi::MAX_DEBUG_WRITE {
         return Err(Error::InvalidArgument);
