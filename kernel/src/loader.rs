@@ -10,6 +10,7 @@ use crate::memory::{self, PAGE};
 use crate::process::{Kernel, Process};
 use abi::{MAX_ARGS, USER_STACK_PAGES, USER_STACK_TOP};
 use alloc::string::String;
+use exo_core::object::AddressSpace as _;
 use exo_core::object::PageFlags;
 
 /// Loads a program as a new process. On error nothing is kept.

@@ -75,43 +75,6 @@ impl exo_core::object::Platform for Hw {
     }
 }
 
-impl exo_core::object::AddressSpace for AddressSpace {
-    #[inline(always)]
-    fn map(
-        &mut self,
-        vaddr: u64,
-        phys: u64,
-        flags: exo_core::object::PageFlags,
-        tag: Option<exo_core::object::Tag>,
-    ) -> Result<(), exo_core::object::MapError> {
-        AddressSpace::map(self, vaddr, phys, flags, tag)
-    }
-    #[inline(always)]
-    fn is_mapped(&self, vaddr: u64) -> bool {
-        AddressSpace::is_mapped(self, vaddr)
-    }
-    #[inline(always)]
-    fn unmap(&mut self, vaddr: u64) -> Option<u64> {
-        AddressSpace::unmap(self, vaddr)
-    }
-    #[inline(always)]
-    fn unmap_tagged(
-        &mut self,
-        vaddr: u64,
-        accept: impl FnOnce(exo_core::object::Tag) -> bool,
-    ) -> Option<exo_core::object::Tag> {
-        AddressSpace::unmap_tagged(self, vaddr, accept)
-    }
-    #[inline(always)]
-    fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<exo_core::object::Tag>)> {
-        AddressSpace::frame_and_tag(self, vaddr)
-    }
-    #[inline(always)]
-    fn translate(&self, vaddr: u64) -> Option<(u64, exo_core::object::PageFlags)> {
-        AddressSpace::translate(self, vaddr)
-    }
-}
-
 /// The kernel's process state.
 pub type Kernel = exo_core::object::Kernel<Hw>;
 /// A library OS.

@@ -12,6 +12,7 @@ use abi::{Call, Error, LocalCall, SwitchingCall, USER_TOP};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_core::memmap::FrameClass;
+use exo_core::object::AddressSpace as _;
 use zerocopy::IntoBytes;
 
 /// Syscalls taken on the direct and slow paths: every call except `getpid`

@@ -202,11 +202,43 @@ impl AddressSpace {
         &mut table[index(vaddr, 1)]
     }
 
+    /// Drops the TLB entry of `vaddr` if this space is the active one
+    /// (switching spaces flushes the rest: no PCIDs, no global user pages).
+    #[inline]
+    fn flush(&self, vaddr: u64) {
+        if self.is_active() {
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
+        }
+    }
+
+    /// Frees every lower-half table and the PML4 (switching to the boot
+    /// PML4 first if this space is active). Leaf frames belong to their
+    /// owners (capabilities, the program image) and are not touched.
+    pub fn destroy(self) {
+        if self.is_active() {
+            let frame = PhysFrame::containing_address(PhysAddr::new(boot_pml4()));
+            // SAFETY: the boot PML4 maps the kernel half (every space's
+            // upper half is a copy of it), so the kernel keeps running; it
+            // is no space's PML4, so the frees below do not touch it.
+            unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+        }
+        // SAFETY: the PML4 and its lower-half tables are this space's alone
+        // (invariant), no longer in CR3, and `self` is consumed: nothing
+        // reaches them after this.
+        unsafe {
+            free_level(self.pml4, 4, 0..256);
+            memory::free_kernel_frame(self.pml4);
+        }
+    }
+}
+
+/// What the object model uses of an address space, on real page tables.
+impl exo_core::object::AddressSpace for AddressSpace {
     /// Maps the user page at `vaddr` to frame `phys`, tagged with `tag` if
     /// given (`map` syscall mappings). The caller has checked that `vaddr`
     /// is a page-aligned lower-half address (one that is not gets the page
     /// at `vaddr` modulo 2^47 mapped: never an entry of the kernel half).
-    pub fn map(
+    fn map(
         &mut self,
         vaddr: u64,
         phys: u64,
@@ -240,12 +272,12 @@ impl AddressSpace {
     }
 
     /// Whether `vaddr`'s page is mapped.
-    pub fn is_mapped(&self, vaddr: u64) -> bool {
+    fn is_mapped(&self, vaddr: u64) -> bool {
         self.translate(vaddr).is_some()
     }
 
     /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.
-    pub fn unmap(&mut self, vaddr: u64) -> Option<u64> {
+    fn unmap(&mut self, vaddr: u64) -> Option<u64> {
         let pt = self.leaf_table(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };
@@ -260,7 +292,7 @@ impl AddressSpace {
 
     /// Removes the mapping of `vaddr`'s page if it carries a tag that
     /// `accept` accepts; returns the tag.
-    pub fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
+    fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
         let pt = self.leaf_table(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };
@@ -275,22 +307,13 @@ impl AddressSpace {
 
     /// The frame `vaddr`'s page maps to and its tag, read-only (for the
     /// invariant checks): `None` if not mapped.
-    pub fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<Tag>)> {
+    fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<Tag>)> {
         let entry = self.leaf(vaddr)?;
         (entry != 0).then(|| (entry & ADDR_MASK, tag_of(entry)))
     }
 
-    /// Drops the TLB entry of `vaddr` if this space is the active one
-    /// (switching spaces flushes the rest: no PCIDs, no global user pages).
-    #[inline]
-    fn flush(&self, vaddr: u64) {
-        if self.is_active() {
-            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
-        }
-    }
-
     /// The frame and flags `vaddr`'s page maps to (user pages only).
-    pub fn translate(&self, vaddr: u64) -> Option<(u64, PageFlags)> {
+    fn translate(&self, vaddr: u64) -> Option<(u64, PageFlags)> {
         let entry = self.leaf(vaddr)?;
         let f = F::from_bits_truncate(entry);
         if !f.contains(F::PRESENT | F::USER_ACCESSIBLE) {
@@ -304,26 +327,6 @@ impl AddressSpace {
                 uncached: f.contains(F::NO_CACHE),
             },
         ))
-    }
-
-    /// Frees every lower-half table and the PML4 (switching to the boot
-    /// PML4 first if this space is active). Leaf frames belong to their
-    /// owners (capabilities, the program image) and are not touched.
-    pub fn destroy(self) {
-        if self.is_active() {
-            let frame = PhysFrame::containing_address(PhysAddr::new(boot_pml4()));
-            // SAFETY: the boot PML4 maps the kernel half (every space's
-            // upper half is a copy of it), so the kernel keeps running; it
-            // is no space's PML4, so the frees below do not touch it.
-            unsafe { Cr3::write(frame, Cr3Flags::empty()) };
-        }
-        // SAFETY: the PML4 and its lower-half tables are this space's alone
-        // (invariant), no longer in CR3, and `self` is consumed: nothing
-        // reaches them after this.
-        unsafe {
-            free_level(self.pml4, 4, 0..256);
-            memory::free_kernel_frame(self.pml4);
-        }
     }
 }
 
