@@ -338,9 +338,12 @@ impl DmaBuffer {
         );
     }
 
-    /// Reads a byte at `offset`. Panics outside the buffer.
-    pub fn read8(&self, offset: usize) -> u8 {
-        let at = self.element::<u8>(offset);
+    /// Reads the `T` at `offset` (aligned), after an acquire fence.
+    ///
+    /// # Panics
+    /// If it is not inside the buffer or not aligned.
+    fn read<T: Copy>(&self, offset: usize) -> T {
+        let at = self.element::<T>(offset);
         fence(Ordering::Acquire);
         // SAFETY: `element` checked bounds and alignment; the buffer is
         // mapped for as long as `self` owns its frame, and is only ever
@@ -349,61 +352,56 @@ impl DmaBuffer {
         unsafe { at.read_volatile() }
     }
 
+    /// Writes `value` at `offset` (aligned), then a release fence.
+    ///
+    /// # Panics
+    /// If it is not inside the buffer or not aligned.
+    fn write<T: Copy>(&mut self, offset: usize, value: T) {
+        let at = self.element::<T>(offset);
+        // SAFETY: as `read`; the buffer is mapped writable, and `&mut self`
+        // makes this the program's only access.
+        unsafe { at.write_volatile(value) };
+        fence(Ordering::Release);
+    }
+
+    /// Reads a byte at `offset`. Panics outside the buffer.
+    pub fn read8(&self, offset: usize) -> u8 {
+        self.read(offset)
+    }
+
     /// Reads a `u16` at `offset` (aligned). Panics outside the buffer.
     pub fn read16(&self, offset: usize) -> u16 {
-        let at = self.element::<u16>(offset);
-        fence(Ordering::Acquire);
-        // SAFETY: as `read8`.
-        unsafe { at.read_volatile() }
+        self.read(offset)
     }
 
     /// Reads a `u32` at `offset` (aligned). Panics outside the buffer.
     pub fn read32(&self, offset: usize) -> u32 {
-        let at = self.element::<u32>(offset);
-        fence(Ordering::Acquire);
-        // SAFETY: as `read8`.
-        unsafe { at.read_volatile() }
+        self.read(offset)
     }
 
     /// Reads a `u64` at `offset` (aligned). Panics outside the buffer.
     pub fn read64(&self, offset: usize) -> u64 {
-        let at = self.element::<u64>(offset);
-        fence(Ordering::Acquire);
-        // SAFETY: as `read8`.
-        unsafe { at.read_volatile() }
+        self.read(offset)
     }
 
     /// Writes a byte at `offset`. Panics outside the buffer.
     pub fn write8(&mut self, offset: usize, value: u8) {
-        let at = self.element::<u8>(offset);
-        // SAFETY: as `read8`; the buffer is mapped writable, and `&mut
-        // self` makes this the program's only access.
-        unsafe { at.write_volatile(value) };
-        fence(Ordering::Release);
+        self.write(offset, value)
     }
 
     /// Writes a `u16` at `offset` (aligned). Panics outside the buffer.
     pub fn write16(&mut self, offset: usize, value: u16) {
-        let at = self.element::<u16>(offset);
-        // SAFETY: as `write8`.
-        unsafe { at.write_volatile(value) };
-        fence(Ordering::Release);
+        self.write(offset, value)
     }
 
     /// Writes a `u32` at `offset` (aligned). Panics outside the buffer.
     pub fn write32(&mut self, offset: usize, value: u32) {
-        let at = self.element::<u32>(offset);
-        // SAFETY: as `write8`.
-        unsafe { at.write_volatile(value) };
-        fence(Ordering::Release);
+        self.write(offset, value)
     }
 
     /// Writes a `u64` at `offset` (aligned). Panics outside the buffer.
     pub fn write64(&mut self, offset: usize, value: u64) {
-        let at = self.element::<u64>(offset);
-        // SAFETY: as `write8`.
-        unsafe { at.write_volatile(value) };
-        fence(Ordering::Release);
+        self.write(offset, value)
     }
 
     /// Copies `out.len()` bytes from `offset` into `out`, one volatile
@@ -412,7 +410,7 @@ impl DmaBuffer {
         self.check_range(offset, out.len());
         fence(Ordering::Acquire);
         for (i, byte) in out.iter_mut().enumerate() {
-            // SAFETY: in bounds (checked above); as `read8`.
+            // SAFETY: in bounds (checked above); as `read`.
             *byte = unsafe { self.as_ptr().add(offset + i).read_volatile() };
         }
     }
@@ -423,7 +421,7 @@ impl DmaBuffer {
         self.check_range(offset, data.len());
         let to = self.address as *mut u8;
         for (i, &byte) in data.iter().enumerate() {
-            // SAFETY: in bounds (checked above); as `write8`.
+            // SAFETY: in bounds (checked above); as `write`.
             unsafe { to.add(offset + i).write_volatile(byte) };
         }
         fence(Ordering::Release);
