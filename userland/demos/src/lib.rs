@@ -2,7 +2,8 @@
 //! [`claim`] for device memory another process may hold for a while,
 //! [`pci`], configuration space through ECAM, [`device_claim`], what
 //! `test-device-claim` and its peer agree on, and [`fault_program!`], the
-//! whole of each `test-fault-*` program.
+//! whole of each `test-fault-*` program, and [`Line`], text formatted on
+//! the stack.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -83,6 +84,46 @@ macro_rules! fault_program {
             Ok(())
         }
     };
+}
+
+/// A line of text formatted on the stack, without the heap (for reports
+/// made where the heap must not grow); output past 512 bytes is cut off.
+pub struct Line {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Line {
+    /// An empty line.
+    pub fn new() -> Self {
+        Line {
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+    /// Appends formatted text.
+    pub fn push(&mut self, args: fmt::Arguments<'_>) {
+        let _ = fmt::Write::write_fmt(self, args);
+    }
+    /// The text so far.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+impl fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
 }
 
 /// Whether `a` and `b` are the same string, at compile time (for

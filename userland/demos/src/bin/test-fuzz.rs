@@ -35,6 +35,7 @@
 use abi::{
     FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_MAP_TOP, USER_MIN, USER_STACK_TOP, USER_TOP,
 };
+use exo_demos::Line;
 use libos::{println, sys, Error};
 
 libos::entry!(main);
@@ -1778,35 +1779,5 @@ impl Fuzz {
             line.as_str(),
             self.violations
         );
-    }
-}
-
-/// A line of text built without the heap.
-struct Line {
-    buf: [u8; 512],
-    len: usize,
-}
-
-impl Line {
-    fn new() -> Self {
-        Line {
-            buf: [0; 512],
-            len: 0,
-        }
-    }
-    fn push(&mut self, args: core::fmt::Arguments<'_>) {
-        let _ = core::fmt::Write::write_fmt(self, args);
-    }
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
-    }
-}
-
-impl core::fmt::Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
     }
 }

@@ -14,7 +14,7 @@
 #![no_main]
 
 use abi::{Rights, Sysnum};
-use core::fmt::Write;
+use exo_demos::Line;
 use libos::{println, sys, Error};
 
 libos::entry!(main);
@@ -515,9 +515,9 @@ fn main() -> Result<(), Error> {
     t.check("every defined error code decodes as itself", defined);
     let undefined = 0x77;
     let decoded = Error::check(undefined);
-    let mut text = Text::default();
+    let mut text = Line::new();
     if let Err(e) = decoded {
-        let _ = write!(text, "{e}");
+        text.push(format_args!("{e}"));
     }
     println!(
         "hostile: rax {undefined:#x} decodes as {decoded:?}, prints as {}",
@@ -673,39 +673,6 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         Sysnum::FrameStats | Sysnum::SysInfo => Error::InvalidAddress,
         Sysnum::TraceCtl => Error::InvalidArgument,
     })
-}
-
-/// A line of text formatted without the heap (which must not grow here).
-struct Text {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl Default for Text {
-    fn default() -> Self {
-        Text {
-            buf: [0; 64],
-            len: 0,
-        }
-    }
-}
-
-impl Text {
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
-    }
-}
-
-impl Write for Text {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(core::fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
 }
 
 extern crate alloc;
