@@ -42,17 +42,22 @@ impl Console {
         }
     }
 
-    /// Writes a program's `debug_write` output. A program's line that would
-    /// start with `@` or `[` (like a trace record or a kernel line) gets
-    /// `| ` in front, so that what a program prints can never pass for what
-    /// the kernel says.
+    /// Writes a program's `debug_write` output, escaped and marked by
+    /// [`exo_core::console::UserText`]: control characters come out as
+    /// `\xNN`, and a line that would start with `@` or `[` (like a trace
+    /// record or a kernel line) gets `| ` in front, so that what a program
+    /// prints can never pass for what the kernel says.
     pub fn write_user(&mut self, bytes: &[u8]) {
-        for line in bytes.split_inclusive(|&b| b == b'\n') {
-            if self.at_line_start && matches!(line.first(), Some(b'@' | b'[')) {
-                self.write_bytes(b"| ");
+        let mut text = exo_core::console::UserText {
+            at_line_start: self.at_line_start,
+        };
+        let port = &mut self.port;
+        text.write(bytes, |piece| {
+            for &b in piece {
+                port.send_raw(b);
             }
-            self.write_bytes(line);
-        }
+        });
+        self.at_line_start = text.at_line_start;
     }
 
     /// Ends an open line so that what follows starts at column 0.

@@ -1,6 +1,7 @@
 //! exo's policy-free kernel logic: pure code that builds for the kernel
 //! (`no_std` + `alloc`) and is tested on the host.
 //!
+//! - [`console`]: what a program's console output becomes (escaped, marked).
 //! - [`memmap`]: the boot memory map, normalised (sorted, merged, classified).
 //! - [`frame_alloc`]: the hierarchical-bitmap physical-frame allocator.
 //! - [`captable`]: per-process capability tables with generation-checked,
@@ -18,6 +19,7 @@
 extern crate alloc;
 
 pub mod captable;
+pub mod console;
 pub mod elf;
 pub mod frame_alloc;
 pub mod memmap;

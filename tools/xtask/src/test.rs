@@ -264,7 +264,13 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         },
         QemuTest {
             // Forged lines appear only behind the `| ` the kernel adds.
-            also_must_not: vec!["\n[exo] forged", "\n@exo-trace 1 pid=1 proc=forged"],
+            also_must_not: vec![
+                "\n[exo] forged",
+                "\n@exo-trace 1 pid=1 proc=forged",
+                "\r[exo] forged",
+                "\x1b[2K",
+                "\u{9b}",
+            ],
             ..qt(
                 "hostile-suite",
                 programs("test-hostile"),
@@ -276,6 +282,9 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                     "hostile: claiming the local APIC: refused: PermissionDenied",
                     "| @exo-trace 1 pid=1 proc=forged",
                     "| [exo] forged kernel line",
+                    "\\x0d[exo] forged after a carriage return",
+                    "\\x1b[2K\\x0d[exo] forged after erase-line",
+                    "\\xc2\\x9b2K[exo] forged after a C1 CSI",
                     "hostile: exhausting all free memory: refused: OutOfMemory",
                     "hostile: filling the capability table: refused: CapTableFull",
                     "hostile: syscall with a garbage stack pointer: refused: InvalidAddress",
