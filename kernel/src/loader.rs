@@ -3,6 +3,7 @@
 //! process, its stack and argument string laid out, its first registers
 //! set. Everything it takes is accounted by the object model; on any
 //! failure it is all given back.
+use crate::arch::gdt::UserSegments;
 use crate::arch::paging::AddressSpace;
 use crate::arch::syscall::{USER_CS, USER_SS};
 use crate::arch::trap::TrapFrame;
@@ -56,7 +57,8 @@ pub fn spawn(
             );
         }
     }
-    proc.regs = TrapFrame {
+    proc.regs.segments = UserSegments::NULL;
+    proc.regs.frame = TrapFrame {
         rip: plan.entry,
         cs: USER_CS,
         rflags: 0x202,

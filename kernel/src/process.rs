@@ -7,7 +7,7 @@
 //!
 //! Everything here runs with the kernel lock held and interrupts off.
 use crate::arch::paging::AddressSpace;
-use crate::arch::trap::TrapFrame;
+use crate::arch::trap::UserContext;
 use crate::kprintln;
 use crate::memory::{self, PAGE};
 use exo_core::frame_alloc::AllocError;
@@ -24,7 +24,7 @@ pub struct Hw;
 
 impl exo_core::object::Platform for Hw {
     type Space = AddressSpace;
-    type Regs = TrapFrame;
+    type Regs = UserContext;
     #[inline]
     fn alloc(&mut self) -> Result<u64, AllocError> {
         let frame = memory::frames(|f| f.alloc.alloc())?;

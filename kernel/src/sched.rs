@@ -1,6 +1,8 @@
 //! The scheduler: round robin in pid order, preempted by the timer. Saves
-//! and loads the trap frame and switches address spaces; which process runs
-//! next is the object model's (`Procs::next_after`).
+//! and loads the trap frame and the data segment selectors and switches
+//! address spaces; which process runs next is the object model's
+//! (`Procs::next_after`).
+use crate::arch::gdt::UserSegments;
 use crate::arch::trap::TrapFrame;
 use crate::process::Kernel;
 
@@ -14,7 +16,8 @@ pub fn switch_after(k: &mut Kernel, after: u64, frame: &mut TrapFrame) -> bool {
         return false;
     };
     proc.space.activate();
-    *frame = proc.regs;
+    *frame = proc.regs.frame;
+    proc.regs.segments.load();
     k.set_current(next);
     crate::arch::syscall::CURRENT_PID.store(next, core::sync::atomic::Ordering::Relaxed);
     true
@@ -24,6 +27,7 @@ pub fn switch_after(k: &mut Kernel, after: u64, frame: &mut TrapFrame) -> bool {
 pub fn save_current(k: &mut Kernel, frame: &TrapFrame) {
     let current = k.current();
     if let Some(proc) = k.procs_mut().get_mut(current) {
-        proc.regs = *frame;
+        proc.regs.frame = *frame;
+        proc.regs.segments = UserSegments::read();
     }
 }

@@ -4,7 +4,7 @@
 //! machine checks (both can arrive while rsp still holds the user's stack
 //! pointer: in the `syscall` entry and exit paths).
 use spin::Once;
-use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, FS, GS, SS};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
@@ -87,6 +87,8 @@ pub fn init() {
         SS::set_reg(sel.kernel_data);
         DS::set_reg(SegmentSelector(0));
         ES::set_reg(SegmentSelector(0));
+        FS::set_reg(SegmentSelector(0));
+        GS::set_reg(SegmentSelector(0));
         load_tss(*tss_sel);
     }
 }
@@ -94,4 +96,51 @@ pub fn init() {
 /// The selectors (after [`init`]).
 pub fn selectors() -> &'static Selectors {
     &GDT.get().expect("gdt::init not called").1
+}
+
+/// A process's data segment selectors, DS, ES, FS and GS: a program may
+/// load any selector that names the user data segment or the null
+/// descriptor (with any RPL), which is 12 bits it could otherwise pass to
+/// the next process. The kernel never changes these registers itself (64-bit
+/// code ignores DS and ES, and it uses no FS or GS), so while it runs they
+/// hold the interrupted program's values; the scheduler saves them when a
+/// process stops running and loads the next one's ([`crate::sched`]). The
+/// bases stay 0: loading a selector takes the base of a GDT descriptor (0
+/// for every one here), and FSGSBASE is off (`wrfsbase` is #UD).
+///
+/// A value is either [`UserSegments::NULL`] or what [`UserSegments::read`]
+/// found in the registers: nothing else can be built, so [`load`](Self::load)
+/// never meets a selector that would fault.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserSegments([u16; 4]);
+
+impl UserSegments {
+    /// All four null: what a new process starts with.
+    pub const NULL: UserSegments = UserSegments([0; 4]);
+
+    /// The registers' current values.
+    pub fn read() -> Self {
+        UserSegments([
+            DS::get_reg().0,
+            ES::get_reg().0,
+            FS::get_reg().0,
+            GS::get_reg().0,
+        ])
+    }
+
+    /// Loads the four registers.
+    pub fn load(self) {
+        let [ds, es, fs, gs] = self.0.map(SegmentSelector);
+        // SAFETY: each value is null or was read from these registers (the
+        // type has no other constructor) and names a descriptor of the GDT,
+        // which never changes after `init`: the null descriptor, or the
+        // user data segment, whose DPL 3 passes the ring-0 check (DPL >=
+        // max(CPL, RPL)). Loading a data selector changes no memory.
+        unsafe {
+            DS::set_reg(ds);
+            ES::set_reg(es);
+            FS::set_reg(fs);
+            GS::set_reg(gs);
+        }
+    }
 }

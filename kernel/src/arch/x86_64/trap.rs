@@ -44,6 +44,16 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+/// What the kernel keeps of a process that is not running: its trap frame
+/// and its data segment selectors.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UserContext {
+    /// The registers the trap path saves.
+    pub frame: TrapFrame,
+    /// DS, ES, FS and GS (saved and loaded only when processes switch).
+    pub segments: super::gdt::UserSegments,
+}
+
 impl TrapFrame {
     /// Whether the trap came from ring 3.
     #[allow(clippy::wrong_self_convention)] // "from" as in "came from"
