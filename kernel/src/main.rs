@@ -70,6 +70,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::pic::init();
     arch::syscall::init();
     arch::disable_fpu();
+    let restricted = arch::restrict_user_instructions();
+    kprintln!(
+        "[exo] UMIP: {}",
+        if restricted.umip {
+            "on (sgdt, sidt, sldt, smsw and str fault in ring 3)"
+        } else {
+            "not available on this CPU (ring 3 can read the GDT and IDT bases)"
+        }
+    );
     arch::zero::init();
     kprintln!(
         "[exo] page zeroing: {}",

@@ -331,11 +331,55 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 "(test-fault-mmx) killed: invalid opcode",
                 "(test-fault-kernel-read) killed: page fault",
                 "(test-fault-jump-kernel) killed: page fault",
+                "[exo] UMIP: on",
+                "(test-fault-sgdt) killed: general protection fault",
+                "(test-fault-sidt) killed: general protection fault",
+                "(test-fault-sldt) killed: general protection fault",
+                "(test-fault-smsw) killed: general protection fault",
+                "(test-fault-str) killed: general protection fault",
+                "(test-fault-wrfsbase) killed: invalid opcode",
+                "(test-fault-rdpmc) killed: general protection fault",
                 "(hello) exited with code 0",
                 "success",
             ],
         ),
     ];
+    tests.push(QemuTest {
+        // The other case of UMIP: a CPU model without it. The kernel says
+        // so, and ring 3 can read the descriptor-table registers.
+        qemu_args: vec!["-cpu", "qemu64"],
+        ..qt(
+            "umip-absent-said-so",
+            programs("test-umip-absent"),
+            0,
+            &[
+                "[exo] UMIP: not available on this CPU",
+                "test-umip-absent: without UMIP ring 3 reads: gdt base=0xffff",
+                "(test-umip-absent) exited with code 0",
+                "success",
+            ],
+        )
+    });
+    tests.push(QemuTest {
+        // Three processes load their own DS/ES/FS/GS and switch by yield
+        // and by preemption: each gets its own back every time.
+        ..qt(
+            "segment-selectors-per-process",
+            ImageSpec {
+                programs: Some("test-segments".into()),
+                copies: vec!["test-segments=3".into()],
+                ..Default::default()
+            },
+            0,
+            &[
+                "test-segments: 200 yields and 5 preemptions, own selectors back 205 times, another's 0 times",
+                "(test-segments) exited with code 0",
+                "(test-segments-2) exited with code 0",
+                "(test-segments-3) exited with code 0",
+                "success",
+            ],
+        )
+    });
     tests.extend(crate::device_tests::tests());
     tests.extend(crate::fuzz::tests());
     tests

@@ -79,6 +79,37 @@ pub fn disable_fpu() {
     }
 }
 
+/// What [`restrict_user_instructions`] could turn on.
+#[derive(Clone, Copy, Debug)]
+pub struct UserRestrictions {
+    /// CR4.UMIP: `sgdt`, `sidt`, `sldt`, `smsw` and `str` fault in ring 3
+    /// instead of revealing where the kernel's tables are and CR0's low bits.
+    pub umip: bool,
+}
+
+/// Takes from ring 3 what CR4 can take: UMIP where the CPU has it (CPUID
+/// leaf 7, ECX bit 2; QEMU's `-cpu max` has it, `qemu64` does not), and
+/// makes sure of what exo never turns on: FSGSBASE (so `wrfsbase` and
+/// friends are #UD and a program cannot set an FS/GS base: both stay 0),
+/// PCE (`rdpmc` is #GP) and TSD stays clear (`rdtsc` is allowed: the
+/// instruction-count benchmarks read it).
+pub fn restrict_user_instructions() -> UserRestrictions {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    let umip = core::arch::x86_64::__cpuid(0).eax >= 7
+        && core::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 2) != 0;
+    // SAFETY: UMIP only makes five descriptor-table instructions fault in
+    // ring 3 (the kernel does not use them in ring 3); clearing FSGSBASE
+    // and PCE only makes instructions fault in ring 3 that no program
+    // needs, and the kernel uses none of them.
+    unsafe {
+        Cr4::update(|f| {
+            f.set(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION, umip);
+            f.remove(Cr4Flags::FSGSBASE | Cr4Flags::PERFORMANCE_MONITOR_COUNTER);
+        })
+    };
+    UserRestrictions { umip }
+}
+
 /// The physical page of the local APIC's registers (IA32_APIC_BASE).
 pub fn local_apic_page() -> u64 {
     // SAFETY: every x86_64 CPU has a local APIC and so IA32_APIC_BASE

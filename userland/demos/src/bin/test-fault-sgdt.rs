@@ -1,0 +1,12 @@
+//! test-fault-sgdt: the GDT's address (sgdt; UMIP) from ring 3. The kernel
+//! must end this process (expected by the boot) and nothing else.
+#![no_std]
+#![no_main]
+
+exo_demos::fault_program!("test-fault-sgdt", "the GDT's address (sgdt; UMIP)", {
+    // SAFETY: deliberately faulting; the kernel ends the process here.
+    unsafe {
+        let mut d = [0u8; 10];
+        core::arch::asm!("sgdt [{0}]", in(reg) d.as_mut_ptr());
+    }
+});

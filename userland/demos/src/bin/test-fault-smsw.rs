@@ -1,0 +1,11 @@
+//! test-fault-smsw: CR0's low bits (smsw; UMIP) from ring 3. The kernel
+//! must end this process (expected by the boot) and nothing else.
+#![no_std]
+#![no_main]
+
+exo_demos::fault_program!("test-fault-smsw", "CR0's low bits (smsw; UMIP)", {
+    // SAFETY: deliberately faulting; the kernel ends the process here.
+    unsafe {
+        core::arch::asm!("smsw {0:x}", out(reg) _);
+    }
+});

@@ -1,0 +1,11 @@
+//! test-fault-str: the task register (str; UMIP) from ring 3. The kernel
+//! must end this process (expected by the boot) and nothing else.
+#![no_std]
+#![no_main]
+
+exo_demos::fault_program!("test-fault-str", "the task register (str; UMIP)", {
+    // SAFETY: deliberately faulting; the kernel ends the process here.
+    unsafe {
+        core::arch::asm!("str {0:x}", out(reg) _);
+    }
+});
