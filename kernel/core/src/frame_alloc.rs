@@ -375,10 +375,19 @@ impl<'a> FrameAllocator<'a> {
     pub fn alloc(&mut self) -> Result<u64, AllocError> {
         if self.hot_count == 1 {
             // The frame just freed, if it is the lowest free one: it is, if
-            // every published free frame lies in a higher word.
+            // every published free frame lies in a higher word, or in its
+            // own word but above it (nothing is free below the cursor).
+            // Taking it back from level 0 leaves the published state, which
+            // the summaries describe, as it was.
             let frame = self.hot_first;
             let w = (frame >> 6) as usize;
-            if w < self.cursor || w < self.tighten_cursor() {
+            let below = (1u64 << (frame & 63)) - 1;
+            let lowest_from =
+                |cursor: usize, word: u64| w < cursor || (w == cursor && word & below == 0);
+            if lowest_from(self.cursor, self.words[w]) || {
+                let cursor = self.tighten_cursor();
+                lowest_from(cursor, self.words[w])
+            } {
                 self.words[w] &= !(1u64 << (frame & 63));
                 self.hot_count = 0;
                 self.free -= 1;
