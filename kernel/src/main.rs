@@ -68,6 +68,12 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     // bootloader's own, for the machine we run on.
     unsafe { memory::init(&boot_info.memory_regions, phys_offset) };
     arch::pic::init();
+    arch::apic::init();
+    kprintln!(
+        "[exo] preemption: local APIC timer at {} Hz ({} counts per tick, calibrated against the PIT)",
+        arch::apic::TICK_HZ,
+        arch::apic::count_per_tick()
+    );
     arch::syscall::init();
     arch::disable_fpu();
     let restricted = arch::restrict_user_instructions();
@@ -126,7 +132,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         memory::counters().free,
         core::sync::atomic::Ordering::Relaxed,
     );
-    START_TICKS.store(arch::pic::ticks(), core::sync::atomic::Ordering::Relaxed);
+    START_TICKS.store(arch::apic::ticks(), core::sync::atomic::Ordering::Relaxed);
     kprintln!("exo: boot complete");
     // Programs allowed to claim device frames (comma-separated names).
     let drivers = entries
@@ -187,7 +193,7 @@ pub fn sys_info() -> abi::SysInfo {
         } else {
             translate_kernel(ramdisk).unwrap_or(0)
         },
-        tick_hz: arch::pic::TICK_HZ as u64,
+        tick_hz: arch::apic::TICK_HZ,
     }
 }
 
@@ -214,8 +220,8 @@ impl core::fmt::Display for RunFigures {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use core::sync::atomic::Ordering::Relaxed;
         let calls = syscall::CALLS.load(Relaxed);
-        let ticks = arch::pic::ticks().saturating_sub(START_TICKS.load(Relaxed));
-        let hz = u64::from(arch::pic::TICK_HZ);
+        let ticks = arch::apic::ticks().saturating_sub(START_TICKS.load(Relaxed));
+        let hz = arch::apic::TICK_HZ;
         write!(
             f,
             "{calls} syscalls in {}.{:02} s ({}/s); errors:",
@@ -254,6 +260,7 @@ pub fn invariant_broken(k: &process::Kernel, calls: u64, why: &str) -> ! {
 /// Every process has ended: report, check that every frame came back, and
 /// end the run with the verdict.
 pub fn finish(k: &mut process::Kernel) -> ! {
+    trap::events::report();
     let mut ok = verdict::all_as_expected();
     let free = memory::counters().free;
     let before = FREE_AT_START.load(core::sync::atomic::Ordering::Relaxed);

@@ -1,8 +1,8 @@
 //! Boot-time self tests, chosen by a `!selftest` ramdisk entry (the QEMU
 //! tests use them): `breakpoint` (reported, execution continues),
-//! `pagefault` (reported with its address, failure exit), `ticks` (the PIT
-//! advances).
-use crate::arch::pic;
+//! `pagefault` (reported with its address, failure exit), `ticks` (the local
+//! APIC timer advances).
+use crate::arch::apic;
 use crate::kprintln;
 
 /// Runs self test `name`.
@@ -20,18 +20,18 @@ pub fn run(name: &str) {
             kprintln!("selftest pagefault: read {value:#x}: NOT REACHED");
         }
         "ticks" => {
-            let start = pic::ticks();
+            let start = apic::ticks();
             let begin = crate::arch::rdtsc();
-            while pic::ticks() < start + 10 {
+            while apic::ticks() < start + 10 {
                 x86_64::instructions::interrupts::enable_and_hlt();
                 x86_64::instructions::interrupts::disable();
             }
             kprintln!(
                 "selftest ticks: {} -> {} ({} TSC cycles for 10 ticks at {} Hz)",
                 start,
-                pic::ticks(),
+                apic::ticks(),
                 crate::arch::rdtsc() - begin,
-                pic::TICK_HZ
+                apic::TICK_HZ
             );
         }
         other => kprintln!("selftest {other}: unknown test"),

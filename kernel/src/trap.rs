@@ -1,9 +1,10 @@
-//! What happens on a trap: timer ticks, and CPU exceptions reported with
-//! their vector, error code, RIP and (page faults) CR2. A fault in the
-//! kernel ends the run with a failure verdict; a breakpoint is reported and
+//! What happens on a trap: timer ticks, NMIs and other interrupts (counted
+//! without a lock, reported later), and CPU exceptions reported with their
+//! vector, error code, RIP and (page faults) CR2. A fault in the kernel
+//! ends the run with a failure verdict; a breakpoint is reported and
 //! execution continues.
-use crate::arch::pic;
 use crate::arch::trap::{exception_name, TrapFrame, SYSCALL_VECTOR};
+use crate::arch::{apic, pic};
 use crate::arch::{exit, Verdict};
 use crate::process;
 
@@ -23,26 +24,20 @@ fn dispatch(frame: &mut TrapFrame) {
         crate::syscall::dispatch(frame);
         return;
     }
-    if (pic::PIC_BASE as u64..pic::PIC_BASE as u64 + 16).contains(&vector) {
-        if vector == pic::TIMER_VECTOR as u64 {
-            pic::tick();
-        }
-        pic::end_of_interrupt(vector as u8);
-        if frame.from_user() && vector == pic::TIMER_VECTOR as u64 {
-            // Preemption: round robin.
-            process::with(|k| {
-                let current = k.current();
-                crate::sched::save_current(k, frame);
-                crate::sched::switch_after(k, current, frame);
-            });
-        }
-        return;
-    }
     if vector == 2 {
         // Nothing in exo raises NMIs; one can only come from hardware a
-        // driver programmed. Note it and carry on, wherever it landed (even
-        // in the middle of a console line: hence `emergency`).
-        crate::serial::emergency(format_args!("NMI at rip={:#x}: ignored", frame.rip));
+        // driver programmed, and it can land anywhere, even where the
+        // console or the kernel lock is held: count it, take no lock, and
+        // let the timer report it.
+        events::nmi(frame.rip, frame.from_user());
+        return;
+    }
+    // An interrupt the local APIC delivered has its vector in service; an
+    // exception never does. So a device's MSI on an exception vector
+    // (16..31) is not taken for that exception.
+    let vector = vector as u8;
+    if vector >= 32 || apic::in_service(vector) {
+        interrupt(vector, frame);
         return;
     }
     if frame.from_user() {
@@ -60,7 +55,7 @@ fn dispatch(frame: &mut TrapFrame) {
         });
         return;
     }
-    if vector == 3 && !frame.from_user() {
+    if vector == 3 {
         crate::serial::emergency(format_args!(
             "breakpoint at rip={:#x}: continuing",
             frame.rip
@@ -69,6 +64,98 @@ fn dispatch(frame: &mut TrapFrame) {
     }
     report(frame);
     exit(Verdict::Failure)
+}
+
+/// An interrupt: the timer ticks and preempts (interrupts arrive only in
+/// ring 3 or in the kernel's idle `hlt`, where no lock is held, so it may
+/// print); anything else (only a device's MSI can send one: the PICs are
+/// masked) is acknowledged and counted.
+fn interrupt(vector: u8, frame: &mut TrapFrame) {
+    match vector {
+        apic::TIMER_VECTOR => {
+            apic::tick();
+            apic::end_of_interrupt();
+            events::report();
+            if frame.from_user() {
+                // Preemption: round robin.
+                process::with(|k| {
+                    let current = k.current();
+                    crate::sched::save_current(k, frame);
+                    crate::sched::switch_after(k, current, frame);
+                });
+            }
+        }
+        // Never acknowledged (the SDM's rule for the spurious vector).
+        apic::SPURIOUS_VECTOR => events::unexpected(vector),
+        _ => {
+            if (pic::PIC_BASE..pic::PIC_BASE + 16).contains(&vector) {
+                pic::end_of_interrupt(vector);
+            }
+            if apic::in_service(vector) {
+                apic::end_of_interrupt();
+            }
+            events::unexpected(vector);
+        }
+    }
+}
+
+/// Events counted where nothing may be printed (an NMI can interrupt the
+/// console's lock holder) and reported by the next timer tick and at the
+/// end of the run. Lock-free: atomics only.
+pub mod events {
+    use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    static NMIS: AtomicU64 = AtomicU64::new(0);
+    static NMIS_IN_KERNEL: AtomicU64 = AtomicU64::new(0);
+    static LAST_NMI_RIP: AtomicU64 = AtomicU64::new(0);
+    static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+    static LAST_UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+    static REPORTED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+    /// Counts an NMI that interrupted `rip` (in a program or the kernel).
+    pub fn nmi(rip: u64, in_user: bool) {
+        LAST_NMI_RIP.store(rip, Relaxed);
+        if !in_user {
+            NMIS_IN_KERNEL.fetch_add(1, Relaxed);
+        }
+        NMIS.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an interrupt nobody asked for.
+    pub fn unexpected(vector: u8) {
+        LAST_UNEXPECTED.store(u64::from(vector), Relaxed);
+        UNEXPECTED.fetch_add(1, Relaxed);
+    }
+
+    /// NMIs and unexpected interrupts so far.
+    pub fn counts() -> (u64, u64) {
+        (NMIS.load(Relaxed), UNEXPECTED.load(Relaxed))
+    }
+
+    /// Prints a line for what was counted since the last report. Only where
+    /// no lock is held (the timer interrupt, the end of the run).
+    pub fn report() {
+        let (nmis, unexpected) = counts();
+        let seen = REPORTED[0].load(Relaxed);
+        if nmis != seen {
+            REPORTED[0].store(nmis, Relaxed);
+            crate::kprintln!(
+                "[exo] {} NMI(s) ignored (last at rip={:#x}; {nmis} in all, {} in the kernel)",
+                nmis - seen,
+                LAST_NMI_RIP.load(Relaxed),
+                NMIS_IN_KERNEL.load(Relaxed)
+            );
+        }
+        let seen = REPORTED[1].load(Relaxed);
+        if unexpected != seen {
+            REPORTED[1].store(unexpected, Relaxed);
+            crate::kprintln!(
+                "[exo] {} unexpected interrupt(s) ignored (last on vector {}; {unexpected} in all)",
+                unexpected - seen,
+                LAST_UNEXPECTED.load(Relaxed)
+            );
+        }
+    }
 }
 
 /// What an exception was: vector, RIP, error code and, for page faults,

@@ -380,6 +380,49 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             ],
         )
     });
+    tests.push(qt(
+        // A driver sets the HPET's legacy replacement bit (IRQ 0 is no
+        // longer the PIT's) and exits; a spinner is still preempted.
+        "preemption-survives-hpet-legacy-replacement",
+        ImageSpec {
+            programs: Some("test-hpet-legacy,test-preempt".into()),
+            options: vec!["drivers=test-hpet-legacy".into()],
+            ..Default::default()
+        },
+        0,
+        &[
+            "[exo] preemption: local APIC timer at 100 Hz",
+            "test-hpet-legacy: HPET configuration",
+            "(legacy replacement on: IRQ 0 is the HPET's now)",
+            "test-preempt-peer: 100 yields to a spinner came back",
+            "test-preempt: the peer finished while we spun without yielding",
+            "(test-preempt) exited with code 0",
+            "(test-preempt-peer) exited with code 0",
+            "success",
+        ],
+    ));
+    tests.push(qt(
+        // A driver points edu's MSI at the CPU as an NMI and runs 20 DMAs
+        // that interrupt when done, while another program prints long
+        // lines: every NMI is counted without a lock and reported, and the
+        // run finishes.
+        "device-nmi-counted-not-hanging",
+        ImageSpec {
+            programs: Some("test-nmi-driver,test-nmi-printer".into()),
+            options: vec!["drivers=test-nmi-driver".into()],
+            ..Default::default()
+        },
+        0,
+        &[
+            "test-nmi-driver: edu's MSI now delivers NMIs; 20 DMAs that interrupt when done",
+            "NMI(s) ignored (",
+            "; 20 in all, ",
+            "test-nmi-driver: 20 DMAs done, MSI off again",
+            "test-nmi-printer: wrote ",
+            "(test-nmi-printer) exited with code 0",
+            "success",
+        ],
+    ));
     tests.extend(crate::device_tests::tests());
     tests.extend(crate::fuzz::tests());
     tests

@@ -1,5 +1,7 @@
-//! x86_64: descriptor tables, traps, the PIC and PIT, `syscall` entry,
+//! x86_64: descriptor tables, traps, the local APIC (timer) and the
+//! masked PICs, `syscall` entry,
 //! page tables and the QEMU exit port.
+pub mod apic;
 pub mod gdt;
 pub mod paging;
 pub mod pic;

@@ -96,6 +96,7 @@ impl AddressSpace {
     pub fn new() -> Result<Self, MapError> {
         // Captured before the first space exists, so it is no space's PML4.
         let kernel = boot_pml4();
+        SPACES_EXIST.store(true, core::sync::atomic::Ordering::Relaxed);
         let pml4 = memory::alloc_kernel_frame().map_err(|_| MapError::OutOfMemory)?;
         // SAFETY: `pml4` was just allocated to us (zeroed) and nothing else
         // knows of it yet.
@@ -411,4 +412,50 @@ pub fn init() {
 /// process's.
 pub fn boot_pml4() -> u64 {
     *BOOT_PML4.call_once(active_pml4)
+}
+
+/// Set by the first [`AddressSpace::new`]: from then on the kernel half's
+/// PML4 entries are copied into spaces and must not change.
+static SPACES_EXIST: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Maps the device page at `phys` into the kernel half, uncached (PCD|PWT:
+/// strong UC under the default PAT, as device registers need: the
+/// physical-memory offset mapping is write-back), writable, not
+/// executable, and returns its virtual address. It takes a PML4 slot of its
+/// own (the highest empty one) and three fresh tables, so it must run
+/// before the first address space copies the kernel half: it panics
+/// otherwise (a kernel bug, at boot).
+pub fn map_kernel_device(phys: u64) -> u64 {
+    assert!(
+        !SPACES_EXIST.load(core::sync::atomic::Ordering::Relaxed),
+        "map_kernel_device after the first address space"
+    );
+    assert!(phys.is_multiple_of(4096), "device page not page aligned");
+    let pml4 = boot_pml4();
+    let slot = (256..512)
+        .rev()
+        // SAFETY: `pml4` is the boot PML4, a page-table frame.
+        .find(|&i| unsafe { read_entry(pml4, i) } == 0)
+        .expect("no free kernel PML4 slot");
+    // Sign-extended: the slot is in the upper half.
+    let vaddr = 0xffff_0000_0000_0000 | ((slot as u64) << 39);
+    let mut parent = pml4;
+    for level in [4, 3, 2] {
+        let new = memory::alloc_kernel_frame().expect("no frame for a kernel page table");
+        let at = memory::phys_to_virt(parent) as *mut u64;
+        // SAFETY: `parent` is the boot PML4 (slot `slot` was empty) or the
+        // table made in the previous iteration; entry `index(vaddr, level)`
+        // is in it and empty; `new` is a fresh zeroed kernel frame. The
+        // kernel half has no user-accessible entries: no USER bit here.
+        unsafe {
+            at.add(index(vaddr, level))
+                .write_volatile(new | (F::PRESENT | F::WRITABLE).bits())
+        };
+        parent = new;
+    }
+    let leaf = F::PRESENT | F::WRITABLE | F::NO_CACHE | F::WRITE_THROUGH | F::NO_EXECUTE;
+    let at = memory::phys_to_virt(parent) as *mut u64;
+    // SAFETY: `parent` is the level-1 table just made; the entry is empty.
+    unsafe { at.add(index(vaddr, 1)).write_volatile(phys | leaf.bits()) };
+    vaddr
 }

@@ -1,4 +1,4 @@
-//! Trap entry: one assembly stub per vector (0..48) saves the full register
+//! Trap entry: one assembly stub per vector (0..256) saves the full register
 //! state as a [`TrapFrame`] on the kernel stack and calls
 //! [`crate::trap::dispatch`]; returning pops whatever frame is there now, so
 //! the dispatcher switches processes by rewriting the frame. `syscall` entry
@@ -8,8 +8,11 @@ use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
 
-/// Vectors with stubs: the 32 exceptions and the 16 PIC lines.
-pub const VECTORS: usize = 48;
+/// Vectors with stubs: all 256 (the 32 exceptions, the PICs' 32..48, the
+/// local APIC's timer and spurious vectors, and every vector a device's
+/// MSI could name: an interrupt on a vector beyond the IDT's limit would be
+/// a #GP in whatever process runs).
+pub const VECTORS: usize = 256;
 /// The pseudo-vector of frames built by `syscall` entry.
 pub const SYSCALL_VECTOR: u64 = 0x100;
 
@@ -118,22 +121,28 @@ TRAP_NOERR 28
 TRAP_ERR 29
 TRAP_ERR 30
 TRAP_NOERR 31
-TRAP_NOERR 32
-TRAP_NOERR 33
-TRAP_NOERR 34
-TRAP_NOERR 35
-TRAP_NOERR 36
-TRAP_NOERR 37
-TRAP_NOERR 38
-TRAP_NOERR 39
-TRAP_NOERR 40
-TRAP_NOERR 41
-TRAP_NOERR 42
-TRAP_NOERR 43
-TRAP_NOERR 44
-TRAP_NOERR 45
-TRAP_NOERR 46
-TRAP_NOERR 47
+// 32..256: interrupts (PIC lines, the local APIC, any MSI vector).
+.irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+TRAP_NOERR \n
+.endr
+.irp n, 64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95
+TRAP_NOERR \n
+.endr
+.irp n, 96,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,117,118,119,120,121,122,123,124,125,126,127
+TRAP_NOERR \n
+.endr
+.irp n, 128,129,130,131,132,133,134,135,136,137,138,139,140,141,142,143,144,145,146,147,148,149,150,151,152,153,154,155,156,157,158,159
+TRAP_NOERR \n
+.endr
+.irp n, 160,161,162,163,164,165,166,167,168,169,170,171,172,173,174,175,176,177,178,179,180,181,182,183,184,185,186,187,188,189,190,191
+TRAP_NOERR \n
+.endr
+.irp n, 192,193,194,195,196,197,198,199,200,201,202,203,204,205,206,207,208,209,210,211,212,213,214,215,216,217,218,219,220,221,222,223
+TRAP_NOERR \n
+.endr
+.irp n, 224,225,226,227,228,229,230,231,232,233,234,235,236,237,238,239,240,241,242,243,244,245,246,247,248,249,250,251,252,253,254,255
+TRAP_NOERR \n
+.endr
 
 .global exo_trap_common
 exo_trap_common:
@@ -179,7 +188,28 @@ exo_trap_return:
 .section .data
 .balign 8
 exo_trap_table:
-.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad exo_trap_\n
+.endr
+.irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+    .quad exo_trap_\n
+.endr
+.irp n, 64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95
+    .quad exo_trap_\n
+.endr
+.irp n, 96,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,117,118,119,120,121,122,123,124,125,126,127
+    .quad exo_trap_\n
+.endr
+.irp n, 128,129,130,131,132,133,134,135,136,137,138,139,140,141,142,143,144,145,146,147,148,149,150,151,152,153,154,155,156,157,158,159
+    .quad exo_trap_\n
+.endr
+.irp n, 160,161,162,163,164,165,166,167,168,169,170,171,172,173,174,175,176,177,178,179,180,181,182,183,184,185,186,187,188,189,190,191
+    .quad exo_trap_\n
+.endr
+.irp n, 192,193,194,195,196,197,198,199,200,201,202,203,204,205,206,207,208,209,210,211,212,213,214,215,216,217,218,219,220,221,222,223
+    .quad exo_trap_\n
+.endr
+.irp n, 224,225,226,227,228,229,230,231,232,233,234,235,236,237,238,239,240,241,242,243,244,245,246,247,248,249,250,251,252,253,254,255
     .quad exo_trap_\n
 .endr
 .global exo_trap_table_ptr
