@@ -17,7 +17,8 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("bare");
-    for dir in ["abi", "kernel", "userland", "Cargo.lock"] {
+    // The root manifest too: its profiles shape the kernel's code.
+    for dir in ["abi", "kernel", "userland", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
 

@@ -398,6 +398,14 @@ abi_flags! {
 
 abi_flags! {
     /// What a capability allows. Transfers may only keep or drop rights.
+    ///
+    /// W^X holds per frame, in every process at once: no capability has
+    /// both `WRITE` and `EXEC`, and all capabilities to the same frames
+    /// agree on which of the two they may have. Allocation grants
+    /// [`Rights::WRITABLE`]; `frame_seal` turns the only capability to some
+    /// frames, while nothing maps it, into [`Rights::EXECUTABLE`] (WRITE
+    /// gone, EXEC gained), for good. So a frame mapped writable anywhere
+    /// is mapped executable nowhere, and the other way round.
     pub struct Rights {
         /// Map readable.
         const READ = 1 << 0, "READ";
@@ -407,7 +415,16 @@ abi_flags! {
         const MAP = 1 << 2, "MAP";
         /// Hand on to another process.
         const TRANSFER = 1 << 3, "TRANSFER";
+        /// Map executable (only after `frame_seal`: never with `WRITE`).
+        const EXEC = 1 << 4, "EXEC";
     }
+}
+
+impl Rights {
+    /// What allocation grants (and a device claim): everything but `EXEC`.
+    pub const WRITABLE: Rights = Rights(Rights::ALL.0 & !Rights::EXEC.0);
+    /// What `frame_seal` leaves: everything but `WRITE`.
+    pub const EXECUTABLE: Rights = Rights(Rights::ALL.0 & !Rights::WRITE.0);
 }
 
 abi_flags! {
@@ -530,6 +547,7 @@ mod tests {
             (14, "trace_ctl"),
             (15, "getpid"),
             (16, "sys_info"),
+            (17, "frame_seal"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {
@@ -541,7 +559,8 @@ mod tests {
             // Every row states its result (no wildcard default).
             let _ = s.ret();
         }
-        assert_eq!(Sysnum::try_from(17), Err(17));
+        let next = expected.len() as u64;
+        assert_eq!(Sysnum::try_from(next), Err(next));
         assert_eq!(Sysnum::try_from(u64::MAX), Err(u64::MAX));
     }
 
@@ -622,10 +641,13 @@ mod tests {
             MapFlags::from_bits(5),
             Some(MapFlags::WRITE | MapFlags::UNCACHED)
         );
-        assert_eq!(Rights::ALL.bits(), 0xf);
+        assert_eq!(Rights::ALL.bits(), 0x1f);
+        assert_eq!(Rights::WRITABLE.bits(), 0xf);
+        assert!(!Rights::EXECUTABLE.contains(Rights::WRITE));
+        assert!(!Rights::WRITABLE.contains(Rights::EXEC));
         assert!(Rights::ALL.contains(Rights::READ | Rights::MAP));
         assert!(!Rights::READ.contains(Rights::WRITE));
-        assert_eq!(Rights::from_bits(0x10), None);
+        assert_eq!(Rights::from_bits(0x20), None);
     }
 
     #[test]
@@ -637,7 +659,8 @@ mod tests {
             "WRITE|UNCACHED"
         );
         assert_eq!(format!("{:?}", MapFlags::NONE), "0");
-        assert_eq!(format!("{:?}", Rights::ALL), "READ|WRITE|MAP|TRANSFER");
+        assert_eq!(format!("{:?}", Rights::ALL), "READ|WRITE|MAP|TRANSFER|EXEC");
+        assert_eq!(format!("{:?}", Rights::WRITABLE), "READ|WRITE|MAP|TRANSFER");
     }
 
     #[test]

@@ -399,8 +399,10 @@ syscalls! {
         FrameAllocContiguous = 7, "frame_alloc_contiguous", safe
             fn frame_alloc_contiguous(count: u64 as Num, align: u64 as Num, max_phys: u64 as Phys) -> Handle;
         /// `map(handle, vaddr, flags)`: map the capability's frames at user
-        /// address `vaddr` with [`MapFlags`] (W^X). Device frames are always
-        /// uncached.
+        /// address `vaddr` with [`MapFlags`]: needs `READ|MAP`, and `WRITE`
+        /// or `EXEC` for those flags (never both: W^X per mapping, and per
+        /// frame through the rights, see `frame_seal`). Device frames are
+        /// always uncached.
         Map = 8, "map", safe fn map(cap: Handle as Handle, vaddr: u64 as Addr, flags: MapFlags as MapFlags) -> None;
         /// `unmap(vaddr)`: remove the mapping that starts at `vaddr`. The
         /// address rule is `map`'s: an unaligned address or one outside
@@ -430,6 +432,13 @@ syscalls! {
         /// memory: where the kernel's own physical pages are (an exokernel
         /// exposes names, not abstractions: a libOS may look, never touch).
         SysInfo = 16, "sys_info", unsafe fn sys_info(out: u64 as Addr) -> None;
+        /// `frame_seal(handle)`: make RAM frames code, for good. The
+        /// capability must be the only one to its frames (`FrameInUse`
+        /// otherwise), hold `WRITE` (`PermissionDenied`) and not be mapped
+        /// (`AlreadyMapped`); a device capability is `InvalidArgument`. It
+        /// loses `WRITE` and gains `EXEC` ([`Rights::EXECUTABLE`](crate::Rights::EXECUTABLE)),
+        /// and so does every capability later derived from it: W^X per frame.
+        FrameSeal = 17, "frame_seal", safe fn frame_seal(cap: Handle as Handle) -> None;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame
@@ -486,7 +495,7 @@ mod tests {
             Err(Error::InvalidArgument)
         );
         assert_eq!(
-            LocalCall::decode(10, &[1, 2, 0x10, 0, 0, 0]),
+            LocalCall::decode(10, &[1, 2, 0x20, 0, 0, 0]),
             Err(Error::InvalidArgument)
         );
         assert_eq!(

@@ -183,6 +183,7 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
         LocalCall::DebugWrite { ptr, len } => cold(|| debug_write(k, pid, ptr, len)),
         LocalCall::FrameAllocAt { phys } => cold(|| k.frame_alloc_at(pid, phys)),
         LocalCall::FramePhys { cap } => cold(|| k.frame_phys(pid, cap)),
+        LocalCall::FrameSeal { cap } => cold(|| k.frame_seal(pid, cap)),
         LocalCall::FrameAllocContiguous {
             count,
             align,

@@ -423,6 +423,25 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "success",
         ],
     ));
+    tests.push(qt(
+        // W^X per frame: the writable-alias attack refused, then the legal
+        // way to make code (seal) and its limits.
+        "w-xor-x-per-frame",
+        programs("test-wx"),
+        0,
+        &[
+            "test-wx: the written frame mapped executable at a second address: refused: PermissionDenied",
+            "test-wx: sealing while it is mapped: refused: AlreadyMapped",
+            "test-wx: sealing while another capability names the frame: refused: FrameInUse",
+            "test-wx: sealing the only, unmapped capability: ok",
+            "test-wx: the sealed frame mapped writable: refused: PermissionDenied",
+            "test-wx: a copy of the sealed frame with WRITE: refused: PermissionDenied",
+            "test-wx: the sealed frame mapped executable: ok",
+            "test-wx: the sealed code ran and returned 42",
+            "test-wx: ok",
+            "success",
+        ],
+    ));
     tests.extend(crate::device_tests::tests());
     tests.extend(crate::fuzz::tests());
     tests

@@ -175,6 +175,14 @@ impl Frame {
         crate::sys::frame_phys(self.handle)
     }
 
+    /// Makes the frames code, for good ([`crate::sys::frame_seal`]): from
+    /// now on they map executable, never writable, in every process. Takes
+    /// `&mut self`, so no [`Mapping`] of it is alive (the kernel refuses a
+    /// mapped capability anyway).
+    pub fn seal(&mut self) -> Result<(), Error> {
+        crate::sys::frame_seal(self.handle)
+    }
+
     /// Gives the frame to process `pid` with `rights`; the caller no longer
     /// holds it (its mappings are gone: they borrowed `self`). On failure
     /// the frame comes back with the error.

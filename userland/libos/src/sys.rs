@@ -93,12 +93,22 @@ pub fn frame_phys(handle: Handle) -> Result<u64, Error> {
     ok(raw::frame_phys(handle))
 }
 
+/// Makes the frames of `handle` code, for good: `WRITE` gone, `EXEC`
+/// gained (W^X per frame, see [`abi::Rights`]). The capability must be the
+/// only one to its frames (`FrameInUse`), writable (`PermissionDenied`)
+/// and not mapped (`AlreadyMapped`); a device frame is `InvalidArgument`.
+pub fn frame_seal(handle: Handle) -> Result<(), Error> {
+    ok(raw::frame_seal(handle)).map(drop)
+}
+
 /// Maps every frame of `handle` at `vaddr` (page aligned, at least
 /// `0x10000`, below [`abi::USER_TOP`]); readable, plus `flags`.
 ///
 /// Safe because it only adds pages where nothing was mapped
 /// (`AlreadyMapped` otherwise); turning the address into a reference is
-/// the caller's `unsafe` step. `WRITE|EXEC` is refused (`InvalidArgument`).
+/// the caller's `unsafe` step. `WRITE|EXEC` is refused (`InvalidArgument`);
+/// `EXEC` needs a sealed capability ([`frame_seal`]), `WRITE` an unsealed
+/// one (`PermissionDenied` otherwise).
 pub fn map(handle: Handle, vaddr: u64, flags: MapFlags) -> Result<(), Error> {
     ok(raw::map(handle, vaddr, flags)).map(drop)
 }

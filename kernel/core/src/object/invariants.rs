@@ -1,9 +1,11 @@
 //! The object model's invariants, checked against every table: frame
 //! conservation, the ledger against the capabilities that exist, device
-//! claims, and each process's `map` records against its capabilities and
+//! claims, W^X per frame (no run named with both WRITE and EXEC), and each
+//! process's `map` records against its capabilities (rights included) and
 //! its address space. The kernel runs the check periodically and at the
 //! end of a run; the host tests run it after every step.
 use super::{AddressSpace, CapKind, Kernel, Platform, Process, PAGE};
+use abi::Rights;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
@@ -20,17 +22,16 @@ impl<P: Platform> Kernel<P> {
                 s.total, s.free, s.reserved, s.kernel, s.held_by_all
             ));
         }
-        // Count the references each run has in tables and inboxes.
+        // Count the references each run has in tables and inboxes, and
+        // which of WRITE and EXEC they hold (W^X per frame: never both).
         let mut refs: BTreeMap<u64, (CapKind, u64)> = BTreeMap::new();
+        let mut write_exec: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
         let mut private = 0;
         for proc in self.procs.values() {
             private += proc.private.len() as u64;
-            let kinds = proc
-                .caps
-                .iter()
-                .map(|(_, c)| c.kind)
-                .chain(proc.inbox.iter().map(|c| c.kind));
-            for kind in kinds {
+            let caps = proc.caps.iter().map(|(_, c)| c).chain(proc.inbox.iter());
+            for cap in caps {
+                let kind = cap.kind;
                 let entry = refs.entry(kind.frames().0).or_insert((kind, 0));
                 if entry.0 != kind {
                     return Err(format!(
@@ -40,6 +41,15 @@ impl<P: Platform> Kernel<P> {
                     ));
                 }
                 entry.1 += 1;
+                let we = write_exec.entry(kind.frames().0).or_insert((false, false));
+                we.0 |= cap.rights.contains(Rights::WRITE);
+                we.1 |= cap.rights.contains(Rights::EXEC);
+                if *we == (true, true) {
+                    return Err(format!(
+                        "W^X broken: frame run {:#x} is named with WRITE and with EXEC",
+                        kind.frames().0
+                    ));
+                }
             }
             for &frame in &proc.private {
                 if self.platform.is_free(frame) {
@@ -115,6 +125,16 @@ fn check_mappings<S: AddressSpace, R>(proc: &Process<S, R>) -> Result<(), String
         let (first, count) = cap.kind.frames();
         for i in [0, m.pages - 1] {
             let at = m.start + i * PAGE;
+            if let Some((_, flags)) = proc.space.translate(at) {
+                if (flags.write && !cap.rights.contains(Rights::WRITE))
+                    || (flags.exec && !cap.rights.contains(Rights::EXEC))
+                {
+                    return Err(format!(
+                        "pid {}: page {at:#x} is mapped {flags:?} through a capability with {:?}",
+                        proc.pid, cap.rights
+                    ));
+                }
+            }
             let want = (first + i) * PAGE;
             match proc.space.frame_and_tag(at) {
                 Some((phys, Some(tag)))

@@ -259,10 +259,11 @@ impl<P: Platform> Kernel<P> {
         }
     }
 
-    /// Grants a run just taken (zeroed) from the allocator with every right.
+    /// Grants a run just taken (zeroed) from the allocator with every right
+    /// but `EXEC` (which only `frame_seal` gives).
     #[inline]
     fn grant_ram(&mut self, pid: u64, first: u64, count: u64) -> Result<u64, Error> {
-        self.grant(pid, CapKind::Ram { first, count }, Rights::ALL)
+        self.grant(pid, CapKind::Ram { first, count }, Rights::WRITABLE)
     }
 
     /// `frame_alloc`.
@@ -296,7 +297,7 @@ impl<P: Platform> Kernel<P> {
                 if self.ledger.device_claimed(frame) {
                     return Err(Error::FrameInUse);
                 }
-                self.grant(pid, CapKind::Device { frame }, Rights::ALL)
+                self.grant(pid, CapKind::Device { frame }, Rights::WRITABLE)
             }
         }
     }
@@ -348,6 +349,32 @@ impl<P: Platform> Kernel<P> {
         Ok(cap.kind.frames().0 * PAGE)
     }
 
+    /// `frame_seal`: the only capability to some RAM frames, holding
+    /// `WRITE` and mapped nowhere, becomes executable for good (`WRITE`
+    /// gone, `EXEC` gained). Checked in this order: the handle, the kind
+    /// (a device is `InvalidArgument`), the right (`PermissionDenied`),
+    /// its mappings (`AlreadyMapped`), other references (`FrameInUse`: in
+    /// any table or inbox, the caller's own included).
+    pub fn frame_seal(&mut self, pid: u64, h: Handle) -> Result<u64, Error> {
+        let shared = &self.ledger.shared;
+        let proc = self.procs.running_mut(pid).ok_or(Error::NoSuchProcess)?;
+        let cap = proc.caps.get_mut(h)?;
+        let CapKind::Ram { first, .. } = cap.kind else {
+            return Err(Error::InvalidArgument);
+        };
+        require(cap.rights, Rights::WRITE)?;
+        if cap.mapped > 0 {
+            return Err(Error::AlreadyMapped);
+        }
+        if shared.contains_key(&first) {
+            return Err(Error::FrameInUse);
+        }
+        // The held rights without WRITE, with EXEC (defined bits only).
+        let sealed = cap.rights.bits() & Rights::EXECUTABLE.bits() | Rights::EXEC.bits();
+        cap.rights = Rights::from_bits(sealed).unwrap_or(Rights::EXECUTABLE);
+        Ok(0)
+    }
+
     /// `map`. `flags` was decoded by the syscall table: defined bits only,
     /// never `WRITE|EXEC`.
     #[inline]
@@ -361,8 +388,13 @@ impl<P: Platform> Kernel<P> {
             require(cap.rights, Rights::WRITE)?;
         }
         let device = matches!(cap.kind, CapKind::Device { .. });
-        if device && flags.contains(MapFlags::EXEC) {
-            return Err(Error::InvalidArgument);
+        if flags.contains(MapFlags::EXEC) {
+            if device {
+                return Err(Error::InvalidArgument);
+            }
+            // W^X per frame: only a sealed capability has EXEC, and then
+            // no capability to these frames has WRITE.
+            require(cap.rights, Rights::EXEC)?;
         }
         let (first, count) = cap.kind.frames();
         // Each mapping costs kernel heap: a process gets a bounded number.

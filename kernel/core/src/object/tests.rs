@@ -129,6 +129,10 @@ enum Op {
     Recv {
         p: usize,
     },
+    Seal {
+        p: usize,
+        h: usize,
+    },
     Exit {
         p: usize,
     },
@@ -144,9 +148,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Phys { p, h }),
         8 => (0..4usize, 0..12usize, 0..8u64, 0..9u64).prop_map(|(p, h, slot, flags)| Op::Map { p, h, slot, flags }),
         5 => (0..4usize, 0..8u64, 0..6u8).prop_map(|(p, slot, odd)| Op::Unmap { p, slot, odd }),
-        5 => (0..4usize, 0..12usize, 0..4usize, 0..16u64, any::<bool>())
+        5 => (0..4usize, 0..12usize, 0..4usize, 0..32u64, any::<bool>())
             .prop_map(|(p, h, to, rights, mv)| Op::Transfer { p, h, to, rights, mv }),
         4 => (0..4usize).prop_map(|p| Op::Recv { p }),
+        3 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Seal { p, h }),
         1 => (0..4usize).prop_map(|p| Op::Exit { p }),
     ]
 }
@@ -207,7 +212,7 @@ impl World {
         let c = MCap {
             first,
             count,
-            rights: Rights::ALL,
+            rights: Rights::WRITABLE,
             device,
         };
         if !device {
@@ -335,6 +340,9 @@ impl World {
                             Err(Error::PermissionDenied)
                         } else if c.device && flags.contains(MapFlags::EXEC) {
                             Err(Error::InvalidArgument)
+                        } else if flags.contains(MapFlags::EXEC) && !c.rights.contains(Rights::EXEC)
+                        {
+                            Err(Error::PermissionDenied)
                         } else if overlaps {
                             Err(Error::AlreadyMapped)
                         } else {
@@ -436,6 +444,33 @@ impl World {
                         let h = r.expect("a capability waits");
                         assert!(mp.caps.insert(h, c).is_none(), "handle reused while live");
                     }
+                }
+            }
+            Op::Seal { p, h } => {
+                let Some(pid) = self.pid(p) else { return };
+                let h = self.handle(pid, h);
+                let r = self.k.frame_seal(pid, Handle::from_raw(h));
+                let mp = &self.m.procs[&pid];
+                let want = match mp.caps.get(&h) {
+                    None => Err(Error::BadCapability),
+                    Some(c) if c.device => Err(Error::InvalidArgument),
+                    Some(c) if !c.rights.contains(Rights::WRITE) => Err(Error::PermissionDenied),
+                    Some(_) if mp.maps.values().any(|m| m.0 == h) => Err(Error::AlreadyMapped),
+                    Some(c) if self.m.refs[&c.first] > 1 => Err(Error::FrameInUse),
+                    Some(_) => Ok(0),
+                };
+                assert_eq!(r, want, "seal {h:#x}");
+                if r.is_ok() {
+                    let c = self
+                        .m
+                        .procs
+                        .get_mut(&pid)
+                        .unwrap()
+                        .caps
+                        .get_mut(&h)
+                        .unwrap();
+                    let sealed = c.rights.bits() & Rights::EXECUTABLE.bits() | Rights::EXEC.bits();
+                    c.rights = Rights::from_bits(sealed).unwrap();
                 }
             }
             Op::Exit { p } => {
@@ -606,5 +641,65 @@ fn a_refused_multi_page_map_maps_nothing() {
         Err(Error::AlreadyMapped)
     );
     assert_eq!(w.k.procs().get(pid).unwrap().space.len(), 1);
+    w.k.check_invariants().unwrap();
+}
+
+#[test]
+fn planted_write_exec_on_one_frame_is_caught() {
+    let mut w = busy_world();
+    // Process 1 holds a read-only copy of process 0's writable frame: give
+    // it EXEC as if a transfer had amplified its rights.
+    let pid = w.pid(1).unwrap();
+    let p = w.k.procs_mut().get_mut(pid).unwrap();
+    let h = p.caps.iter().next().map(|(h, _)| h).unwrap();
+    p.caps.get_mut(h).unwrap().rights = Rights::EXECUTABLE;
+    let why = w.k.check_invariants().unwrap_err();
+    assert!(why.contains("W^X"), "{why}");
+}
+
+/// W^X per frame, the whole story of a frame that becomes code: written
+/// through one mapping, refused as an executable alias, sealed only when
+/// alone and unmapped, then executable (also in another process) and never
+/// writable again, anywhere.
+#[test]
+fn w_xor_x_holds_per_frame_across_mappings_and_processes() {
+    let mut w = World::new();
+    let (a, b) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    let h = Handle::from_raw(w.k.frame_alloc(a).unwrap());
+    let (at, alias) = (MAP_BASE, MAP_BASE + SLOT);
+    w.k.map(a, h, at, MapFlags::WRITE).unwrap();
+    // The alias the hostile review used: the same frame, executable.
+    assert_eq!(
+        w.k.map(a, h, alias, MapFlags::EXEC),
+        Err(Error::PermissionDenied)
+    );
+    assert_eq!(w.k.frame_seal(a, h), Err(Error::AlreadyMapped));
+    w.k.unmap(a, at).unwrap();
+    // Shared (a copy in b's inbox): not alone, so not sealable.
+    w.k.cap_transfer(a, h, b, Rights::READ | Rights::MAP, TransferFlags::NONE)
+        .unwrap();
+    assert_eq!(w.k.frame_seal(a, h), Err(Error::FrameInUse));
+    let copy = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    w.k.frame_free(b, copy).unwrap();
+    assert_eq!(w.k.frame_seal(a, h), Ok(0));
+    assert_eq!(w.k.frame_seal(a, h), Err(Error::PermissionDenied));
+    assert_eq!(
+        w.k.map(a, h, at, MapFlags::WRITE),
+        Err(Error::PermissionDenied)
+    );
+    w.k.map(a, h, alias, MapFlags::EXEC).unwrap();
+    // Handed on, it stays code: WRITE cannot come back with it.
+    assert_eq!(
+        w.k.cap_transfer(a, h, b, Rights::WRITABLE, TransferFlags::NONE),
+        Err(Error::PermissionDenied)
+    );
+    w.k.cap_transfer(a, h, b, Rights::EXECUTABLE, TransferFlags::NONE)
+        .unwrap();
+    let code = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    w.k.map(b, code, at, MapFlags::EXEC).unwrap();
+    assert_eq!(
+        w.k.map(b, code, alias, MapFlags::WRITE),
+        Err(Error::PermissionDenied)
+    );
     w.k.check_invariants().unwrap();
 }

@@ -51,7 +51,7 @@ fn main() -> Result<(), libos::Error> {
     loop {
         let (rax, handle) = call(Sysnum::CapRecv, [0; 6]);
         if rax == 0 {
-            let back = [handle, bench, Rights::ALL.bits(), TRANSFER_MOVE, 0, 0];
+            let back = [handle, bench, Rights::WRITABLE.bits(), TRANSFER_MOVE, 0, 0];
             let (rax, _) = call(Sysnum::CapTransfer, back);
             if rax != 0 {
                 println!(

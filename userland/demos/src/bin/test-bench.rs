@@ -278,7 +278,7 @@ fn cap_transfer(samples: &mut [u64; ITERS]) -> bool {
     let done = measure(NAME, samples, |i| {
         ok(
             Sysnum::CapTransfer,
-            [*held, peer, Rights::ALL.bits(), TRANSFER_MOVE, 0, 0],
+            [*held, peer, Rights::WRITABLE.bits(), TRANSFER_MOVE, 0, 0],
             i,
         )?;
         loop {

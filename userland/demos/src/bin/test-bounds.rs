@@ -42,7 +42,7 @@ fn main() -> Result<(), Error> {
         if first == 0 {
             first = h;
         }
-        let all = Rights::ALL.bits();
+        let all = Rights::WRITABLE.bits();
         if let Err(e) = sc(Sysnum::CapTransfer, [h, me, all, 0, 0, 0]) {
             break e;
         }

@@ -118,6 +118,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::FrameAllocContiguous => 5,
         Sysnum::FrameFree => 8,
         Sysnum::FramePhys => 4,
+        Sysnum::FrameSeal => 2,
         Sysnum::Map => 20,
         Sysnum::Unmap => 7,
         Sysnum::CapTransfer => 7,
@@ -132,6 +133,9 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::Exit => 0,
     }
 }
+
+/// Every defined right.
+const ALL_RIGHTS: u64 = abi::Rights::ALL.bits();
 
 /// Steps per hundred: what the rows do not take goes to undefined numbers.
 const WEIGHT_TOTAL: u64 = 100;
@@ -151,6 +155,9 @@ enum Kind {
     Own,
     /// A device frame we claimed.
     Device,
+    /// RAM we allocated and sealed: code from now on, mapped executable,
+    /// never writable (and never touched).
+    Sealed,
     /// Received from someone (maybe ourselves): never touched.
     Unknown,
 }
@@ -793,10 +800,10 @@ impl Fuzz {
 
     fn rights(&mut self) -> u64 {
         if self.rng.chance(10) {
-            let items = [0x10, 0x1f, 1 << 63, u64::MAX];
+            let items = [0x20, 0x3f, 1 << 63, u64::MAX];
             return self.rng.pick(&items);
         }
-        self.rng.below(16)
+        self.rng.below(abi::Rights::ALL.bits() + 1)
     }
 
     fn pid_arg(&mut self) -> u64 {
@@ -858,6 +865,7 @@ impl Fuzz {
             Sysnum::FrameAllocContiguous => self.op_contiguous(),
             Sysnum::FrameFree => self.op_free(),
             Sysnum::FramePhys => self.op_phys(),
+            Sysnum::FrameSeal => self.op_seal(),
             Sysnum::Map => self.op_map(),
             Sysnum::Unmap => self.op_unmap(),
             Sysnum::CapTransfer => self.op_transfer(),
@@ -902,10 +910,14 @@ impl Fuzz {
             let _ = self.sc(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
             return;
         }
-        // RAM or device? A device capability cannot be mapped executable.
+        // RAM or device? Neither maps executable: a device capability is
+        // InvalidArgument, fresh RAM lacks EXEC (W^X: only a sealed
+        // capability has it).
         let probe = self.sc(Sysnum::Map, [h, PROBE_VA, 2, 0, 0, 0]);
         let kind = match probe {
+            Err(Error::PermissionDenied) => Kind::Own,
             Ok(_) => {
+                self.violation(format_args!("a fresh frame mapped executable"));
                 let r = self.sc(Sysnum::Unmap, [PROBE_VA, 0, 0, 0, 0, 0]);
                 if r.is_err() {
                     self.violation(format_args!("unmapping the probe page: {r:?}"));
@@ -1045,6 +1057,51 @@ impl Fuzz {
         }
     }
 
+    /// `frame_seal`: a dead handle is BadCapability, a device frame
+    /// InvalidArgument, a sealed one PermissionDenied, a mapped one
+    /// AlreadyMapped; our own unmapped RAM seals unless it is shared
+    /// (FrameInUse), and is then code for good.
+    fn op_seal(&mut self) {
+        let h = self.handle_live(70);
+        if self.is_board(h) {
+            return;
+        }
+        let live = self.find_live(h).map(|i| (i, self.live[i]));
+        let mapped = self.maps[..self.nmaps].iter().any(|m| m.h == h);
+        let r = self.sc(Sysnum::FrameSeal, [h, 0, 0, 0, 0, 0]);
+        match live {
+            None => self.expect_err("frame_seal of a dead handle", r, Error::BadCapability),
+            Some((_, l)) if l.kind == Kind::Device => {
+                self.expect_err("frame_seal of a device frame", r, Error::InvalidArgument)
+            }
+            Some((_, l)) if l.kind == Kind::Sealed => {
+                self.expect_err("frame_seal, again", r, Error::PermissionDenied)
+            }
+            Some((_, l)) if l.kind == Kind::Own && mapped => {
+                self.expect_err("frame_seal of a mapped frame", r, Error::AlreadyMapped)
+            }
+            Some((i, l)) => match r {
+                Ok(_) if l.kind == Kind::Own => self.live[i].kind = Kind::Sealed,
+                // Received: its rights and sharing are the sender's story;
+                // it stays unknown (and untouched).
+                Ok(_) => {}
+                Err(Error::FrameInUse) => {}
+                Err(e) if l.kind == Kind::Unknown => {
+                    // Maybe sealed, mapped, or a device frame a driver sent.
+                    let allowed = [
+                        Error::PermissionDenied,
+                        Error::AlreadyMapped,
+                        Error::InvalidArgument,
+                    ];
+                    if !allowed.contains(&e) {
+                        self.violation(format_args!("frame_seal of a received {h:#x}: {e}"));
+                    }
+                }
+                Err(e) => self.violation(format_args!("frame_seal of our own {h:#x}: {e}")),
+            },
+        }
+    }
+
     fn op_map(&mut self) {
         self.make_map_room();
         let h = self.handle_live(80);
@@ -1092,6 +1149,14 @@ impl Fuzz {
         }
         let Some(l) = live else { return };
         let write = flags & 1 != 0;
+        // W^X per frame: our unsealed RAM never maps executable, sealed
+        // RAM never writable.
+        if (l.kind == Kind::Own && flags & 2 != 0) || (l.kind == Kind::Sealed && write) {
+            self.violation(format_args!(
+                "map({h:#x}, {va:#x}, {flags:#x}) of {:?} succeeded: W^X broken",
+                l.kind
+            ));
+        }
         let touch = l.kind == Kind::Own;
         self.maps[self.nmaps] = Map {
             va,
@@ -1208,14 +1273,23 @@ impl Fuzz {
                 self.violation(format_args!("transferred {h:#x}, which we do not hold"))
             }
             // Flags and rights are checked before the handle.
-            (None, Err(e)) if flags & !abi::TRANSFER_MOVE == 0 && rights <= 15 => {
+            (None, Err(e)) if flags & !abi::TRANSFER_MOVE == 0 && rights <= ALL_RIGHTS => {
                 self.expect_err("transfer of a dead handle", Err(e), Error::BadCapability)
             }
             (None, Err(_)) => {}
-            (Some(_), Ok(_)) => {
-                if flags != 0 && flags != abi::TRANSFER_MOVE || rights > 15 {
+            (Some(i), Ok(_)) => {
+                if flags != 0 && flags != abi::TRANSFER_MOVE || rights > ALL_RIGHTS {
                     self.violation(format_args!(
                         "transfer with flags {flags:#x} rights {rights:#x} succeeded"
+                    ));
+                }
+                // Rights only shrink: no EXEC from unsealed RAM, no WRITE
+                // from sealed.
+                let kind = self.live[i].kind;
+                let (write, exec) = (rights & 2 != 0, rights & 0x10 != 0);
+                if (kind == Kind::Own && exec) || (kind == Kind::Sealed && write) {
+                    self.violation(format_args!(
+                        "transfer of {kind:?} {h:#x} with rights {rights:#x} succeeded"
                     ));
                 }
                 if flags & abi::TRANSFER_MOVE != 0 {
@@ -1536,7 +1610,7 @@ impl Fuzz {
             0 => self.sc(Sysnum::Unmap, [m.va, 0, 0, 0, 0, 0]),
             1 => self.sc(Sysnum::FrameFree, [m.h, 0, 0, 0, 0, 0]),
             _ => {
-                let rights = abi::Rights::ALL.bits();
+                let rights = abi::Rights::WRITABLE.bits();
                 let pid = self.pid;
                 self.sc(
                     Sysnum::CapTransfer,

@@ -663,7 +663,7 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         Sysnum::FrameAllocAt if a0 % 4096 != 0 => Error::InvalidArgument,
         Sysnum::FrameAllocAt if a0 >> phys_addr_bits != 0 => Error::InvalidFrame,
         Sysnum::FrameAllocAt => return None,
-        Sysnum::FrameFree | Sysnum::FramePhys => Error::BadCapability,
+        Sysnum::FrameFree | Sysnum::FramePhys | Sysnum::FrameSeal => Error::BadCapability,
         Sysnum::FrameAllocContiguous => Error::InvalidArgument,
         Sysnum::Map if !flags_ok => Error::InvalidArgument,
         Sysnum::Map => Error::BadCapability,
