@@ -9,7 +9,9 @@
 //! exo kernel              # the kernel ELF with symbols (for gdb)
 //! ```
 //! Boot options travel in the ramdisk as entries whose names start with `!`
-//! (`!trace`, `!selftest`, `!args:NAME`): the bootloader has no command line.
+//! (`!trace`, `!selftest`, `!args:NAME`, `!drivers`, and `!refusals`: the
+//! programs a test expects the loader to refuse, whose refusal then does
+//! not fail the run): the bootloader has no command line.
 //!
 //! Entry names are unique, so `--copies NAME=K` boots program `NAME` K times
 //! at once: entries `NAME`, `NAME-2`, ... `NAME-K` from the same ELF (each

@@ -119,12 +119,19 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     );
     START_TICKS.store(arch::pic::ticks(), core::sync::atomic::Ordering::Relaxed);
     kprintln!("exo: boot complete");
-    // Programs allowed to claim device frames (comma-separated names).
-    let drivers = entries
-        .iter()
-        .find(|e| e.name == "!drivers")
-        .and_then(|e| core::str::from_utf8(e.data).ok())
-        .unwrap_or("");
+    // Boot option `!NAME`: a comma-separated list of program names.
+    let names_of = |option: &str| {
+        entries
+            .iter()
+            .find(|e| e.name == option)
+            .and_then(|e| core::str::from_utf8(e.data).ok())
+            .unwrap_or("")
+    };
+    // Programs allowed to claim device frames.
+    let drivers = names_of("!drivers");
+    // Programs a test expects the loader to refuse (any other refusal
+    // fails the run).
+    let refusals = names_of("!refusals");
     let first = process::with(|k| {
         for entry in &programs {
             // Boot option `!args:NAME` holds that program's arguments.
@@ -134,16 +141,27 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
                 .map(|e| e.data)
                 .unwrap_or(&[]);
             let driver = drivers.split(',').any(|d| d == entry.name);
+            let refusal_expected = refusals.split(',').any(|r| r == entry.name);
             match loader::spawn(k, entry.name, entry.data, args, driver) {
                 Ok(pid) => {
                     verdict::expect(pid, entry.expect);
+                    if refusal_expected {
+                        verdict::loaded_despite_refusal(entry.name);
+                    }
                     kprintln!(
                         "[exo] pid {pid} ({}) loaded{}",
                         entry.name,
                         if driver { " (driver)" } else { "" }
                     )
                 }
-                Err(why) => kprintln!("[exo] program {}: refused: {why}", entry.name),
+                Err(why) => {
+                    kprintln!(
+                        "[exo] program {}: refused: {why}{}",
+                        entry.name,
+                        if refusal_expected { " (expected)" } else { "" }
+                    );
+                    verdict::refused(entry.name, &why, refusal_expected);
+                }
             }
         }
         let mut frame = arch::trap::TrapFrame::default();

@@ -1,6 +1,7 @@
 //! The test harness's bookkeeping, kept out of the process model: what the
 //! boot ramdisk expects of each program (exit 0 or a fault), how each one
-//! ended, and the run's verdict from the two.
+//! ended, which programs could not be loaded (and whether the boot options
+//! said that was expected), and the run's verdict from these.
 use crate::kprintln;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -13,12 +14,36 @@ struct Book {
     expected: Vec<(u64, Expect)>,
     /// Finished processes, in order.
     finished: Vec<(u64, String, Expect, Ending)>,
+    /// Programs whose loading went other than planned, each with why: a
+    /// program asked for and refused, or one that loaded although the
+    /// boot options said it would be refused.
+    unplanned: Vec<String>,
 }
 
 static BOOK: Mutex<Book> = Mutex::new(Book {
     expected: Vec::new(),
     finished: Vec::new(),
+    unplanned: Vec::new(),
 });
+
+/// Program `name` was asked for but not loaded, for `why`; `expected`:
+/// the boot options (`!refusals`) said it would be. A refusal nobody
+/// expected fails the run: a program that never ran did not succeed.
+pub fn refused(name: &str, why: &str, expected: bool) {
+    if !expected {
+        BOOK.lock().unplanned.push(alloc::format!(
+            "program {name} was asked for but not loaded ({why})"
+        ));
+    }
+}
+
+/// Program `name` loaded although the boot options said it would be
+/// refused: the test that expected the refusal no longer tests it.
+pub fn loaded_despite_refusal(name: &str) {
+    BOOK.lock().unplanned.push(alloc::format!(
+        "program {name} loaded, but its refusal was expected"
+    ));
+}
 
 /// Process `pid` was loaded with expectation `expect`.
 pub fn expect(pid: u64, expect: Expect) {
@@ -41,11 +66,15 @@ pub fn finished() -> usize {
     BOOK.lock().finished.len()
 }
 
-/// Whether every finished process ended as expected; reports each that
-/// did not.
+/// Whether every program loaded as planned and every finished process
+/// ended as expected; reports each that did not.
 pub fn all_as_expected() -> bool {
     let book = BOOK.lock();
     let mut ok = true;
+    for why in &book.unplanned {
+        kprintln!("[exo] {why}: the run fails");
+        ok = false;
+    }
     for (pid, name, expect, ending) in &book.finished {
         let as_expected = matches!(
             (expect, ending),

@@ -236,13 +236,65 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             ImageSpec {
                 programs: Some("hello".into()),
                 elves: vec![bad_elf()],
+                // The one refusal this test expects (any other fails it).
+                options: vec!["refusals=not-an-elf".into()],
                 ..Default::default()
             },
             0,
             &[
-                "[exo] program not-an-elf: refused:",
+                "[exo] program not-an-elf: refused: file is 34 bytes, shorter than an ELF64 header (expected)",
                 "hello: hello from a library OS",
                 "success",
+            ],
+        ),
+        qt(
+            // What a host program is: a position-independent executable.
+            "pie-elf-refused-fails-the-run",
+            ImageSpec {
+                elves: vec!["/bin/true".into()],
+                ..Default::default()
+            },
+            1,
+            &[
+                "[exo] program true: refused: position-independent executable",
+                "[exo] program true was asked for but not loaded (position-independent \
+                 executable (ET_DYN) not supported: build with `-C relocation-model=static`): \
+                 the run fails",
+                "all 0 processes finished",
+                "FAILURE",
+            ],
+        ),
+        qt(
+            // `cargo xtask run` refuses these on the host already; here the
+            // option reaches the kernel, which refuses them too.
+            "args-over-the-limit-refused-fails-the-run",
+            ImageSpec {
+                programs: Some("hello".into()),
+                options: vec![format!("args:hello={}", "a".repeat(1025))],
+                ..Default::default()
+            },
+            1,
+            &[
+                "[exo] program hello: refused: arguments longer than 1024 bytes",
+                "program hello was asked for but not loaded (arguments longer than 1024 bytes): \
+                 the run fails",
+                "FAILURE",
+            ],
+        ),
+        qt(
+            // An expected refusal that does not happen fails the run: the
+            // test that expected it tests nothing any more.
+            "expected-refusal-that-loads-fails-the-run",
+            ImageSpec {
+                programs: Some("hello".into()),
+                options: vec!["refusals=hello".into()],
+                ..Default::default()
+            },
+            1,
+            &[
+                "(hello) exited with code 0",
+                "[exo] program hello loaded, but its refusal was expected: the run fails",
+                "FAILURE",
             ],
         ),
         QemuTest {
