@@ -12,6 +12,11 @@ mod bench_syscalls;
 mod build;
 mod device_tests;
 mod fuzz;
+// The image builder's plan (src/plan.rs, pure): compiled here too, so that
+// its tests run with the host tests.
+#[cfg(test)]
+#[path = "../../../src/plan.rs"]
+mod image_plan;
 mod linux_guest;
 mod qemu;
 mod setup;
