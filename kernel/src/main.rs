@@ -252,7 +252,7 @@ impl core::fmt::Display for RunFigures {
 pub fn invariant_broken(k: &process::Kernel, calls: u64, why: &str) -> ! {
     kprintln!("[exo] invariant broken after {calls} syscalls: {why}");
     kprintln!(
-        "[exo] {} processes live, {} finished; {}: broken: FAILURE",
+        "[exo] {} processes live, {} finished; {}: broken; verdict: FAILURE",
         k.procs().len(),
         verdict::finished(),
         RunFigures
@@ -261,9 +261,12 @@ pub fn invariant_broken(k: &process::Kernel, calls: u64, why: &str) -> ! {
 }
 
 /// Every process has ended: report, check that every frame came back, and
-/// end the run with the verdict.
+/// end the run with the verdict. The last line keeps the kernel's own
+/// findings (frames, invariants) apart from the programs' (how many did
+/// not load or end as expected), then gives the verdict of both.
 pub fn finish(k: &mut process::Kernel) -> ! {
-    let mut ok = verdict::all_as_expected();
+    let not_as_expected = verdict::not_as_expected();
+    let mut ok = not_as_expected == 0;
     let free = memory::counters().free;
     let before = FREE_AT_START.load(core::sync::atomic::Ordering::Relaxed);
     let invariants = k.check_invariants();
@@ -276,12 +279,13 @@ pub fn finish(k: &mut process::Kernel) -> ! {
         ok = false;
     }
     kprintln!(
-        "[exo] all {} processes finished; free frames {} (before: {}); {}: {}: {}",
+        "[exo] all {} processes finished; free frames {} (before: {}); {}: {}; programs: {}; verdict: {}",
         verdict::finished(),
         free,
         before,
         RunFigures,
         if invariants.is_ok() { "hold" } else { "broken" },
+        ProgramsLine(not_as_expected),
         if ok { "success" } else { "FAILURE" }
     );
     arch::exit(if ok {
@@ -289,6 +293,19 @@ pub fn finish(k: &mut process::Kernel) -> ! {
     } else {
         arch::Verdict::Failure
     })
+}
+
+/// The programs' part of the last line: `all as expected` or `N not as
+/// expected`.
+struct ProgramsLine(usize);
+
+impl core::fmt::Display for ProgramsLine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => f.write_str("all as expected"),
+            n => write!(f, "{n} not as expected"),
+        }
+    }
 }
 
 #[panic_handler]

@@ -357,6 +357,35 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             )
         },
         qt(
+            "stack-overflow-reported-as-such",
+            programs("test-fault-stack"),
+            0,
+            &[
+                "stack: recursing until the stack runs out",
+                "(test-fault-stack) killed: page fault (vector 14)",
+                "cr2=0x7ffffffdf",
+                ": stack overflow (hit the guard page below the 64 KiB stack)",
+                "programs: all as expected; verdict: success",
+            ],
+        ),
+        qt(
+            // A program that fails only itself: the kernel's findings and
+            // the programs' are apart in the last line.
+            "program-failure-is-not-an-invariant-failure",
+            ImageSpec {
+                programs: Some("hello".into()),
+                options: vec!["args:hello=fail".into()],
+                ..Default::default()
+            },
+            1,
+            &[
+                "hello: failing as asked: --args hello=fail",
+                "error: asked to fail",
+                "(hello) exited with code 1",
+                "invariants checked 1 times: hold; programs: 1 not as expected; verdict: FAILURE",
+            ],
+        ),
+        qt(
             "hostile-privileged-instructions-end-only-the-offender",
             programs("test-fault,hello"),
             0,
