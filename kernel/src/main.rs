@@ -146,7 +146,11 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
                 Ok(pid) => {
                     verdict::expect(pid, entry.expect);
                     if refusal_expected {
-                        verdict::loaded_despite_refusal(entry.name);
+                        kprintln!(
+                            "[exo] program {} loaded, but its refusal was expected: the run fails",
+                            entry.name
+                        );
+                        verdict::unplanned();
                     }
                     kprintln!(
                         "[exo] pid {pid} ({}) loaded{}",
@@ -160,7 +164,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
                         entry.name,
                         if refusal_expected { " (expected)" } else { "" }
                     );
-                    verdict::refused(entry.name, &why, refusal_expected);
+                    if !refusal_expected {
+                        // A program that never ran did not succeed.
+                        kprintln!(
+                            "[exo] program {} was asked for but not loaded ({why}): the run fails",
+                            entry.name
+                        );
+                        verdict::unplanned();
+                    }
                 }
             }
         }
