@@ -121,7 +121,7 @@ the exit status is 0 when nothing failed.
     Help {
         name: "trace",
         usage: &["trace [FILE] [options]"],
-        summary: "Decode a serial trace into strace-like lines",
+        summary: "Decode a serial trace (strace-like, or a timeline)",
         details: &[TRACE_DETAILS, exo_trace::HELP],
     },
     Help {
