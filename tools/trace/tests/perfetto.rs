@@ -42,7 +42,10 @@ fn num(event: &Value, key: &str) -> f64 {
 /// The checks any trace-event document must pass; returns its events.
 fn check_format(json: &Value) -> Vec<Value> {
     let events = json["traceEvents"].as_array().expect("traceEvents array");
-    let mut tracks: BTreeMap<(u64, u64), Vec<(f64, f64)>> = BTreeMap::new();
+    // Times in whole nanoseconds (the format's µs have three decimals):
+    // adding floats would make touching slices seem to overlap.
+    let nanos = |e: &Value, key: &str| (num(e, key) * 1000.0).round() as u64;
+    let mut tracks: BTreeMap<(u64, u64), Vec<(u64, u64)>> = BTreeMap::new();
     for e in events {
         let ph = e["ph"].as_str().unwrap_or_else(|| panic!("no ph: {e}"));
         assert!(["X", "i", "M"].contains(&ph), "unexpected ph {ph}: {e}");
@@ -51,16 +54,16 @@ fn check_format(json: &Value) -> Vec<Value> {
         let tid = e["tid"].as_u64().expect("tid");
         assert!(e["name"].is_string(), "{e}");
         if ph == "X" {
-            let (ts, dur) = (num(e, "ts"), num(e, "dur"));
-            assert!(dur >= 0.0, "{e}");
+            assert!(num(e, "dur") >= 0.0, "{e}");
+            let (ts, dur) = (nanos(e, "ts"), nanos(e, "dur"));
             tracks.entry((pid, tid)).or_default().push((ts, ts + dur));
         }
     }
     // Slices on one track nest: each starts after the enclosing one ends
     // or ends within it (no partial overlap).
     for (track, mut slices) in tracks {
-        slices.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
-        let mut open: Vec<f64> = Vec::new();
+        slices.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut open: Vec<u64> = Vec::new();
         for (start, end) in slices {
             while open.last().is_some_and(|&e| e <= start) {
                 open.pop();
@@ -151,6 +154,24 @@ fn the_timeline_is_trace_event_json() {
     );
 }
 
+/// A real serial log: `cargo xtask run --trace --programs share,frames`.
+const REAL: &str = include_str!("data/share-frames.log");
+
+#[test]
+fn a_real_trace_makes_a_valid_timeline() {
+    let records = REAL.lines().filter(|l| l.starts_with("@exo-trace")).count();
+    let (t, json) = timeline(REAL);
+    let events = check_format(&json);
+    assert!(records > 50, "{records}");
+    assert_eq!(t.slices(), records);
+    assert_eq!(events.iter().filter(|e| e["ph"] == "X").count(), records);
+    assert_eq!(t.processes(), 3);
+    assert!(t.switches() > 0);
+    assert!(events
+        .iter()
+        .any(|e| e["cat"] == "syscall,error" && e["args"]["result"] == "BadCapability"));
+}
+
 #[test]
 fn an_empty_trace_is_an_empty_timeline() {
     let (t, json) = timeline("no records here\n");
@@ -195,4 +216,16 @@ fn the_command_writes_the_file() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(exo_trace::run(&bad, LOG.as_bytes(), &mut out, &mut err), 1);
     assert!(String::from_utf8_lossy(&err).contains("cannot write /nonexistent/dir/t.json"));
+}
+
+/// The nesting check catches partial overlap (and accepts true nesting).
+#[test]
+#[should_panic(expected = "overlaps")]
+fn the_format_check_catches_partial_overlap() {
+    let slice = |ts: f64, dur: f64| serde_json::json!({"name": "s", "ph": "X", "ts": ts, "dur": dur, "pid": 1, "tid": 1});
+    let nested =
+        serde_json::json!({"traceEvents": [slice(0.0, 10.0), slice(2.0, 3.0), slice(10.0, 1.0)]});
+    check_format(&nested);
+    let partial = serde_json::json!({"traceEvents": [slice(0.0, 10.0), slice(5.0, 10.0)]});
+    check_format(&partial);
 }
