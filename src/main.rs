@@ -9,21 +9,19 @@
 //! exo kernel              # the kernel ELF with symbols (for gdb)
 //! ```
 //! Boot options travel in the ramdisk as entries whose names start with `!`
-//! (`!trace`, `!selftest`, `!args:NAME`): the bootloader has no command line.
+//! (`!trace`, `!selftest`, `!args:NAME`, `!drivers`, and `!refusals`: the
+//! programs a test expects the loader to refuse, whose refusal then does
+//! not fail the run): the bootloader has no command line.
 //!
 //! Entry names are unique, so `--copies NAME=K` boots program `NAME` K times
 //! at once: entries `NAME`, `NAME-2`, ... `NAME-K` from the same ELF (each
 //! can get its own arguments with `--option args:NAME-2=...`).
 #![forbid(unsafe_code)]
+mod plan;
+
 use exo_core::ramdisk::{self, Expect};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// Whether a program succeeds by being killed by a fault (the kernel checks
-/// that): the `fault` demo and the `test-fault-*` attacks.
-fn expects_fault(name: &str) -> bool {
-    name == "fault" || name.starts_with("test-fault-")
-}
 
 /// The in-tree programs trusted to drive devices (the kernel lets only
 /// drivers claim device frames: without an IOMMU, DMA reaches everything).
@@ -68,38 +66,6 @@ fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Every program selected by `--programs`: a name `x` selects the demo `x`
-/// and its helpers `x-*` (for example `share` and `share-peer`). Without a
-/// selection: every program except the `test-*` ones.
-fn select(selection: Option<&str>) -> Result<Vec<String>, String> {
-    let all: Vec<&str> = env!("EXO_PROGRAMS").split(',').collect();
-    let Some(selection) = selection else {
-        // The default set is the demos; `test-*` programs are for the tests.
-        return Ok(all
-            .iter()
-            .filter(|p| !p.starts_with("test-"))
-            .map(|s| s.to_string())
-            .collect());
-    };
-    let mut chosen = Vec::new();
-    for want in selection.split(',').filter(|s| !s.is_empty()) {
-        let prefix = format!("{want}-");
-        let found: Vec<&&str> = all
-            .iter()
-            .filter(|p| **p == want || p.starts_with(&prefix))
-            .collect();
-        if found.is_empty() {
-            return Err(format!(
-                "no program named `{want}` (have: {})",
-                all.join(", ")
-            ));
-        }
-        chosen.extend(found.into_iter().map(|s| s.to_string()));
-    }
-    chosen.dedup();
-    Ok(chosen)
-}
-
 fn image(args: &[String]) -> Result<(), String> {
     let mut out: Option<PathBuf> = None;
     let mut programs: Option<String> = None;
@@ -119,7 +85,7 @@ fn image(args: &[String]) -> Result<(), String> {
             "--option" => {
                 let v = value()?;
                 let (k, val) = v.split_once('=').unwrap_or((&v, "1"));
-                options.push((format!("!{k}"), val.to_string()));
+                options.push((k.to_string(), val.to_string()));
             }
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -127,24 +93,28 @@ fn image(args: &[String]) -> Result<(), String> {
     let out = out.ok_or("--out DIR is required")?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
 
-    // With only --elf, boot just those; --programs adds demos to them.
-    let names = if programs.is_none() && !elves.is_empty() {
-        Vec::new()
-    } else {
-        select(programs.as_deref())?
+    let available: Vec<&str> = env!("EXO_PROGRAMS").split(',').collect();
+    let request = plan::Request {
+        programs,
+        elves,
+        copies,
+        options: options.clone(),
     };
+    let planned = plan::plan(&available, &request)?;
     let user_dir = Path::new(env!("EXO_USER_DIR"));
     let mut blobs: Vec<(String, Expect, Vec<u8>)> = Vec::new();
-    let mut drivers: Vec<String> = names
+    let mut drivers: Vec<String> = planned
         .iter()
-        .filter(|n| DRIVERS.contains(&n.as_str()))
-        .cloned()
+        .filter(|e| {
+            DRIVERS.contains(&e.name.as_str()) && e.source == plan::Source::Demo(e.name.clone())
+        })
+        .map(|e| e.name.clone())
         .collect();
     for (name, value) in options {
-        if name == "!drivers" {
+        if name == "drivers" {
             drivers.extend(value.split(',').filter(|d| !d.is_empty()).map(String::from));
         } else {
-            blobs.push((name, Expect::Exit0, value.into_bytes()));
+            blobs.push((format!("!{name}"), Expect::Exit0, value.into_bytes()));
         }
     }
     if !drivers.is_empty() {
@@ -154,48 +124,17 @@ fn image(args: &[String]) -> Result<(), String> {
             drivers.join(",").into_bytes(),
         ));
     }
-    for name in names {
-        let data = read(&user_dir.join(&name))?;
-        let expect = if expects_fault(&name) {
+    for entry in planned {
+        let data = match &entry.source {
+            plan::Source::Demo(demo) => read(&user_dir.join(demo))?,
+            plan::Source::Elf(path) => read(path)?,
+        };
+        let expect = if entry.fault {
             Expect::Fault
         } else {
             Expect::Exit0
         };
-        blobs.push((name, expect, data));
-    }
-    for (name, count) in copies {
-        // The program itself (selected or not), then NAME-2 .. NAME-K.
-        let (expect, data) = match blobs.iter().find(|(n, _, _)| *n == name) {
-            Some((_, expect, data)) => (*expect, data.clone()),
-            None => {
-                if !env!("EXO_PROGRAMS").split(',').any(|p| p == name) {
-                    return Err(format!("--copies {name}: no program named `{name}`"));
-                }
-                let expect = if expects_fault(&name) {
-                    Expect::Fault
-                } else {
-                    Expect::Exit0
-                };
-                let data = read(&user_dir.join(&name))?;
-                blobs.push((name.clone(), expect, data.clone()));
-                (expect, data)
-            }
-        };
-        for i in 2..=count {
-            blobs.push((format!("{name}-{i}"), expect, data.clone()));
-        }
-    }
-    for path in elves {
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .ok_or(format!("{}: not a usable file name", path.display()))?;
-        let name: String = stem
-            .chars()
-            .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-            .take(abi::MAX_NAME_LEN)
-            .collect();
-        blobs.push((name, Expect::Exit0, read(&path)?));
+        blobs.push((entry.name, expect, data));
     }
     let entries: Vec<(&str, Expect, &[u8])> = blobs
         .iter()

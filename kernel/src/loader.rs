@@ -14,6 +14,11 @@ use alloc::string::String;
 use exo_core::object::AddressSpace as _;
 use exo_core::object::PageFlags;
 
+/// The page just below every program's stack, which the loader leaves
+/// unmapped: a page fault in it is (almost surely) a stack overflow.
+pub const STACK_GUARD: core::ops::Range<u64> =
+    USER_STACK_TOP - (USER_STACK_PAGES + 1) * PAGE..USER_STACK_TOP - USER_STACK_PAGES * PAGE;
+
 /// Loads a program as a new process. On error nothing is kept.
 ///
 /// `args` (at most [`MAX_ARGS`] bytes) is copied to the top of the new

@@ -134,12 +134,19 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     );
     START_TICKS.store(arch::apic::ticks(), core::sync::atomic::Ordering::Relaxed);
     kprintln!("exo: boot complete");
-    // Programs allowed to claim device frames (comma-separated names).
-    let drivers = entries
-        .iter()
-        .find(|e| e.name == "!drivers")
-        .and_then(|e| core::str::from_utf8(e.data).ok())
-        .unwrap_or("");
+    // Boot option `!NAME`: a comma-separated list of program names.
+    let names_of = |option: &str| {
+        entries
+            .iter()
+            .find(|e| e.name == option)
+            .and_then(|e| core::str::from_utf8(e.data).ok())
+            .unwrap_or("")
+    };
+    // Programs allowed to claim device frames.
+    let drivers = names_of("!drivers");
+    // Programs a test expects the loader to refuse (any other refusal
+    // fails the run).
+    let refusals = names_of("!refusals");
     let first = process::with(|k| {
         for entry in &programs {
             // Boot option `!args:NAME` holds that program's arguments.
@@ -149,16 +156,38 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
                 .map(|e| e.data)
                 .unwrap_or(&[]);
             let driver = drivers.split(',').any(|d| d == entry.name);
+            let refusal_expected = refusals.split(',').any(|r| r == entry.name);
             match loader::spawn(k, entry.name, entry.data, args, driver) {
                 Ok(pid) => {
                     verdict::expect(pid, entry.expect);
+                    if refusal_expected {
+                        kprintln!(
+                            "[exo] program {} loaded, but its refusal was expected: the run fails",
+                            entry.name
+                        );
+                        verdict::unplanned();
+                    }
                     kprintln!(
                         "[exo] pid {pid} ({}) loaded{}",
                         entry.name,
                         if driver { " (driver)" } else { "" }
                     )
                 }
-                Err(why) => kprintln!("[exo] program {}: refused: {why}", entry.name),
+                Err(why) => {
+                    kprintln!(
+                        "[exo] program {}: refused: {why}{}",
+                        entry.name,
+                        if refusal_expected { " (expected)" } else { "" }
+                    );
+                    if !refusal_expected {
+                        // A program that never ran did not succeed.
+                        kprintln!(
+                            "[exo] program {} was asked for but not loaded ({why}): the run fails",
+                            entry.name
+                        );
+                        verdict::unplanned();
+                    }
+                }
             }
         }
         let mut frame = arch::trap::TrapFrame::default();
@@ -249,7 +278,7 @@ impl core::fmt::Display for RunFigures {
 pub fn invariant_broken(k: &process::Kernel, calls: u64, why: &str) -> ! {
     kprintln!("[exo] invariant broken after {calls} syscalls: {why}");
     kprintln!(
-        "[exo] {} processes live, {} finished; {}: broken: FAILURE",
+        "[exo] {} processes live, {} finished; {}: broken; verdict: FAILURE",
         k.procs().len(),
         verdict::finished(),
         RunFigures
@@ -258,10 +287,13 @@ pub fn invariant_broken(k: &process::Kernel, calls: u64, why: &str) -> ! {
 }
 
 /// Every process has ended: report, check that every frame came back, and
-/// end the run with the verdict.
+/// end the run with the verdict. The last line keeps the kernel's own
+/// findings (frames, invariants) apart from the programs' (how many did
+/// not load or end as expected), then gives the verdict of both.
 pub fn finish(k: &mut process::Kernel) -> ! {
     trap::events::report();
-    let mut ok = verdict::all_as_expected();
+    let not_as_expected = verdict::not_as_expected();
+    let mut ok = not_as_expected == 0;
     let free = memory::counters().free;
     let before = FREE_AT_START.load(core::sync::atomic::Ordering::Relaxed);
     let invariants = k.check_invariants();
@@ -274,12 +306,13 @@ pub fn finish(k: &mut process::Kernel) -> ! {
         ok = false;
     }
     kprintln!(
-        "[exo] all {} processes finished; free frames {} (before: {}); {}: {}: {}",
+        "[exo] all {} processes finished; free frames {} (before: {}); {}: {}; programs: {}; verdict: {}",
         verdict::finished(),
         free,
         before,
         RunFigures,
         if invariants.is_ok() { "hold" } else { "broken" },
+        ProgramsLine(not_as_expected),
         if ok { "success" } else { "FAILURE" }
     );
     arch::exit(if ok {
@@ -287,6 +320,19 @@ pub fn finish(k: &mut process::Kernel) -> ! {
     } else {
         arch::Verdict::Failure
     })
+}
+
+/// The programs' part of the last line: `all as expected` or `N not as
+/// expected`.
+struct ProgramsLine(usize);
+
+impl core::fmt::Display for ProgramsLine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => f.write_str("all as expected"),
+            n => write!(f, "{n} not as expected"),
+        }
+    }
 }
 
 #[panic_handler]

@@ -195,6 +195,13 @@ impl core::fmt::Display for Fault {
         )?;
         if let Some(cr2) = self.cr2 {
             write!(f, " cr2={cr2:#x}")?;
+            if crate::loader::STACK_GUARD.contains(&cr2) {
+                write!(
+                    f,
+                    ": stack overflow (hit the guard page below the {} KiB stack)",
+                    abi::USER_STACK_PAGES * abi::PAGE_SIZE / 1024
+                )?;
+            }
         }
         Ok(())
     }

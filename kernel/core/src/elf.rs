@@ -304,6 +304,9 @@ impl fmt::Display for ElfError {
                 f,
                 "segments cover {total} bytes, at most {MAX_TOTAL_MEMSZ} allowed"
             ),
+            ElfError::EntryNotExecutable { entry: 0 } => f.write_str(
+                "no entry point (e_entry 0): define `_start`, e.g. with `libos::entry!(main)`",
+            ),
             ElfError::EntryNotExecutable { entry } => {
                 write!(f, "entry point {entry:#x} is not in an executable segment")
             }
@@ -968,6 +971,12 @@ mod tests {
             );
         }
         assert!(validate(&valid().with(|b| b.entry = TEXT + 0xff).build()).is_ok());
+        // No entry at all is what a program without `_start` links to.
+        let none = ElfError::EntryNotExecutable { entry: 0 }.to_string();
+        assert!(
+            none.contains("no entry point") && none.contains("libos::entry!"),
+            "{none}"
+        );
     }
 
     proptest! {

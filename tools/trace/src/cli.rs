@@ -3,6 +3,7 @@
 //! tests can drive it directly.
 
 use crate::filter::Filter;
+use crate::perfetto::Timeline;
 use crate::record::{parse_line, LineKind};
 use crate::render::{json_line, strace_line};
 use crate::summary::Summary;
@@ -15,7 +16,7 @@ use std::io::{self, BufRead, BufReader, Write};
 pub const HELP: &str = "\
 exo-trace: decode exo's serial syscall trace
 
-usage: exo-trace [FILE] [--summary] [--json] [--pid N] [--syscall NAME[,NAME]] [--errors] [--help]
+usage: exo-trace [FILE] [--summary] [--json] [--perfetto OUT] [--pid N] [--syscall NAME[,NAME]] [--errors] [--help]
 
 Reads a serial log from FILE (or standard input; FILE `-` also means it)
 and prints one strace-like line per `@exo-trace` record, e.g.
@@ -29,6 +30,12 @@ options:
                         strace -c): calls, errors, cycles p50/p99, total
   --json                one JSON object per record (per syscall with
                         --summary), one per line
+  --perfetto OUT        write a timeline to OUT instead (Chrome trace-event
+                        JSON: open it in ui.perfetto.dev or chrome://tracing):
+                        a track per process, a slice per syscall with its
+                        arguments and result, an instant per context switch;
+                        time is kernel cycles (1 ns shown = 1 cycle), calls
+                        laid end to end in trace order
   --pid N               only records of process N
   --syscall NAME[,NAME] only these syscalls (repeatable; `unknown#N` too)
   --errors              only calls that failed
@@ -43,6 +50,8 @@ struct Options {
     file: Option<String>,
     summary: bool,
     json: bool,
+    /// `--perfetto OUT`: write a timeline to OUT.
+    perfetto: Option<String>,
     filter: Filter,
 }
 
@@ -84,6 +93,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 return Err(format!("option {name} takes no value"));
             }
             "--summary" => opts.summary = true,
+            "--perfetto" => opts.perfetto = Some(value(name)?.to_owned()),
             "--json" => opts.json = true,
             "--errors" => opts.filter.errors_only = true,
             "--pid" => {
@@ -108,6 +118,11 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             }
             _ => return Err(format!("unknown option {arg:?}")),
         }
+    }
+    if opts.perfetto.is_some() && (opts.summary || opts.json) {
+        return Err(
+            "--perfetto writes a timeline; it does not combine with --summary or --json".into(),
+        );
     }
     match positional.as_slice() {
         [] => {}
@@ -178,6 +193,10 @@ pub fn run(
             let _ = writeln!(err, "exo-trace: cannot read input: {e}");
             1
         }
+        Err(Failure::Timeline(path, e)) => {
+            let _ = writeln!(err, "exo-trace: cannot write {path}: {e}");
+            1
+        }
     }
 }
 
@@ -185,6 +204,8 @@ pub fn run(
 enum Failure {
     Input(io::Error),
     Output(io::Error),
+    /// The `--perfetto` file could not be written.
+    Timeline(String, io::Error),
 }
 
 /// The streaming loop: one line in, at most one line out, flushed.
@@ -196,6 +217,7 @@ fn process(
 ) -> Result<(), Failure> {
     let filtering = opts.filter.is_active();
     let mut summary = Summary::new();
+    let mut timeline = opts.perfetto.as_ref().map(|_| Timeline::new());
     let mut buf = Vec::new();
     let mut line_no: u64 = 0;
     loop {
@@ -214,7 +236,7 @@ fn process(
         let record = match kind {
             LineKind::Record(record) => record,
             LineKind::Other(_) => {
-                if !filtering && !opts.summary && !opts.json {
+                if !filtering && !opts.summary && !opts.json && timeline.is_none() {
                     // The raw bytes, terminator included: untouched.
                     emit(out, &buf)?;
                 }
@@ -234,6 +256,10 @@ fn process(
         if !opts.filter.matches(&record) {
             continue;
         }
+        if let Some(timeline) = &mut timeline {
+            timeline.add(&record);
+            continue;
+        }
         if opts.summary {
             summary.add(&record);
             continue;
@@ -244,6 +270,17 @@ fn process(
             strace_line(&record)
         };
         line.push('\n');
+        emit(out, line.as_bytes())?;
+    }
+    if let (Some(timeline), Some(path)) = (&timeline, &opts.perfetto) {
+        std::fs::write(path, timeline.render()).map_err(|e| Failure::Timeline(path.clone(), e))?;
+        let line = format!(
+            "exo-trace: wrote {path}: {} syscalls of {} processes, {} context switches \
+             (open it in ui.perfetto.dev or chrome://tracing)\n",
+            timeline.slices(),
+            timeline.processes(),
+            timeline.switches()
+        );
         emit(out, line.as_bytes())?;
     }
     if opts.summary {
@@ -291,6 +328,8 @@ mod tests {
             Some(vec!["map".into(), "unmap".into(), "getpid".into()])
         );
         assert_eq!(o.filter.pid, Some(7));
+        let o = parse(&["log", "--perfetto", "t.json", "--pid", "2"]).unwrap();
+        assert_eq!(o.perfetto.as_deref(), Some("t.json"));
         let o = parse(&["--", "--weird-file"]).unwrap();
         assert_eq!(o.file.as_deref(), Some("--weird-file"));
         let o = parse(&["-"]).unwrap();
@@ -313,6 +352,9 @@ mod tests {
             &["--syscall", "map,"],
             &["--syscall", "unknown#"],
             &["--json=yes"],
+            &["--perfetto"],
+            &["--perfetto", "t.json", "--summary"],
+            &["--perfetto", "t.json", "--json"],
             &["a", "b"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");

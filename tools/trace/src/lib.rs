@@ -15,6 +15,8 @@
 //! - [`strace_line`] and [`json_line`] render one record;
 //! - [`Summary`] accumulates `strace -c`-style per-syscall statistics;
 //! - [`Filter`] selects records by pid, syscall or failure;
+//! - [`Timeline`] makes a Chrome trace-event JSON timeline of the records
+//!   (ui.perfetto.dev, chrome://tracing);
 //! - [`run`] is the whole `exo-trace` command (the `exo-trace` binary and
 //!   `cargo xtask trace` both call it).
 //!
@@ -31,12 +33,14 @@
 
 mod cli;
 mod filter;
+mod perfetto;
 mod record;
 mod render;
 mod summary;
 
 pub use cli::{run, HELP};
 pub use filter::Filter;
+pub use perfetto::{Timeline, CLOCK_NOTE};
 pub use record::{parse_line, LineKind, Record, TraceResult};
 pub use render::{json_line, json_string, strace_line};
 pub use summary::{percentile, Summary, SummaryRow};

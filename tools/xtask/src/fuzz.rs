@@ -81,7 +81,7 @@ pub fn tests() -> Vec<QemuTest> {
             "0 violations",
             "(test-fuzz-3) exited with code 0",
             "invariants checked",
-            "hold: success",
+            "hold; programs: all as expected; verdict: success",
         ],
     );
     test.also_must_not.push("VIOLATION");
@@ -102,7 +102,7 @@ pub fn tests() -> Vec<QemuTest> {
                 "bounds: pid 64: 1024 capabilities, 2048 mappings, 64 queued",
                 "[exo] all 64 processes finished",
                 "invariants checked",
-                "hold: success",
+                "hold; programs: all as expected; verdict: success",
             ],
         )
     };

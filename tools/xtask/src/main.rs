@@ -12,6 +12,11 @@ mod bench_syscalls;
 mod build;
 mod device_tests;
 mod fuzz;
+// The image builder's plan (src/plan.rs, pure): compiled here too, so that
+// its tests run with the host tests.
+#[cfg(test)]
+#[path = "../../../src/plan.rs"]
+mod image_plan;
 mod linux_guest;
 mod qemu;
 mod setup;
@@ -116,7 +121,7 @@ the exit status is 0 when nothing failed.
     Help {
         name: "trace",
         usage: &["trace [FILE] [options]"],
-        summary: "Decode a serial trace into strace-like lines",
+        summary: "Decode a serial trace (strace-like, or a timeline)",
         details: &[TRACE_DETAILS, exo_trace::HELP],
     },
     Help {

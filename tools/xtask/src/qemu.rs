@@ -300,51 +300,21 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
     })
 }
 
+/// The lines of a failed run's serial log that say why it failed: the
+/// kernel's reports of programs not loaded as planned or not finished as
+/// expected (see `kernel/src/verdict.rs`).
+pub fn failure_reasons(serial: &str) -> Vec<&str> {
+    serial
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.ends_with(": the run fails") || l.contains("did not finish as expected"))
+        .map(|l| l.strip_prefix("[exo] ").unwrap_or(l))
+        .collect()
+}
+
 /// `cargo xtask run`.
 pub fn run_command(args: &[String]) -> Result<u8, String> {
-    let mut spec = ImageSpec::default();
-    let mut opts = RunOptions::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--programs" => spec.programs = Some(value()?),
-            "--elf" => {
-                let path = PathBuf::from(value()?);
-                let path = std::fs::canonicalize(&path)
-                    .map_err(|e| format!("--elf {}: {e}", path.display()))?;
-                spec.elves.push(path);
-            }
-            "--trace" => spec.options.push("trace".into()),
-            "--driver" => spec.options.push(format!("drivers={}", value()?)),
-            "--args" => {
-                let v = value()?;
-                if !v.contains('=') {
-                    return Err(format!("--args {v}: expected PROGRAM=ARGUMENTS"));
-                }
-                spec.options.push(format!("args:{v}"));
-            }
-            "--copies" => {
-                let v = value()?;
-                if !v.contains('=') {
-                    return Err(format!("--copies {v}: expected PROGRAM=COUNT"));
-                }
-                spec.copies.push(v);
-            }
-            "--uefi" => spec.uefi = true,
-            "--kvm" => opts.kvm = true,
-            "--gdb" => opts.gdb = true,
-            "--timeout" => {
-                let v = value()?;
-                let secs: u64 = v
-                    .parse()
-                    .map_err(|_| format!("--timeout {v}: not a number"))?;
-                opts.timeout = Duration::from_secs(secs);
-            }
-            other => return Err(format!("run: unknown option `{other}` (see --help)")),
-        }
-    }
-    opts.uefi = spec.uefi;
+    let (spec, opts) = parse_run(args)?;
     let tool = build::build_all()?;
     let out = build::target_dir().join("exo").join("run");
     let image = build::make_image(&tool, &spec, &out)?;
@@ -377,7 +347,12 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
         1 if outcome.status == Some(QEMU_SUCCESS) => {
             eprintln!("xtask: kernel verdict: success, but the disk check failed: run failed")
         }
-        1 => eprintln!("xtask: kernel verdict: failure"),
+        1 => {
+            eprintln!("xtask: kernel verdict: failure");
+            for why in failure_reasons(&outcome.serial) {
+                eprintln!("xtask:   {why}");
+            }
+        }
         124 => eprintln!("xtask: timed out after {} s", opts.timeout.as_secs()),
         _ => eprintln!(
             "xtask: QEMU ended without a verdict (status {:?})",
@@ -385,4 +360,101 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
         ),
     }
     Ok(code)
+}
+
+/// `cargo xtask run`'s options: what to boot and how. Everything that can
+/// be checked before building is checked here.
+pub fn parse_run(args: &[String]) -> Result<(ImageSpec, RunOptions), String> {
+    let mut spec = ImageSpec::default();
+    let mut opts = RunOptions::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--programs" => spec.programs = Some(value()?),
+            "--elf" => {
+                let path = PathBuf::from(value()?);
+                let path = std::fs::canonicalize(&path)
+                    .map_err(|e| format!("--elf {}: {e}", path.display()))?;
+                spec.elves.push(path);
+            }
+            "--trace" => spec.options.push("trace".into()),
+            "--driver" => spec.options.push(format!("drivers={}", value()?)),
+            "--args" => {
+                let v = value()?;
+                let Some((name, text)) = v.split_once('=') else {
+                    return Err(format!("--args {v}: expected PROGRAM=ARGUMENTS"));
+                };
+                if text.len() > abi::MAX_ARGS {
+                    return Err(format!(
+                        "--args {name}=...: the arguments are {} bytes; a program \
+                         can be given at most {} (abi::MAX_ARGS)",
+                        text.len(),
+                        abi::MAX_ARGS
+                    ));
+                }
+                spec.options.push(format!("args:{v}"));
+            }
+            "--copies" => {
+                let v = value()?;
+                if !v.contains('=') {
+                    return Err(format!("--copies {v}: expected PROGRAM=COUNT"));
+                }
+                spec.copies.push(v);
+            }
+            "--uefi" => spec.uefi = true,
+            "--kvm" => opts.kvm = true,
+            "--gdb" => opts.gdb = true,
+            "--timeout" => {
+                let v = value()?;
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--timeout {v}: not a number"))?;
+                opts.timeout = Duration::from_secs(secs);
+            }
+            other => return Err(format!("run: unknown option `{other}` (see --help)")),
+        }
+    }
+    opts.uefi = spec.uefi;
+    Ok((spec, opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments_over_the_kernel_limit_are_refused_before_building() {
+        let fits = format!("hello={}", "a".repeat(abi::MAX_ARGS));
+        let (spec, _) = parse_run(&args(&["--args", &fits])).expect("1024 bytes fit");
+        assert_eq!(spec.options, [format!("args:{fits}")]);
+        let over = format!("hello={}", "a".repeat(abi::MAX_ARGS + 1));
+        let why = parse_run(&args(&["--args", &over])).expect_err("refused");
+        assert!(
+            why.contains("1025 bytes") && why.contains("at most 1024"),
+            "{why}"
+        );
+        assert!(parse_run(&args(&["--args", "hello"])).is_err());
+    }
+
+    #[test]
+    fn a_failed_run_says_why() {
+        let serial = "[exo] pid 1 (hello) exited with code 0\n\
+            [exo] program true: refused: position-independent executable\n\
+            [exo] program true was asked for but not loaded (position-independent executable): the run fails\n\
+            [exo] pid 2 (x) did not finish as expected (Exit0)\n\
+            [exo] all 1 processes finished; ...: FAILURE\n";
+        assert_eq!(
+            failure_reasons(serial),
+            [
+                "program true was asked for but not loaded (position-independent executable): the run fails",
+                "pid 2 (x) did not finish as expected (Exit0)"
+            ]
+        );
+        assert!(failure_reasons("[exo] all 3 processes finished: success").is_empty());
+    }
 }

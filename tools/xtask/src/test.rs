@@ -236,13 +236,65 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             ImageSpec {
                 programs: Some("hello".into()),
                 elves: vec![bad_elf()],
+                // The one refusal this test expects (any other fails it).
+                options: vec!["refusals=not-an-elf".into()],
                 ..Default::default()
             },
             0,
             &[
-                "[exo] program not-an-elf: refused:",
+                "[exo] program not-an-elf: refused: file is 34 bytes, shorter than an ELF64 header (expected)",
                 "hello: hello from a library OS",
                 "success",
+            ],
+        ),
+        qt(
+            // What a host program is: a position-independent executable.
+            "pie-elf-refused-fails-the-run",
+            ImageSpec {
+                elves: vec!["/bin/true".into()],
+                ..Default::default()
+            },
+            1,
+            &[
+                "[exo] program true: refused: position-independent executable",
+                "[exo] program true was asked for but not loaded (position-independent \
+                 executable (ET_DYN) not supported: build with `-C relocation-model=static`): \
+                 the run fails",
+                "all 0 processes finished",
+                "FAILURE",
+            ],
+        ),
+        qt(
+            // `cargo xtask run` refuses these on the host already; here the
+            // option reaches the kernel, which refuses them too.
+            "args-over-the-limit-refused-fails-the-run",
+            ImageSpec {
+                programs: Some("hello".into()),
+                options: vec![format!("args:hello={}", "a".repeat(1025))],
+                ..Default::default()
+            },
+            1,
+            &[
+                "[exo] program hello: refused: arguments longer than 1024 bytes",
+                "program hello was asked for but not loaded (arguments longer than 1024 bytes): \
+                 the run fails",
+                "FAILURE",
+            ],
+        ),
+        qt(
+            // An expected refusal that does not happen fails the run: the
+            // test that expected it tests nothing any more.
+            "expected-refusal-that-loads-fails-the-run",
+            ImageSpec {
+                programs: Some("hello".into()),
+                options: vec!["refusals=hello".into()],
+                ..Default::default()
+            },
+            1,
+            &[
+                "(hello) exited with code 0",
+                "[exo] program hello loaded, but its refusal was expected: the run fails",
+                "FAILURE",
             ],
         ),
         QemuTest {
@@ -313,6 +365,35 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 &["[exo] page zeroing: AVX stores", "bench: end", "success"],
             )
         },
+        qt(
+            "stack-overflow-reported-as-such",
+            programs("test-fault-stack"),
+            0,
+            &[
+                "stack: recursing until the stack runs out",
+                "(test-fault-stack) killed: page fault (vector 14)",
+                "cr2=0x7ffffffdf",
+                ": stack overflow (hit the guard page below the 64 KiB stack)",
+                "programs: all as expected; verdict: success",
+            ],
+        ),
+        qt(
+            // A program that fails only itself: the kernel's findings and
+            // the programs' are apart in the last line.
+            "program-failure-is-not-an-invariant-failure",
+            ImageSpec {
+                programs: Some("hello".into()),
+                options: vec!["args:hello=fail".into()],
+                ..Default::default()
+            },
+            1,
+            &[
+                "hello: failing as asked: --args hello=fail",
+                "error: asked to fail",
+                "(hello) exited with code 1",
+                "invariants checked 1 times: hold; programs: 1 not as expected; verdict: FAILURE",
+            ],
+        ),
         qt(
             "hostile-privileged-instructions-end-only-the-offender",
             programs("test-fault,hello"),

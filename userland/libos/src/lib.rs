@@ -65,8 +65,10 @@ pub use mem::{Frame, Mapping};
 pub use abi::SysError as Error;
 
 /// Defines the program's entry point: `_start` calls `$main`, a
-/// `fn() -> Result<(), libos::Error>`. `Ok` exits with 0; `Err(e)` prints
-/// `error: {e}` and exits with 1.
+/// `fn() -> Result<(), E>` for any error type `E` that implements
+/// [`core::fmt::Display`]: [`Error`] (a failed system call), the
+/// program's own error type, or a `&'static str`. `Ok` exits with 0;
+/// `Err(e)` prints `error: {e}` and exits with 1.
 ///
 /// The kernel enters `_start` with the stack aligned as after a `call`,
 /// the pid in `rdi` (also available from [`sys::getpid`]) and the program's
@@ -78,7 +80,7 @@ macro_rules! entry {
         /// `#[no_mangle]` already exports it, and nothing should call it.
         #[no_mangle]
         extern "C" fn _start(pid: u64, args: *const u8, args_len: usize) -> ! {
-            let main: fn() -> ::core::result::Result<(), $crate::Error> = $main;
+            let main: fn() -> ::core::result::Result<(), _> = $main;
             // SAFETY: these are the registers the kernel started us with.
             unsafe { $crate::run(main, pid, args, args_len) }
         }
@@ -100,7 +102,12 @@ pub fn args() -> &'static str {
 /// `rdx`): null/0, or `len` bytes that stay untouched for the program's
 /// life. Call it once, from `_start`.
 #[doc(hidden)]
-pub unsafe fn run(main: fn() -> Result<(), Error>, _pid: u64, args: *const u8, len: usize) -> ! {
+pub unsafe fn run<E: core::fmt::Display>(
+    main: fn() -> Result<(), E>,
+    _pid: u64,
+    args: *const u8,
+    len: usize,
+) -> ! {
     let text = if args.is_null() || len == 0 {
         ""
     } else {
