@@ -430,6 +430,12 @@ syscalls! {
         /// memory: where the kernel's own physical pages are (an exokernel
         /// exposes names, not abstractions: a libOS may look, never touch).
         SysInfo = 16, "sys_info", unsafe fn sys_info(out: u64 as Addr) -> None;
+        /// `cap_info(handle, out_ptr)`: write a [`CapInfo`](crate::CapInfo)
+        /// to user memory: the capability's kind, size in frames, rights and
+        /// (with the `MAP` right, as `frame_phys`) physical address. Needs
+        /// no right: a holder may always ask what it holds. The handle is
+        /// checked before the buffer.
+        CapInfo = 17, "cap_info", unsafe fn cap_info(cap: Handle as Handle, out: u64 as Addr) -> None;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame
@@ -534,12 +540,13 @@ mod tests {
 
     #[test]
     fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
-        let unsafe_ones: [Sysnum; 5] = [
+        let unsafe_ones: [Sysnum; 6] = [
             Sysnum::FrameFree,
             Sysnum::Unmap,
             Sysnum::CapTransfer,
             Sysnum::FrameStats,
             Sysnum::SysInfo,
+            Sysnum::CapInfo,
         ];
         for &s in Sysnum::ALL {
             assert_eq!(s.stub_is_unsafe(), unsafe_ones.contains(&s), "{s:?}");

@@ -51,7 +51,7 @@ pub mod sys;
 
 pub use abi;
 pub use abi::raw;
-pub use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
+pub use abi::{CapInfo, CapKindCode, FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
 pub use device::{DeviceFrame, DeviceRegion, DmaBuffer};
 pub use mem::{Frame, Mapping};
 

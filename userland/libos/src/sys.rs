@@ -20,7 +20,7 @@
 //! any registers.
 
 use crate::Error;
-use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, TransferFlags};
+use abi::{CapInfo, FrameStats, Handle, MapFlags, Rights, SysInfo, TransferFlags};
 
 pub use abi::raw;
 
@@ -174,6 +174,18 @@ pub fn sys_info() -> SysInfo {
         panic!("sys_info refused a stack buffer: {e}");
     }
     info
+}
+
+/// What capability `handle` is: its kind, size in frames, rights, and
+/// (with the `MAP` right) physical address. `BadCapability` if the caller
+/// holds no such handle.
+pub fn cap_info(handle: Handle) -> Result<CapInfo, Error> {
+    let mut info = CapInfo::default();
+    let out = &mut info as *mut CapInfo as u64;
+    // SAFETY: `out` is a local the kernel fills for the length of one
+    // `CapInfo`; no reference to it lives across the call.
+    ok(unsafe { raw::cap_info(handle, out) })?;
+    Ok(info)
 }
 
 /// Switches syscall tracing (on the kernel console) on or off.

@@ -25,7 +25,7 @@ pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
 
 use crate::frame_alloc::AllocError;
 use crate::memmap::FrameClass;
-use abi::{Error, FrameStats, Handle, MapFlags, Rights, TransferFlags};
+use abi::{CapInfo, CapKindCode, Error, FrameStats, Handle, MapFlags, Rights, TransferFlags};
 use abi::{USER_MAP_TOP, USER_MIN};
 use ledger::Dropped;
 
@@ -346,6 +346,30 @@ impl<P: Platform> Kernel<P> {
         let cap = self.caller(pid)?.caps.get(h)?;
         require(cap.rights, Rights::MAP)?;
         Ok(cap.kind.frames().0 * PAGE)
+    }
+
+    /// `cap_info`: what capability `h` of the caller is. Needs no right;
+    /// the physical address only with `MAP`, the rule of
+    /// [`frame_phys`](Self::frame_phys).
+    pub fn cap_info(&mut self, pid: u64, h: Handle) -> Result<CapInfo, Error> {
+        let cap = self.caller(pid)?.caps.get(h)?;
+        let (first, frames) = cap.kind.frames();
+        let kind = match cap.kind {
+            CapKind::Ram { count: 1, .. } => CapKindCode::RamFrame,
+            CapKind::Ram { .. } => CapKindCode::RamRun,
+            CapKind::Device { .. } => CapKindCode::Device,
+        };
+        let phys = if cap.rights.contains(Rights::MAP) {
+            first * PAGE
+        } else {
+            CapInfo::PHYS_HIDDEN
+        };
+        Ok(CapInfo {
+            kind: kind as u64,
+            frames,
+            rights: cap.rights.bits(),
+            phys,
+        })
     }
 
     /// `map`. `flags` was decoded by the syscall table: defined bits only,

@@ -108,6 +108,10 @@ enum Op {
         p: usize,
         h: usize,
     },
+    Info {
+        p: usize,
+        h: usize,
+    },
     Map {
         p: usize,
         h: usize,
@@ -142,6 +146,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..4usize, 1..10u64, 0..4u32).prop_map(|(p, count, align_log)| Op::Contig { p, count, align_log }),
         5 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Free { p, h }),
         2 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Phys { p, h }),
+        2 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Info { p, h }),
         8 => (0..4usize, 0..12usize, 0..8u64, 0..9u64).prop_map(|(p, h, slot, flags)| Op::Map { p, h, slot, flags }),
         5 => (0..4usize, 0..8u64, 0..6u8).prop_map(|(p, slot, odd)| Op::Unmap { p, slot, odd }),
         5 => (0..4usize, 0..12usize, 0..4usize, 0..16u64, any::<bool>())
@@ -311,6 +316,29 @@ impl World {
                     Some(c) => Ok(c.first * PAGE),
                 };
                 assert_eq!(self.k.frame_phys(pid, Handle::from_raw(h)), want);
+            }
+            Op::Info { p, h } => {
+                let Some(pid) = self.pid(p) else { return };
+                let h = self.handle(pid, h);
+                let want = self.m.procs[&pid].caps.get(&h).map(|c| {
+                    let kind = match (c.device, c.count) {
+                        (true, _) => abi::CapKindCode::Device,
+                        (false, 1) => abi::CapKindCode::RamFrame,
+                        (false, _) => abi::CapKindCode::RamRun,
+                    };
+                    abi::CapInfo {
+                        kind: kind as u64,
+                        frames: c.count,
+                        rights: c.rights.bits(),
+                        phys: if c.rights.contains(Rights::MAP) {
+                            c.first * PAGE
+                        } else {
+                            abi::CapInfo::PHYS_HIDDEN
+                        },
+                    }
+                });
+                let got = self.k.cap_info(pid, Handle::from_raw(h));
+                assert_eq!(got, want.ok_or(Error::BadCapability), "cap_info {h:#x}");
             }
             Op::Map { p, h, slot, flags } => {
                 let Some(pid) = self.pid(p) else { return };
@@ -606,5 +634,51 @@ fn a_refused_multi_page_map_maps_nothing() {
         Err(Error::AlreadyMapped)
     );
     assert_eq!(w.k.procs().get(pid).unwrap().space.len(), 1);
+    w.k.check_invariants().unwrap();
+}
+
+#[test]
+fn cap_info_reports_kind_size_rights_and_phys_by_the_map_rule() {
+    use abi::{CapInfo, CapKindCode};
+    let mut w = World::new();
+    let (a, b) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    let one = Handle::from_raw(w.k.frame_alloc(a).unwrap());
+    let run = Handle::from_raw(w.k.frame_alloc_contiguous(a, 4, 4, 0).unwrap());
+    let info = w.k.cap_info(a, one).unwrap();
+    assert_eq!(info.cap_kind(), Some(CapKindCode::RamFrame));
+    assert_eq!((info.frames, info.rights()), (1, Some(Rights::ALL)));
+    assert_eq!(info.phys(), w.k.frame_phys(a, one).ok());
+    let info = w.k.cap_info(a, run).unwrap();
+    assert_eq!(info.cap_kind(), Some(CapKindCode::RamRun));
+    assert_eq!(info.frames, 4);
+    // A copy without MAP: its holder learns kind, size and rights, not
+    // where the frames are.
+    w.k.cap_transfer(a, run, b, Rights::READ, TransferFlags::NONE)
+        .unwrap();
+    let got = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    let info = w.k.cap_info(b, got).unwrap();
+    assert_eq!(
+        info,
+        CapInfo {
+            kind: CapKindCode::RamRun as u64,
+            frames: 4,
+            rights: Rights::READ.bits(),
+            phys: CapInfo::PHYS_HIDDEN,
+        }
+    );
+    assert_eq!(w.k.frame_phys(b, got), Err(Error::PermissionDenied));
+    // A device page (the second process is a driver).
+    let dev = Handle::from_raw(w.k.frame_alloc_at(b, 0x10 * PAGE).unwrap());
+    let info = w.k.cap_info(b, dev).unwrap();
+    assert_eq!(info.cap_kind(), Some(CapKindCode::Device));
+    assert_eq!((info.frames, info.phys()), (1, Some(0x10 * PAGE)));
+    // Someone else's handle, a freed one, a forged one.
+    assert_eq!(w.k.cap_info(b, one), Err(Error::BadCapability));
+    w.k.frame_free(a, one).unwrap();
+    assert_eq!(w.k.cap_info(a, one), Err(Error::BadCapability));
+    assert_eq!(
+        w.k.cap_info(a, Handle::from_raw(0x5eed)),
+        Err(Error::BadCapability)
+    );
     w.k.check_invariants().unwrap();
 }

@@ -671,6 +671,8 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         Sysnum::CapTransfer => Error::BadCapability,
         Sysnum::CapRecv => Error::WouldBlock,
         Sysnum::FrameStats | Sysnum::SysInfo => Error::InvalidAddress,
+        // The handle is checked before the buffer.
+        Sysnum::CapInfo => Error::BadCapability,
         Sysnum::TraceCtl => Error::InvalidArgument,
     })
 }
