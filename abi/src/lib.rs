@@ -325,6 +325,10 @@ macro_rules! abi_flags {
             pub const fn bits(self) -> u64 {
                 self.0
             }
+            /// Whether no bit is set.
+            pub const fn is_empty(self) -> bool {
+                self.0 == 0
+            }
             /// Whether every bit of `other` is set in `self`.
             pub const fn contains(self, other: $name) -> bool {
                 self.0 & other.0 == other.0
@@ -398,15 +402,20 @@ abi_flags! {
 }
 
 abi_flags! {
-    /// What a capability allows. Transfers may only keep or drop rights.
+    /// What a capability allows. Transfers may only keep or drop rights,
+    /// and never pass on none at all. There is no execute right: what may
+    /// be mapped (`READ|MAP`) may be mapped executable (never also
+    /// writable, never a device page).
     pub struct Rights {
-        /// Map readable.
+        /// Read: with `MAP`, needed for any mapping (every mapping is
+        /// readable).
         const READ = 1 << 0, "READ";
         /// Map writable.
         const WRITE = 1 << 1, "WRITE";
-        /// Map at all (and `frame_phys`).
+        /// Map at all (with `READ`), and learn the physical address
+        /// (`frame_phys`, `cap_info`).
         const MAP = 1 << 2, "MAP";
-        /// Hand on to another process.
+        /// Hand on to another process (`cap_transfer`).
         const TRANSFER = 1 << 3, "TRANSFER";
     }
 }

@@ -389,7 +389,7 @@ syscalls! {
         /// through this handle are removed first.
         FrameFree = 5, "frame_free", unsafe fn frame_free(cap: Handle as Handle) -> None;
         /// `frame_phys(handle) -> phys`: the physical address (what a device
-        /// needs for DMA).
+        /// needs for DMA). Needs `MAP`.
         FramePhys = 6, "frame_phys", safe fn frame_phys(cap: Handle as Handle) -> Phys;
         /// `frame_alloc_contiguous(count, align, max_phys) -> handle`:
         /// `count` physically contiguous zeroed frames
@@ -399,8 +399,8 @@ syscalls! {
         FrameAllocContiguous = 7, "frame_alloc_contiguous", safe
             fn frame_alloc_contiguous(count: u64 as Num, align: u64 as Num, max_phys: u64 as Phys) -> Handle;
         /// `map(handle, vaddr, flags)`: map the capability's frames at user
-        /// address `vaddr` with [`MapFlags`] (W^X). Device frames are always
-        /// uncached.
+        /// address `vaddr` with [`MapFlags`] (W^X). Needs `READ|MAP`, and
+        /// `WRITE` to map writable. Device frames are always uncached.
         Map = 8, "map", safe fn map(cap: Handle as Handle, vaddr: u64 as Addr, flags: MapFlags as MapFlags) -> None;
         /// `unmap(vaddr)`: remove the mapping that starts at `vaddr`. The
         /// address rule is `map`'s: an unaligned address or one outside
@@ -408,7 +408,8 @@ syscalls! {
         /// where no mapping starts is `NotMapped`.
         Unmap = 9, "unmap", unsafe fn unmap(vaddr: u64 as Addr) -> None;
         /// `cap_transfer(handle, pid, rights, flags)`: hand the capability
-        /// to process `pid` with `rights` (a subset of the held rights).
+        /// to process `pid` with `rights` (a non-empty subset of the held
+        /// rights; needs `TRANSFER`; no rights at all is `InvalidArgument`).
         /// With [`TransferFlags::MOVE`] the caller's handle dies; otherwise
         /// both hold it.
         CapTransfer = 10, "cap_transfer", unsafe fn cap_transfer(

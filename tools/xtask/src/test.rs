@@ -277,6 +277,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                     "hostile: another process's handle: refused: BadCapability",
                     "hostile: a frame stays alive after its sharer died (a non-driver, it could not claim a device): ok",
                     "hostile: claiming the local APIC: refused: PermissionDenied",
+                    "hostile: transfer with no rights at all: refused: InvalidArgument",
                     "| @exo-trace 1 pid=1 proc=forged",
                     "| [exo] forged kernel line",
                     "hostile: exhausting all free memory: refused: OutOfMemory",

@@ -94,7 +94,8 @@ pub fn frame_phys(handle: Handle) -> Result<u64, Error> {
 }
 
 /// Maps every frame of `handle` at `vaddr` (page aligned, at least
-/// `0x10000`, below [`abi::USER_TOP`]); readable, plus `flags`.
+/// `0x10000`, below [`abi::USER_TOP`]); readable, plus `flags`. Needs the
+/// `READ` and `MAP` rights, and `WRITE` for [`MapFlags::WRITE`].
 ///
 /// Safe because it only adds pages where nothing was mapped
 /// (`AlreadyMapped` otherwise); turning the address into a reference is
@@ -112,8 +113,9 @@ pub unsafe fn unmap(vaddr: u64) -> Result<(), Error> {
     ok(unsafe { raw::unmap(vaddr) }).map(drop)
 }
 
-/// Hands capability `handle` to process `pid` with `rights` (a subset of
-/// the held rights; the held rights must include `TRANSFER`). With `move_`
+/// Hands capability `handle` to process `pid` with `rights` (a non-empty
+/// subset of the held rights, else `InvalidArgument` for none and
+/// `PermissionDenied` for more; the held rights must include `TRANSFER`). With `move_`
 /// the caller's handle dies (as with [`frame_free`]); otherwise both hold it.
 ///
 /// # Safety

@@ -455,7 +455,9 @@ impl<P: Platform> Kernel<P> {
         }
     }
 
-    /// `cap_transfer`.
+    /// `cap_transfer`: needs `TRANSFER`, and passes on a non-empty subset
+    /// of the held rights (a capability with no rights is useless, so
+    /// asking for one is `InvalidArgument`, checked before the handle).
     pub fn cap_transfer(
         &mut self,
         pid: u64,
@@ -464,6 +466,9 @@ impl<P: Platform> Kernel<P> {
         rights: Rights,
         flags: TransferFlags,
     ) -> Result<u64, Error> {
+        if rights.is_empty() {
+            return Err(Error::InvalidArgument);
+        }
         let cap = *self.caller(pid)?.caps.get(h)?;
         require(cap.rights, Rights::TRANSFER)?;
         require(cap.rights, rights)?;

@@ -430,6 +430,7 @@ impl World {
                     .k
                     .cap_transfer(pid, Handle::from_raw(h), target, rights, flags);
                 let want = match self.m.procs[&pid].caps.get(&h) {
+                    _ if rights.is_empty() => Err(Error::InvalidArgument),
                     None => Err(Error::BadCapability),
                     Some(c)
                         if !c.rights.contains(Rights::TRANSFER) || !c.rights.contains(rights) =>
@@ -679,6 +680,31 @@ fn cap_info_reports_kind_size_rights_and_phys_by_the_map_rule() {
     assert_eq!(
         w.k.cap_info(a, Handle::from_raw(0x5eed)),
         Err(Error::BadCapability)
+    );
+    w.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_transfer_with_no_rights_is_refused_before_the_handle() {
+    let mut w = World::new();
+    let (a, b) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    let h = Handle::from_raw(w.k.frame_alloc(a).unwrap());
+    for flags in [TransferFlags::NONE, TransferFlags::MOVE] {
+        assert_eq!(
+            w.k.cap_transfer(a, h, b, Rights::NONE, flags),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            w.k.cap_transfer(a, Handle::from_raw(0x5eed), b, Rights::NONE, flags),
+            Err(Error::InvalidArgument)
+        );
+    }
+    // Nothing was sent, and the handle is still the sender's.
+    assert_eq!(w.k.cap_recv(b), Err(Error::WouldBlock));
+    assert!(w.k.frame_phys(a, h).is_ok());
+    assert_eq!(
+        w.k.cap_transfer(a, h, b, Rights::READ, TransferFlags::NONE),
+        Ok(0)
     );
     w.k.check_invariants().unwrap();
 }

@@ -1213,13 +1213,17 @@ impl Fuzz {
             (None, Ok(_)) => {
                 self.violation(format_args!("transferred {h:#x}, which we do not hold"))
             }
-            // Flags and rights are checked before the handle.
+            // Flags and rights are checked before the handle; no rights at
+            // all is refused like undefined ones.
+            (_, Err(e)) if flags & !abi::TRANSFER_MOVE == 0 && rights == 0 => {
+                self.expect_err("transfer with no rights", Err(e), Error::InvalidArgument)
+            }
             (None, Err(e)) if flags & !abi::TRANSFER_MOVE == 0 && rights <= 15 => {
                 self.expect_err("transfer of a dead handle", Err(e), Error::BadCapability)
             }
             (None, Err(_)) => {}
             (Some(_), Ok(_)) => {
-                if flags != 0 && flags != abi::TRANSFER_MOVE || rights > 15 {
+                if flags != 0 && flags != abi::TRANSFER_MOVE || rights > 15 || rights == 0 {
                     self.violation(format_args!(
                         "transfer with flags {flags:#x} rights {rights:#x} succeeded"
                     ));
@@ -1355,6 +1359,7 @@ impl Fuzz {
             Kind::Unknown => {
                 info.cap_kind().is_some()
                     && info.frames >= 1
+                    && info.rights != 0
                     && info.rights & !all == 0
                     && info.phys().is_some() == (info.rights & abi::Rights::MAP.bits() != 0)
             }
