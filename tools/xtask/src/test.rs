@@ -308,6 +308,23 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 &["[exo] page zeroing: AVX stores", "bench: end", "success"],
             )
         },
+        QemuTest {
+            timeout: Duration::from_secs(120),
+            ..qt(
+                "page-tables-reclaimed-over-a-million-cycles",
+                programs("test-pagetables"),
+                0,
+                &[
+                    "test-pagetables: fresh: 1000000 map/unmap cycles at fresh addresses",
+                    "test-pagetables: fresh: kernel frames",
+                    "test-pagetables: far: 20000 cycles, three new tables each",
+                    "test-pagetables: wide: 600 mappings in 600 level-1 tables",
+                    "test-pagetables: ok",
+                    "(test-pagetables) exited with code 0",
+                    "success",
+                ],
+            )
+        },
         qt(
             "hostile-privileged-instructions-end-only-the-offender",
             programs("test-fault,hello"),
