@@ -328,11 +328,14 @@ impl AddressSpace {
         let mut slot = core::ptr::null_mut();
         let mut phys = self.pml4;
         for level in [4, 3, 2] {
+            // A pointer, no reference: the caller may write through it
+            // later, under `&mut self`.
             // SAFETY: `phys` is this space's PML4 or one of its lower-half
-            // tables (invariant, `vaddr` is lower half), 512 entries mapped
-            // at the offset; `&self` excludes writers while we read.
-            slot = unsafe { entries(phys).as_mut_ptr().add(index(vaddr, level)) };
-            // SAFETY: `slot` is in bounds of that table.
+            // tables (invariant, `vaddr` is lower half): 512 entries mapped
+            // at the offset, and `index` is below 512.
+            slot = unsafe { (memory::phys_to_virt(phys) as *mut u64).add(index(vaddr, level)) };
+            // SAFETY: `slot` is an entry of that table; `&self` excludes
+            // writers while we read.
             let entry = unsafe { slot.read() };
             if entry == 0 {
                 return None;
