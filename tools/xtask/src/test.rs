@@ -308,6 +308,20 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 &["[exo] page zeroing: AVX stores", "bench: end", "success"],
             )
         },
+        qt(
+            "heap-gives-back-failed-and-freed-allocations",
+            programs("test-heap"),
+            0,
+            &[
+                "test-heap: try_reserve_exact(2 GiB) failed",
+                "test-heap: an 8 MiB Vec held ",
+                "frames and gave them all back",
+                "100 KiB and 1 MiB reserves failed",
+                "test-heap: ok",
+                "(test-heap) exited with code 0",
+                "success",
+            ],
+        ),
         QemuTest {
             timeout: Duration::from_secs(120),
             ..qt(
