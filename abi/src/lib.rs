@@ -6,7 +6,8 @@
 //! the raw stubs in [`raw`]), error codes ([`Error`], decoded by programs
 //! as [`SysError`], which keeps unknown codes), the opaque frame
 //! capability ([`Handle`]), map flags ([`MapFlags`]), rights ([`Rights`]),
-//! the frame counters ([`FrameStats`]), the address-space layout and
+//! the frame counters ([`FrameStats`]), what a capability is ([`CapInfo`]),
+//! the address-space layout and
 //! per-process bounds every program and the kernel share ([`USER_MIN`],
 //! [`bounds`], ...), and the trace-record format ([`trace`]).
 //!
@@ -324,6 +325,10 @@ macro_rules! abi_flags {
             pub const fn bits(self) -> u64 {
                 self.0
             }
+            /// Whether no bit is set.
+            pub const fn is_empty(self) -> bool {
+                self.0 == 0
+            }
             /// Whether every bit of `other` is set in `self`.
             pub const fn contains(self, other: $name) -> bool {
                 self.0 & other.0 == other.0
@@ -407,13 +412,15 @@ abi_flags! {
     /// gone, EXEC gained), for good. So a frame mapped writable anywhere
     /// is mapped executable nowhere, and the other way round.
     pub struct Rights {
-        /// Map readable.
+        /// Read: with `MAP`, needed for any mapping (every mapping is
+        /// readable).
         const READ = 1 << 0, "READ";
         /// Map writable.
         const WRITE = 1 << 1, "WRITE";
-        /// Map at all (and `frame_phys`).
+        /// Map at all (with `READ`), and learn the physical address
+        /// (`frame_phys`, `cap_info`).
         const MAP = 1 << 2, "MAP";
-        /// Hand on to another process.
+        /// Hand on to another process (`cap_transfer`).
         const TRANSFER = 1 << 3, "TRANSFER";
         /// Map executable (only after `frame_seal`: never with `WRITE`).
         const EXEC = 1 << 4, "EXEC";
@@ -477,6 +484,77 @@ pub struct SysInfo {
     pub ramdisk_phys: u64,
     /// Timer interrupts per second.
     pub tick_hz: u64,
+}
+
+/// What a capability names, as [`CapInfo::kind`] reports it. Codes are
+/// never reused; a code this list lacks is a kind a newer kernel added
+/// (later issues add endpoints and PCI functions), which
+/// [`CapInfo::cap_kind`] returns as `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum CapKindCode {
+    /// One RAM frame (`frame_alloc`, RAM from `frame_alloc_at`, or a
+    /// contiguous run of one frame: the kernel does not tell those apart).
+    RamFrame = 1,
+    /// A physically contiguous run of more than one RAM frame
+    /// (`frame_alloc_contiguous`).
+    RamRun = 2,
+    /// A device page (not RAM; always mapped uncached).
+    Device = 3,
+}
+
+impl CapKindCode {
+    /// Every kind, in code order.
+    pub const ALL: [CapKindCode; 3] = [
+        CapKindCode::RamFrame,
+        CapKindCode::RamRun,
+        CapKindCode::Device,
+    ];
+
+    /// The kind with this code, if this ABI defines it.
+    pub fn from_code(code: u64) -> Option<Self> {
+        CapKindCode::ALL.into_iter().find(|k| *k as u64 == code)
+    }
+}
+
+/// What a capability is, written by `cap_info` (no padding: see
+/// [`FrameStats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C)]
+pub struct CapInfo {
+    /// The kind's [`CapKindCode`] (raw, so that a newer kernel's kind is
+    /// not lost).
+    pub kind: u64,
+    /// Frames the capability names (1 for a frame or a device page).
+    pub frames: u64,
+    /// The rights the caller holds on it ([`Rights`] bits).
+    pub rights: u64,
+    /// Physical address of the first frame, or [`CapInfo::PHYS_HIDDEN`]:
+    /// the rule of `frame_phys`, which needs the `MAP` right (a kind
+    /// without a physical address would report it hidden too).
+    pub phys: u64,
+}
+
+impl CapInfo {
+    /// [`phys`](Self::phys) when the holder may not know the address (never
+    /// a page address: it is not page aligned).
+    pub const PHYS_HIDDEN: u64 = u64::MAX;
+
+    /// The kind, if this ABI defines its code.
+    pub fn cap_kind(&self) -> Option<CapKindCode> {
+        CapKindCode::from_code(self.kind)
+    }
+
+    /// The rights, if every bit is one this ABI defines.
+    pub fn rights(&self) -> Option<Rights> {
+        Rights::from_bits(self.rights)
+    }
+
+    /// The physical address of the first frame, where the holder may know
+    /// it.
+    pub fn phys(&self) -> Option<u64> {
+        (self.phys != Self::PHYS_HIDDEN).then_some(self.phys)
+    }
 }
 
 /// How an argument is decoded and printed in traces.
@@ -548,6 +626,7 @@ mod tests {
             (15, "getpid"),
             (16, "sys_info"),
             (17, "frame_seal"),
+            (18, "cap_info"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {
@@ -672,5 +751,46 @@ mod tests {
     #[test]
     fn frame_stats_layout_is_stable() {
         assert_eq!(core::mem::size_of::<FrameStats>(), 7 * 8);
+    }
+
+    #[test]
+    fn cap_info_codes_and_layout_are_pinned() {
+        assert_eq!(core::mem::size_of::<CapInfo>(), 4 * 8);
+        let codes: [(CapKindCode, u64); 3] = [
+            (CapKindCode::RamFrame, 1),
+            (CapKindCode::RamRun, 2),
+            (CapKindCode::Device, 3),
+        ];
+        for (kind, code) in codes {
+            assert_eq!(kind as u64, code);
+            assert_eq!(CapKindCode::from_code(code), Some(kind));
+        }
+        assert_eq!(CapKindCode::from_code(0), None);
+        assert_eq!(CapKindCode::from_code(4), None);
+        let info = CapInfo {
+            kind: 2,
+            frames: 16,
+            rights: 0x5,
+            phys: CapInfo::PHYS_HIDDEN,
+        };
+        assert_eq!(info.cap_kind(), Some(CapKindCode::RamRun));
+        assert_eq!(info.rights(), Some(Rights::READ | Rights::MAP));
+        assert_eq!(info.phys(), None);
+        assert_eq!(
+            CapInfo {
+                phys: 0x1000,
+                ..info
+            }
+            .phys(),
+            Some(0x1000)
+        );
+        assert_eq!(
+            CapInfo {
+                rights: 0x20,
+                ..info
+            }
+            .rights(),
+            None
+        );
     }
 }

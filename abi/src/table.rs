@@ -389,7 +389,7 @@ syscalls! {
         /// through this handle are removed first.
         FrameFree = 5, "frame_free", unsafe fn frame_free(cap: Handle as Handle) -> None;
         /// `frame_phys(handle) -> phys`: the physical address (what a device
-        /// needs for DMA).
+        /// needs for DMA). Needs `MAP`.
         FramePhys = 6, "frame_phys", safe fn frame_phys(cap: Handle as Handle) -> Phys;
         /// `frame_alloc_contiguous(count, align, max_phys) -> handle`:
         /// `count` physically contiguous zeroed frames
@@ -410,7 +410,8 @@ syscalls! {
         /// where no mapping starts is `NotMapped`.
         Unmap = 9, "unmap", unsafe fn unmap(vaddr: u64 as Addr) -> None;
         /// `cap_transfer(handle, pid, rights, flags)`: hand the capability
-        /// to process `pid` with `rights` (a subset of the held rights).
+        /// to process `pid` with `rights` (a non-empty subset of the held
+        /// rights; needs `TRANSFER`; no rights at all is `InvalidArgument`).
         /// With [`TransferFlags::MOVE`] the caller's handle dies; otherwise
         /// both hold it.
         CapTransfer = 10, "cap_transfer", unsafe fn cap_transfer(
@@ -439,6 +440,12 @@ syscalls! {
         /// loses `WRITE` and gains `EXEC` ([`Rights::EXECUTABLE`](crate::Rights::EXECUTABLE)),
         /// and so does every capability later derived from it: W^X per frame.
         FrameSeal = 17, "frame_seal", safe fn frame_seal(cap: Handle as Handle) -> None;
+        /// `cap_info(handle, out_ptr)`: write a [`CapInfo`](crate::CapInfo)
+        /// to user memory: the capability's kind, size in frames, rights and
+        /// (with the `MAP` right, as `frame_phys`) physical address. Needs
+        /// no right: a holder may always ask what it holds. The handle is
+        /// checked before the buffer.
+        CapInfo = 18, "cap_info", unsafe fn cap_info(cap: Handle as Handle, out: u64 as Addr) -> None;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame
@@ -543,12 +550,13 @@ mod tests {
 
     #[test]
     fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
-        let unsafe_ones: [Sysnum; 5] = [
+        let unsafe_ones: [Sysnum; 6] = [
             Sysnum::FrameFree,
             Sysnum::Unmap,
             Sysnum::CapTransfer,
             Sysnum::FrameStats,
             Sysnum::SysInfo,
+            Sysnum::CapInfo,
         ];
         for &s in Sysnum::ALL {
             assert_eq!(s.stub_is_unsafe(), unsafe_ones.contains(&s), "{s:?}");

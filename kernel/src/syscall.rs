@@ -202,6 +202,10 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             copy_out(k, pid, out, stats.as_bytes())
         }),
         LocalCall::SysInfo { out } => cold(|| copy_out(k, pid, out, crate::sys_info().as_bytes())),
+        LocalCall::CapInfo { cap, out } => cold(|| {
+            let info = k.cap_info(pid, cap)?;
+            copy_out(k, pid, out, info.as_bytes())
+        }),
         LocalCall::TraceCtl { on } => {
             TRACE_ON.store(on, Ordering::Relaxed);
             Ok(0)
@@ -217,7 +221,7 @@ fn cold(f: impl FnOnce() -> Result<u64, Error>) -> Result<u64, Error> {
 }
 
 /// Writes an ABI struct's bytes to the caller's `out` (`frame_stats`,
-/// `sys_info`).
+/// `sys_info`, `cap_info`).
 fn copy_out(k: &mut Kernel, pid: u64, out: u64, bytes: &[u8]) -> Result<u64, Error> {
     copy_to_user(k.caller(pid)?, out, bytes).map(|()| 0)
 }

@@ -291,7 +291,9 @@ impl<T> CapTable<T> {
         }
     }
 
-    /// The entry `h` names, mutably.
+    /// The entry `h` names, mutably. (Inlined: `map`, `unmap` and
+    /// `frame_free` look a handle up on their hot paths.)
+    #[inline]
     pub fn get_mut(&mut self, h: Handle) -> Result<&mut T, CapError> {
         let index = self.slot_index(h)?;
         match self.slots.get_mut(index).map(|s| &mut s.state) {

@@ -36,8 +36,8 @@ impl DeviceFrame {
     /// holds it, `PermissionDenied` unless the caller is a driver or for
     /// the kernel's own interrupt controllers, ...), or with
     /// `InvalidFrame` if `phys` is RAM: the RAM frame is given back at once
-    /// (allocate RAM with [`Frame::alloc_at`]). Costs two `frame_stats`
-    /// calls besides the claim (see [`Frame::alloc_at`]).
+    /// (allocate RAM with [`Frame::alloc_at`]). Costs one `cap_info`
+    /// call besides the claim.
     pub fn claim(phys: u64) -> Result<DeviceFrame, Error> {
         match claim_at(phys)? {
             Claimed::Device(handle) => Ok(DeviceFrame { handle }),

@@ -1,33 +1,140 @@
-//! The global heap: talc over frames the libOS maps for itself, on demand.
+//! The global heap: small allocations from talc over frames the libOS maps
+//! for itself, large ones in mappings of their own that go back on free.
 //!
-//! The heap is one contiguous virtual range from [`HEAP_BASE`]. It starts
-//! empty; when talc runs out, its OOM handler asks the kernel for frames,
-//! maps them writable at the top of the range and hands the new span to
-//! talc (`claim` the first time, `extend` after). Each growth asks for one
-//! physically contiguous run (`frame_alloc_contiguous`), so a big heap
-//! costs few capabilities (a process holds at most 1024), and falls back
-//! to smaller runs, down to single frames, when memory is fragmented. The
-//! heap grows by at least an eighth of its size, so the number of runs
-//! grows only logarithmically. The frames belong to the libOS for the life
-//! of the process and are never given back: the kernel reclaims them at
-//! exit. A program that never allocates never maps a heap page.
+//! - **Small** (below [`LARGE`] bytes, alignment at most a page): talc,
+//!   over one contiguous virtual range from [`HEAP_BASE`]. It starts empty;
+//!   when talc runs out, its OOM handler maps frames writable at the top
+//!   of the range and hands the new span to talc (`claim` the first time,
+//!   `extend` after). A growth first maps what the allocation needs, all
+//!   or nothing: if the kernel cannot give all of it, every frame this
+//!   growth took goes straight back and the allocation fails. Only then
+//!   does it try for more (at least [`MIN_GROW_PAGES`], and an eighth of
+//!   the heap's size, so the number of growths stays logarithmic), taking
+//!   what it gets. Each growth asks for physically contiguous runs
+//!   (`frame_alloc_contiguous`), so a big heap costs few capabilities (a
+//!   process holds at most 1024), falling back to smaller runs, down to
+//!   single frames, when memory is fragmented. Talc's frames stay with the
+//!   heap for the life of the process (the kernel reclaims them at exit):
+//!   it holds at most the peak of live small allocations plus the growth
+//!   margin.
+//! - **Large** ([`LARGE`] bytes or more, or aligned to more than a page):
+//!   a mapping of their own, address space from the mapping area
+//!   ([`reserve_pages`](crate::mem::reserve_pages), with its guard page
+//!   after). One header page in front of the data lists the capabilities
+//!   of the frames (at most [`LARGE_RUNS`] runs); freeing the allocation
+//!   frees them, which unmaps them, so every frame goes back at once. A
+//!   large allocation the kernel cannot satisfy gives back what it took
+//!   and fails. Fresh frames are zeroed by the kernel, so `alloc_zeroed`
+//!   writes nothing. Growing a large allocation (`realloc`) maps a new
+//!   one and copies.
+//!
+//! A program that never allocates never maps a heap page.
 
-use abi::{MapFlags, PAGE_SIZE};
-use core::alloc::Layout;
+use abi::{Handle, MapFlags, PAGE_SIZE};
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::null_mut;
 use talc::{OomHandler, Span, Talc, Talck};
 
-/// Where the heap starts (virtual).
+/// Where the small-allocation heap starts (virtual).
 pub const HEAP_BASE: u64 = 0x0000_1000_0000_0000;
-/// Where the heap must stop (the mapping area starts there).
+/// Where it must stop (the mapping area starts there).
 pub const HEAP_LIMIT: u64 = crate::mem::MAP_AREA_BASE;
 
-/// Least growth per OOM: 16 pages, so small allocations do not cost two
-/// system calls each.
-const MIN_GROW_PAGES: u64 = 16;
+/// Allocations of this many bytes or more get a mapping of their own.
+pub const LARGE: usize = 128 * 1024;
+
+/// Least growth of the small heap: 16 pages, so small allocations do not
+/// cost two system calls each.
+pub const MIN_GROW_PAGES: u64 = 16;
 /// Room for talc's own bookkeeping (its bins, about 1 KiB, and chunk tags).
 const SLACK: u64 = PAGE_SIZE;
 
-/// Talc's OOM handler: maps more frames at the top of the heap.
+/// Most runs of frames one large allocation may use (what its header page
+/// holds besides the count).
+pub const LARGE_RUNS: usize = (PAGE_SIZE as usize / 8) - 1;
+
+/// Most runs one all-or-nothing growth of the small heap may take: the
+/// pages a small allocation can need ([`LARGE`], a page of alignment and
+/// [`SLACK`]), one frame each in the worst case.
+const GROW_RUNS: usize = LARGE / PAGE_SIZE as usize + 2;
+
+/// Largest run one `frame_alloc_contiguous` may ask for (the ABI's limit).
+const MAX_RUN_PAGES: u64 = abi::MAX_CONTIGUOUS_FRAMES;
+
+/// Whether `layout` gets a mapping of its own.
+fn is_large(layout: &Layout) -> bool {
+    layout.size() >= LARGE || layout.align() > PAGE_SIZE as usize
+}
+
+/// Gives capabilities back; they were mapped only where nothing refers.
+fn give_back(handles: &[Handle]) {
+    for &h in handles.iter().rev() {
+        // SAFETY: the callers pass handles of frames they mapped for an
+        // allocation that failed or is being freed: no reference into
+        // those pages exists.
+        let _ = unsafe { crate::sys::frame_free(h) };
+    }
+}
+
+/// Maps `pages` fresh frames writable from `at`, in as few runs as the
+/// kernel gives, recording each run's capability in `handles`. Returns
+/// how many runs it took, or `None`, having given every one back, if the
+/// kernel ran out of frames or capability slots or `handles` is full
+/// before all `pages` were mapped.
+fn map_all(at: u64, pages: u64, handles: &mut [Handle]) -> Option<usize> {
+    let mut mapped = 0;
+    let mut runs = 0;
+    let mut run = pages.min(MAX_RUN_PAGES);
+    while mapped < pages {
+        run = run.min(pages - mapped);
+        let taken = if runs == handles.len() {
+            None
+        } else {
+            crate::sys::frame_alloc_contiguous(run, 1, 0).ok()
+        };
+        let Some(handle) = taken else {
+            if run > 1 && runs < handles.len() {
+                run /= 2;
+                continue;
+            }
+            give_back(&handles[..runs]);
+            return None;
+        };
+        handles[runs] = handle;
+        runs += 1;
+        if crate::sys::map(handle, at + mapped * PAGE_SIZE, MapFlags::WRITE).is_err() {
+            give_back(&handles[..runs]);
+            return None;
+        }
+        mapped += run;
+    }
+    Some(runs)
+}
+
+/// Maps up to `pages` fresh frames writable from `at`, as many as the
+/// kernel gives (they stay: the small heap's margin); returns how many.
+fn map_some(at: u64, pages: u64) -> u64 {
+    let mut mapped = 0;
+    let mut run = pages.min(MAX_RUN_PAGES);
+    while mapped < pages {
+        run = run.min(pages - mapped);
+        let Ok(handle) = crate::sys::frame_alloc_contiguous(run, 1, 0) else {
+            if run == 1 {
+                break;
+            }
+            run /= 2;
+            continue;
+        };
+        if crate::sys::map(handle, at + mapped * PAGE_SIZE, MapFlags::WRITE).is_err() {
+            give_back(&[handle]);
+            break;
+        }
+        mapped += run;
+    }
+    mapped
+}
+
+/// Talc's OOM handler: maps more frames at the top of the small heap.
 pub struct GrowOnOom {
     /// The heap as talc knows it (empty before the first growth).
     heap: Span,
@@ -44,51 +151,28 @@ impl GrowOnOom {
     }
 }
 
-/// Largest run one `frame_alloc_contiguous` may ask for (the ABI's limit).
-const MAX_RUN_PAGES: u64 = abi::MAX_CONTIGUOUS_FRAMES;
-
-/// Maps up to `pages` fresh frames writable from `top`, in as few runs as
-/// the kernel can give; returns how many pages were mapped (fewer when the
-/// kernel runs out of frames or capability slots).
-fn map_pages(top: u64, pages: u64) -> u64 {
-    let mut mapped = 0;
-    let mut run = pages.min(MAX_RUN_PAGES);
-    while mapped < pages {
-        run = run.min(pages - mapped);
-        let Ok(handle) = crate::sys::frame_alloc_contiguous(run, 1, 0) else {
-            if run == 1 {
-                break;
-            }
-            run /= 2;
-            continue;
-        };
-        if crate::sys::map(handle, top + mapped * PAGE_SIZE, MapFlags::WRITE).is_err() {
-            // SAFETY: nothing was mapped through this handle.
-            let _ = unsafe { crate::sys::frame_free(handle) };
-            break;
-        }
-        mapped += run;
-    }
-    mapped
-}
-
 impl OomHandler for GrowOnOom {
     fn handle_oom(talc: &mut Talc<Self>, layout: Layout) -> Result<(), ()> {
         let need = (layout.size() as u64)
             .checked_add(layout.align() as u64 + SLACK)
             .ok_or(())?;
         let top = talc.oom_handler.top;
-        let size_pages = (top - HEAP_BASE) / PAGE_SIZE;
-        let pages = need
-            .div_ceil(PAGE_SIZE)
-            .max(MIN_GROW_PAGES)
-            .max(size_pages / 8);
         let room = (HEAP_LIMIT - top) / PAGE_SIZE;
-        let mapped = map_pages(top, pages.min(room));
-        if mapped == 0 {
+        let need_pages = need.div_ceil(PAGE_SIZE);
+        if need_pages > room {
             return Err(());
         }
-        let new_top = top + mapped * PAGE_SIZE;
+        // What the allocation needs, all or nothing.
+        let mut handles = [Handle::from_raw(0); GROW_RUNS];
+        map_all(top, need_pages, &mut handles).ok_or(())?;
+        // The margin, as far as the kernel gives it.
+        let size_pages = (top - HEAP_BASE) / PAGE_SIZE;
+        let want = MIN_GROW_PAGES.max(size_pages / 8).min(room);
+        let extra = map_some(
+            top + need_pages * PAGE_SIZE,
+            want.saturating_sub(need_pages),
+        );
+        let new_top = top + (need_pages + extra) * PAGE_SIZE;
         talc.oom_handler.top = new_top;
         let span = Span::new(HEAP_BASE as *mut u8, new_top as *mut u8);
         let old = talc.oom_handler.heap;
@@ -105,6 +189,130 @@ impl OomHandler for GrowOnOom {
     }
 }
 
+/// A large allocation's header page: how many runs, then their handles.
+#[repr(C)]
+struct Header {
+    runs: u64,
+    handles: [Handle; LARGE_RUNS],
+}
+
+const _: () = assert!(core::mem::size_of::<Header>() == PAGE_SIZE as usize);
+
+/// Maps a large allocation: a header page, then the data, the data
+/// aligned to `layout`'s alignment (at least a page). Null if the kernel
+/// cannot give every frame (all taken go back).
+fn alloc_large(layout: Layout) -> *mut u8 {
+    let align = (layout.align() as u64).max(PAGE_SIZE);
+    let data_pages = (layout.size() as u64).div_ceil(PAGE_SIZE).max(1);
+    let pages = data_pages + 1;
+    // Room to move the data up to its alignment.
+    let Ok(base) = crate::mem::reserve_pages(pages + align / PAGE_SIZE - 1) else {
+        return null_mut();
+    };
+    let data = (base + PAGE_SIZE).next_multiple_of(align);
+    let header = data - PAGE_SIZE;
+    let mut handles = [Handle::from_raw(0); LARGE_RUNS];
+    let Some(runs) = map_all(header, pages, &mut handles) else {
+        return null_mut();
+    };
+    // SAFETY: the header page was just mapped writable with a frame only
+    // this allocation uses, page aligned (so aligned for `Header`).
+    unsafe {
+        (header as *mut Header).write(Header {
+            runs: runs as u64,
+            handles,
+        })
+    };
+    data as *mut u8
+}
+
+/// Frees a large allocation made by [`alloc_large`].
+///
+/// # Safety
+/// `ptr` came from `alloc_large` and nothing refers into it any more.
+unsafe fn dealloc_large(ptr: *mut u8) {
+    let header = (ptr as u64 - PAGE_SIZE) as *const Header;
+    // SAFETY: `alloc_large` wrote the header in the page before the data,
+    // which stays mapped until its own run (the first) is freed, last.
+    let runs = unsafe { (*header).runs } as usize;
+    for i in (0..runs.min(LARGE_RUNS)).rev() {
+        // SAFETY: as above; run `i > 0` does not hold the header page, and
+        // run 0 is read before it is freed.
+        let h = unsafe { (*header).handles[i] };
+        // SAFETY: the caller guarantees nothing refers into the data; the
+        // header is not referred to either (read by value above).
+        let _ = unsafe { crate::sys::frame_free(h) };
+    }
+}
+
+/// The global allocator: talc for small allocations, a mapping each for
+/// large ones (see the module documentation).
+pub struct Heap {
+    small: Talck<spin::Mutex<()>, GrowOnOom>,
+}
+
+// SAFETY: small allocations are talc's (a `GlobalAlloc`); large ones are
+// whole mappings of fresh frames, at least `layout.size()` bytes aligned
+// to `layout.align()`, given back exactly once by `dealloc` with the
+// layout they were made with (which routes them the same way).
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if is_large(&layout) {
+            alloc_large(layout)
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { self.small.alloc(layout) }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if is_large(&layout) {
+            // The kernel zeroes every frame it hands out.
+            alloc_large(layout)
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { self.small.alloc_zeroed(layout) }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if is_large(&layout) {
+            // SAFETY: `ptr` was allocated with `layout`, so by
+            // `alloc_large`; the caller no longer uses it.
+            unsafe { dealloc_large(ptr) }
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { self.small.dealloc(ptr, layout) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees `new_size`, rounded up to the
+        // alignment, does not overflow `isize`.
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if !is_large(&layout) && !is_large(&new) {
+            // SAFETY: forwarded contract (talc may grow in place).
+            return unsafe { self.small.realloc(ptr, layout, new_size) };
+        }
+        // Across the two kinds, or large to large: a new allocation and a
+        // copy (a large one's pages are never grown in place).
+        // SAFETY: `new` is a valid layout with a non-zero size (the
+        // caller's contract).
+        let moved = unsafe { self.alloc(new) };
+        if !moved.is_null() {
+            // SAFETY: both blocks are live, distinct, and at least the
+            // smaller size long.
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        moved
+    }
+}
+
 /// The allocator behind `alloc` (`Box`, `Vec`, `String`, ...).
 #[global_allocator]
-static ALLOCATOR: Talck<spin::Mutex<()>, GrowOnOom> = Talc::new(GrowOnOom::new()).lock();
+static ALLOCATOR: Heap = Heap {
+    small: Talc::new(GrowOnOom::new()).lock(),
+};

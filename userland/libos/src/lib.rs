@@ -11,7 +11,8 @@
 //! - [`print!`]/[`println!`]: the kernel console (`debug_write`);
 //! - a panic handler that prints the panic and exits with
 //!   [`abi::exit_code::PANIC`];
-//! - a global heap (`alloc` works) that maps frames on demand ([`heap`]);
+//! - a global heap (`alloc` works) that maps frames on demand and gives
+//!   a large allocation's frames back when it is freed ([`heap`]);
 //! - owned RAM frames and mappings ([`Frame`], [`Mapping`]) and, as types
 //!   of their own, device memory ([`DeviceFrame`], [`DeviceRegion`]) and
 //!   DMA buffers ([`DmaBuffer`]), freed and unmapped on drop.
@@ -51,7 +52,7 @@ pub mod sys;
 
 pub use abi;
 pub use abi::raw;
-pub use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
+pub use abi::{CapInfo, CapKindCode, FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
 pub use device::{DeviceFrame, DeviceRegion, DmaBuffer};
 pub use mem::{Frame, Mapping};
 

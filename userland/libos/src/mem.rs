@@ -15,7 +15,7 @@
 //! and never a reference.
 
 use crate::Error;
-use abi::{Handle, MapFlags, Rights, PAGE_SIZE};
+use abi::{CapKindCode, Handle, MapFlags, Rights, PAGE_SIZE};
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,13 +47,9 @@ pub fn reserve_pages(pages: u64) -> Result<u64, Error> {
     }
 }
 
-/// Whether `frame_alloc_at` gave a RAM or a device capability.
-///
-/// The kernel's answer (a handle) does not say, so the caller's count of
-/// device capabilities ([`FrameStats::device_by_caller`](abi::FrameStats))
-/// is read before and after the claim: only the claim can change it in
-/// between (a process has one thread, and only its own calls add to its
-/// table).
+/// Whether `frame_alloc_at` gave a RAM or a device capability (the
+/// kernel's answer is a handle; [`cap_info`](crate::sys::cap_info) says
+/// which).
 pub(crate) enum Claimed {
     /// Free RAM.
     Ram(Handle),
@@ -63,12 +59,26 @@ pub(crate) enum Claimed {
 
 /// Claims the frame at `phys` with `frame_alloc_at` and says what it is.
 pub(crate) fn claim_at(phys: u64) -> Result<Claimed, Error> {
-    let before = crate::sys::frame_stats().device_by_caller;
     let handle = crate::sys::frame_alloc_at(phys)?;
-    if crate::sys::frame_stats().device_by_caller == before {
-        Ok(Claimed::Ram(handle))
-    } else {
-        Ok(Claimed::Device(handle))
+    match crate::sys::cap_info(handle) {
+        Ok(info) if info.cap_kind() == Some(CapKindCode::Device) => Ok(Claimed::Device(handle)),
+        Ok(_) => Ok(Claimed::Ram(handle)),
+        Err(e) => {
+            give_back(handle);
+            Err(e)
+        }
+    }
+}
+
+/// The frames `handle` names if it is RAM (a frame or a contiguous run):
+/// what [`Frame::from_raw`] and [`Mapping::from_handle`] ask the kernel.
+/// `InvalidFrame` for any other kind (device space, or a kind this libos
+/// does not know).
+fn ram_pages(handle: Handle) -> Result<u64, Error> {
+    let info = crate::sys::cap_info(handle)?;
+    match info.cap_kind() {
+        Some(CapKindCode::RamFrame | CapKindCode::RamRun) => Ok(info.frames),
+        _ => Err(Error::InvalidFrame),
     }
 }
 
@@ -84,7 +94,7 @@ pub(crate) fn give_back(handle: Handle) {
 ///
 /// Always RAM, never device space (that is a
 /// [`DeviceFrame`](crate::DeviceFrame)): the constructors check it, and
-/// [`from_raw`](Frame::from_raw) makes the caller vouch for it.
+/// [`from_raw`](Frame::from_raw) asks the kernel.
 #[derive(Debug)]
 pub struct Frame {
     handle: Handle,
@@ -107,8 +117,7 @@ impl Frame {
     /// `phys` is device space, which the kernel gives a driver for a hole
     /// in the memory map: that capability is given back at once (claim
     /// device space with [`DeviceFrame::claim`](crate::DeviceFrame::claim)).
-    /// Costs two `frame_stats` calls besides the claim (see
-    /// [`FrameStats::device_by_caller`](abi::FrameStats)).
+    /// Costs one `cap_info` call besides the claim.
     pub fn alloc_at(phys: u64) -> Result<Frame, Error> {
         match claim_at(phys)? {
             Claimed::Ram(handle) => Ok(Frame { handle, pages: 1 }),
@@ -128,19 +137,21 @@ impl Frame {
         })
     }
 
-    /// Takes ownership of a raw capability naming `pages` frames (for
-    /// instance one from [`sys::cap_recv`](crate::sys::cap_recv)).
+    /// Takes ownership of a raw capability (for instance one from
+    /// [`sys::cap_recv`](crate::sys::cap_recv)); its size comes from the
+    /// kernel ([`sys::cap_info`](crate::sys::cap_info)). `InvalidFrame` if
+    /// it is not RAM (a device capability is a
+    /// [`DeviceFrame`](crate::DeviceFrame)), `BadCapability` if the caller
+    /// holds no such handle; on an error the handle stays the caller's.
     ///
     /// # Safety
     /// The caller owns `handle`: nothing else frees it or relies on its
-    /// mappings. It names `pages` frames of RAM, not device space (a
-    /// device capability is a [`DeviceFrame`](crate::DeviceFrame)): a
-    /// [`Mapping`] of it hands out slices. If another process may write
-    /// the frame (it was shared with `WRITE`), its mappings must be read
-    /// only through volatile accesses ([`Mapping::volatile_read`]), never
-    /// through slices.
-    pub unsafe fn from_raw(handle: Handle, pages: u64) -> Frame {
-        Frame { handle, pages }
+    /// mappings. If another process may write the frame (it was shared
+    /// with `WRITE`), its mappings must be read only through volatile
+    /// accesses ([`Mapping::volatile_read`]), never through slices.
+    pub unsafe fn from_raw(handle: Handle) -> Result<Frame, Error> {
+        let pages = ram_pages(handle)?;
+        Ok(Frame { handle, pages })
     }
 
     /// Gives the capability up without freeing it.
@@ -259,22 +270,23 @@ impl<'frame> Mapping<'frame> {
 }
 
 impl Mapping<'static> {
-    /// Maps `pages` frames of any capability, at `address` or (if `None`)
-    /// at an address chosen by libos.
+    /// Maps every frame of a RAM capability (its size comes from the
+    /// kernel, [`sys::cap_info`](crate::sys::cap_info)), at `address` or
+    /// (if `None`) at an address chosen by libos. `InvalidFrame` if the
+    /// capability is not RAM (map device capabilities with
+    /// [`DeviceRegion`](crate::DeviceRegion)).
     ///
     /// # Safety
-    /// `handle` must name at least `pages` frames of RAM (never a device
-    /// capability: map those with [`DeviceRegion`](crate::DeviceRegion))
-    /// and stay live (not freed, not moved away) as long as the mapping.
-    /// If anything else may write the frames meanwhile (another process,
-    /// another mapping), access them only through volatile accesses, never
-    /// through slices.
+    /// `handle` must stay live (not freed, not moved away) as long as the
+    /// mapping. If anything else may write the frames meanwhile (another
+    /// process, another mapping), access them only through volatile
+    /// accesses, never through slices.
     pub unsafe fn from_handle(
         handle: Handle,
-        pages: u64,
         address: Option<u64>,
         flags: MapFlags,
     ) -> Result<Self, Error> {
+        let pages = ram_pages(handle)?;
         let address = match address {
             Some(a) => a,
             None => reserve_pages(pages)?,
@@ -331,8 +343,8 @@ impl Mapping<'_> {
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `len` bytes from `address` are mapped readable for as
         // long as `self` lives (the frame is borrowed or vouched for), and
-        // they are RAM: a `Frame` is never device space (its constructors
-        // check, `Frame::from_raw` and `from_handle` demand it). Only
+        // they are RAM: a `Frame` is never device space (its constructors,
+        // `Frame::from_raw` and `from_handle` check). Only
         // this mapping can write them: the frame is borrowed mutably, and a
         // frame shared with a writer is the caller's duty (`share`,
         // `from_raw`, `from_handle`).

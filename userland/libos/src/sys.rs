@@ -20,7 +20,7 @@
 //! any registers.
 
 use crate::Error;
-use abi::{FrameStats, Handle, MapFlags, Rights, SysInfo, TransferFlags};
+use abi::{CapInfo, FrameStats, Handle, MapFlags, Rights, SysInfo, TransferFlags};
 
 pub use abi::raw;
 
@@ -102,7 +102,8 @@ pub fn frame_seal(handle: Handle) -> Result<(), Error> {
 }
 
 /// Maps every frame of `handle` at `vaddr` (page aligned, at least
-/// `0x10000`, below [`abi::USER_TOP`]); readable, plus `flags`.
+/// `0x10000`, below [`abi::USER_TOP`]); readable, plus `flags`. Needs the
+/// `READ` and `MAP` rights, and `WRITE` for [`MapFlags::WRITE`].
 ///
 /// Safe because it only adds pages where nothing was mapped
 /// (`AlreadyMapped` otherwise); turning the address into a reference is
@@ -122,8 +123,9 @@ pub unsafe fn unmap(vaddr: u64) -> Result<(), Error> {
     ok(unsafe { raw::unmap(vaddr) }).map(drop)
 }
 
-/// Hands capability `handle` to process `pid` with `rights` (a subset of
-/// the held rights; the held rights must include `TRANSFER`). With `move_`
+/// Hands capability `handle` to process `pid` with `rights` (a non-empty
+/// subset of the held rights, else `InvalidArgument` for none and
+/// `PermissionDenied` for more; the held rights must include `TRANSFER`). With `move_`
 /// the caller's handle dies (as with [`frame_free`]); otherwise both hold it.
 ///
 /// # Safety
@@ -184,6 +186,18 @@ pub fn sys_info() -> SysInfo {
         panic!("sys_info refused a stack buffer: {e}");
     }
     info
+}
+
+/// What capability `handle` is: its kind, size in frames, rights, and
+/// (with the `MAP` right) physical address. `BadCapability` if the caller
+/// holds no such handle.
+pub fn cap_info(handle: Handle) -> Result<CapInfo, Error> {
+    let mut info = CapInfo::default();
+    let out = &mut info as *mut CapInfo as u64;
+    // SAFETY: `out` is a local the kernel fills for the length of one
+    // `CapInfo`; no reference to it lives across the call.
+    ok(unsafe { raw::cap_info(handle, out) })?;
+    Ok(info)
 }
 
 /// Switches syscall tracing (on the kernel console) on or off.

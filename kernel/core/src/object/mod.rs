@@ -25,7 +25,7 @@ pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
 
 use crate::frame_alloc::AllocError;
 use crate::memmap::FrameClass;
-use abi::{Error, FrameStats, Handle, MapFlags, Rights, TransferFlags};
+use abi::{CapInfo, CapKindCode, Error, FrameStats, Handle, MapFlags, Rights, TransferFlags};
 use abi::{USER_MAP_TOP, USER_MIN};
 use ledger::Dropped;
 
@@ -375,6 +375,30 @@ impl<P: Platform> Kernel<P> {
         Ok(0)
     }
 
+    /// `cap_info`: what capability `h` of the caller is. Needs no right;
+    /// the physical address only with `MAP`, the rule of
+    /// [`frame_phys`](Self::frame_phys).
+    pub fn cap_info(&mut self, pid: u64, h: Handle) -> Result<CapInfo, Error> {
+        let cap = self.caller(pid)?.caps.get(h)?;
+        let (first, frames) = cap.kind.frames();
+        let kind = match cap.kind {
+            CapKind::Ram { count: 1, .. } => CapKindCode::RamFrame,
+            CapKind::Ram { .. } => CapKindCode::RamRun,
+            CapKind::Device { .. } => CapKindCode::Device,
+        };
+        let phys = if cap.rights.contains(Rights::MAP) {
+            first * PAGE
+        } else {
+            CapInfo::PHYS_HIDDEN
+        };
+        Ok(CapInfo {
+            kind: kind as u64,
+            frames,
+            rights: cap.rights.bits(),
+            phys,
+        })
+    }
+
     /// `map`. `flags` was decoded by the syscall table: defined bits only,
     /// never `WRITE|EXEC`.
     #[inline]
@@ -463,7 +487,9 @@ impl<P: Platform> Kernel<P> {
         }
     }
 
-    /// `cap_transfer`.
+    /// `cap_transfer`: needs `TRANSFER`, and passes on a non-empty subset
+    /// of the held rights (a capability with no rights is useless, so
+    /// asking for one is `InvalidArgument`, checked before the handle).
     pub fn cap_transfer(
         &mut self,
         pid: u64,
@@ -472,6 +498,9 @@ impl<P: Platform> Kernel<P> {
         rights: Rights,
         flags: TransferFlags,
     ) -> Result<u64, Error> {
+        if rights.is_empty() {
+            return Err(Error::InvalidArgument);
+        }
         let cap = *self.caller(pid)?.caps.get(h)?;
         require(cap.rights, Rights::TRANSFER)?;
         require(cap.rights, rights)?;

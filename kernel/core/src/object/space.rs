@@ -2,7 +2,10 @@
 //! (optionally tagged with a mapping record's index), unmap, unmap a tagged
 //! leaf, translate, read a leaf's frame and tag. The kernel implements it
 //! on real x86_64 page tables (`arch::paging`); [`ModelSpace`] implements
-//! it on a map, for host tests.
+//! it on a map, for host tests, with the page-table quota modelled: a
+//! space may use [`abi::bounds::PAGE_TABLES`] tables, and a table counts
+//! only while it maps something (the kernel frees the tables unmaps leave
+//! empty, keeping at most one empty level-1 table for reuse).
 use alloc::collections::BTreeMap;
 
 /// How a user page is mapped.
@@ -59,13 +62,24 @@ pub trait AddressSpace {
     fn translate(&self, vaddr: u64) -> Option<(u64, PageFlags)>;
 }
 
-/// An address space as a map from page to leaf, with a bound on leaves
-/// standing in for the page-table quota. For host tests.
+/// An address space as a map from page to leaf, with the tables an x86_64
+/// four-level space would need for those leaves counted against a quota.
+/// For host tests.
 #[derive(Debug, Default)]
 pub struct ModelSpace {
     leaves: BTreeMap<u64, (u64, PageFlags, Option<Tag>)>,
-    /// Most leaves (0 = no bound): beyond it `map` says `OutOfMemory`.
-    pub max_leaves: usize,
+    /// Leaves under each table below the root, keyed by level and the
+    /// address bits above the table's span.
+    tables: BTreeMap<(u32, u64), u64>,
+    /// Most tables, the root included (0 = [`abi::bounds::PAGE_TABLES`]):
+    /// a `map` that needs more says `OutOfMemory`.
+    pub max_tables: u64,
+}
+
+/// The tables below the root that map `vaddr`: (level, key) for the
+/// level-3, level-2 and level-1 table.
+fn path(vaddr: u64) -> [(u32, u64); 3] {
+    [(3, vaddr >> 39), (2, vaddr >> 30), (1, vaddr >> 21)]
 }
 
 impl ModelSpace {
@@ -76,6 +90,20 @@ impl ModelSpace {
     /// Whether nothing is mapped.
     pub fn is_empty(&self) -> bool {
         self.leaves.is_empty()
+    }
+    /// Page tables in use, the root included.
+    pub fn tables(&self) -> u64 {
+        1 + self.tables.len() as u64
+    }
+    fn remove_leaf(&mut self, vaddr: u64) {
+        for key in path(vaddr) {
+            if let Some(n) = self.tables.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.tables.remove(&key);
+                }
+            }
+        }
     }
     /// Every leaf, for tests that compare against a model.
     pub fn leaves(&self) -> impl Iterator<Item = (u64, u64, PageFlags)> + '_ {
@@ -101,8 +129,19 @@ impl AddressSpace for ModelSpace {
         if self.leaves.contains_key(&vaddr) {
             return Err(MapError::AlreadyMapped);
         }
-        if self.max_leaves != 0 && self.leaves.len() >= self.max_leaves {
+        let max = match self.max_tables {
+            0 => abi::bounds::PAGE_TABLES,
+            n => n,
+        };
+        let new = path(vaddr)
+            .iter()
+            .filter(|k| !self.tables.contains_key(k))
+            .count() as u64;
+        if self.tables() + new > max {
             return Err(MapError::OutOfMemory);
+        }
+        for key in path(vaddr) {
+            *self.tables.entry(key).or_insert(0) += 1;
         }
         self.leaves.insert(vaddr, (phys, flags, tag));
         Ok(())
@@ -111,7 +150,9 @@ impl AddressSpace for ModelSpace {
         self.leaves.contains_key(&vaddr)
     }
     fn unmap(&mut self, vaddr: u64) -> Option<u64> {
-        self.leaves.remove(&vaddr).map(|(p, _, _)| p)
+        let (p, _, _) = self.leaves.remove(&vaddr)?;
+        self.remove_leaf(vaddr);
+        Some(p)
     }
     fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
         let tag = self.leaves.get(&vaddr)?.2?;
@@ -119,6 +160,7 @@ impl AddressSpace for ModelSpace {
             return None;
         }
         self.leaves.remove(&vaddr);
+        self.remove_leaf(vaddr);
         Some(tag)
     }
     fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<Tag>)> {

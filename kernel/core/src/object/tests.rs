@@ -108,6 +108,10 @@ enum Op {
         p: usize,
         h: usize,
     },
+    Info {
+        p: usize,
+        h: usize,
+    },
     Map {
         p: usize,
         h: usize,
@@ -146,6 +150,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..4usize, 1..10u64, 0..4u32).prop_map(|(p, count, align_log)| Op::Contig { p, count, align_log }),
         5 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Free { p, h }),
         2 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Phys { p, h }),
+        2 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Info { p, h }),
         8 => (0..4usize, 0..12usize, 0..8u64, 0..9u64).prop_map(|(p, h, slot, flags)| Op::Map { p, h, slot, flags }),
         5 => (0..4usize, 0..8u64, 0..6u8).prop_map(|(p, slot, odd)| Op::Unmap { p, slot, odd }),
         5 => (0..4usize, 0..12usize, 0..4usize, 0..32u64, any::<bool>())
@@ -317,6 +322,29 @@ impl World {
                 };
                 assert_eq!(self.k.frame_phys(pid, Handle::from_raw(h)), want);
             }
+            Op::Info { p, h } => {
+                let Some(pid) = self.pid(p) else { return };
+                let h = self.handle(pid, h);
+                let want = self.m.procs[&pid].caps.get(&h).map(|c| {
+                    let kind = match (c.device, c.count) {
+                        (true, _) => abi::CapKindCode::Device,
+                        (false, 1) => abi::CapKindCode::RamFrame,
+                        (false, _) => abi::CapKindCode::RamRun,
+                    };
+                    abi::CapInfo {
+                        kind: kind as u64,
+                        frames: c.count,
+                        rights: c.rights.bits(),
+                        phys: if c.rights.contains(Rights::MAP) {
+                            c.first * PAGE
+                        } else {
+                            abi::CapInfo::PHYS_HIDDEN
+                        },
+                    }
+                });
+                let got = self.k.cap_info(pid, Handle::from_raw(h));
+                assert_eq!(got, want.ok_or(Error::BadCapability), "cap_info {h:#x}");
+            }
             Op::Map { p, h, slot, flags } => {
                 let Some(pid) = self.pid(p) else { return };
                 let h = self.handle(pid, h);
@@ -410,6 +438,7 @@ impl World {
                     .k
                     .cap_transfer(pid, Handle::from_raw(h), target, rights, flags);
                 let want = match self.m.procs[&pid].caps.get(&h) {
+                    _ if rights.is_empty() => Err(Error::InvalidArgument),
                     None => Err(Error::BadCapability),
                     Some(c)
                         if !c.rights.contains(Rights::TRANSFER) || !c.rights.contains(rights) =>
@@ -701,5 +730,105 @@ fn w_xor_x_holds_per_frame_across_mappings_and_processes() {
         w.k.map(b, code, alias, MapFlags::WRITE),
         Err(Error::PermissionDenied)
     );
+    w.k.check_invariants().unwrap();
+}
+
+#[test]
+fn cap_info_reports_kind_size_rights_and_phys_by_the_map_rule() {
+    use abi::{CapInfo, CapKindCode};
+    let mut w = World::new();
+    let (a, b) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    let one = Handle::from_raw(w.k.frame_alloc(a).unwrap());
+    let run = Handle::from_raw(w.k.frame_alloc_contiguous(a, 4, 4, 0).unwrap());
+    let info = w.k.cap_info(a, one).unwrap();
+    assert_eq!(info.cap_kind(), Some(CapKindCode::RamFrame));
+    assert_eq!((info.frames, info.rights()), (1, Some(Rights::WRITABLE)));
+    assert_eq!(info.phys(), w.k.frame_phys(a, one).ok());
+    let info = w.k.cap_info(a, run).unwrap();
+    assert_eq!(info.cap_kind(), Some(CapKindCode::RamRun));
+    assert_eq!(info.frames, 4);
+    // A copy without MAP: its holder learns kind, size and rights, not
+    // where the frames are.
+    w.k.cap_transfer(a, run, b, Rights::READ, TransferFlags::NONE)
+        .unwrap();
+    let got = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    let info = w.k.cap_info(b, got).unwrap();
+    assert_eq!(
+        info,
+        CapInfo {
+            kind: CapKindCode::RamRun as u64,
+            frames: 4,
+            rights: Rights::READ.bits(),
+            phys: CapInfo::PHYS_HIDDEN,
+        }
+    );
+    assert_eq!(w.k.frame_phys(b, got), Err(Error::PermissionDenied));
+    // A device page (the second process is a driver).
+    let dev = Handle::from_raw(w.k.frame_alloc_at(b, 0x10 * PAGE).unwrap());
+    let info = w.k.cap_info(b, dev).unwrap();
+    assert_eq!(info.cap_kind(), Some(CapKindCode::Device));
+    assert_eq!((info.frames, info.phys()), (1, Some(0x10 * PAGE)));
+    // Someone else's handle, a freed one, a forged one.
+    assert_eq!(w.k.cap_info(b, one), Err(Error::BadCapability));
+    w.k.frame_free(a, one).unwrap();
+    assert_eq!(w.k.cap_info(a, one), Err(Error::BadCapability));
+    assert_eq!(
+        w.k.cap_info(a, Handle::from_raw(0x5eed)),
+        Err(Error::BadCapability)
+    );
+    w.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_transfer_with_no_rights_is_refused_before_the_handle() {
+    let mut w = World::new();
+    let (a, b) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    let h = Handle::from_raw(w.k.frame_alloc(a).unwrap());
+    for flags in [TransferFlags::NONE, TransferFlags::MOVE] {
+        assert_eq!(
+            w.k.cap_transfer(a, h, b, Rights::NONE, flags),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            w.k.cap_transfer(a, Handle::from_raw(0x5eed), b, Rights::NONE, flags),
+            Err(Error::InvalidArgument)
+        );
+    }
+    // Nothing was sent, and the handle is still the sender's.
+    assert_eq!(w.k.cap_recv(b), Err(Error::WouldBlock));
+    assert!(w.k.frame_phys(a, h).is_ok());
+    assert_eq!(
+        w.k.cap_transfer(a, h, b, Rights::READ, TransferFlags::NONE),
+        Ok(0)
+    );
+    w.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_million_map_unmap_cycles_at_fresh_addresses_fit_the_table_quota() {
+    // What `test-pagetables` does on the real kernel: libos takes a fresh
+    // address for every mapping; tables left empty stop counting.
+    let mut w = World::new();
+    let pid = w.pid(0).unwrap();
+    let h = Handle::from_raw(w.k.frame_alloc(pid).unwrap());
+    let base = 0x2000_0000_0000u64;
+    for i in 0..1_000_000u64 {
+        let at = base + i * 2 * PAGE;
+        assert_eq!(w.k.map(pid, h, at, MapFlags::NONE), Ok(0), "cycle {i}");
+        assert_eq!(w.k.unmap(pid, at), Ok(0));
+    }
+    let space = &w.k.procs().get(pid).unwrap().space;
+    assert_eq!(space.tables(), 1);
+    // Held at once, the quota still binds: mappings 2 MiB apart need a
+    // level-1 table each, plus the level-3 table and (past 512) a second
+    // level-2 one: 1 + 1 + 2 + 1020 = 1024 tables.
+    let mut i = 0;
+    let err = loop {
+        match w.k.map(pid, h, 0x4000_0000 + i * (2 << 20), MapFlags::NONE) {
+            Ok(_) => i += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!((err, i), (Error::OutOfMemory, 1020));
     w.k.check_invariants().unwrap();
 }

@@ -2,6 +2,25 @@
 //! own PML4 whose upper half is the kernel's (shared, never user-accessible)
 //! and whose lower half it owns. Tables are reached through the physical
 //! memory offset mapping; their frames are the kernel's, counted per space.
+//!
+//! A table below the PML4 lives only while it maps something: the entry
+//! that points to it keeps, in bits the MMU ignores, how many of its 512
+//! entries are in use, so `map` adds one and `unmap` takes one without
+//! scanning the table. The level-1 table an unmap empties stays linked as
+//! the space's one *idle* table (the next mapping nearby, libos's next
+//! fresh address or the same address again, reuses it without allocating
+//! and zeroing tables); when another table empties, the idle one is freed
+//! if it is still empty, with its parents if that empties them. So a space
+//! holds at most one empty level-1 table (and its empty parents) beyond
+//! what its mappings need. Before a freed table's frame goes
+//! back to the allocator the entry naming it is cleared and the address
+//! flushed with `invlpg`, which also drops every paging-structure-cache
+//! entry of the current address space (Intel SDM 3A §4.10.4.1; on AMD, the
+//! cached upper-level entries for that address, which are the only ones
+//! through the freed tables that any address in their range can use), so
+//! no cached walk can reach the frame once it is reused. A space that is
+//! not in CR3 has nothing cached: loading CR3 (no PCIDs) drops every
+//! non-global TLB and every paging-structure-cache entry.
 use crate::memory;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
@@ -17,8 +36,11 @@ pub const MAX_TABLES: u64 = abi::bounds::PAGE_TABLES;
 ///
 /// Invariant: `pml4` and every table reachable from its lower-half entries
 /// (0..256) are kernel frames this space allocated ([`memory::alloc_kernel_frame`])
-/// and that nothing else refers to; they stay allocated until
-/// [`destroy`](Self::destroy). So a `&self` borrow may read them and a
+/// and that nothing else refers to; a table stays allocated while an entry
+/// points to it (until [`destroy`](Self::destroy) or the unmap that
+/// empties it). Every lower-half entry above level 1 that points to a
+/// table carries that table's count of non-zero entries (bits 52..=61),
+/// and `tables` counts the PML4 and every table reachable from it. So a `&self` borrow may read them and a
 /// `&mut self` borrow may write them. Its upper-half entries are copies of
 /// the boot PML4's: the kernel's tables, shared by every space and never
 /// written after boot. (The MMU also sets accessed and dirty bits in the
@@ -26,7 +48,13 @@ pub const MAX_TABLES: u64 = abi::bounds::PAGE_TABLES;
 pub struct AddressSpace {
     pml4: u64,
     tables: u64,
+    /// The 2 MiB region (`vaddr >> 21`) of the idle level-1 table, or
+    /// [`NO_IDLE`].
+    idle: u64,
 }
+
+/// No idle table (no lower-half region has this number).
+const NO_IDLE: u64 = u64::MAX;
 
 /// The page table at physical address `phys` as raw entries, writable.
 ///
@@ -79,6 +107,11 @@ const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 const TAGGED: u64 = 1 << 9;
 /// End of the lower half (exclusive): the only part these walks follow.
 const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+/// A non-leaf entry's count of the non-zero entries of the table it points
+/// to: bits 52..=61 (0..=512), ignored by the MMU in entries that point to
+/// a table (as the tag's bits are in leaves).
+const COUNT_ONE: u64 = 1 << 52;
+const COUNT_MASK: u64 = 0x3ff << 52;
 /// Where the tag lives: bits 52..=62, ignored by the MMU (bit 63 is NX)
 /// as long as CR4.PKE is off, which the kernel never sets (with protection
 /// keys, bits 59..=62 would pick a key).
@@ -105,7 +138,11 @@ impl AddressSpace {
             // SAFETY: `kernel` is the boot PML4, a page-table frame.
             *entry = unsafe { read_entry(kernel, i) };
         }
-        Ok(AddressSpace { pml4, tables: 1 })
+        Ok(AddressSpace {
+            pml4,
+            tables: 1,
+            idle: NO_IDLE,
+        })
     }
 
     /// Page-table frames in use.
@@ -128,13 +165,19 @@ impl AddressSpace {
     }
 
     /// Walks to the level-1 table of `vaddr` (a lower-half address),
-    /// creating the tables that are missing. Non-leaf entries are 0 or
-    /// present (this module writes no others). Only lower-half entries of
-    /// the PML4 are followed whatever `vaddr` is: an upper-half address
-    /// would walk (and write) the kernel's shared tables.
-    #[inline]
-    fn walk_create(&mut self, vaddr: u64) -> Result<u64, MapError> {
+    /// creating the tables that are missing (`map` when the read-only walk
+    /// finds one missing); returns the level-2 entry and the level-1 table.
+    /// Non-leaf entries are 0 or present (this module writes no others); a
+    /// new table counts as one more entry of its parent. Only lower-half
+    /// entries of the PML4 are followed whatever `vaddr` is: an upper-half
+    /// address would walk (and write) the kernel's shared tables. On
+    /// failure, tables this walk created and left empty are freed again.
+    #[inline(never)]
+    fn create_path(&mut self, vaddr: u64) -> Result<(*mut u64, u64), MapError> {
         let vaddr = vaddr & (LOWER_HALF_END - 1);
+        // The entry naming `phys` (null for the PML4): where `phys`'s count
+        // is kept.
+        let mut slot: *mut u64 = core::ptr::null_mut();
         let mut phys = self.pml4;
         for level in [4, 3, 2] {
             // SAFETY: `phys` is this space's PML4 or one of its lower-half
@@ -144,38 +187,170 @@ impl AddressSpace {
             let entry = &mut unsafe { entries(phys) }[index(vaddr, level)];
             if *entry == 0 {
                 if self.tables >= MAX_TABLES {
-                    return Err(MapError::OutOfMemory);
+                    return Err(self.created_nothing(vaddr));
                 }
-                let new = memory::alloc_kernel_frame().map_err(|_| MapError::OutOfMemory)?;
+                let Ok(new) = memory::alloc_kernel_frame() else {
+                    return Err(self.created_nothing(vaddr));
+                };
                 self.tables += 1;
                 *entry = new | (F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE).bits();
+                if !slot.is_null() {
+                    // SAFETY: `slot` is the entry of the table above that
+                    // names `phys` (another frame than `entry`'s).
+                    unsafe { *slot += COUNT_ONE };
+                }
             }
             phys = *entry & ADDR_MASK;
+            slot = entry;
         }
-        Ok(phys)
+        // `slot` is the level-2 entry now.
+        Ok((slot, phys))
     }
 
-    /// The level-1 table holding the leaf entry of `vaddr`, if the tables
-    /// exist. Lower half only: the upper half holds the kernel's tables,
-    /// with huge pages this walk does not understand (following one would
-    /// read device memory).
-    #[inline]
-    fn leaf_table(&self, vaddr: u64) -> Option<u64> {
+    /// `map` where a table is missing: creates the path, then maps (the
+    /// second walk finds every table).
+    #[inline(never)]
+    fn map_creating(
+        &mut self,
+        vaddr: u64,
+        phys: u64,
+        flags: PageFlags,
+        tag: Option<Tag>,
+    ) -> Result<(), MapError> {
+        self.create_path(vaddr)?;
+        exo_core::object::AddressSpace::map(self, vaddr, phys, flags, tag)
+    }
+
+    /// After a failed [`create_path`](Self::create_path): frees the empty
+    /// tables it may have left on `vaddr`'s path.
+    #[cold]
+    fn created_nothing(&mut self, vaddr: u64) -> MapError {
+        self.reclaim(vaddr);
+        MapError::OutOfMemory
+    }
+
+    /// Frees the tables on `vaddr`'s path that map nothing, bottom up
+    /// (their entries cleared and the address flushed first, see the
+    /// module documentation), leaving the PML4.
+    #[inline(never)]
+    fn reclaim(&mut self, vaddr: u64) {
+        let vaddr = vaddr & (LOWER_HALF_END - 1);
+        // The PML4, and the tables below it on the path (0 = none).
+        let mut path = [self.pml4, 0, 0, 0];
+        for (i, level) in [4, 3, 2].into_iter().enumerate() {
+            // SAFETY: `path[i]` is this space's PML4 or one of its
+            // lower-half tables; `&mut self` excludes writers.
+            let entry = unsafe { entries_ref(path[i]) }[index(vaddr, level)];
+            if entry == 0 {
+                break;
+            }
+            path[i + 1] = entry & ADDR_MASK;
+        }
+        let mut freed = [0u64; 3];
+        let mut n = 0;
+        // Bottom up: the table at path[i + 1] hangs off entry `index(vaddr,
+        // 4 - i)` of path[i], which holds its count.
+        for i in (0..3).rev() {
+            let (table, child) = (path[i], path[i + 1]);
+            if child == 0 {
+                continue;
+            }
+            // SAFETY: `table` is a table of this space on the path; `&mut
+            // self` excludes every other use while `entry` lives.
+            let entry = &mut unsafe { entries(table) }[index(vaddr, 4 - i as u32)];
+            if *entry & COUNT_MASK != 0 {
+                break;
+            }
+            *entry = 0;
+            freed[n] = child;
+            n += 1;
+            if i > 0 {
+                // SAFETY: `path[i - 1]` is the table above `table`.
+                let up = &mut unsafe { entries(path[i - 1]) }[index(vaddr, 5 - i as u32)];
+                *up -= COUNT_ONE;
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        // Nothing points to the freed tables any more; no cached walk may
+        // either before their frames are reused.
+        self.flush(vaddr);
+        for &table in &freed[..n] {
+            // SAFETY: `table` was a table of this space (so a kernel frame
+            // from `alloc_kernel_frame`); the entry naming it is cleared and
+            // flushed above, and it mapped nothing: nothing refers to it.
+            unsafe { memory::free_kernel_frame(table) };
+        }
+        self.tables -= n as u64;
+    }
+
+    /// Takes one from the count of `vaddr`'s level-1 table (kept in its
+    /// level-2 entry `pde`) after a leaf of it was cleared, and flushes
+    /// `vaddr`. A table left empty becomes the idle one (see the module
+    /// documentation).
+    ///
+    /// # Safety
+    /// `pde` points to the level-2 entry on `vaddr`'s path in this space.
+    #[inline(always)]
+    unsafe fn leaf_cleared(&mut self, pde: *mut u64, vaddr: u64) {
+        // SAFETY: `pde` is an entry of a table of this space (the caller's
+        // guarantee); `&mut self` excludes every other use while it lives.
+        let pde = unsafe { &mut *pde };
+        *pde -= COUNT_ONE;
+        let empty = *pde & COUNT_MASK == 0;
+        self.flush(vaddr);
+        if empty && vaddr >> 21 != self.idle {
+            self.went_idle(vaddr);
+        }
+    }
+
+    /// `vaddr`'s level-1 table just emptied and is not the idle one: it
+    /// becomes the idle one, and the previous idle table is freed if it
+    /// is still empty.
+    #[inline(never)]
+    fn went_idle(&mut self, vaddr: u64) {
+        let old = core::mem::replace(&mut self.idle, vaddr >> 21);
+        if old != NO_IDLE {
+            self.reclaim(old << 21);
+        }
+    }
+
+    /// The level-2 entry (a pointer into its table, valid while `self`
+    /// is) and the level-1 table on `vaddr`'s path, if the tables exist.
+    /// Lower half only: the upper half holds the kernel's tables, with huge
+    /// pages this walk does not understand (following one would read
+    /// device memory).
+    #[inline(always)]
+    fn leaf_path(&self, vaddr: u64) -> Option<(*mut u64, u64)> {
         if vaddr >= LOWER_HALF_END {
             return None;
         }
+        let mut slot = core::ptr::null_mut();
         let mut phys = self.pml4;
         for level in [4, 3, 2] {
+            // A pointer, no reference: the caller may write through it
+            // later, under `&mut self`.
             // SAFETY: `phys` is this space's PML4 or one of its lower-half
-            // tables (invariant, `vaddr` is lower half); `&self` excludes
-            // writers.
-            let entry = unsafe { entries_ref(phys) }[index(vaddr, level)];
+            // tables (invariant, `vaddr` is lower half): 512 entries mapped
+            // at the offset, and `index` is below 512.
+            slot = unsafe { (memory::phys_to_virt(phys) as *mut u64).add(index(vaddr, level)) };
+            // SAFETY: `slot` is an entry of that table; `&self` excludes
+            // writers while we read.
+            let entry = unsafe { slot.read() };
             if entry == 0 {
                 return None;
             }
             phys = entry & ADDR_MASK;
         }
-        Some(phys)
+        Some((slot, phys))
+    }
+
+    /// The level-1 table holding the leaf entry of `vaddr`, if the tables
+    /// exist (see [`leaf_path`](Self::leaf_path)).
+    #[inline]
+    fn leaf_table(&self, vaddr: u64) -> Option<u64> {
+        self.leaf_path(vaddr).map(|(_, pt)| pt)
     }
 
     /// The leaf entry of `vaddr` (a copy), if its tables exist.
@@ -203,13 +378,15 @@ impl AddressSpace {
         &mut table[index(vaddr, 1)]
     }
 
-    /// Drops the TLB entry of `vaddr` if this space is the active one
-    /// (switching spaces flushes the rest: no PCIDs, no global user pages).
-    #[inline]
+    /// Drops the TLB entry of `vaddr` (and the paging-structure caches,
+    /// see the module documentation). Needed only if this space is the
+    /// active one (switching spaces flushes the rest: no PCIDs, no global
+    /// user pages); for another space it only drops an entry of the active
+    /// one, which is harmless, and it is cheaper than reading CR3 to find
+    /// out on the `unmap` path, where the space is nearly always active.
+    #[inline(always)]
     fn flush(&self, vaddr: u64) {
-        if self.is_active() {
-            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(vaddr));
-        }
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(vaddr));
     }
 
     /// Frees every lower-half table and the PML4 (switching to the boot
@@ -247,11 +424,17 @@ impl exo_core::object::AddressSpace for AddressSpace {
         tag: Option<Tag>,
     ) -> Result<(), MapError> {
         debug_assert!(vaddr < LOWER_HALF_END);
-        let pt = self.walk_create(vaddr)?;
+        // The common case is one read-only walk; creating tables (and
+        // mapping then) is out of line, so this path saves no registers
+        // for it.
+        let Some((pde, pt)) = self.leaf_path(vaddr & (LOWER_HALF_END - 1)) else {
+            return self.map_creating(vaddr, phys, flags, tag);
+        };
         // SAFETY: `pt` is a level-1 table of this space; `&mut self`
         // excludes every other use while `entry` lives.
         let entry = &mut unsafe { entries(pt) }[index(vaddr, 1)];
         if *entry != 0 {
+            // Not a table this walk created (those are empty).
             return Err(MapError::AlreadyMapped);
         }
         let mut f = F::PRESENT | F::USER_ACCESSIBLE;
@@ -269,6 +452,8 @@ impl exo_core::object::AddressSpace for AddressSpace {
             None => 0,
         };
         *entry = (phys & ADDR_MASK) | f.bits() | tag;
+        // SAFETY: `pde` is the level-2 entry naming `pt` (another frame).
+        unsafe { *pde += COUNT_ONE };
         Ok(())
     }
 
@@ -279,7 +464,7 @@ impl exo_core::object::AddressSpace for AddressSpace {
 
     /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.
     fn unmap(&mut self, vaddr: u64) -> Option<u64> {
-        let pt = self.leaf_table(vaddr)?;
+        let (pde, pt) = self.leaf_path(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };
         if *entry == 0 {
@@ -287,14 +472,17 @@ impl exo_core::object::AddressSpace for AddressSpace {
         }
         let phys = *entry & ADDR_MASK;
         *entry = 0;
-        self.flush(vaddr);
+        // SAFETY: `pde` is the level-2 entry on `vaddr`'s path.
+        unsafe { self.leaf_cleared(pde, vaddr) };
         Some(phys)
     }
 
     /// Removes the mapping of `vaddr`'s page if it carries a tag that
-    /// `accept` accepts; returns the tag.
+    /// `accept` accepts; returns the tag. (Inlined into `unmap`'s one
+    /// caller: it is the hot path.)
+    #[inline(always)]
     fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
-        let pt = self.leaf_table(vaddr)?;
+        let (pde, pt) = self.leaf_path(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };
         let tag = tag_of(*entry)?;
@@ -302,7 +490,8 @@ impl exo_core::object::AddressSpace for AddressSpace {
             return None;
         }
         *entry = 0;
-        self.flush(vaddr);
+        // SAFETY: `pde` is the level-2 entry on `vaddr`'s path.
+        unsafe { self.leaf_cleared(pde, vaddr) };
         Some(tag)
     }
 

@@ -10,7 +10,10 @@
 #![no_std]
 #![no_main]
 
-use libos::{println, sys, DmaBuffer, Error, Frame, Handle, MapFlags, Mapping, PAGE_SIZE};
+use libos::{
+    println, sys, CapKindCode, DmaBuffer, Error, Frame, Handle, MapFlags, Mapping, Rights,
+    PAGE_SIZE,
+};
 
 libos::entry!(main);
 
@@ -222,6 +225,37 @@ fn main() -> Result<(), Error> {
     );
     drop(low);
 
+    // What a capability is, asked of the kernel: a run handed around as a
+    // raw handle comes back as a `Frame` of the right size.
+    let run = Frame::alloc_contiguous(4, 1, 0)?;
+    let run_phys = run.phys()?;
+    let info = sys::cap_info(run.handle())?;
+    if info.cap_kind() != Some(CapKindCode::RamRun)
+        || info.frames != 4
+        || info.rights() != Some(Rights::WRITABLE)
+        || info.phys() != Some(run_phys)
+    {
+        return Err(failed(format_args!("cap_info of a 4-frame run: {info:?}")));
+    }
+    // SAFETY: `into_raw` gave the handle up to us: nothing else frees it,
+    // and only this process maps it.
+    let mut run = unsafe { Frame::from_raw(run.into_raw())? };
+    let pages = run.pages();
+    let mut single = Frame::alloc()?;
+    {
+        // The whole run is mapped, so the next mapping lands past it.
+        let mut whole = Mapping::new(&mut run, MapFlags::WRITE)?;
+        whole.as_mut_slice()[4 * PAGE_SIZE as usize - 1] = 1;
+        let next = Mapping::new(&mut single, MapFlags::NONE)?;
+        drop(next);
+    }
+    println!(
+        "frames: cap_info: a run of {} frames at phys {run_phys:#x} with {:?}; from_raw took {pages} pages",
+        info.frames,
+        Rights::WRITABLE
+    );
+    drop((run, single));
+
     // Handles the kernel must not honour.
     let forged = Handle::from_raw(0x5eed_f00d_dead_beef);
     refused(
@@ -233,6 +267,11 @@ fn main() -> Result<(), Error> {
     // SAFETY: the handle was never mapped.
     unsafe { sys::frame_free(freed) }?;
     refused("freed handle", sys::frame_phys(freed), Error::BadCapability)?;
+    refused(
+        "cap_info of a freed handle",
+        sys::cap_info(freed),
+        Error::BadCapability,
+    )?;
     // The freed slot is reused by the next allocation (with a new generation).
     let stale = sys::frame_alloc()?;
     // SAFETY: never mapped.

@@ -20,8 +20,8 @@ const PATIENCE: u32 = 100_000;
 fn main() -> Result<(), Error> {
     let handle = receive()?;
     // SAFETY: `cap_recv` gave us this handle: we own it and nothing else
-    // frees it. `share` may write the page, so we use volatile accesses.
-    let mut frame = unsafe { Frame::from_raw(handle, 1) };
+    // frees it (its size comes from the kernel). `share` may write the page, so we use volatile accesses.
+    let mut frame = unsafe { Frame::from_raw(handle)? };
     let mut page = Mapping::new(&mut frame, MapFlags::WRITE)?;
 
     let mut len = [0u8];

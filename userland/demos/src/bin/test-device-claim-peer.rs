@@ -20,8 +20,8 @@ const OWNER: &str = "test-device-claim";
 fn main() -> Result<(), Error> {
     let handle = receive()?;
     // SAFETY: `cap_recv` gave us this handle: we own it and nothing else
-    // frees it. The owner writes the page too: we use volatile accesses.
-    let mut frame = unsafe { Frame::from_raw(handle, 1) };
+    // frees it (its size comes from the kernel). The owner writes the page too: we use volatile accesses.
+    let mut frame = unsafe { Frame::from_raw(handle)? };
     let mut page = Mapping::new(&mut frame, MapFlags::WRITE)?;
     let result = steps(&mut page);
     if result.is_err() {

@@ -33,7 +33,8 @@
 #![no_main]
 
 use abi::{
-    FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_MAP_TOP, USER_MIN, USER_STACK_TOP, USER_TOP,
+    CapInfo, CapKindCode, FrameStats, SysInfo, Sysnum, PAGE_SIZE, USER_MAP_TOP, USER_MIN,
+    USER_STACK_TOP, USER_TOP,
 };
 use exo_demos::Line;
 use libos::{println, sys, Error};
@@ -126,6 +127,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::ProcessFind => 3,
         Sysnum::FrameStats => 6,
         Sysnum::SysInfo => 2,
+        Sysnum::CapInfo => 4,
         Sysnum::DebugWrite => 4,
         Sysnum::TraceCtl => 2,
         Sysnum::GetPid => 4,
@@ -272,8 +274,11 @@ struct Fuzz {
 #[repr(C, align(16))]
 struct OutBuf([u64; 32]);
 
-const _: () =
-    assert!(core::mem::size_of::<FrameStats>() <= 128 && core::mem::size_of::<SysInfo>() <= 128);
+const _: () = assert!(
+    core::mem::size_of::<FrameStats>() <= 128
+        && core::mem::size_of::<SysInfo>() <= 128
+        && core::mem::size_of::<CapInfo>() <= 128
+);
 
 fn main() -> Result<(), Error> {
     let mut seed = 1;
@@ -873,6 +878,7 @@ impl Fuzz {
             Sysnum::ProcessFind => self.op_find(),
             Sysnum::FrameStats => self.op_stats(),
             Sysnum::SysInfo => self.op_info(),
+            Sysnum::CapInfo => self.op_cap_info(),
             Sysnum::DebugWrite => self.op_debug_write(),
             Sysnum::TraceCtl => self.op_trace(),
             Sysnum::GetPid => {
@@ -1272,13 +1278,17 @@ impl Fuzz {
             (None, Ok(_)) => {
                 self.violation(format_args!("transferred {h:#x}, which we do not hold"))
             }
-            // Flags and rights are checked before the handle.
+            // Flags and rights are checked before the handle; no rights at
+            // all is refused like undefined ones.
+            (_, Err(e)) if flags & !abi::TRANSFER_MOVE == 0 && rights == 0 => {
+                self.expect_err("transfer with no rights", Err(e), Error::InvalidArgument)
+            }
             (None, Err(e)) if flags & !abi::TRANSFER_MOVE == 0 && rights <= ALL_RIGHTS => {
                 self.expect_err("transfer of a dead handle", Err(e), Error::BadCapability)
             }
             (None, Err(_)) => {}
             (Some(i), Ok(_)) => {
-                if flags != 0 && flags != abi::TRANSFER_MOVE || rights > ALL_RIGHTS {
+                if flags != 0 && flags != abi::TRANSFER_MOVE || rights > ALL_RIGHTS || rights == 0 {
                     self.violation(format_args!(
                         "transfer with flags {flags:#x} rights {rights:#x} succeeded"
                     ));
@@ -1376,6 +1386,66 @@ impl Fuzz {
         let (ptr, ok) = self.out_ptr(len);
         let r = self.sc(Sysnum::SysInfo, [ptr, 0, 0, 0, 0, 0]);
         self.check_out("sys_info", ptr, ok, r);
+    }
+
+    fn op_cap_info(&mut self) {
+        let h = self.handle();
+        let live = self.find_live(h).map(|i| self.live[i]);
+        let len = core::mem::size_of::<CapInfo>() as u64;
+        let (ptr, ok) = self.out_ptr(len);
+        let stack = ptr == self.out.0.as_mut_ptr() as u64;
+        let r = self.sc(Sysnum::CapInfo, [h, ptr, 0, 0, 0, 0]);
+        let Some(l) = live else {
+            // The handle is checked before the buffer.
+            if !self.is_board(h) {
+                self.expect_err("cap_info of a dead handle", r, Error::BadCapability);
+            }
+            return;
+        };
+        self.check_out("cap_info", ptr, ok, r);
+        if !(stack && r.is_ok()) {
+            return;
+        }
+        // SAFETY: the kernel wrote a whole CapInfo at the start of `out`,
+        // which is large enough and aligned.
+        let info = unsafe { core::ptr::read_volatile(ptr as *const CapInfo) };
+        let all = abi::Rights::ALL.bits();
+        let ram = if l.pages == 1 {
+            CapKindCode::RamFrame
+        } else {
+            CapKindCode::RamRun
+        };
+        let good = match l.kind {
+            Kind::Own | Kind::Sealed => {
+                let rights = if l.kind == Kind::Own {
+                    abi::Rights::WRITABLE
+                } else {
+                    abi::Rights::EXECUTABLE
+                };
+                info.cap_kind() == Some(ram)
+                    && info.frames == l.pages
+                    && info.rights == rights.bits()
+                    && info.phys().is_some_and(|p| p % PAGE == 0)
+            }
+            Kind::Device => {
+                info.cap_kind() == Some(CapKindCode::Device)
+                    && info.frames == 1
+                    && info.rights == abi::Rights::WRITABLE.bits()
+                    && info.phys().is_some()
+            }
+            // Received: any kind this ABI defines, some rights, and the
+            // address exactly when MAP is among them.
+            Kind::Unknown => {
+                info.cap_kind().is_some()
+                    && info.frames >= 1
+                    && info.rights != 0
+                    && info.rights & !all == 0
+                    && info.phys().is_some() == (info.rights & abi::Rights::MAP.bits() != 0)
+            }
+        };
+        if !good {
+            self.violation(format_args!("cap_info({h:#x}) = {info:?}"));
+        }
     }
 
     fn check_out(&mut self, what: &str, ptr: u64, ok: Option<bool>, r: Result<u64, Error>) {

@@ -210,6 +210,11 @@ fn main() -> Result<(), Error> {
         Error::InvalidArgument,
     );
     t.expect(
+        "transfer with no rights at all",
+        s(Sysnum::CapTransfer, [weak, me, 0, 0, 0, 0]),
+        Error::InvalidArgument,
+    );
+    t.expect(
         "transfer with undefined rights",
         s(Sysnum::CapTransfer, [weak, me, 0x100, 0, 0, 0]),
         Error::InvalidArgument,
@@ -674,10 +679,14 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         }
         Sysnum::Unmap => Error::NotMapped,
         Sysnum::CapTransfer if a3 & !abi::TRANSFER_MOVE != 0 => Error::InvalidArgument,
-        Sysnum::CapTransfer if Rights::from_bits(a2).is_none() => Error::InvalidArgument,
+        Sysnum::CapTransfer if Rights::from_bits(a2).is_none_or(|r| r.is_empty()) => {
+            Error::InvalidArgument
+        }
         Sysnum::CapTransfer => Error::BadCapability,
         Sysnum::CapRecv => Error::WouldBlock,
         Sysnum::FrameStats | Sysnum::SysInfo => Error::InvalidAddress,
+        // The handle is checked before the buffer.
+        Sysnum::CapInfo => Error::BadCapability,
         Sysnum::TraceCtl => Error::InvalidArgument,
     })
 }
