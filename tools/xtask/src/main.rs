@@ -13,6 +13,7 @@ mod build;
 mod device_tests;
 mod fuzz;
 mod linux_guest;
+mod new;
 mod qemu;
 mod setup;
 mod test;
@@ -111,6 +112,26 @@ the exit status is 0 when nothing failed.
 
   FILTER              build, then run only the QEMU tests whose name
                       contains FILTER (no host tests, rustfmt or clippy)
+"],
+    },
+    Help {
+        name: "new",
+        usage: &["new NAME [--path DIR] [--abi-only]"],
+        summary: "Start an exo program in a crate of its own",
+        details: &["\
+Creates a crate for an exo program outside the tree, in ./NAME (relative to
+the current directory) or in DIR: a Cargo.toml with path dependencies on
+this checkout's `abi` and `libos`, a rust-toolchain.toml and a
+.cargo/config.toml that make a plain `cargo build --release` in it build a
+static ELF for exo, a src/main.rs that runs (on `libos::entry!`), a README,
+and this checkout's Cargo.lock. `cargo run --release` in the crate builds
+the program and boots it with this checkout's `cargo xtask run --elf`; the
+README also gives the absolute command. Refuses if the directory exists.
+
+options:
+  --path DIR          create the crate in DIR instead of ./NAME
+  --abi-only          a program on the `abi` crate alone: its own `_start`
+                      and panic handler, no libos
 "],
     },
     Help {
@@ -231,6 +252,7 @@ fn main() -> ExitCode {
         "setup" => setup::ensure(true).map(|()| 0),
         "run" => qemu::run_command(rest),
         "test" => test::run(rest),
+        "new" => new::run(rest),
         "trace" => Ok(trace(rest)),
         "bench" => bench(rest),
         "fuzz" => fuzz::run(rest),
@@ -301,7 +323,9 @@ mod tests {
     #[test]
     fn every_command_has_its_own_help() {
         let overview = overview();
-        for name in ["setup", "run", "test", "trace", "bench", "fuzz", "help"] {
+        for name in [
+            "setup", "run", "test", "new", "trace", "bench", "fuzz", "help",
+        ] {
             let help = help_of(name).unwrap_or_else(|| panic!("`{name}` has no help"));
             let text = help.text();
             assert_ne!(text, overview, "`{name} --help` prints the overview");
@@ -365,6 +389,7 @@ mod tests {
         );
         has("bench", &["bench alloc", "bench syscalls", "--json"]);
         has("test", &["FILTER"]);
+        has("new", &["NAME", "--path", "--abi-only"]);
         // `trace` takes the decoder's options: its help is the decoder's.
         has("trace", &[exo_trace::HELP]);
     }

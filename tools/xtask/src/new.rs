@@ -1,0 +1,422 @@
+//! `cargo xtask new NAME [--path DIR] [--abi-only]`: a crate for an exo
+//! program outside the tree, set up so that a plain `cargo build --release`
+//! in it builds a bootable ELF and `cargo run --release` boots it.
+//!
+//! This module owns what such a crate contains ([`files`]: the manifest,
+//! the cargo configuration that is the whole bare-metal recipe, the
+//! toolchain file, `src/main.rs` from `tools/xtask/templates/`, a README)
+//! and writing it ([`create`]). The README's examples of the top-level
+//! README are these templates (a host test keeps them equal).
+use std::path::{Path, PathBuf};
+
+/// `src/main.rs` of a crate on libos (`mine` stands for the crate's name).
+pub const LIBOS_MAIN: &str = include_str!("../templates/libos-main.rs");
+/// `src/main.rs` of a crate on the `abi` crate alone.
+pub const ABI_ONLY_MAIN: &str = include_str!("../templates/abi-only-main.rs");
+/// How the templates name the program: `mine:` starts its doc line and
+/// every line it prints.
+const TEMPLATE_PREFIX: &str = "mine:";
+
+/// The bare-metal target every exo program is built for.
+pub const TARGET: &str = "x86_64-unknown-none";
+
+/// What `cargo xtask new` is asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSpec {
+    /// The package's (and program's) name.
+    pub name: String,
+    /// The crate's directory (must not exist yet).
+    pub dir: PathBuf,
+    /// Only `abi`, no libos.
+    pub abi_only: bool,
+}
+
+impl NewSpec {
+    /// Where `cargo build --release` in the crate puts the program.
+    pub fn elf(&self) -> PathBuf {
+        self.dir
+            .join("target")
+            .join(TARGET)
+            .join("release")
+            .join(&self.name)
+    }
+}
+
+/// Parses `new`'s arguments; `cwd` is where a crate without `--path` goes
+/// (as `cwd/NAME`).
+pub fn parse(args: &[String], cwd: &Path) -> Result<NewSpec, String> {
+    let mut name = None;
+    let mut dir = None;
+    let mut abi_only = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--abi-only" => abi_only = true,
+            "--path" => {
+                let v = it.next().ok_or("new: --path needs a directory")?;
+                dir = Some(cwd.join(v));
+            }
+            opt if opt.starts_with('-') => {
+                return Err(format!("new: unknown option `{opt}` (see --help)"))
+            }
+            n if name.is_none() => name = Some(n.to_string()),
+            extra => return Err(format!("new: unexpected argument `{extra}` (see --help)")),
+        }
+    }
+    let name = name.ok_or("usage: cargo xtask new NAME [--path DIR] [--abi-only]")?;
+    check_name(&name)?;
+    let dir = dir.unwrap_or_else(|| cwd.join(&name));
+    Ok(NewSpec {
+        name,
+        dir,
+        abi_only,
+    })
+}
+
+/// A name cargo takes as a package name and the kernel keeps whole as a
+/// program name (at most [`abi::MAX_NAME_LEN`] bytes).
+fn check_name(name: &str) -> Result<(), String> {
+    let max = abi::MAX_NAME_LEN;
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !first_ok || !rest_ok {
+        return Err(format!(
+            "new: `{name}` is not a usable name: start with a letter, then letters, \
+             digits, `-` or `_`"
+        ));
+    }
+    if name.len() > max {
+        return Err(format!(
+            "new: `{name}` is {} bytes long; exo keeps program names of at most {max}",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `s` as a TOML basic string.
+fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `s` quoted for `sh`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Every file of the crate, as (path in the crate, contents). `exo` is the
+/// checkout the crate builds against (absolute).
+pub fn files(spec: &NewSpec, exo: &Path) -> Vec<(&'static str, String)> {
+    let name = &spec.name;
+    let exo_str = exo.to_string_lossy();
+    let mut deps = format!(
+        "abi = {{ path = {} }}\n",
+        toml_str(&exo.join("abi").to_string_lossy())
+    );
+    if !spec.abi_only {
+        deps.push_str(&format!(
+            "libos = {{ path = {} }}\n",
+            toml_str(&exo.join("userland/libos").to_string_lossy())
+        ));
+    }
+    let manifest = format!(
+        "[package]
+name = \"{name}\"
+version = \"0.1.0\"
+edition = \"2024\"
+
+[dependencies]
+{deps}
+# A workspace of its own, wherever it lives (inside an exo checkout too).
+[workspace]
+"
+    );
+    // The runner: `cargo run` hands it the ELF's path (relative to here)
+    // and the arguments after `--`. It boots the ELF from the exo checkout
+    // without this crate's toolchain and bootstrap variables.
+    let runner = format!(
+        "elf=$(realpath -- \"$1\") && shift && cd {} && \
+         exec env -u RUSTUP_TOOLCHAIN -u RUSTUP_TOOLCHAIN_SOURCE -u RUSTC_BOOTSTRAP \
+         cargo xtask run --elf \"$elf\" \"$@\"",
+        sh_quote(&exo_str)
+    );
+    let config = format!(
+        "# Made by `cargo xtask new` from the exo checkout at {exo_str}: the recipe
+# that makes a plain `cargo build --release` here build an exo program.
+
+[build]
+target = \"{TARGET}\"
+
+[target.{TARGET}]
+# exo loads static executables (ET_EXEC) only, not position-independent ones.
+rustflags = [\"-C\", \"relocation-model=static\"]
+# `cargo run --release [-- RUN-OPTIONS]` boots the program in QEMU with the
+# exo checkout's `cargo xtask run --elf` (RUN-OPTIONS: `cargo xtask run --help`).
+runner = [\"sh\", \"-c\", {runner}, \"exo-run\"]
+
+# The toolchain has no bare-metal standard library: build core and alloc
+# from its sources (the toolchain file picks Debian's Rust, which has them).
+[unstable]
+build-std = [\"core\", \"alloc\", \"compiler_builtins\"]
+build-std-features = [\"compiler-builtins-mem\"]
+
+[env]
+# build-std needs unstable compiler options on a stable compiler.
+RUSTC_BOOTSTRAP = \"1\"
+",
+        runner = toml_str(&runner)
+    );
+    let toolchain = format!(
+        "# Debian's Rust with its std sources, linked into rustup by the exo
+# checkout's `cargo xtask setup` (rustup has no bare-metal std here).
+[toolchain]
+channel = \"{}\"
+",
+        crate::setup::TOOLCHAIN
+    );
+    let main = if spec.abi_only {
+        ABI_ONLY_MAIN
+    } else {
+        LIBOS_MAIN
+    };
+    let elf = spec.elf();
+    let readme = format!(
+        "# {name}
+
+An exo program on {on}, made by `cargo xtask new` from the exo checkout at
+`{exo_str}`.
+
+    cargo run --release
+
+builds it and boots it in QEMU (TCG) with exo's kernel; the run's exit
+status is the kernel's verdict (0: every program finished as expected).
+Arguments after `--` are options of `cargo xtask run` (see `cargo xtask run
+--help` in the exo checkout), e.g. `cargo run --release -- --trace`.
+
+`cargo build --release` alone builds the program,
+`target/{TARGET}/release/{name}`, a static ELF. To boot it from anywhere:
+
+    cd {exo_q} && cargo xtask run --elf {elf_q}
+
+What makes the plain `cargo build` work:
+
+- `rust-toolchain.toml` picks the `{toolchain}` toolchain (Debian's Rust
+  with its standard-library sources; the exo checkout's `cargo xtask setup`
+  links it);
+- `.cargo/config.toml` sets the target `{TARGET}`, static relocation (exo
+  loads no position-independent executables), build-std of `core` and
+  `alloc`, and the runner that boots the program;
+- `Cargo.toml` takes `abi`{and_libos} from the exo checkout by path; `Cargo.lock`
+  starts as the checkout's, so dependencies have the versions exo was tested
+  with.
+
+The program starts at `_start(pid, args_ptr, args_len)` with a 64 KiB stack;
+the exo README (\"Writing your own library OS\") says what the kernel checks
+and which address ranges libos takes for itself.
+",
+        on = if spec.abi_only {
+            "the `abi` crate alone"
+        } else {
+            "libos"
+        },
+        exo_q = sh_quote(&exo_str),
+        elf_q = sh_quote(&elf.to_string_lossy()),
+        toolchain = crate::setup::TOOLCHAIN,
+        and_libos = if spec.abi_only { "" } else { " and `libos`" },
+    );
+    vec![
+        ("Cargo.toml", manifest),
+        (".cargo/config.toml", config),
+        ("rust-toolchain.toml", toolchain),
+        (
+            "src/main.rs",
+            main.replace(TEMPLATE_PREFIX, &format!("{name}:")),
+        ),
+        ("README.md", readme),
+        (".gitignore", "/target\n".to_string()),
+    ]
+}
+
+/// Writes the crate `spec` describes, building against the checkout
+/// `exo`; refuses if `spec.dir` exists. Also copies the checkout's
+/// `Cargo.lock` (the dependency versions exo is tested with).
+pub fn create(spec: &NewSpec, exo: &Path) -> Result<(), String> {
+    let dir = &spec.dir;
+    if dir.symlink_metadata().is_ok() {
+        return Err(format!(
+            "new: {} already exists; not touching it (pick another NAME or --path)",
+            dir.display()
+        ));
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    // `create_dir`, not `_all`: it fails if the directory appeared meanwhile.
+    std::fs::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (path, text) in files(spec, exo) {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let lock = exo.join("Cargo.lock");
+    if lock.exists() {
+        std::fs::copy(&lock, dir.join("Cargo.lock"))
+            .map_err(|e| format!("{}: {e}", lock.display()))?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask new`.
+pub fn run(args: &[String]) -> Result<u8, String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+    let spec = parse(args, &cwd)?;
+    // The crate builds with the toolchain the set-up links.
+    crate::setup::ensure(false)?;
+    let exo = crate::build::root();
+    create(&spec, &exo)?;
+    let dir = std::fs::canonicalize(&spec.dir).unwrap_or(spec.dir.clone());
+    let spec = NewSpec { dir, ..spec };
+    println!(
+        "created {} ({}), building against {}",
+        spec.dir.display(),
+        if spec.abi_only {
+            "abi only"
+        } else {
+            "abi + libos"
+        },
+        exo.display()
+    );
+    println!("build and boot it:");
+    println!(
+        "  cd {} && cargo run --release",
+        sh_quote(&spec.dir.to_string_lossy())
+    );
+    println!("or, once built, from anywhere:");
+    println!(
+        "  cd {} && cargo xtask run --elf {}",
+        sh_quote(&exo.to_string_lossy()),
+        sh_quote(&spec.elf().to_string_lossy())
+    );
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn names_paths_and_flags_are_parsed() {
+        let cwd = Path::new("/home/u/work");
+        let spec = parse(&args(&["mine"]), cwd).unwrap();
+        assert_eq!(spec.dir, Path::new("/home/u/work/mine"));
+        assert!(!spec.abi_only);
+        assert_eq!(
+            spec.elf(),
+            Path::new("/home/u/work/mine/target/x86_64-unknown-none/release/mine")
+        );
+        let spec = parse(&args(&["--abi-only", "mine", "--path", "../x"]), cwd).unwrap();
+        assert_eq!(spec.dir, Path::new("/home/u/work/../x"));
+        assert!(spec.abi_only);
+        let spec = parse(&args(&["mine", "--path", "/abs"]), cwd).unwrap();
+        assert_eq!(spec.dir, Path::new("/abs"));
+        for bad in [
+            &[][..],
+            &["--path"][..],
+            &["mine", "--frob"][..],
+            &["mine", "other"][..],
+            &["9lives"][..],
+            &["my.prog"][..],
+            &["a23456789012345678901234567890123"][..],
+        ] {
+            assert!(parse(&args(bad), cwd).is_err(), "{bad:?}");
+        }
+        assert!(parse(&args(&["a2345678901234567890123456789012"]), cwd).is_ok());
+    }
+
+    #[test]
+    fn the_crate_depends_on_this_checkout_and_names_itself() {
+        let exo = Path::new("/src/e\"x o");
+        let spec = NewSpec {
+            name: "prog".into(),
+            dir: "/w/prog".into(),
+            abi_only: false,
+        };
+        let files = files(&spec, exo);
+        let get = |p: &str| &files.iter().find(|(f, _)| *f == p).unwrap().1;
+        let manifest = get("Cargo.toml");
+        assert!(manifest.contains("name = \"prog\""));
+        assert!(manifest.contains(r#"abi = { path = "/src/e\"x o/abi" }"#));
+        assert!(manifest.contains(r#"libos = { path = "/src/e\"x o/userland/libos" }"#));
+        assert!(manifest.contains("\n[workspace]\n"));
+        let main = get("src/main.rs");
+        assert!(main.contains("prog: hello") && !main.contains("mine"));
+        let config = get(".cargo/config.toml");
+        assert!(config.contains("relocation-model=static"));
+        assert!(config.contains("cd '/src/e\\\"x o' && exec env -u RUSTUP_TOOLCHAIN"));
+        assert!(get("rust-toolchain.toml").contains("channel = \"debian-web\""));
+        assert!(get("README.md")
+            .contains("cargo xtask run --elf '/w/prog/target/x86_64-unknown-none/release/prog'"));
+
+        let spec = NewSpec {
+            abi_only: true,
+            ..spec
+        };
+        let files = super::files(&spec, exo);
+        let get = |p: &str| &files.iter().find(|(f, _)| *f == p).unwrap().1;
+        assert!(!get("Cargo.toml").contains("libos"));
+        assert!(get("src/main.rs").contains("#[unsafe(no_mangle)]"));
+    }
+
+    #[test]
+    fn shell_and_toml_quoting() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(toml_str(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(toml_str("a\nb"), r#""a\u000ab""#);
+    }
+
+    #[test]
+    fn an_existing_directory_is_refused_and_left_alone() {
+        let dir = std::env::temp_dir().join(format!("xtask-new-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("keep"), "mine").unwrap();
+        let spec = NewSpec {
+            name: "x".into(),
+            dir: dir.clone(),
+            abi_only: false,
+        };
+        let err = create(&spec, Path::new("/exo")).unwrap_err();
+        assert!(err.contains("already exists"), "{err}");
+        assert_eq!(std::fs::read_to_string(dir.join("keep")).unwrap(), "mine");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        // A fresh directory gets every file.
+        let spec = NewSpec {
+            dir: dir.join("fresh"),
+            ..spec
+        };
+        create(&spec, Path::new("/exo")).unwrap();
+        for (path, text) in files(&spec, Path::new("/exo")) {
+            assert_eq!(std::fs::read_to_string(spec.dir.join(path)).unwrap(), text);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
