@@ -314,6 +314,181 @@ pub fn run(args: &[String]) -> Result<u8, String> {
     Ok(0)
 }
 
+/// The environment a user's shell would give `cargo build` in the crate:
+/// ours without what the cargo running us (and rustup's proxy) added,
+/// which would pick the toolchain, flags or target directory for it
+/// (`RUSTUP_TOOLCHAIN`, `RUSTC_BOOTSTRAP`, `RUSTFLAGS`, `CARGO_*` but
+/// `CARGO_HOME`, ...).
+pub fn user_env(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let ours = |k: &str| {
+        (k.starts_with("CARGO") && k != "CARGO_HOME")
+            || k.starts_with("__CARGO")
+            || k.starts_with("RUSTC")
+            || k.starts_with("RUSTDOC")
+            || k.starts_with("RUSTUP_TOOLCHAIN")
+            || k.ends_with("RUSTFLAGS")
+            || k == "RUST_RECURSION_COUNT"
+    };
+    vars.filter(|(k, _)| !ours(k)).collect()
+}
+
+/// The crates the QEMU tests make: `cargo xtask new` output, built with a
+/// plain `cargo build --release` and booted with `--elf`.
+#[derive(Clone, Copy)]
+enum TestCrate {
+    /// The libos template as generated.
+    Libos,
+    /// The `--abi-only` template as generated.
+    AbiOnly,
+}
+
+impl TestCrate {
+    fn name(self) -> &'static str {
+        match self {
+            TestCrate::Libos => "mine",
+            TestCrate::AbiOnly => "mine-abi",
+        }
+    }
+
+    fn abi_only(self) -> bool {
+        matches!(self, TestCrate::AbiOnly)
+    }
+}
+
+/// Where the test crates live: side by side under the target directory,
+/// with a parent `.cargo/config.toml` (as a user's own could be) that
+/// gives them one shared target directory, so that build-std's `core` and
+/// `alloc` are built once for all of them.
+fn test_base() -> PathBuf {
+    crate::build::target_dir().join("exo").join("new")
+}
+
+/// The ELF the test crate's build makes.
+fn test_elf(krate: TestCrate) -> PathBuf {
+    test_base()
+        .join("target")
+        .join(TARGET)
+        .join("release")
+        .join(krate.name())
+}
+
+/// Runs `cargo ARGS` in `dir` with [`user_env`]; `Err` with its output
+/// if it fails.
+fn user_cargo(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("cargo")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .envs(user_env(std::env::vars()))
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "`cargo {}` in {} failed ({}):\n{text}",
+            args.join(" "),
+            dir.display(),
+            out.status
+        ))
+    }
+}
+
+/// Makes the test crate afresh with [`create`] (its build products stay
+/// in the shared target directory) and builds it with a plain `cargo
+/// build --release`.
+fn make_test_crate(krate: TestCrate) -> Result<PathBuf, String> {
+    let base = test_base();
+    let config = base.join(".cargo").join("config.toml");
+    std::fs::create_dir_all(config.parent().expect("has a parent"))
+        .map_err(|e| format!("{}: {e}", base.display()))?;
+    std::fs::write(&config, "[build]\ntarget-dir = \"target\"\n")
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+    let spec = NewSpec {
+        name: krate.name().into(),
+        dir: base.join(krate.name()),
+        abi_only: krate.abi_only(),
+    };
+    if spec.dir.exists() {
+        std::fs::remove_dir_all(&spec.dir).map_err(|e| format!("{}: {e}", spec.dir.display()))?;
+    }
+    create(&spec, &crate::build::root())?;
+    user_cargo(&spec.dir, &["build", "--release"])?;
+    let elf = test_elf(krate);
+    if !elf.exists() {
+        return Err(format!("`cargo build --release` made no {}", elf.display()));
+    }
+    Ok(spec.dir)
+}
+
+/// The libos crate: built, then also booted with `cargo run --release`
+/// (the crate's runner), which must give the same output and verdict.
+fn prepare_libos() -> Result<(), String> {
+    let dir = make_test_crate(TestCrate::Libos)?;
+    let out = user_cargo(&dir, &["run", "--release", "--", "--timeout", "60"])
+        .map_err(|e| format!("the crate's runner: {e}"))?;
+    for want in ["mine: squares [1, 4, 9, 16]", "kernel verdict: success"] {
+        if !out.contains(want) {
+            return Err(format!("`cargo run --release` printed no `{want}`:\n{out}"));
+        }
+    }
+    Ok(())
+}
+
+fn prepare_abi_only() -> Result<(), String> {
+    make_test_crate(TestCrate::AbiOnly).map(drop)
+}
+
+/// The QEMU tests of `cargo xtask new`: each crate made, built and booted
+/// as its README says.
+pub fn tests() -> Vec<crate::test::QemuTest> {
+    use crate::build::ImageSpec;
+    use crate::test::{qt, QemuTest};
+    let elf_only = |krate| ImageSpec {
+        elves: vec![test_elf(krate)],
+        ..Default::default()
+    };
+    vec![
+        QemuTest {
+            prepare: Some(prepare_libos),
+            timeout: std::time::Duration::from_secs(120),
+            ..qt(
+                "new-crate-libos",
+                elf_only(TestCrate::Libos),
+                0,
+                &[
+                    "mine: hello from pid 1",
+                    "mine: frame at 0x",
+                    " holds 42",
+                    "mine: squares [1, 4, 9, 16]",
+                    "(mine) exited with code 0",
+                    "all 1 processes finished",
+                    "success",
+                ],
+            )
+        },
+        QemuTest {
+            prepare: Some(prepare_abi_only),
+            ..qt(
+                "new-crate-abi-only",
+                elf_only(TestCrate::AbiOnly),
+                0,
+                &[
+                    "mine-abi: hello from my own libOS",
+                    "(mine-abi) exited with code 0",
+                    "all 1 processes finished",
+                    "success",
+                ],
+            )
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +558,44 @@ mod tests {
         let get = |p: &str| &files.iter().find(|(f, _)| *f == p).unwrap().1;
         assert!(!get("Cargo.toml").contains("libos"));
         assert!(get("src/main.rs").contains("#[unsafe(no_mangle)]"));
+    }
+
+    #[test]
+    fn the_test_builds_see_no_variables_of_ours() {
+        let vars = [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "CARGO",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_TARGET_DIR",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTFLAGS",
+            "RUSTC_BOOTSTRAP",
+            "RUSTC_WRAPPER",
+            "RUSTDOCFLAGS",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "RUSTUP_TOOLCHAIN_SOURCE",
+            "RUST_RECURSION_COUNT",
+            "__CARGO_FIX_PLZ",
+            "RUST_BACKTRACE",
+        ]
+        .map(|k| (k.to_string(), String::new()));
+        let kept: Vec<String> = user_env(vars.into_iter())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "PATH",
+                "HOME",
+                "CARGO_HOME",
+                "RUSTUP_HOME",
+                "RUST_BACKTRACE"
+            ]
+        );
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct QemuTest {
     pub budgets: Vec<(&'static str, u64)>,
     /// Timeout.
     pub timeout: Duration,
+    /// Run before the image is made (e.g. to build the ELF the spec
+    /// names); its error fails the test.
+    pub prepare: Option<fn() -> Result<(), String>>,
 }
 
 /// What no test's serial log may contain: the kernel's panic, its reports
@@ -93,6 +96,7 @@ pub(crate) fn qt(
         qemu_args: Vec::new(),
         budgets: Vec::new(),
         timeout: Duration::from_secs(90),
+        prepare: None,
     }
 }
 
@@ -329,6 +333,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
     ];
     tests.extend(crate::device_tests::tests());
     tests.extend(crate::fuzz::tests());
+    tests.extend(crate::new::tests());
     tests
 }
 
@@ -546,6 +551,9 @@ fn run_qemu_test(
     test: &QemuTest,
     out: &std::path::Path,
 ) -> Result<f64, (String, String)> {
+    if let Some(prepare) = test.prepare {
+        prepare().map_err(|e| (e, String::new()))?;
+    }
     let image = build::make_image(tool, &test.spec, out).map_err(|e| (e, String::new()))?;
     let opts = RunOptions {
         uefi: test.spec.uefi,
