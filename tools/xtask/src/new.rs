@@ -340,13 +340,36 @@ enum TestCrate {
     Libos,
     /// The `--abi-only` template as generated.
     AbiOnly,
+    /// A libos crate with `default-features = false` and a panic handler
+    /// of its own (a duplicate lang item if libos brought its own).
+    OwnPanic,
 }
+
+/// `src/main.rs` of [`TestCrate::OwnPanic`]: it panics on purpose, and its
+/// own handler reports the panic and exits with 0.
+const OWN_PANIC_MAIN: &str = r#"#![no_std]
+#![no_main]
+
+libos::entry!(main);
+
+fn main() -> Result<(), libos::Error> {
+    libos::println!("mine-own-panic: panicking on purpose");
+    panic!("on purpose")
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    libos::println!("mine-own-panic: my own panic handler: {}", info.message());
+    libos::sys::exit(0)
+}
+"#;
 
 impl TestCrate {
     fn name(self) -> &'static str {
         match self {
             TestCrate::Libos => "mine",
             TestCrate::AbiOnly => "mine-abi",
+            TestCrate::OwnPanic => "mine-own-panic",
         }
     }
 
@@ -418,6 +441,17 @@ fn make_test_crate(krate: TestCrate) -> Result<PathBuf, String> {
         std::fs::remove_dir_all(&spec.dir).map_err(|e| format!("{}: {e}", spec.dir.display()))?;
     }
     create(&spec, &crate::build::root())?;
+    if let TestCrate::OwnPanic = krate {
+        let manifest = spec.dir.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).map_err(|e| e.to_string())?;
+        let libos = text
+            .lines()
+            .find(|l| l.starts_with("libos = {"))
+            .ok_or("no libos dependency in the generated Cargo.toml")?;
+        let bare = libos.replace(" }", ", default-features = false }");
+        std::fs::write(&manifest, text.replace(libos, &bare)).map_err(|e| e.to_string())?;
+        std::fs::write(spec.dir.join("src/main.rs"), OWN_PANIC_MAIN).map_err(|e| e.to_string())?;
+    }
     user_cargo(&spec.dir, &["build", "--release"])?;
     let elf = test_elf(krate);
     if !elf.exists() {
@@ -442,6 +476,10 @@ fn prepare_libos() -> Result<(), String> {
 
 fn prepare_abi_only() -> Result<(), String> {
     make_test_crate(TestCrate::AbiOnly).map(drop)
+}
+
+fn prepare_own_panic() -> Result<(), String> {
+    make_test_crate(TestCrate::OwnPanic).map(drop)
 }
 
 /// The QEMU tests of `cargo xtask new`: each crate made, built and booted
@@ -482,6 +520,23 @@ pub fn tests() -> Vec<crate::test::QemuTest> {
                     "mine-abi: hello from my own libOS",
                     "(mine-abi) exited with code 0",
                     "all 1 processes finished",
+                    "success",
+                ],
+            )
+        },
+        QemuTest {
+            // libos without its default features: no panic handler (ours
+            // runs), no heap and no `alloc` (the program needs no allocator).
+            prepare: Some(prepare_own_panic),
+            also_must_not: vec!["\npanic: "],
+            ..qt(
+                "new-crate-libos-own-panic-handler",
+                elf_only(TestCrate::OwnPanic),
+                0,
+                &[
+                    "mine-own-panic: panicking on purpose",
+                    "mine-own-panic: my own panic handler: on purpose",
+                    "(mine-own-panic) exited with code 0",
                     "success",
                 ],
             )

@@ -510,6 +510,16 @@ pub fn run(args: &[String]) -> Result<u8, String> {
                 .arg(build::target_dir().join("bare").join("clippy"))
                 .args(["--", "-D", "warnings"]);
             check_cmd(&mut tally, "clippy bare-metal", cmd);
+            // libos with none of its optional parts (see its features).
+            let mut cmd = build::cargo_bare();
+            cmd.args(["clippy", "-p", "libos", "--no-default-features"])
+                .args(["--target", "x86_64-unknown-none"])
+                .args(["-Zbuild-std=core,alloc,compiler_builtins"])
+                .args(["-Zbuild-std-features=compiler-builtins-mem"])
+                .arg("--target-dir")
+                .arg(build::target_dir().join("bare").join("clippy"))
+                .args(["--", "-D", "warnings"]);
+            check_cmd(&mut tally, "clippy libos --no-default-features", cmd);
             let mut cmd = build::cargo_bare();
             cmd.args(["clippy", "-p", "exo", "--", "-D", "warnings"]);
             check_cmd(&mut tally, "clippy image builder", cmd);
