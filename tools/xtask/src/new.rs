@@ -653,6 +653,42 @@ mod tests {
         );
     }
 
+    /// The README's examples are what `cargo xtask new` writes.
+    #[test]
+    fn the_readme_shows_the_templates() {
+        let readme = include_str!("../../../README.md");
+        let mut blocks = Vec::new();
+        let mut block: Option<String> = None;
+        for line in readme.lines() {
+            match (&mut block, line) {
+                (None, "```rust" | "```toml") => block = Some(String::new()),
+                (Some(_), "```") => blocks.push(block.take().expect("in a block")),
+                (Some(text), line) => {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                (None, _) => {}
+            }
+        }
+        let spec = NewSpec {
+            name: "mine".into(),
+            dir: "/home/u/mine".into(),
+            abi_only: true,
+        };
+        let files = files(&spec, Path::new("/path/to/exo"));
+        let manifest = &files.iter().find(|(f, _)| *f == "Cargo.toml").unwrap().1;
+        for (what, text) in [
+            ("the abi-only Cargo.toml", manifest.as_str()),
+            ("the abi-only src/main.rs", ABI_ONLY_MAIN),
+            ("the libos src/main.rs", LIBOS_MAIN),
+        ] {
+            assert!(
+                blocks.iter().any(|b| b == text),
+                "README.md lacks {what} as `cargo xtask new` writes it:\n{text}"
+            );
+        }
+    }
+
     #[test]
     fn shell_and_toml_quoting() {
         assert_eq!(sh_quote("a b"), "'a b'");
