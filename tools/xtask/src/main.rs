@@ -11,6 +11,7 @@
 mod bench_syscalls;
 mod build;
 mod device_tests;
+mod doc;
 mod fuzz;
 mod linux_guest;
 mod new;
@@ -106,8 +107,9 @@ options:
         details: &["\
 Runs every test, in timed phases: host unit and property tests, rustfmt
 --check, clippy with -D warnings (host crates, then kernel, userland and the
-image builder), then the QEMU integration tests, which boot the real kernel
-and check its verdict and serial log. The last line is `N passed, M failed`;
+image builder), the API docs (`doc`, without warnings), then the QEMU
+integration tests, which boot the real kernel and check its verdict and
+serial log. The last line is `N passed, M failed`;
 the exit status is 0 when nothing failed.
 
   FILTER              build, then run only the QEMU tests whose name
@@ -132,6 +134,19 @@ options:
   --path DIR          create the crate in DIR instead of ./NAME
   --abi-only          a program on the `abi` crate alone: its own `_start`
                       and panic handler, no libos
+"],
+    },
+    Help {
+        name: "doc",
+        usage: &["doc"],
+        summary: "Build the API docs of abi and libos; print where",
+        details: &["\
+Builds the API documentation of `abi` and `libos` with rustdoc for the
+bare-metal target (as the programs are built: plain `cargo doc` cannot
+build libos's dependencies for the host) and prints the path of each
+crate's index.html (under target/bare/doc).
+
+No options.
 "],
     },
     Help {
@@ -253,6 +268,7 @@ fn main() -> ExitCode {
         "run" => qemu::run_command(rest),
         "test" => test::run(rest),
         "new" => new::run(rest),
+        "doc" => doc::run(rest),
         "trace" => Ok(trace(rest)),
         "bench" => bench(rest),
         "fuzz" => fuzz::run(rest),
@@ -324,7 +340,7 @@ mod tests {
     fn every_command_has_its_own_help() {
         let overview = overview();
         for name in [
-            "setup", "run", "test", "new", "trace", "bench", "fuzz", "help",
+            "setup", "run", "test", "new", "doc", "trace", "bench", "fuzz", "help",
         ] {
             let help = help_of(name).unwrap_or_else(|| panic!("`{name}` has no help"));
             let text = help.text();

@@ -520,6 +520,25 @@ pub fn run(args: &[String]) -> Result<u8, String> {
                 .arg(build::target_dir().join("bare").join("clippy"))
                 .args(["--", "-D", "warnings"]);
             check_cmd(&mut tally, "clippy libos --no-default-features", cmd);
+        });
+        phase("docs (abi, libos)", || {
+            // rustdoc's warnings (broken links) fail the check too.
+            let ok = match crate::doc::command().output() {
+                Ok(out) => {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let clean = out.status.success() && !stderr.contains("warning");
+                    if !clean {
+                        eprintln!("{stderr}");
+                    }
+                    clean
+                }
+                Err(e) => {
+                    eprintln!("cargo doc: {e}");
+                    false
+                }
+            };
+            eprintln!("cargo xtask doc: {}", if ok { "ok" } else { "FAILED" });
+            tally.record("cargo xtask doc", ok);
             let mut cmd = build::cargo_bare();
             cmd.args(["clippy", "-p", "exo", "--", "-D", "warnings"]);
             check_cmd(&mut tally, "clippy image builder", cmd);
