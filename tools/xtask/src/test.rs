@@ -520,6 +520,9 @@ pub fn run(args: &[String]) -> Result<u8, String> {
                 .arg(build::target_dir().join("bare").join("clippy"))
                 .args(["--", "-D", "warnings"]);
             check_cmd(&mut tally, "clippy libos --no-default-features", cmd);
+            let mut cmd = build::cargo_bare();
+            cmd.args(["clippy", "-p", "exo", "--", "-D", "warnings"]);
+            check_cmd(&mut tally, "clippy image builder", cmd);
         });
         phase("docs (abi, libos)", || {
             // rustdoc's warnings (broken links) fail the check too.
@@ -539,9 +542,6 @@ pub fn run(args: &[String]) -> Result<u8, String> {
             };
             eprintln!("cargo xtask doc: {}", if ok { "ok" } else { "FAILED" });
             tally.record("cargo xtask doc", ok);
-            let mut cmd = build::cargo_bare();
-            cmd.args(["clippy", "-p", "exo", "--", "-D", "warnings"]);
-            check_cmd(&mut tally, "clippy image builder", cmd);
         });
     }
     phase("QEMU integration tests", || {
