@@ -210,6 +210,9 @@ Arguments after `--` are options of `cargo xtask run` (see `cargo xtask run
 
     cd {exo_q} && cargo xtask run --elf {elf_q}
 
+(`cargo xtask` is the exo checkout's command and runs there: inside this
+crate cargo would build it with this crate's bare-metal settings.)
+
 What makes the plain `cargo build` work:
 
 - `rust-toolchain.toml` picks the `{toolchain}` toolchain (Debian's Rust
@@ -223,7 +226,8 @@ What makes the plain `cargo build` work:
   with.
 
 The program starts at `_start(pid, args_ptr, args_len)` with a 64 KiB stack;
-the exo README (\"Writing your own library OS\") says what the kernel checks
+the exo README (\"Writing your own library OS\") says what the kernel checks,
+which parts of libos are optional features (its panic handler, its heap)
 and which address ranges libos takes for itself.
 ",
         on = if spec.abi_only {
