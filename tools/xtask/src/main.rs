@@ -126,9 +126,11 @@ the current directory) or in DIR: a Cargo.toml with path dependencies on
 this checkout's `abi` and `libos`, a rust-toolchain.toml and a
 .cargo/config.toml that make a plain `cargo build --release` in it build a
 static ELF for exo, a src/main.rs that runs (on `libos::entry!`), a README,
-and this checkout's Cargo.lock. `cargo run --release` in the crate builds
-the program and boots it with this checkout's `cargo xtask run --elf`; the
-README also gives the absolute command. Refuses if the directory exists.
+and this checkout's Cargo.lock. In the crate, `cargo run --release` builds
+the program and boots it with this checkout's `cargo xtask run --elf`, and
+so does `cargo xtask run [RUN-OPTIONS]` (which also takes relative `--elf`
+paths); the crate's README gives the absolute command too. Refuses if the
+directory exists.
 
 options:
   --path DIR          create the crate in DIR instead of ./NAME

@@ -111,6 +111,60 @@ fn toml_str(s: &str) -> String {
     out
 }
 
+/// `.cargo/exo-run`, the crate's runner (`'EXO'` stands for the checkout,
+/// quoted for `sh`). `cargo run` hands it the program's path and the
+/// arguments after `--`.
+const RUNNER: &str = r#"#!/bin/sh
+# The runner of this crate (.cargo/config.toml), made by `cargo xtask new`:
+# boots the program with the exo checkout's `cargo xtask run`.
+#   cargo run --release [-- RUN-OPTIONS]
+#   cargo xtask run [RUN-OPTIONS]      (the alias: the same, built first)
+# both run, in the checkout, `cargo xtask run --elf PROGRAM RUN-OPTIONS`
+# (no `--elf PROGRAM` if RUN-OPTIONS name an `--elf` of their own), with
+# relative `--elf` paths made absolute, and without this crate's toolchain
+# and bootstrap variables.
+set -eu
+exo='EXO'
+abs() {
+    case $1 in
+    /*) printf '%s
+' "$1" ;;
+    *) printf '%s
+' "$PWD/$1" ;;
+    esac
+}
+program=$(abs "$1")
+shift
+if [ "${1-}" = run ]; then
+    shift
+fi
+case "${1-}" in
+"" | -*) ;;
+*)
+    echo "exo-run: here \`cargo xtask\` only boots (\`cargo xtask run [OPTIONS]\`);"         "run \`cargo xtask $1\` in the exo checkout: cd $exo" >&2
+    exit 2
+    ;;
+esac
+prev= own_elf=no
+for arg do
+    shift
+    if [ "$prev" = --elf ]; then
+        arg=$(abs "$arg")
+        own_elf=yes
+    fi
+    set -- "$@" "$arg"
+    prev=$arg
+done
+if [ "$own_elf" = no ]; then
+    set -- --elf "$program" "$@"
+fi
+cd "$exo"
+exec env -u RUSTUP_TOOLCHAIN -u RUSTUP_TOOLCHAIN_SOURCE -u RUSTC_BOOTSTRAP     cargo xtask run "$@"
+"#;
+
+/// The file [`create`] makes executable.
+const EXECUTABLE: &str = ".cargo/exo-run";
+
 /// `s` quoted for `sh`.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -143,15 +197,7 @@ edition = \"2024\"
 [workspace]
 "
     );
-    // The runner: `cargo run` hands it the ELF's path (relative to here)
-    // and the arguments after `--`. It boots the ELF from the exo checkout
-    // without this crate's toolchain and bootstrap variables.
-    let runner = format!(
-        "elf=$(realpath -- \"$1\") && shift && cd {} && \
-         exec env -u RUSTUP_TOOLCHAIN -u RUSTUP_TOOLCHAIN_SOURCE -u RUSTC_BOOTSTRAP \
-         cargo xtask run --elf \"$elf\" \"$@\"",
-        sh_quote(&exo_str)
-    );
+    let runner = RUNNER.replace("'EXO'", &sh_quote(&exo_str));
     let config = format!(
         "# Made by `cargo xtask new` from the exo checkout at {exo_str}: the recipe
 # that makes a plain `cargo build --release` here build an exo program.
@@ -164,7 +210,14 @@ target = \"{TARGET}\"
 rustflags = [\"-C\", \"relocation-model=static\"]
 # `cargo run --release [-- RUN-OPTIONS]` boots the program in QEMU with the
 # exo checkout's `cargo xtask run --elf` (RUN-OPTIONS: `cargo xtask run --help`).
-runner = [\"sh\", \"-c\", {runner}, \"exo-run\"]
+runner = \".cargo/exo-run\"
+
+[alias]
+# `cargo xtask run [RUN-OPTIONS]` here: build, then boot as above (with this
+# program unless RUN-OPTIONS name their own `--elf`).
+# (Strings, not arrays: cargo merges an array with an ancestor's, such as
+# the exo checkout's own `xtask` alias when this crate lives inside it.)
+xtask = \"run --release --quiet --\"
 
 # The toolchain has no bare-metal standard library: build core and alloc
 # from its sources (the toolchain file picks Debian's Rust, which has them).
@@ -175,8 +228,7 @@ build-std-features = [\"compiler-builtins-mem\"]
 [env]
 # build-std needs unstable compiler options on a stable compiler.
 RUSTC_BOOTSTRAP = \"1\"
-",
-        runner = toml_str(&runner)
+"
     );
     let toolchain = format!(
         "# Debian's Rust with its std sources, linked into rustup by the exo
@@ -206,12 +258,16 @@ Arguments after `--` are options of `cargo xtask run` (see `cargo xtask run
 --help` in the exo checkout), e.g. `cargo run --release -- --trace`.
 
 `cargo build --release` alone builds the program,
-`target/{TARGET}/release/{name}`, a static ELF. To boot it from anywhere:
+`target/{TARGET}/release/{name}`, a static ELF. Here, `cargo xtask run`
+builds it and runs the exo checkout's `cargo xtask run` (only `run`: other
+commands run in the checkout), so these boot it too:
+
+    cargo xtask run --elf target/{TARGET}/release/{name}
+    cargo xtask run --programs hello     # with exo's `hello` demo beside it
+
+and from anywhere:
 
     cd {exo_q} && cargo xtask run --elf {elf_q}
-
-(`cargo xtask` is the exo checkout's command and runs there: inside this
-crate cargo would build it with this crate's bare-metal settings.)
 
 What makes the plain `cargo build` work:
 
@@ -220,7 +276,8 @@ What makes the plain `cargo build` work:
   links it);
 - `.cargo/config.toml` sets the target `{TARGET}`, static relocation (exo
   loads no position-independent executables), build-std of `core` and
-  `alloc`, and the runner that boots the program;
+  `alloc`, and the runner (`.cargo/exo-run`) and `xtask` alias that boot
+  the program;
 - `Cargo.toml` takes `abi`{and_libos} from the exo checkout by path; `Cargo.lock`
   starts as the checkout's, so dependencies have the versions exo was tested
   with.
@@ -243,6 +300,7 @@ and which address ranges libos takes for itself.
     vec![
         ("Cargo.toml", manifest),
         (".cargo/config.toml", config),
+        (EXECUTABLE, runner),
         ("rust-toolchain.toml", toolchain),
         (
             "src/main.rs",
@@ -275,6 +333,11 @@ pub fn create(spec: &NewSpec, exo: &Path) -> Result<(), String> {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if path.ends_with(EXECUTABLE) {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
     }
     let lock = exo.join("Cargo.lock");
     if lock.exists() {
@@ -464,18 +527,37 @@ fn make_test_crate(krate: TestCrate) -> Result<PathBuf, String> {
     Ok(spec.dir)
 }
 
-/// The libos crate: built, then also booted with `cargo run --release`
-/// (the crate's runner), which must give the same output and verdict.
+/// The libos crate: built, then also booted the two ways its README
+/// gives besides `--elf` from the checkout: `cargo run --release` (the
+/// runner) and `cargo xtask run --elf PATH` in the crate (the alias; PATH
+/// relative to it). Each must boot it once and succeed. Other `cargo
+/// xtask` commands in the crate are refused with a pointer to the checkout.
 fn prepare_libos() -> Result<(), String> {
     let dir = make_test_crate(TestCrate::Libos)?;
-    let out = user_cargo(&dir, &["run", "--release", "--", "--timeout", "60"])
-        .map_err(|e| format!("the crate's runner: {e}"))?;
-    for want in ["mine: squares [1, 4, 9, 16]", "kernel verdict: success"] {
-        if !out.contains(want) {
-            return Err(format!("`cargo run --release` printed no `{want}`:\n{out}"));
+    let elf = format!("../target/{TARGET}/release/mine");
+    for args in [
+        &["run", "--release", "--", "--timeout", "60"][..],
+        &["xtask", "run", "--elf", &elf, "--timeout", "60"][..],
+    ] {
+        let out = user_cargo(&dir, args)?;
+        for want in [
+            "mine: squares [1, 4, 9, 16]",
+            "all 1 processes finished",
+            "kernel verdict: success",
+        ] {
+            if !out.contains(want) {
+                return Err(format!(
+                    "`cargo {}` printed no `{want}`:\n{out}",
+                    args.join(" ")
+                ));
+            }
         }
     }
-    Ok(())
+    match user_cargo(&dir, &["xtask", "test"]) {
+        Err(e) if e.contains("run `cargo xtask test` in the exo checkout") => Ok(()),
+        Err(e) => Err(format!("`cargo xtask test` in the crate: {e}")),
+        Ok(out) => Err(format!("`cargo xtask test` in the crate ran:\n{out}")),
+    }
 }
 
 fn prepare_abi_only() -> Result<(), String> {
@@ -604,7 +686,8 @@ mod tests {
         assert!(main.contains("prog: hello") && !main.contains("mine"));
         let config = get(".cargo/config.toml");
         assert!(config.contains("relocation-model=static"));
-        assert!(config.contains("cd '/src/e\\\"x o' && exec env -u RUSTUP_TOOLCHAIN"));
+        assert!(config.contains("runner = \".cargo/exo-run\""));
+        assert!(get(".cargo/exo-run").contains("\nexo='/src/e\"x o'\n"));
         assert!(get("rust-toolchain.toml").contains("channel = \"debian-web\""));
         assert!(get("README.md")
             .contains("cargo xtask run --elf '/w/prog/target/x86_64-unknown-none/release/prog'"));
