@@ -11,6 +11,7 @@
 mod bench_syscalls;
 mod build;
 mod device_tests;
+mod doc;
 mod fuzz;
 // The image builder's plan (src/plan.rs, pure): compiled here too, so that
 // its tests run with the host tests.
@@ -18,6 +19,7 @@ mod fuzz;
 #[path = "../../../src/plan.rs"]
 mod image_plan;
 mod linux_guest;
+mod new;
 mod qemu;
 mod setup;
 mod test;
@@ -110,12 +112,48 @@ options:
         details: &["\
 Runs every test, in timed phases: host unit and property tests, rustfmt
 --check, clippy with -D warnings (host crates, then kernel, userland and the
-image builder), then the QEMU integration tests, which boot the real kernel
-and check its verdict and serial log. The last line is `N passed, M failed`;
+image builder), the API docs (`doc`, without warnings), then the QEMU
+integration tests, which boot the real kernel and check its verdict and
+serial log. The last line is `N passed, M failed`;
 the exit status is 0 when nothing failed.
 
   FILTER              build, then run only the QEMU tests whose name
                       contains FILTER (no host tests, rustfmt or clippy)
+"],
+    },
+    Help {
+        name: "new",
+        usage: &["new NAME [--path DIR] [--abi-only]"],
+        summary: "Start an exo program in a crate of its own",
+        details: &["\
+Creates a crate for an exo program outside the tree, in ./NAME (relative to
+the current directory) or in DIR: a Cargo.toml with path dependencies on
+this checkout's `abi` and `libos`, a rust-toolchain.toml and a
+.cargo/config.toml that make a plain `cargo build --release` in it build a
+static ELF for exo, a src/main.rs that runs (on `libos::entry!`), a README,
+and this checkout's Cargo.lock. In the crate, `cargo run --release` builds
+the program and boots it with this checkout's `cargo xtask run --elf`, and
+so does `cargo xtask run [RUN-OPTIONS]` (which also takes relative `--elf`
+paths); the crate's README gives the absolute command too. Refuses if the
+directory exists.
+
+options:
+  --path DIR          create the crate in DIR instead of ./NAME
+  --abi-only          a program on the `abi` crate alone: its own `_start`
+                      and panic handler, no libos
+"],
+    },
+    Help {
+        name: "doc",
+        usage: &["doc"],
+        summary: "Build the API docs of abi and libos; print where",
+        details: &["\
+Builds the API documentation of `abi` and `libos` with rustdoc for the
+bare-metal target (as the programs are built: plain `cargo doc` cannot
+build libos's dependencies for the host) and prints the path of each
+crate's index.html (under target/bare/doc).
+
+No options.
 "],
     },
     Help {
@@ -236,6 +274,8 @@ fn main() -> ExitCode {
         "setup" => setup::ensure(true).map(|()| 0),
         "run" => qemu::run_command(rest),
         "test" => test::run(rest),
+        "new" => new::run(rest),
+        "doc" => doc::run(rest),
         "trace" => Ok(trace(rest)),
         "bench" => bench(rest),
         "fuzz" => fuzz::run(rest),
@@ -306,7 +346,9 @@ mod tests {
     #[test]
     fn every_command_has_its_own_help() {
         let overview = overview();
-        for name in ["setup", "run", "test", "trace", "bench", "fuzz", "help"] {
+        for name in [
+            "setup", "run", "test", "new", "doc", "trace", "bench", "fuzz", "help",
+        ] {
             let help = help_of(name).unwrap_or_else(|| panic!("`{name}` has no help"));
             let text = help.text();
             assert_ne!(text, overview, "`{name} --help` prints the overview");
@@ -370,6 +412,7 @@ mod tests {
         );
         has("bench", &["bench alloc", "bench syscalls", "--json"]);
         has("test", &["FILTER"]);
+        has("new", &["NAME", "--path", "--abi-only"]);
         // `trace` takes the decoder's options: its help is the decoder's.
         has("trace", &[exo_trace::HELP]);
     }

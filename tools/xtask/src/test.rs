@@ -66,6 +66,9 @@ pub struct QemuTest {
     pub budgets: Vec<(&'static str, u64)>,
     /// Timeout.
     pub timeout: Duration,
+    /// Run before the image is made (e.g. to build the ELF the spec
+    /// names); its error fails the test.
+    pub prepare: Option<fn() -> Result<(), String>>,
 }
 
 /// What no test's serial log may contain: the kernel's panic, its reports
@@ -95,6 +98,7 @@ pub(crate) fn qt(
         qemu_args: Vec::new(),
         budgets: Vec::new(),
         timeout: Duration::from_secs(90),
+        prepare: None,
     }
 }
 
@@ -562,6 +566,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
     ));
     tests.extend(crate::device_tests::tests());
     tests.extend(crate::fuzz::tests());
+    tests.extend(crate::new::tests());
     tests
 }
 
@@ -738,9 +743,38 @@ pub fn run(args: &[String]) -> Result<u8, String> {
                 .arg(build::target_dir().join("bare").join("clippy"))
                 .args(["--", "-D", "warnings"]);
             check_cmd(&mut tally, "clippy bare-metal", cmd);
+            // libos with none of its optional parts (see its features).
+            let mut cmd = build::cargo_bare();
+            cmd.args(["clippy", "-p", "libos", "--no-default-features"])
+                .args(["--target", "x86_64-unknown-none"])
+                .args(["-Zbuild-std=core,alloc,compiler_builtins"])
+                .args(["-Zbuild-std-features=compiler-builtins-mem"])
+                .arg("--target-dir")
+                .arg(build::target_dir().join("bare").join("clippy"))
+                .args(["--", "-D", "warnings"]);
+            check_cmd(&mut tally, "clippy libos --no-default-features", cmd);
             let mut cmd = build::cargo_bare();
             cmd.args(["clippy", "-p", "exo", "--", "-D", "warnings"]);
             check_cmd(&mut tally, "clippy image builder", cmd);
+        });
+        phase("docs (abi, libos)", || {
+            // rustdoc's warnings (broken links) fail the check too.
+            let ok = match crate::doc::command().output() {
+                Ok(out) => {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let clean = out.status.success() && !stderr.contains("warning");
+                    if !clean {
+                        eprintln!("{stderr}");
+                    }
+                    clean
+                }
+                Err(e) => {
+                    eprintln!("cargo doc: {e}");
+                    false
+                }
+            };
+            eprintln!("cargo xtask doc: {}", if ok { "ok" } else { "FAILED" });
+            tally.record("cargo xtask doc", ok);
         });
     }
     phase("QEMU integration tests", || {
@@ -779,6 +813,9 @@ fn run_qemu_test(
     test: &QemuTest,
     out: &std::path::Path,
 ) -> Result<f64, (String, String)> {
+    if let Some(prepare) = test.prepare {
+        prepare().map_err(|e| (e, String::new()))?;
+    }
     let image = build::make_image(tool, &test.spec, out).map_err(|e| (e, String::new()))?;
     let opts = RunOptions {
         uefi: test.spec.uefi,

@@ -15,9 +15,10 @@
 
 use crate::mem::{claim_at, give_back, reserve_pages, Claimed, Frame};
 use crate::Error;
-use abi::{Handle, MapFlags, PAGE_SIZE};
-use alloc::vec::Vec;
+use abi::{Handle, MapFlags};
 use core::sync::atomic::{fence, Ordering};
+#[cfg(feature = "alloc")]
+use {abi::PAGE_SIZE, alloc::vec::Vec};
 
 /// An owned device capability: one frame of device space (registers, not
 /// RAM), claimed exclusively. Given back (`frame_free`) on drop.
@@ -89,6 +90,8 @@ fn element<T>(what: &str, base: u64, len: usize, offset: usize) -> *mut T {
 }
 
 /// Memory-mapped device registers at a physical range, mapped uncached.
+/// (With libos's `alloc` feature: it keeps one capability per page.)
+#[cfg(feature = "alloc")]
 #[derive(Debug)]
 pub struct DeviceRegion {
     /// One capability per page (a device capability names one frame).
@@ -99,6 +102,7 @@ pub struct DeviceRegion {
     len: usize,
 }
 
+#[cfg(feature = "alloc")]
 impl DeviceRegion {
     /// Claims and maps the `len` bytes at physical address `phys` (widened
     /// to whole pages). Fails with the kernel's error for the first page it

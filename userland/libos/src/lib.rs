@@ -10,9 +10,10 @@
 //! - [`entry!`]: the `_start` that runs `main` and exits with its result;
 //! - [`print!`]/[`println!`]: the kernel console (`debug_write`);
 //! - a panic handler that prints the panic and exits with
-//!   [`abi::exit_code::PANIC`];
+//!   [`abi::exit_code::PANIC`] (feature `panic-handler`);
 //! - a global heap (`alloc` works) that maps frames on demand and gives
-//!   a large allocation's frames back when it is freed ([`heap`]);
+//!   a large allocation's frames back when it is freed ([`heap`], feature
+//!   `heap`);
 //! - owned RAM frames and mappings ([`Frame`], [`Mapping`]) and, as types
 //!   of their own, device memory ([`DeviceFrame`], [`DeviceRegion`]) and
 //!   DMA buffers ([`DmaBuffer`]), freed and unmapped on drop.
@@ -33,6 +34,38 @@
 //! }
 //! ```
 //!
+//! # Features: what a program can bring itself
+//!
+//! The parts a program may want to replace are cargo features, all on by
+//! default; depend on libos with `default-features = false` and list the
+//! ones you keep:
+//!
+//! - `panic-handler`: libos's `#[panic_handler]`. Off, the program
+//!   defines its own (with it on, a second one is a duplicate lang item).
+//! - `heap`: libos's `#[global_allocator]` (implies `alloc`). Off, a
+//!   program that allocates defines its own.
+//! - `alloc`: libos's parts that allocate ([`DeviceRegion`]). Without it
+//!   libos does not link the `alloc` crate, so a program that never
+//!   allocates needs no allocator at all.
+//!
+//! # The address ranges libos takes
+//!
+//! libos picks virtual addresses in two fixed areas of the lower half;
+//! a program that maps pages itself ([`Mapping::new_at`], [`sys::map`])
+//! keeps clear of them:
+//!
+//! - the heap: from `heap::HEAP_BASE` = `0x1000_0000_0000` up to
+//!   [`mem::MAP_AREA_BASE`], grown upwards as needed (only with `heap`);
+//! - [`Mapping::new`] and the device and DMA types: from
+//!   [`mem::MAP_AREA_BASE`] = `0x2000_0000_0000` to [`mem::MAP_AREA_LIMIT`]
+//!   = `0x3000_0000_0000`, each mapping followed by an unmapped guard
+//!   page, never reused.
+//!
+//! The kernel puts the program's segments where its ELF says (the
+//! linker's default is near `0x20_0000`) and its stack below
+//! [`abi::USER_STACK_TOP`]; everything else below `abi::USER_MAP_TOP`
+//! is the program's.
+//!
 //! Principles: safe wrappers wherever the kernel's checks make a call
 //! harmless; `unsafe` exactly where a call can pull memory from under live
 //! references (see [`sys`]); slices only over RAM that nothing else
@@ -42,9 +75,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "alloc")]
 extern crate alloc;
 
 pub mod device;
+#[cfg(feature = "heap")]
 pub mod heap;
 pub mod mem;
 pub mod print;
@@ -53,7 +88,9 @@ pub mod sys;
 pub use abi;
 pub use abi::raw;
 pub use abi::{CapInfo, CapKindCode, FrameStats, Handle, MapFlags, Rights, SysInfo, PAGE_SIZE};
-pub use device::{DeviceFrame, DeviceRegion, DmaBuffer};
+#[cfg(feature = "alloc")]
+pub use device::DeviceRegion;
+pub use device::{DeviceFrame, DmaBuffer};
 pub use mem::{Frame, Mapping};
 
 /// A system call's error, as every libos call returns it: each code the
@@ -128,7 +165,9 @@ pub unsafe fn run<E: core::fmt::Display>(
     }
 }
 
-/// Prints the panic and exits with [`abi::exit_code::PANIC`].
+/// Prints the panic and exits with [`abi::exit_code::PANIC`] (feature
+/// `panic-handler`).
+#[cfg(feature = "panic-handler")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     println!("panic: {info}");

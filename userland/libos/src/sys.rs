@@ -2,8 +2,8 @@
 //!
 //! Each function issues exactly one `syscall` (see [`abi`] for the calling
 //! convention) and decodes `rax` with [`Error::check`]. Numbers come from
-//! [`Sysnum`], never literals. The wrappers add no policy: what the kernel
-//! refuses comes back as the kernel's [`Error`].
+//! [`Sysnum`](abi::Sysnum), never literals. The wrappers add no policy:
+//! what the kernel refuses comes back as the kernel's [`Error`].
 //!
 //! # Which calls are `unsafe`
 //! A call is `unsafe` when it can remove memory from under live Rust
