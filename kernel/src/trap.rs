@@ -85,8 +85,11 @@ fn interrupt(vector: u8, frame: &mut TrapFrame) {
                 });
             }
         }
-        // Never acknowledged (the SDM's rule for the spurious vector).
-        apic::SPURIOUS_VECTOR => events::unexpected(vector),
+        // A true spurious interrupt sets no in-service bit and must not be
+        // acknowledged; anything else delivered on any vector (a device's
+        // MSI can name the spurious vector too) must be, or its in-service
+        // bit would hold back every interrupt of its priority class and
+        // below, the timer's included.
         _ => {
             if (pic::PIC_BASE..pic::PIC_BASE + 16).contains(&vector) {
                 pic::end_of_interrupt(vector);

@@ -461,6 +461,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 "(test-fault-str) killed: general protection fault",
                 "(test-fault-wrfsbase) killed: invalid opcode",
                 "(test-fault-rdpmc) killed: general protection fault",
+                "(test-fault-trapflag) killed: debug (vector 1)",
                 "(hello) exited with code 0",
                 "success",
             ],
@@ -561,6 +562,30 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "test-wx: the sealed frame mapped executable: ok",
             "test-wx: the sealed code ran and returned 42",
             "test-wx: ok",
+            "success",
+        ],
+    ));
+    tests.push(qt(
+        // A device's MSI on exception vectors (17, 18), on a vector with
+        // no handler (100) and on the spurious vector: counted, and the
+        // program they interrupt runs on.
+        "device-msi-on-exception-vectors-not-a-fault",
+        ImageSpec {
+            programs: Some("test-msi-vectors,hello".into()),
+            options: vec!["drivers=test-msi-vectors".into()],
+            ..Default::default()
+        },
+        0,
+        &[
+            "test-msi-vectors: 5 interrupts on vector 17: still running",
+            "test-msi-vectors: 5 interrupts on vector 18: still running",
+            "test-msi-vectors: 5 interrupts on vector 100: still running",
+            "test-msi-vectors: 5 interrupts on vector 255: still running",
+            "test-msi-vectors: the timer still preempts (",
+            "unexpected interrupt(s) ignored (last on vector ",
+            "; 20 in all)",
+            "(test-msi-vectors) exited with code 0",
+            "(hello) exited with code 0",
             "success",
         ],
     ));

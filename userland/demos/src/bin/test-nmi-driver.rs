@@ -28,9 +28,6 @@ const DMA_IRQ: u64 = 1 << 2;
 /// The device's buffer, and its 28-bit DMA reach.
 const EDU_BUFFER: u64 = 0x40000;
 const DMA_LIMIT: u64 = 1 << 28;
-/// The capability list's head, and the MSI capability's ID.
-const CAPABILITIES: u16 = 0x34;
-const CAP_MSI: u32 = 0x05;
 /// MSI: the local APIC's address (destination 0), and data with delivery
 /// mode 100b (NMI) in bits 10..8.
 const MSI_ADDRESS: u32 = 0xfee0_0000;
@@ -41,37 +38,17 @@ fn main() -> Result<(), Error> {
         println!("test-nmi-driver: FAILED: no edu device");
         return Err(Error::InvalidArgument);
     };
-    let mut at = (config.read32(f, CAPABILITIES) & 0xfc) as u16;
-    let mut msi = None;
-    while at != 0 {
-        let head = config.read32(f, at);
-        if head & 0xff == CAP_MSI {
-            msi = Some(at);
-            break;
-        }
-        at = ((head >> 8) & 0xfc) as u16;
-    }
-    let Some(msi) = msi else {
+    let Some(msi) = pci::Msi::find(&config, f) else {
         println!("test-nmi-driver: FAILED: edu has no MSI capability");
         return Err(Error::InvalidArgument);
     };
-    let head = config.read32(f, msi);
-    let wide = head & (1 << 23) != 0;
-    config.write32(f, msi + 4, MSI_ADDRESS);
-    if wide {
-        config.write32(f, msi + 8, 0);
-        config.write32(f, msi + 12, MSI_DATA_NMI);
-    } else {
-        config.write32(f, msi + 8, MSI_DATA_NMI);
-    }
-    // Enable MSI (control bit 0, in the upper half of the header dword).
-    config.write32(f, msi, head | (1 << 16));
+    msi.enable(&config, MSI_ADDRESS, MSI_DATA_NMI);
     let Some(pci::Bar::Memory { address: bar0, .. }) = config.bars(f)[0] else {
         println!("test-nmi-driver: FAILED: no BAR0");
         return Err(Error::InvalidArgument);
     };
     let command = config.command(f);
-    // DMA and MSI is a write by the device: it needs bus mastering.
+    // DMA and MSI (a write by the device) need bus mastering.
     config.set_command(f, command | COMMAND_MEMORY | COMMAND_BUS_MASTER);
     let regs = exo_demos::claim(
         "test-nmi-driver",
@@ -97,7 +74,7 @@ fn main() -> Result<(), Error> {
             return Err(Error::WouldBlock);
         }
     }
-    config.write32(f, msi, head & !(1 << 16));
+    msi.disable(&config);
     config.set_command(f, command);
     drop(buffer);
     println!("test-nmi-driver: {DMAS} DMAs done, MSI off again");
