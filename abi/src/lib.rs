@@ -638,7 +638,7 @@ mod tests {
             // Every row states its result (no wildcard default).
             let _ = s.ret();
         }
-        let next = expected.len() as u64;
+        let next = expected.iter().map(|&(n, _)| n).max().unwrap_or(0) + 1;
         assert_eq!(Sysnum::try_from(next), Err(next));
         assert_eq!(Sysnum::try_from(u64::MAX), Err(u64::MAX));
     }
