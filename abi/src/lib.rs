@@ -31,7 +31,9 @@ pub mod raw;
 mod table;
 pub mod trace;
 
-pub use table::{Arg, Call, LocalCall, SwitchingCall, Sysnum, MAX_LOCAL_ARGS, SWITCHING};
+pub use table::{
+    Arg, Call, LocalCall, SwitchingCall, Sysnum, MAX_LOCAL_ARGS, SWITCHING, SWITCHING_MASK,
+};
 
 /// Size of a page and of a physical frame.
 pub const PAGE_SIZE: u64 = 4096;
@@ -78,7 +80,20 @@ pub mod bounds {
     pub const INBOX: usize = 64;
     /// Page-table frames of one address space.
     pub const PAGE_TABLES: u64 = 1024;
+    /// Messages waiting in one endpoint's queue.
+    pub const QUEUE: usize = 16;
 }
+
+/// `send`/`call`/`reply` flag: the capability is copied (both hold it),
+/// not moved.
+pub const SEND_COPY: u64 = 1 << 0;
+/// `send` flag: on a full queue, wait for room instead of `WouldBlock`.
+pub const SEND_BLOCK: u64 = 1 << 1;
+/// In a received message's flags: it came from `call`, and the receiver
+/// owes the caller a `reply`.
+pub const RECV_CALL: u64 = 1 << 0;
+/// `recv` timeout that never expires.
+pub const FOREVER: u64 = u64::MAX;
 
 /// Processes the kernel runs at once.
 pub const MAX_PROCESSES: usize = 64;
@@ -501,14 +516,21 @@ pub enum CapKindCode {
     RamRun = 2,
     /// A device page (not RAM; always mapped uncached).
     Device = 3,
+    /// An endpoint's receive capability (only its creator holds one).
+    EndpointRecv = 4,
+    /// A send capability to an endpoint (its badge is not shown: only the
+    /// receiver learns it).
+    EndpointSend = 5,
 }
 
 impl CapKindCode {
     /// Every kind, in code order.
-    pub const ALL: [CapKindCode; 3] = [
+    pub const ALL: [CapKindCode; 5] = [
         CapKindCode::RamFrame,
         CapKindCode::RamRun,
         CapKindCode::Device,
+        CapKindCode::EndpointRecv,
+        CapKindCode::EndpointSend,
     ];
 
     /// The kind with this code, if this ABI defines it.
@@ -591,6 +613,8 @@ pub enum RetKind {
     Pid,
     /// A count (bytes written), printed in decimal.
     Count,
+    /// A message's badge (more results in other registers), in decimal.
+    Badge,
 }
 
 /// Exit codes a program passes to `exit` by convention.
@@ -611,10 +635,9 @@ mod tests {
             (0, "debug_write"),
             (1, "exit"),
             (2, "yield"),
-            (3, "frame_alloc"),
-            (4, "frame_alloc_at"),
-            (5, "frame_free"),
-            (6, "frame_phys"),
+            (3, "send"),
+            (4, "recv"),
+            (5, "call"),
             (7, "frame_alloc_contiguous"),
             (8, "map"),
             (9, "unmap"),
@@ -627,6 +650,14 @@ mod tests {
             (16, "sys_info"),
             (17, "frame_seal"),
             (18, "cap_info"),
+            (19, "frame_alloc"),
+            (20, "frame_alloc_at"),
+            (21, "frame_free"),
+            (22, "frame_phys"),
+            (23, "reply"),
+            (24, "endpoint_create"),
+            (25, "endpoint_mint"),
+            (26, "endpoint_lookup"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {
@@ -756,17 +787,19 @@ mod tests {
     #[test]
     fn cap_info_codes_and_layout_are_pinned() {
         assert_eq!(core::mem::size_of::<CapInfo>(), 4 * 8);
-        let codes: [(CapKindCode, u64); 3] = [
+        let codes: [(CapKindCode, u64); 5] = [
             (CapKindCode::RamFrame, 1),
             (CapKindCode::RamRun, 2),
             (CapKindCode::Device, 3),
+            (CapKindCode::EndpointRecv, 4),
+            (CapKindCode::EndpointSend, 5),
         ];
         for (kind, code) in codes {
             assert_eq!(kind as u64, code);
             assert_eq!(CapKindCode::from_code(code), Some(kind));
         }
         assert_eq!(CapKindCode::from_code(0), None);
-        assert_eq!(CapKindCode::from_code(4), None);
+        assert_eq!(CapKindCode::from_code(6), None);
         let info = CapInfo {
             kind: 2,
             frames: 16,

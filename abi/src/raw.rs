@@ -45,10 +45,39 @@ mod imp {
         }
         (rax, rdx)
     }
+
+    /// Issues syscall `num` (one that delivers a message: `recv`, `call`)
+    /// and returns every result register: `[rax, rdx, rsi, rdi, r8, r9]`
+    /// (status, badge, the two words, the capability's handle, flags).
+    ///
+    /// # Safety
+    /// As [`syscall6`].
+    #[inline(always)]
+    pub unsafe fn syscall6_ipc(num: u64, a: [u64; 6]) -> [u64; 6] {
+        let (rax, rdx, rsi, rdi, r8, r9): (u64, u64, u64, u64, u64, u64);
+        // SAFETY: as in `syscall6`; the kernel also writes rsi, rdi, r8
+        // and r9 for these calls, declared as outputs here.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") num => rax,
+                inlateout("rdi") a[0] => rdi,
+                inlateout("rsi") a[1] => rsi,
+                inlateout("rdx") a[2] => rdx,
+                in("r10") a[3],
+                inlateout("r8") a[4] => r8,
+                inlateout("r9") a[5] => r9,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        [rax, rdx, rsi, rdi, r8, r9]
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-pub use imp::syscall6;
+pub use imp::{syscall6, syscall6_ipc};
 
 #[cfg(target_arch = "x86_64")]
 pub use crate::table::stubs::*;

@@ -84,7 +84,7 @@ pub fn write_record(
         Ok(value) => match sys.map(Sysnum::ret).unwrap_or(RetKind::None) {
             RetKind::None => out.write_str("ok")?,
             RetKind::Handle | RetKind::Phys => write!(out, "ok:{value:#x}")?,
-            RetKind::Pid | RetKind::Count => write!(out, "ok:{value}")?,
+            RetKind::Pid | RetKind::Count | RetKind::Badge => write!(out, "ok:{value}")?,
         },
     }
     write!(out, " cycles={cycles}")
@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn encodes_an_error() {
         assert_eq!(
-            record(4, [0xfee0_0000, 0, 0, 0, 0, 0], Err(Error::BadCapability)),
+            record(20, [0xfee0_0000, 0, 0, 0, 0, 0], Err(Error::BadCapability)),
             "@exo-trace 1 pid=2 proc=frames sys=frame_alloc_at args=phys=0xfee00000 \
              ret=BadCapability cycles=812"
         );
@@ -124,7 +124,7 @@ mod tests {
              args=cap=0x1,pid=3,rights=READ|WRITE|MAP|TRANSFER,flags=MOVE ret=ok cycles=812"
         );
         assert_eq!(
-            record(3, [0; 6], Ok(0xabc)),
+            record(19, [0; 6], Ok(0xabc)),
             "@exo-trace 1 pid=2 proc=frames sys=frame_alloc args= ret=ok:0xabc cycles=812"
         );
         assert_eq!(

@@ -133,6 +133,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         core::sync::atomic::Ordering::Relaxed,
     );
     START_TICKS.store(arch::apic::ticks(), core::sync::atomic::Ordering::Relaxed);
+    START_TSC.store(arch::rdtsc(), core::sync::atomic::Ordering::Relaxed);
     kprintln!("exo: boot complete");
     // Boot option `!NAME`: a comma-separated list of program names.
     let names_of = |option: &str| {
@@ -191,7 +192,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             }
         }
         let mut frame = arch::trap::TrapFrame::default();
-        if sched::switch_after(k, 0, &mut frame) {
+        if sched::switch_after(k, 0, &mut frame) == sched::Next::Run {
             Some(frame)
         } else {
             finish(k)
@@ -231,6 +232,8 @@ static FREE_AT_START: core::sync::atomic::AtomicU64 = core::sync::atomic::Atomic
 
 /// Timer ticks when the first program was loaded.
 static START_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// The TSC when the programs started (for the share of time halted).
+static START_TSC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// The run's syscall figures, for the last line: counted calls (all but
 /// fast-path `getpid`s), their rate, failures by kind, and the periodic
@@ -251,12 +254,16 @@ impl core::fmt::Display for RunFigures {
         let calls = syscall::CALLS.load(Relaxed);
         let ticks = arch::apic::ticks().saturating_sub(START_TICKS.load(Relaxed));
         let hz = arch::apic::TICK_HZ;
+        let cycles = arch::rdtsc().saturating_sub(START_TSC.load(Relaxed));
+        let halted = sched::halted_cycles();
         write!(
             f,
-            "{calls} syscalls in {}.{:02} s ({}/s); errors:",
+            "{calls} syscalls in {}.{:02} s ({}/s); CPU halted {}.{}% of the time (all blocked); errors:",
             ticks / hz,
             ticks % hz * 100 / hz,
-            (calls * hz).checked_div(ticks).unwrap_or(0)
+            (calls * hz).checked_div(ticks).unwrap_or(0),
+            (halted * 100).checked_div(cycles).unwrap_or(0),
+            (halted * 1000).checked_div(cycles).unwrap_or(0) % 10
         )?;
         let mut total = 0;
         for e in abi::Error::ALL {

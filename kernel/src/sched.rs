@@ -1,26 +1,57 @@
-//! The scheduler: round robin in pid order, preempted by the timer. Saves
-//! and loads the trap frame and the data segment selectors and switches
-//! address spaces; which process runs next is the object model's
-//! (`Procs::next_after`).
+//! The scheduler: round robin in pid order over the runnable processes,
+//! preempted by the timer. Saves and loads the trap frame and the data
+//! segment selectors and switches address spaces; which process runs next
+//! is the object model's (`Procs::next_after`, which skips blocked ones).
+//! When every live process is blocked, the CPU halts in [`idle`] until an
+//! interrupt makes one runnable (a timeout, so far: messages come from
+//! running processes).
 use crate::arch::gdt::UserSegments;
 use crate::arch::trap::TrapFrame;
-use crate::process::Kernel;
+use crate::process::{self, Kernel};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// What runs after a switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A process is loaded into the frame.
+    Run,
+    /// Processes are alive but all blocked: [`idle`] must run.
+    Idle,
+    /// No process is left: the run is over.
+    Done,
+}
+
+/// Cycles (TSC) the CPU spent halted in [`idle`].
+static HALTED_CYCLES: AtomicU64 = AtomicU64::new(0);
+
+/// Halted cycles so far (for the run's last line).
+pub fn halted_cycles() -> u64 {
+    HALTED_CYCLES.load(Ordering::Relaxed)
+}
 
 /// Switches `frame` to the next runnable process after `after` (round
-/// robin). Returns false when no process is left.
-pub fn switch_after(k: &mut Kernel, after: u64, frame: &mut TrapFrame) -> bool {
-    let Some(next) = k.procs().next_after(after) else {
-        return false;
-    };
+/// robin).
+pub fn switch_after(k: &mut Kernel, after: u64, frame: &mut TrapFrame) -> Next {
+    match k.procs().next_after(after) {
+        Some(next) => {
+            switch_to(k, next, frame);
+            Next::Run
+        }
+        None if k.procs().is_empty() => Next::Done,
+        None => Next::Idle,
+    }
+}
+
+/// Switches `frame` to process `next` (runnable).
+pub fn switch_to(k: &mut Kernel, next: u64, frame: &mut TrapFrame) {
     let Some(proc) = k.procs_mut().get_mut(next) else {
-        return false;
+        return;
     };
     proc.space.activate();
     *frame = proc.regs.frame;
     proc.regs.segments.load();
     k.set_current(next);
-    crate::arch::syscall::CURRENT_PID.store(next, core::sync::atomic::Ordering::Relaxed);
-    true
+    crate::arch::syscall::CURRENT_PID.store(next, Ordering::Relaxed);
 }
 
 /// Saves the running process's registers from `frame`.
@@ -29,5 +60,40 @@ pub fn save_current(k: &mut Kernel, frame: &TrapFrame) {
     if let Some(proc) = k.procs_mut().get_mut(current) {
         proc.regs.frame = *frame;
         proc.regs.segments = UserSegments::read();
+    }
+}
+
+/// Runs what [`switch_after`] decided, outside the kernel lock: nothing for
+/// [`Next::Run`], the idle loop for [`Next::Idle`]. (`Done` ends the run
+/// inside the lock, in the caller.)
+pub fn after(next: Next, frame: &mut TrapFrame) {
+    if next == Next::Idle {
+        idle(frame);
+    }
+}
+
+/// Every live process is blocked: halt until an interrupt, let the timer's
+/// tick end expired waits, and leave with the first process that can run
+/// loaded into `frame`. Runs without the kernel lock while halted
+/// (interrupts arrive in ring 0 here: the timer counts and acknowledges,
+/// nothing else takes a lock).
+pub fn idle(frame: &mut TrapFrame) {
+    loop {
+        let start = crate::arch::rdtsc();
+        x86_64::instructions::interrupts::enable_and_hlt();
+        x86_64::instructions::interrupts::disable();
+        HALTED_CYCLES.fetch_add(crate::arch::rdtsc() - start, Ordering::Relaxed);
+        let next = process::with(|k| {
+            k.tick(crate::arch::apic::ticks());
+            let after = k.current();
+            let next = switch_after(k, after, frame);
+            if next == Next::Done {
+                crate::finish(k);
+            }
+            next
+        });
+        if next == Next::Run {
+            return;
+        }
     }
 }

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use exo_core::memmap::FrameClass;
 use exo_core::object::AddressSpace as _;
+use exo_core::object::{Outcome, Received};
 use zerocopy::IntoBytes;
 
 /// Syscalls taken on the direct and slow paths: every call except `getpid`
@@ -40,6 +41,12 @@ enum Flow {
     Yield,
     /// The caller is gone.
     Exit(u64),
+    /// A message (or nothing) came back at once.
+    Got(Received),
+    /// The caller blocked: run someone else.
+    Block,
+    /// The caller blocked in `call` and woke this receiver: run it.
+    SwitchTo(u64),
 }
 
 /// What a call returns to user space: `rax` = 0 or the [`Error`] code,
@@ -126,39 +133,119 @@ pub fn dispatch(frame: &mut TrapFrame) {
     ];
     let num = frame.rax;
     let calls = count_call();
-    process::with(|k| {
+    let next = process::with(|k| {
         let pid = k.current();
+        // A call that may block saves the caller first: whoever wakes it
+        // writes its results into the saved registers.
+        let blocking = matches!(
+            Call::decode(num, &args),
+            Ok(Call::Switching(
+                SwitchingCall::Send { .. }
+                    | SwitchingCall::Recv { .. }
+                    | SwitchingCall::Call { .. }
+            ))
+        );
+        if blocking {
+            crate::sched::save_current(k, frame);
+        }
         let flow = match Call::decode(num, &args) {
             Ok(Call::Switching(SwitchingCall::Yield {})) => Flow::Yield,
             Ok(Call::Switching(SwitchingCall::Exit { code })) => Flow::Exit(code),
+            Ok(Call::Switching(call)) => match ipc(k, pid, call) {
+                // Only `recv` completes with a message (`send` with none:
+                // its stub expects only rax and rdx back).
+                Ok(Outcome::Done(got)) if matches!(call, SwitchingCall::Recv { .. }) => {
+                    Flow::Got(got)
+                }
+                Ok(Outcome::Done(_)) => Flow::Return(Ok(0)),
+                Ok(Outcome::Woke(to)) if matches!(call, SwitchingCall::Call { .. }) => {
+                    Flow::SwitchTo(to)
+                }
+                Ok(Outcome::Woke(_)) => Flow::Return(Ok(0)),
+                Ok(Outcome::Blocked) => Flow::Block,
+                Err(e) => Flow::Return(Err(e)),
+            },
             Ok(Call::Local(call)) => Flow::Return(local(k, pid, call)),
             Err(e) => Flow::Return(Err(e)),
         };
         let result = match &flow {
             Flow::Return(r) => *r,
-            Flow::Yield | Flow::Exit(_) => Ok(0),
+            Flow::Got(got) => Ok(got.badge),
+            Flow::Yield | Flow::Exit(_) | Flow::Block | Flow::SwitchTo(_) => Ok(0),
         };
         let ret = encode(result);
         frame.rax = ret.rax;
         frame.rdx = ret.rdx;
+        if let Flow::Got(got) = &flow {
+            set_received(frame, got);
+        }
         if tracing {
             trace(k, pid, num, &args, result, crate::arch::rdtsc() - start);
         }
         after_call(k, calls);
         match flow {
-            Flow::Return(_) => {}
+            Flow::Return(_) | Flow::Got(_) => crate::sched::Next::Run,
             Flow::Yield => {
                 crate::sched::save_current(k, frame);
-                crate::sched::switch_after(k, pid, frame);
+                crate::sched::switch_after(k, pid, frame)
+            }
+            Flow::Block => crate::sched::switch_after(k, pid, frame),
+            Flow::SwitchTo(to) => {
+                // The `call` fast path: straight to the receiver it woke.
+                crate::sched::switch_to(k, to, frame);
+                crate::sched::Next::Run
             }
             Flow::Exit(code) => {
                 process::end(k, pid, Ending::Exited(code));
-                if !crate::sched::switch_after(k, pid, frame) {
+                let next = crate::sched::switch_after(k, pid, frame);
+                if next == crate::sched::Next::Done {
                     crate::finish(k);
                 }
+                next
             }
         }
     });
+    crate::sched::after(next, frame);
+}
+
+/// The calls that may block: `send`, `recv`, `call`.
+fn ipc(k: &mut Kernel, pid: u64, call: SwitchingCall) -> Result<Outcome, Error> {
+    match call {
+        SwitchingCall::Send {
+            ep,
+            w0,
+            w1,
+            cap,
+            flags,
+        } => k.send(pid, ep, [w0, w1], cap, flags),
+        SwitchingCall::Call {
+            ep,
+            w0,
+            w1,
+            cap,
+            flags,
+        } => k.call(pid, ep, [w0, w1], cap, flags),
+        SwitchingCall::Recv { ep, timeout } => k.recv(pid, ep, timeout, crate::arch::apic::ticks()),
+        SwitchingCall::Exit { .. } | SwitchingCall::Yield {} => Err(Error::InvalidArgument),
+    }
+}
+
+/// Writes a received message into the result registers (beyond `rax` and
+/// `rdx`): the words in `rsi` and `rdi`, the capability in `r8`, flags in
+/// `r9` (`recv`'s row in the syscall table).
+fn set_received(frame: &mut TrapFrame, got: &Received) {
+    frame.rsi = got.words[0];
+    frame.rdi = got.words[1];
+    frame.r8 = got.cap;
+    frame.r9 = got.flags;
+}
+
+impl exo_core::object::SetResult for crate::arch::trap::UserContext {
+    fn set_result(&mut self, rax: u64, values: [u64; 5]) {
+        let f = &mut self.frame;
+        f.rax = rax;
+        [f.rdx, f.rsi, f.rdi, f.r8, f.r9] = values;
+    }
 }
 
 fn trace(k: &Kernel, pid: u64, num: u64, args: &[u64; 6], result: Result<u64, Error>, cycles: u64) {
@@ -184,6 +271,12 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
         LocalCall::FrameAllocAt { phys } => cold(|| k.frame_alloc_at(pid, phys)),
         LocalCall::FramePhys { cap } => cold(|| k.frame_phys(pid, cap)),
         LocalCall::FrameSeal { cap } => cold(|| k.frame_seal(pid, cap)),
+        LocalCall::Reply { w0, w1, cap, flags } => {
+            cold(|| k.reply(pid, [w0, w1], cap, flags).map(|_| 0))
+        }
+        LocalCall::EndpointCreate { publish } => cold(|| k.endpoint_create(pid, publish)),
+        LocalCall::EndpointMint { recv, badge } => cold(|| k.endpoint_mint(pid, recv, badge)),
+        LocalCall::EndpointLookup { name, len } => cold(|| endpoint_lookup(k, pid, name, len)),
         LocalCall::FrameAllocContiguous {
             count,
             align,
@@ -232,6 +325,14 @@ fn process_find(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Err
     }
     let name = copy_from_user(k.caller(pid)?, ptr, len)?;
     k.find(&name)
+}
+
+fn endpoint_lookup(k: &mut Kernel, pid: u64, ptr: u64, len: u64) -> Result<u64, Error> {
+    if len == 0 || len > abi::MAX_NAME_LEN as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    let name = copy_from_user(k.caller(pid)?, ptr, len)?;
+    k.endpoint_lookup(pid, &name)
 }
 
 /// Checks a user buffer: no overflow, entirely in the user half.

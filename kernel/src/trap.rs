@@ -43,16 +43,19 @@ fn dispatch(frame: &mut TrapFrame) {
     if frame.from_user() {
         // A fault in a library OS ends that process only.
         let fault = Fault::of(frame);
-        process::with(|k| {
+        let next = process::with(|k| {
             let current = k.current();
             // Ending a process allocates anyway (its results record); the
             // report above is printed before, allocation-free.
             let why = alloc::format!("{fault}");
             process::end(k, current, process::Ending::Faulted(why));
-            if !crate::sched::switch_after(k, current, frame) {
+            let next = crate::sched::switch_after(k, current, frame);
+            if next == crate::sched::Next::Done {
                 crate::finish(k);
             }
+            next
         });
+        crate::sched::after(next, frame);
         return;
     }
     if vector == 3 {
@@ -77,8 +80,10 @@ fn interrupt(vector: u8, frame: &mut TrapFrame) {
             apic::end_of_interrupt();
             events::report();
             if frame.from_user() {
-                // Preemption: round robin.
+                // Expired waits end, then preemption: round robin (the
+                // preempted process is runnable, so someone runs).
                 process::with(|k| {
+                    k.tick(apic::ticks());
                     let current = k.current();
                     crate::sched::save_current(k, frame);
                     crate::sched::switch_after(k, current, frame);

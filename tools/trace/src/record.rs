@@ -377,7 +377,7 @@ fn parse_ret(sys: &str, sysnum: Option<Sysnum>, ret: &str) -> Result<TraceResult
                 ))
             }
             RetKind::Handle | RetKind::Phys => parse_hex(value).is_some(),
-            RetKind::Pid | RetKind::Count => parse_dec(value).is_some(),
+            RetKind::Pid | RetKind::Count | RetKind::Badge => parse_dec(value).is_some(),
         };
         return if valid {
             Ok(TraceResult::Ok(Some(value.to_owned())))

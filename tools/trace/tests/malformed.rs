@@ -27,7 +27,7 @@ const CORPUS: &[(&str, &str)] = &[
     ("@exo-trace 1 pid=2 proc=frames sys=fork args= ret=ok cycles=1", "unknown syscall name \"fork\""),
     ("@exo-trace 1 pid=2 proc=frames sys= args= ret=ok cycles=1", "empty syscall name"),
     ("@exo-trace 1 pid=2 proc=frames sys=unknown#x args= ret=UnknownSyscall cycles=1", "bad syscall number"),
-    ("@exo-trace 1 pid=2 proc=frames sys=unknown#3 args= ret=UnknownSyscall cycles=1", "known syscall frame_alloc"),
+    ("@exo-trace 1 pid=2 proc=frames sys=unknown#19 args= ret=UnknownSyscall cycles=1", "known syscall frame_alloc"),
     ("@exo-trace 1 pid=2 proc=frames sys=unknown#99 args=a=1 ret=UnknownSyscall cycles=1", "encoder writes none"),
     ("@exo-trace 1 pid=2 proc=frames sys=yield args=x=1 ret=ok cycles=1", "too many args for yield"),
     ("@exo-trace 1 pid=2 proc=frames sys=unmap args=vaddr=0x1000,vaddr=0x2000 ret=ok cycles=1", "too many args"),

@@ -589,6 +589,46 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "success",
         ],
     ));
+    tests.push(qt(
+        // Endpoints: a published service, 100 badged calls, a frame
+        // capability there and back, blocking in recv in between.
+        "endpoints-ping-pong",
+        programs("ping,pong"),
+        0,
+        &[
+            "ping: 100 calls answered, each with our pid as the badge pong saw",
+            "ping: a frame went to pong and came back holding 42",
+            "ping: pong answered 101 calls in all",
+            "pong: answered 101 calls, blocking in recv between them",
+            "(ping) exited with code 0",
+            "(pong) exited with code 0",
+            "success",
+        ],
+    ));
+    tests.push(qt(
+        "endpoints-refusals-and-guarantees",
+        programs("test-endpoints"),
+        0,
+        &[
+            "test-endpoints: send through a receive capability: refused: PermissionDenied",
+            "test-endpoints: send through a frame capability: refused: InvalidArgument",
+            "test-endpoints: recv on an empty queue, no wait: refused: WouldBlock",
+            "test-endpoints: recv with a 3-tick timeout: refused: WouldBlock",
+            "test-endpoints: the timeout waited (the kernel idled meanwhile): ok",
+            "test-endpoints: the badge is the minter's (77), the words as sent: ok",
+            "test-endpoints: a full queue refuses the 17th message with WouldBlock: ok",
+            "test-endpoints: send to an endpoint that is gone: refused: NoSuchProcess",
+            "test-endpoints: a queued run of 4 frames is still charged to its sender: ok",
+            "test-endpoints: dropping the endpoint returned the queued frames: ok",
+            "test-endpoints: reply when none is owed: refused: InvalidArgument",
+            "test-endpoints: lookup of a process that published nothing: refused: NoSuchProcess",
+            "test-endpoints: a call whose receiver exits before replying: refused: NoSuchProcess",
+            "test-endpoints: 0 failed",
+            "test-endpoints-peer: got a call (true), exiting without a reply",
+            "(test-endpoints) exited with code 0",
+            "success",
+        ],
+    ));
     tests.extend(crate::device_tests::tests());
     tests.extend(crate::fuzz::tests());
     tests.extend(crate::new::tests());

@@ -81,6 +81,7 @@ extern crate alloc;
 pub mod device;
 #[cfg(feature = "heap")]
 pub mod heap;
+pub mod ipc;
 pub mod mem;
 pub mod print;
 pub mod sys;

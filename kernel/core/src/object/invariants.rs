@@ -4,7 +4,7 @@
 //! process's `map` records against its capabilities (rights included) and
 //! its address space. The kernel runs the check periodically and at the
 //! end of a run; the host tests run it after every step.
-use super::{AddressSpace, CapKind, Kernel, Platform, Process, PAGE};
+use super::{AddressSpace, Cap, CapKind, Kernel, Platform, Process, PAGE};
 use abi::Rights;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -27,11 +27,22 @@ impl<P: Platform> Kernel<P> {
         let mut refs: BTreeMap<u64, (CapKind, u64)> = BTreeMap::new();
         let mut write_exec: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
         let mut private = 0;
-        for proc in self.procs.values() {
+        // Queued messages' capabilities, charged to their senders.
+        let queued: alloc::vec::Vec<Cap> = self.queued_caps().map(|(_, c)| c).collect();
+        for (i, proc) in self.procs.values().enumerate() {
             private += proc.private.len() as u64;
-            let caps = proc.caps.iter().map(|(_, c)| c).chain(proc.inbox.iter());
+            let extra = if i == 0 { &queued[..] } else { &[][..] };
+            let caps = proc
+                .caps
+                .iter()
+                .map(|(_, c)| c)
+                .chain(proc.inbox.iter())
+                .chain(extra.iter());
             for cap in caps {
                 let kind = cap.kind;
+                if !kind.is_frames() {
+                    continue;
+                }
                 let entry = refs.entry(kind.frames().0).or_insert((kind, 0));
                 if entry.0 != kind {
                     return Err(format!(
@@ -87,6 +98,7 @@ impl<P: Platform> Kernel<P> {
                         return Err(format!("frame run {first:#x} held but free"));
                     }
                 }
+                CapKind::EndpointRecv { .. } | CapKind::EndpointSend { .. } => {}
             }
         }
         if self.ledger.shared.keys().any(|k| !refs.contains_key(k)) {
@@ -98,6 +110,7 @@ impl<P: Platform> Kernel<P> {
         for proc in self.procs.values() {
             check_mappings(proc)?;
         }
+        self.check_endpoints()?;
         if ram != self.ledger.held_ram {
             return Err(format!(
                 "capabilities name {ram} RAM frames, ledger says {}",

@@ -20,15 +20,35 @@ pub enum CapKind {
         /// Frame number.
         frame: u64,
     },
+    /// The receive capability of endpoint `ep` (held by its owner only).
+    EndpointRecv {
+        /// Endpoint id (never reused).
+        ep: u64,
+    },
+    /// A send capability to endpoint `ep`, with the badge every message
+    /// sent through it carries.
+    EndpointSend {
+        /// Endpoint id.
+        ep: u64,
+        /// Chosen by whoever minted it.
+        badge: u64,
+    },
 }
 
 impl CapKind {
-    /// First frame and frame count.
+    /// First frame and frame count (0 frames for an endpoint).
     pub fn frames(&self) -> (u64, u64) {
         match *self {
             CapKind::Ram { first, count } => (first, count),
             CapKind::Device { frame } => (frame, 1),
+            CapKind::EndpointRecv { .. } | CapKind::EndpointSend { .. } => (0, 0),
         }
+    }
+
+    /// Whether it names frames (RAM or a device page), which the ledger
+    /// counts, rather than an endpoint.
+    pub fn is_frames(&self) -> bool {
+        matches!(self, CapKind::Ram { .. } | CapKind::Device { .. })
     }
 }
 
@@ -78,6 +98,9 @@ pub(super) enum Dropped {
 impl Ledger {
     /// Adds a reference to a run some capability already names.
     pub(super) fn add_ref(&mut self, kind: CapKind) {
+        if !kind.is_frames() {
+            return;
+        }
         *self.shared.entry(kind.frames().0).or_insert(0) += 1;
     }
 
@@ -88,11 +111,15 @@ impl Ledger {
             CapKind::Device { frame } => {
                 self.devices.insert(frame);
             }
+            CapKind::EndpointRecv { .. } | CapKind::EndpointSend { .. } => {}
         }
     }
 
     /// Drops one reference; says whether RAM must go back.
     pub(super) fn drop_ref(&mut self, kind: CapKind) -> Dropped {
+        if !kind.is_frames() {
+            return Dropped::Nothing;
+        }
         let (first, count) = kind.frames();
         if let Some(extra) = self.shared.get_mut(&first) {
             *extra -= 1;
@@ -110,6 +137,7 @@ impl Ledger {
                 self.held_ram -= count;
                 Dropped::FreeRam { first, count }
             }
+            CapKind::EndpointRecv { .. } | CapKind::EndpointSend { .. } => Dropped::Nothing,
         }
     }
 

@@ -11,6 +11,7 @@
 //!
 //! Every method runs with the kernel lock held; none panics on anything a
 //! program passes.
+pub mod endpoint;
 pub mod invariants;
 pub mod ledger;
 pub mod model;
@@ -19,6 +20,7 @@ pub mod space;
 #[cfg(test)]
 mod tests;
 
+pub use endpoint::{Endpoint, Message, Outcome, Received, SetResult, Wait};
 pub use ledger::{Cap, CapKind, Ledger};
 pub use procs::{Ending, MapRecord, Process, Procs};
 pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
@@ -37,7 +39,7 @@ pub trait Platform {
     /// A process's address space.
     type Space: AddressSpace;
     /// A process's saved registers.
-    type Regs: Copy + Default;
+    type Regs: Copy + Default + SetResult;
     /// Any free RAM frame, zeroed (every allocation hands out zeroed
     /// frames: no data from their last owner).
     fn alloc(&mut self) -> Result<u64, AllocError>;
@@ -81,6 +83,9 @@ pub struct Kernel<P: Platform> {
     ledger: Ledger,
     next_pid: u64,
     key_state: u64,
+    /// Live endpoints by id (ids are never reused).
+    endpoints: alloc::collections::BTreeMap<u64, Endpoint>,
+    next_endpoint: u64,
 }
 
 /// A process that has ended: what the caller reports and hands to whoever
@@ -106,7 +111,7 @@ pub fn alloc_error(e: AllocError) -> Error {
     }
 }
 
-fn require(held: Rights, needed: Rights) -> Result<(), Error> {
+pub(super) fn require(held: Rights, needed: Rights) -> Result<(), Error> {
     if held.contains(needed) {
         Ok(())
     } else {
@@ -124,6 +129,8 @@ impl<P: Platform> Kernel<P> {
             ledger: Ledger::default(),
             next_pid: 1,
             key_state: seed ^ 0x9e37_79b9_7f4a_7c15,
+            endpoints: alloc::collections::BTreeMap::new(),
+            next_endpoint: 1,
         }
     }
 
@@ -208,13 +215,14 @@ impl<P: Platform> Kernel<P> {
 
     /// Ends process `pid`; returns what ended and its address space.
     pub fn end(&mut self, pid: u64, ending: Ending) -> Option<(Ended, P::Space)> {
+        self.end_endpoints(pid);
         let mut proc = self.procs.remove(pid)?;
         let name = core::mem::take(&mut proc.name);
         let space = self.release(proc);
         Some((Ended { pid, name, ending }, space))
     }
 
-    fn drop_ref(&mut self, kind: CapKind) {
+    pub(super) fn drop_ref(&mut self, kind: CapKind) {
         if let Dropped::FreeRam { first, count } = self.ledger.drop_ref(kind) {
             self.give_back(first, count);
         }
@@ -338,6 +346,9 @@ impl<P: Platform> Kernel<P> {
             // The handle is gone from the table already; its records remain.
             unmap_handle(p, h);
         }
+        if let CapKind::EndpointRecv { ep } = cap.kind {
+            self.destroy_endpoint(ep);
+        }
         self.drop_ref(cap.kind);
         Ok(0)
     }
@@ -385,6 +396,8 @@ impl<P: Platform> Kernel<P> {
             CapKind::Ram { count: 1, .. } => CapKindCode::RamFrame,
             CapKind::Ram { .. } => CapKindCode::RamRun,
             CapKind::Device { .. } => CapKindCode::Device,
+            CapKind::EndpointRecv { .. } => CapKindCode::EndpointRecv,
+            CapKind::EndpointSend { .. } => CapKindCode::EndpointSend,
         };
         let phys = if cap.rights.contains(Rights::MAP) {
             first * PAGE
@@ -553,6 +566,15 @@ impl<P: Platform> Kernel<P> {
                 match cap.kind {
                     CapKind::Ram { count, .. } => ram += count,
                     CapKind::Device { .. } => device += 1,
+                    CapKind::EndpointRecv { .. } | CapKind::EndpointSend { .. } => {}
+                }
+            }
+            // What it has in queues is still charged to it.
+            for (from, cap) in self.queued_caps() {
+                if from == pid {
+                    if let CapKind::Ram { count, .. } = cap.kind {
+                        ram += count;
+                    }
                 }
             }
             stats.held_by_caller = ram;
@@ -563,7 +585,7 @@ impl<P: Platform> Kernel<P> {
 }
 
 /// Removes every mapping made through `handle` in `proc`.
-fn unmap_handle<S: AddressSpace, R>(proc: &mut Process<S, R>, handle: Handle) {
+pub(super) fn unmap_handle<S: AddressSpace, R>(proc: &mut Process<S, R>, handle: Handle) {
     for slot in proc.mappings.indices_where(|m| m.handle == handle) {
         unmap_slot(proc, slot);
     }

@@ -39,9 +39,24 @@ impl ModelPlatform {
     }
 }
 
+/// Saved registers in the model: what a woken process was given back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelRegs {
+    /// 0 or the error code.
+    pub rax: u64,
+    /// Badge, words, capability handle, flags.
+    pub values: [u64; 5],
+}
+
+impl super::SetResult for ModelRegs {
+    fn set_result(&mut self, rax: u64, values: [u64; 5]) {
+        *self = ModelRegs { rax, values };
+    }
+}
+
 impl Platform for ModelPlatform {
     type Space = ModelSpace;
-    type Regs = ();
+    type Regs = ModelRegs;
     fn alloc(&mut self) -> Result<u64, AllocError> {
         self.alloc.alloc()
     }

@@ -47,6 +47,12 @@ pub struct Process<S, R> {
     pub inbox: VecDeque<Cap>,
     /// Frames of its program image and stack (owned, not capabilities).
     pub private: Vec<u64>,
+    /// What it is blocked on (`None`: runnable).
+    pub wait: Option<super::endpoint::Wait>,
+    /// The process whose `call` it received last and has not answered.
+    pub reply_to: Option<u64>,
+    /// The endpoint `endpoint_lookup` of its name finds.
+    pub published: Option<u64>,
     /// May claim device frames. Without an IOMMU a device that can DMA can
     /// reach all of memory, so driving hardware is a privilege the person
     /// booting grants, not something a program can take.
@@ -65,6 +71,9 @@ impl<S, R: Default> Process<S, R> {
             mappings: Slab::new(abi::bounds::MAPPINGS),
             inbox: VecDeque::new(),
             private: Vec::new(),
+            wait: None,
+            reply_to: None,
+            published: None,
             driver,
         }
     }
@@ -144,12 +153,20 @@ impl<S, R> Procs<S, R> {
         self.list.iter()
     }
 
-    /// The pid that runs after `after` (round robin in pid order).
+    /// Live processes in pid order, mutably.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Process<S, R>> {
+        self.list.iter_mut()
+    }
+
+    /// The runnable pid that runs after `after` (round robin in pid
+    /// order), skipping blocked ones.
     pub fn next_after(&self, after: u64) -> Option<u64> {
+        let runnable = |p: &&Process<S, R>| p.wait.is_none();
         self.list
             .iter()
+            .filter(runnable)
             .find(|p| p.pid > after)
-            .or(self.list.first())
+            .or(self.list.iter().find(runnable))
             .map(|p| p.pid)
     }
 

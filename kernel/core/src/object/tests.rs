@@ -832,3 +832,89 @@ fn a_million_map_unmap_cycles_at_fresh_addresses_fit_the_table_quota() {
     assert_eq!((err, i), (Error::OutOfMemory, 1020));
     w.k.check_invariants().unwrap();
 }
+
+/// Endpoints: a published service answers a badged call; a capability
+/// travels with a message and is charged to its sender while queued.
+#[test]
+fn endpoint_call_reply_and_a_queued_capability() {
+    let mut w = World::new();
+    let (a, b) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.k.procs_mut().get_mut(a).unwrap().name = "server".into();
+    let recv = Handle::from_raw(w.k.endpoint_create(a, true).unwrap());
+    let send = Handle::from_raw(w.k.endpoint_lookup(b, b"server").unwrap());
+    // b calls: nobody waits yet, so it is queued and b blocks.
+    assert_eq!(w.k.call(b, send, [1, 2], 0, 0), Ok(Outcome::Blocked));
+    assert!(w.k.procs().get(b).unwrap().wait.is_some());
+    w.k.check_invariants().unwrap();
+    let Ok(Outcome::Done(got)) = w.k.recv(a, recv, 0, 0) else {
+        panic!("the call is queued");
+    };
+    assert_eq!(
+        (got.badge, got.words, got.flags),
+        (b, [1, 2], abi::RECV_CALL)
+    );
+    assert_eq!(w.k.reply(a, [3, 4], 0, 0), Ok(Outcome::Woke(b)));
+    let regs = w.k.procs().get(b).unwrap().regs;
+    assert_eq!((regs.rax, regs.values), (0, [0, 3, 4, 0, 0]));
+    assert_eq!(w.k.reply(a, [0, 0], 0, 0), Err(Error::InvalidArgument));
+
+    // A 4-frame run sent to a's endpoint: b's until received, back to
+    // the allocator when b ends with it still queued.
+    let free = w.k.stats(0).free;
+    let run = w.k.frame_alloc_contiguous(b, 4, 1, 0).unwrap();
+    let held = w.k.stats(b).held_by_caller;
+    assert_eq!(
+        w.k.send(b, send, [0, 0], run, 0),
+        Ok(Outcome::Done(Received::default()))
+    );
+    assert_eq!(w.k.stats(b).held_by_caller, held);
+    w.k.check_invariants().unwrap();
+    w.k.end(b, Ending::Exited(0)).unwrap();
+    w.m.procs.remove(&b);
+    w.k.check_invariants().unwrap();
+    assert_eq!(w.k.stats(0).free, free);
+    assert_eq!(w.k.recv(a, recv, 0, 0), Err(Error::WouldBlock));
+}
+
+/// A caller blocked on an endpoint whose owner dies wakes with
+/// `NoSuchProcess`; a timed-out recv wakes with `WouldBlock`; a send
+/// through the receive capability or to a dead endpoint is refused.
+#[test]
+fn endpoint_owner_death_timeouts_and_refusals() {
+    let mut w = World::new();
+    let (a, b) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    let recv = Handle::from_raw(w.k.endpoint_create(a, false).unwrap());
+    let send = w.k.endpoint_mint(a, recv, 9).unwrap();
+    assert_eq!(
+        w.k.send(a, recv, [0, 0], 0, 0),
+        Err(Error::PermissionDenied)
+    );
+    // Hand the send capability to b through the old inbox.
+    w.k.cap_transfer(
+        a,
+        Handle::from_raw(send),
+        b,
+        Rights::TRANSFER,
+        TransferFlags::NONE,
+    )
+    .unwrap();
+    let bsend = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    assert_eq!(w.k.recv(a, recv, 5, 100), Ok(Outcome::Blocked));
+    assert!(!w.k.tick(104));
+    assert!(w.k.tick(105));
+    assert_eq!(
+        w.k.procs().get(a).unwrap().regs.rax,
+        Error::WouldBlock as u64
+    );
+    // b calls, a receives (a reply is owed), a dies: b wakes.
+    assert_eq!(w.k.call(b, bsend, [1, 1], 0, 0), Ok(Outcome::Blocked));
+    assert!(matches!(w.k.recv(a, recv, 0, 0), Ok(Outcome::Done(_))));
+    w.k.check_invariants().unwrap();
+    w.k.end(a, Ending::Exited(0)).unwrap();
+    w.m.procs.remove(&a);
+    let regs = w.k.procs().get(b).unwrap().regs;
+    assert_eq!(regs.rax, Error::NoSuchProcess as u64);
+    assert!(w.k.procs().get(b).unwrap().wait.is_none());
+    assert_eq!(w.k.send(b, bsend, [0, 0], 0, 0), Err(Error::NoSuchProcess));
+    w.k.check_invariants().unwrap();
+}

@@ -37,9 +37,10 @@ use x86_64::VirtAddr;
 // process.
 //
 // Routing comes from the syscall table (`abi::SWITCHING`, the calls that
-// may switch processes; `abi::MAX_LOCAL_ARGS`): the asserts below stop the
-// build if the table grows a switching call this stub does not compare
-// against, or a local call with more arguments than the direct path passes.
+// may switch processes, one block of numbers; `abi::MAX_LOCAL_ARGS`): the
+// asserts below stop the build if a switching call falls outside the block
+// this stub tests, or a local call takes more arguments than the direct
+// path passes.
 //
 // Single CPU: the user rsp is parked in a static while the kernel stack is
 // in use. SFMASK clears IF, so nothing can run between the two moves.
@@ -56,10 +57,10 @@ exo_syscall_entry:
     xor eax, eax
     sysretq
 1:
-    cmp rax, {switching0}
-    je 2f
-    cmp rax, {switching1}
-    je 2f
+    lea rax, [rax - {first_switching}]
+    cmp rax, {switching_span}
+    lea rax, [rax + {first_switching}]
+    jb 2f
     cmp byte ptr [rip + {trace_on}], 0
     jne 2f
     mov [rip + exo_user_rsp], rsp
@@ -110,16 +111,35 @@ exo_kernel_rsp:
     user_cs = const USER_CS,
     vector = const super::trap::SYSCALL_VECTOR,
     getpid = const abi::Sysnum::GetPid as u64,
-    switching0 = const abi::SWITCHING[0],
-    switching1 = const abi::SWITCHING[1],
+    first_switching = const FIRST_SWITCHING,
+    switching_span = const SWITCHING_SPAN,
     direct = sym crate::syscall::direct,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
 );
 
+/// The switching calls are one block of numbers, `FIRST_SWITCHING ..
+/// FIRST_SWITCHING + SWITCHING_SPAN`: the stub tests the block with one
+/// unsigned compare (however many switching calls there are), moving rax
+/// down and back up with `lea`, which leaves the flags alone.
+const FIRST_SWITCHING: u64 = min(abi::SWITCHING);
+const SWITCHING_SPAN: u64 = abi::SWITCHING.len() as u64;
+
+const fn min(numbers: &[u64]) -> u64 {
+    let mut m = u64::MAX;
+    let mut i = 0;
+    while i < numbers.len() {
+        if numbers[i] < m {
+            m = numbers[i];
+        }
+        i += 1;
+    }
+    m
+}
+
 const _: () = assert!(
-    abi::SWITCHING.len() == 2,
-    "the entry stub sends exactly two numbers to the trap path: add a `cmp`"
+    abi::SWITCHING_MASK == ((1u64 << SWITCHING_SPAN) - 1) << FIRST_SWITCHING,
+    "the switching calls must be one block of numbers: the stub tests a range"
 );
 const _: () = assert!(
     abi::MAX_LOCAL_ARGS <= 4,

@@ -27,7 +27,9 @@ const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
 fn sc(num: u64, a: [u64; 6]) -> Result<u64, Error> {
     // SAFETY: every attack targets addresses we do not use from Rust (or
     // none at all); the kernel validates, we only read its verdict.
-    let (rax, rdx) = unsafe { abi::raw::syscall6(num, a) };
+    // (`syscall6_ipc`: garbage numbers may name a call that delivers a
+    // message and writes rsi, rdi, r8 and r9 too.)
+    let [rax, rdx, ..] = unsafe { abi::raw::syscall6_ipc(num, a) };
     Error::check(rax).map(|()| rdx)
 }
 
@@ -658,13 +660,21 @@ fn main() -> Result<(), Error> {
 /// for calls whose answer the garbage does not decide (they are skipped).
 /// Arguments are validated before any capability is looked up.
 fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Error> {
-    let [a0, _, a2, a3, ..] = *args;
+    let [a0, _, a2, a3, a4, _] = *args;
     let flags_ok = abi::MapFlags::from_bits(a2)
         .is_some_and(|f| !f.contains(abi::MapFlags::WRITE | abi::MapFlags::EXEC));
     let sys = Sysnum::try_from(num).ok()?;
     Some(match sys {
         Sysnum::Exit | Sysnum::Yield | Sysnum::GetPid | Sysnum::FrameAlloc => return None,
-        Sysnum::DebugWrite | Sysnum::ProcessFind => Error::InvalidArgument,
+        Sysnum::DebugWrite | Sysnum::ProcessFind | Sysnum::EndpointLookup => Error::InvalidArgument,
+        // `publish` is a bool: garbage is not one.
+        Sysnum::EndpointCreate => Error::InvalidArgument,
+        Sysnum::EndpointMint | Sysnum::Recv => Error::BadCapability,
+        // Flags before the handle; `reply` owes nothing here either way.
+        Sysnum::Send if a4 & !(abi::SEND_COPY | abi::SEND_BLOCK) != 0 => Error::InvalidArgument,
+        Sysnum::Call if a4 & !abi::SEND_COPY != 0 => Error::InvalidArgument,
+        Sysnum::Send | Sysnum::Call => Error::BadCapability,
+        Sysnum::Reply => Error::InvalidArgument,
         Sysnum::FrameAllocAt if a0 % 4096 != 0 => Error::InvalidArgument,
         Sysnum::FrameAllocAt if a0 >> phys_addr_bits != 0 => Error::InvalidFrame,
         Sysnum::FrameAllocAt => return None,
