@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 /// Instruction budget of the null syscall (`getpid`, incl. the rdtsc pair).
 const NULL_SYSCALL_BUDGET: u64 = 25;
+/// Instruction budget of a one-word `call` answered by `reply` between two
+/// processes: a regression guard just above today's 1626 (the goal, 600,
+/// about L4Re's published 587, is not met yet: see the README).
+const IPC_CALL_REPLY_BUDGET: u64 = 1700;
 /// Instruction budget of frame_alloc + map + one write + unmap + frame_free
 /// (today 1276, with pages zeroed by AVX stores: the test requires them;
 /// 1246 before map's EXEC-right check and the page-table entry counts that
@@ -366,6 +370,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             budgets: vec![
                 ("null-syscall", NULL_SYSCALL_BUDGET),
                 ("alloc-map-touch-unmap-free", AMTUF_BUDGET),
+                ("ipc-call-reply", IPC_CALL_REPLY_BUDGET),
             ],
             timeout: Duration::from_secs(180),
             ..qt(

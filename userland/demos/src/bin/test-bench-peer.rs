@@ -62,7 +62,7 @@ fn main() -> Result<(), libos::Error> {
             }
             done += 1;
             if done == ROUND_TRIPS {
-                return Ok(());
+                return serve_calls();
             }
         } else if rax == Error::WouldBlock as u64 {
             // Nothing yet: is the sender still there?
@@ -79,4 +79,24 @@ fn main() -> Result<(), libos::Error> {
         }
         call(Sysnum::Yield, [0; 6]);
     }
+}
+
+/// The other end of `ipc-call-reply` and `ipc-cap-transfer`: publishes an
+/// endpoint and answers `ROUND_TRIPS` calls of each kind (a word back; the
+/// capability back), blocked in `recv` between them.
+fn serve_calls() -> Result<(), libos::Error> {
+    let service = libos::ipc::Endpoint::create(true)?;
+    for i in 0..2 * ROUND_TRIPS {
+        let msg = service.recv(abi::FOREVER)?;
+        match msg.cap {
+            None => libos::ipc::reply([msg.words[0] + 1, 0])?,
+            // SAFETY: moved back unmapped (we never map it).
+            Some(cap) => unsafe { libos::ipc::reply_cap([0, 0], cap, false)? },
+        }
+        if i == 0 && msg.cap.is_some() {
+            println!("test-bench-peer: a capability came first");
+            exit(1);
+        }
+    }
+    Ok(())
 }

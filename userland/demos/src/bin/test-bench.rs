@@ -243,6 +243,7 @@ fn main() -> Result<(), libos::Error> {
     }));
 
     count(cap_transfer(&mut samples));
+    count(ipc(&mut samples));
     breakdown(&mut samples);
 
     println!("bench: end tsc={} failures={failures}", rdtsc());
@@ -250,6 +251,68 @@ fn main() -> Result<(), libos::Error> {
         exit(1);
     }
     Ok(())
+}
+
+/// The `ipc-call-reply` and `ipc-cap-transfer` rows: a one-word `call`
+/// that the peer, blocked in `recv`, answers with `reply`; then the same
+/// carrying a frame capability each way (moved).
+fn ipc(samples: &mut [u64; ITERS]) -> bool {
+    let peer = loop {
+        match libos::ipc::SendCap::lookup(PEER) {
+            Ok(cap) => break cap,
+            // Not published yet: it is finishing the cap-transfer row.
+            Err(libos::Error::NoSuchProcess) => {
+                call(Sysnum::Yield, [0; 6]);
+            }
+            Err(e) => {
+                println!("bench: ipc-call-reply failed: endpoint_lookup returned {e}");
+                return false;
+            }
+        }
+    };
+    let ep = peer.handle().raw();
+    let done = measure("ipc-call-reply", samples, |i| {
+        // SAFETY: no capability moves (cap 0); the stub declares every
+        // register the reply writes.
+        let r = unsafe { abi::raw::call(abi::Handle::from_raw(ep), i as u64, 0, 0, 0) };
+        if r[0] != 0 || r[2] != i as u64 + 1 {
+            return Err(Failure {
+                call: Sysnum::Call,
+                rax: r[0],
+                iteration: i,
+            });
+        }
+        Ok(())
+    });
+    if !done {
+        return false;
+    }
+    let mut handle = match ok(Sysnum::FrameAlloc, [0; 6], 0) {
+        Ok(h) => h,
+        Err(f) => {
+            report_failure("ipc-cap-transfer", &f);
+            return false;
+        }
+    };
+    let held = &mut handle;
+    let done = measure("ipc-cap-transfer", samples, |i| {
+        // SAFETY: the frame is never mapped here, so moving it unmaps
+        // nothing; the stub declares every register the reply writes.
+        let r = unsafe { abi::raw::call(abi::Handle::from_raw(ep), 0, 0, *held, 0) };
+        if r[0] != 0 || r[4] == 0 {
+            return Err(Failure {
+                call: Sysnum::Call,
+                rax: r[0],
+                iteration: i,
+            });
+        }
+        *held = r[4];
+        Ok(())
+    });
+    if done {
+        call(Sysnum::FrameFree, [handle, 0, 0, 0, 0, 0]);
+    }
+    done
 }
 
 /// The `cap-transfer` row: one frame capability goes to the peer and back
