@@ -92,6 +92,9 @@ pub const SEND_BLOCK: u64 = 1 << 1;
 /// In a received message's flags: it came from `call`, and the receiver
 /// owes the caller a `reply`.
 pub const RECV_CALL: u64 = 1 << 0;
+/// Where a device's MSI goes to reach the (one) CPU's local APIC
+/// (destination 0); the data is the vector `irq_bind` gave.
+pub const MSI_ADDRESS: u64 = 0xfee0_0000;
 /// `recv` timeout that never expires.
 pub const FOREVER: u64 = u64::MAX;
 
@@ -638,6 +641,7 @@ mod tests {
             (3, "send"),
             (4, "recv"),
             (5, "call"),
+            (6, "irq_bind"),
             (7, "frame_alloc_contiguous"),
             (8, "map"),
             (9, "unmap"),

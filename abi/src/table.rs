@@ -454,6 +454,13 @@ syscalls! {
         /// `frame_phys(handle) -> phys`: the physical address (what a device
         /// needs for DMA). Needs `MAP`.
         FramePhys = 22, "frame_phys", safe fn frame_phys(cap: Handle as Handle) -> Phys;
+        /// `irq_bind(device, ep) -> vector`: a free interrupt vector whose
+        /// interrupts become messages on the endpoint of send capability
+        /// `ep` (badge: `ep`'s; words: the vector and how many interrupts
+        /// the message stands for). Needs a device capability (a driver's);
+        /// program the device's MSI with address [`MSI_ADDRESS`](crate::MSI_ADDRESS)
+        /// and data = the vector. Unbound when the caller ends.
+        IrqBind = 6, "irq_bind", safe fn irq_bind(device: Handle as Handle, ep: Handle as Handle) -> Count;
         /// `frame_alloc_contiguous(count, align, max_phys) -> handle`:
         /// `count` physically contiguous zeroed frames
         /// (`count <= MAX_CONTIGUOUS_FRAMES`), the first aligned to `align`
@@ -559,9 +566,8 @@ mod tests {
         for w in Sysnum::ALL.windows(2) {
             assert!((w[0] as u64) < (w[1] as u64));
         }
-        // Every number below the highest is a call, but for the gaps
-        // that rows under way elsewhere will fill (6: reserved next to
-        // the switching block).
+        // Every number below the highest is a call, but for (at most one)
+        // gap that rows under way elsewhere may leave.
         let highest = Sysnum::ALL.iter().map(|&s| s as u64).max().unwrap_or(0);
         let gaps = (0..=highest)
             .filter(|&n| Sysnum::try_from(n).is_err())

@@ -275,6 +275,7 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             cold(|| k.reply(pid, [w0, w1], cap, flags).map(|_| 0))
         }
         LocalCall::EndpointCreate { publish } => cold(|| k.endpoint_create(pid, publish)),
+        LocalCall::IrqBind { device, ep } => cold(|| k.irq_bind(pid, device, ep)),
         LocalCall::EndpointMint { recv, badge } => cold(|| k.endpoint_mint(pid, recv, badge)),
         LocalCall::EndpointLookup { name, len } => cold(|| endpoint_lookup(k, pid, name, len)),
         LocalCall::FrameAllocContiguous {

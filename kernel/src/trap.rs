@@ -99,10 +99,29 @@ fn interrupt(vector: u8, frame: &mut TrapFrame) {
             if (pic::PIC_BASE..pic::PIC_BASE + 16).contains(&vector) {
                 pic::end_of_interrupt(vector);
             }
-            if apic::in_service(vector) {
+            let delivered = apic::in_service(vector);
+            if delivered {
                 apic::end_of_interrupt();
             }
-            events::unexpected(vector);
+            // A vector a driver bound: a message on its endpoint, and the
+            // woken driver runs at once (interrupt to driver without a
+            // round of the scheduler). Interrupts arrive in ring 3 or in
+            // the idle loop, where the kernel lock is free.
+            let bound = delivered
+                && exo_core::object::IRQ_VECTORS.contains(&vector)
+                && process::with(|k| match k.irq_fire(vector) {
+                    None => false,
+                    Some(woke) => {
+                        if let (Some(pid), true) = (woke, frame.from_user()) {
+                            crate::sched::save_current(k, frame);
+                            crate::sched::switch_to(k, pid, frame);
+                        }
+                        true
+                    }
+                });
+            if !bound {
+                events::unexpected(vector);
+            }
         }
     }
 }

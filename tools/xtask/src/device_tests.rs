@@ -62,6 +62,7 @@ pub fn tests() -> Vec<QemuTest> {
             &[
                 "edu: found 1234:11e8 at 00:",
                 "(memory, bus master)",
+                "edu: MSI on vector 0x40, delivered to our endpoint",
                 "edu: identification 0x010000ed: version 1.0",
                 "edu: liveness 0x12345678 -> 0xedcba987 (complement): alive",
                 "edu: the device computed 12! = 479001600",

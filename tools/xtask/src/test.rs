@@ -627,6 +627,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "test-endpoints: dropping the endpoint returned the queued frames: ok",
             "test-endpoints: reply when none is owed: refused: InvalidArgument",
             "test-endpoints: lookup of a process that published nothing: refused: NoSuchProcess",
+            "test-endpoints: irq_bind without a device capability (a RAM frame's): refused: PermissionDenied",
             "test-endpoints: a call whose receiver exits before replying: refused: NoSuchProcess",
             "test-endpoints: 0 failed",
             "test-endpoints-peer: got a call (true), exiting without a reply",

@@ -189,6 +189,11 @@ impl DeviceRegion {
         self.frames.len()
     }
 
+    /// The device capability of page `i` (what `irq_bind` asks for).
+    pub fn handle(&self, i: usize) -> Option<Handle> {
+        self.frames.get(i).map(DeviceFrame::handle)
+    }
+
     /// Raw pointer to offset 0, for driver code with its own MMIO layer
     /// (a driver crate's register structs). Dereferencing it is the
     /// caller's `unsafe` step: volatile accesses only, inside

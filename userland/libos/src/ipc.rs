@@ -181,3 +181,13 @@ pub unsafe fn reply_cap(words: [u64; 2], cap: Handle, copy: bool) -> Result<(), 
     let (rax, _) = unsafe { abi::raw::reply(words[0], words[1], cap.raw(), flags) };
     Error::check(rax)
 }
+
+/// Binds a free interrupt vector to the endpoint of `ep`: each interrupt
+/// becomes a message whose words are the vector and a count. `device` is
+/// a device capability the caller holds (drivers only). Program the
+/// device's MSI with address [`abi::MSI_ADDRESS`] and data = the vector.
+pub fn irq_bind(device: Handle, ep: &SendCap) -> Result<u8, Error> {
+    let (rax, rdx) = abi::raw::irq_bind(device, ep.handle);
+    Error::check(rax)?;
+    Ok(rdx as u8)
+}

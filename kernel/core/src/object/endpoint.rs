@@ -638,6 +638,11 @@ impl<P: Platform> Kernel<P> {
                 ));
             }
         }
+        for (v, b) in &self.irqs {
+            if self.procs.get(b.owner).is_none() {
+                return Err(format!("vector {v:#x} bound by dead pid {}", b.owner));
+            }
+        }
         for p in self.procs.values() {
             match p.wait {
                 Some(Wait::Recv { ep, .. }) | Some(Wait::Send { ep, .. })
@@ -665,5 +670,90 @@ impl<P: Platform> Kernel<P> {
             }
         }
         Ok(())
+    }
+}
+
+/// An interrupt vector bound to an endpoint: each interrupt on it becomes
+/// a message (badge: the send capability's; words: the vector and how many
+/// interrupts it stands for) from the driver that bound it to itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqBinding {
+    /// The driver that bound it (ending it unbinds).
+    pub owner: u64,
+    /// Where its interrupts go.
+    pub ep: u64,
+    /// The send capability's badge.
+    pub badge: u64,
+}
+
+/// The vectors drivers may bind (below the timer's class, above the PICs').
+pub const IRQ_VECTORS: core::ops::RangeInclusive<u8> = 0x40..=0xdf;
+
+impl<P: Platform> Kernel<P> {
+    /// `irq_bind(device, ep) -> vector`: a free vector whose interrupts go
+    /// to the endpoint of send capability `ep`. Only a holder of a device
+    /// capability may bind one (drivers: whoever drives a device programs
+    /// its MSI with the vector); `OutOfMemory` when none is free.
+    pub fn irq_bind(&mut self, pid: u64, device: Handle, ep: Handle) -> Result<u64, Error> {
+        let p = self.caller(pid)?;
+        if !matches!(p.caps.get(device)?.kind, CapKind::Device { .. }) {
+            return Err(Error::PermissionDenied);
+        }
+        let (ep, badge) = self.send_target(pid, ep)?;
+        if !self.endpoints.contains_key(&ep) {
+            return Err(Error::NoSuchProcess);
+        }
+        let vector = IRQ_VECTORS
+            .clone()
+            .find(|v| !self.irqs.contains_key(v))
+            .ok_or(Error::OutOfMemory)?;
+        self.irqs.insert(
+            vector,
+            IrqBinding {
+                owner: pid,
+                ep,
+                badge,
+            },
+        );
+        Ok(u64::from(vector))
+    }
+
+    /// An interrupt on `vector`: `None` if nobody bound it; else whether a
+    /// blocked receiver woke (`Some(Some(pid))`). An interrupt whose
+    /// message is still queued only adds to its count, so a queue never
+    /// fills with interrupts.
+    pub fn irq_fire(&mut self, vector: u8) -> Option<Option<u64>> {
+        let b = *self.irqs.get(&vector)?;
+        let queued = self.endpoints.get_mut(&b.ep).and_then(|e| {
+            e.queue.iter_mut().find(|m| {
+                m.from == b.owner && m.badge == b.badge && m.words[0] == u64::from(vector)
+            })
+        });
+        if let Some(m) = queued {
+            m.words[1] += 1;
+            return Some(None);
+        }
+        let msg = Message {
+            badge: b.badge,
+            words: [u64::from(vector), 1],
+            cap: None,
+            from: b.owner,
+            call: false,
+        };
+        match self.deliver(b.ep, msg) {
+            Ok(woke) => Some(woke),
+            // The endpoint is gone: the binding goes too. A full queue
+            // drops the interrupt (counted by the caller as unexpected).
+            Err((Error::NoSuchProcess, _)) => {
+                self.irqs.remove(&vector);
+                Some(None)
+            }
+            Err(_) => Some(None),
+        }
+    }
+
+    /// Unbinds every vector `pid` bound (it ends).
+    pub(super) fn end_irqs(&mut self, pid: u64) {
+        self.irqs.retain(|_, b| b.owner != pid);
     }
 }

@@ -20,7 +20,9 @@ pub mod space;
 #[cfg(test)]
 mod tests;
 
-pub use endpoint::{Endpoint, Message, Outcome, Received, SetResult, Wait};
+pub use endpoint::{
+    Endpoint, IrqBinding, Message, Outcome, Received, SetResult, Wait, IRQ_VECTORS,
+};
 pub use ledger::{Cap, CapKind, Ledger};
 pub use procs::{Ending, MapRecord, Process, Procs};
 pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
@@ -86,6 +88,8 @@ pub struct Kernel<P: Platform> {
     /// Live endpoints by id (ids are never reused).
     endpoints: alloc::collections::BTreeMap<u64, Endpoint>,
     next_endpoint: u64,
+    /// Interrupt vectors bound to endpoints.
+    irqs: alloc::collections::BTreeMap<u8, endpoint::IrqBinding>,
 }
 
 /// A process that has ended: what the caller reports and hands to whoever
@@ -131,6 +135,7 @@ impl<P: Platform> Kernel<P> {
             key_state: seed ^ 0x9e37_79b9_7f4a_7c15,
             endpoints: alloc::collections::BTreeMap::new(),
             next_endpoint: 1,
+            irqs: alloc::collections::BTreeMap::new(),
         }
     }
 
@@ -215,6 +220,7 @@ impl<P: Platform> Kernel<P> {
 
     /// Ends process `pid`; returns what ended and its address space.
     pub fn end(&mut self, pid: u64, ending: Ending) -> Option<(Ended, P::Space)> {
+        self.end_irqs(pid);
         self.end_endpoints(pid);
         let mut proc = self.procs.remove(pid)?;
         let name = core::mem::take(&mut proc.name);

@@ -10,7 +10,10 @@
 //! RAM above that), so both buffers are contiguous frames allocated with
 //! `max_phys = 1 << 28`. The device copies one buffer into its own memory
 //! and back out into the other; every byte is checked. Bus mastering is
-//! turned off again before the buffers go back to the kernel.
+//! turned off again before the buffers go back to the kernel. The driver
+//! does not poll: it binds an interrupt vector to an endpoint of its own,
+//! points the device's MSI at it, and blocks in `recv` until the device
+//! says the factorial or the DMA is done.
 //!
 //! Registers (QEMU `hw/misc/edu.c`; 4-byte accesses below 0x80, 4 or 8
 //! bytes from 0x80): 0x00 identification `0xRRrr00ed`, 0x04 liveness
@@ -23,7 +26,8 @@
 #![no_main]
 
 use exo_demos::pci::{self, Bar, COMMAND_BUS_MASTER, COMMAND_MEMORY};
-use libos::{println, sys, DeviceRegion, DmaBuffer, Error, PAGE_SIZE};
+use libos::ipc::{self, Endpoint};
+use libos::{println, DeviceRegion, DmaBuffer, Error, PAGE_SIZE};
 
 libos::entry!(main);
 
@@ -41,6 +45,11 @@ const DMA_COUNT: usize = 0x90;
 const DMA_COMMAND: usize = 0x98;
 const DMA_START: u64 = 1 << 0;
 const DMA_TO_RAM: u64 = 1 << 1;
+const DMA_IRQ: u64 = 1 << 2;
+/// Status bit 7: raise an interrupt when the factorial is done.
+const STATUS_IRQ: u32 = 1 << 7;
+/// Interrupt acknowledge: clears these status bits.
+const INTERRUPT_ACK: usize = 0x64;
 
 /// Identification register: version 1.0, magic 0xed.
 const EDU_ID: u32 = 0x0100_00ed;
@@ -52,8 +61,9 @@ const EDU_BUFFER: u64 = 0x40000;
 const DMA_BYTES: usize = 4095;
 /// The device's DMA limit: its default `dma_mask` is 28 bits.
 const DMA_LIMIT: u64 = 1 << 28;
-/// Yields to wait for the device (a DMA takes 100 ms of virtual time).
-const PATIENCE: u32 = 1_000_000;
+/// Timer ticks to wait for the device's interrupt (a DMA takes 100 ms of
+/// virtual time; 10 ticks are 100 ms).
+const PATIENCE: u64 = 500;
 
 fn main() -> Result<(), Error> {
     let Some((f, config)) = pci::find("edu", |v, d| (v, d) == (VENDOR, DEVICE))? else {
@@ -84,7 +94,20 @@ fn main() -> Result<(), Error> {
         pci::Size(size),
         config.command(f)
     );
-    let result = drive(&regs, &mut source, &destination);
+    // Interrupts, not polling: a vector bound to our endpoint, the
+    // device's MSI pointed at it; the driver blocks in recv.
+    let irq = Endpoint::create(false)?;
+    let to_irq = irq.mint(0xed)?;
+    let vector = ipc::irq_bind(regs.handle(0).ok_or(Error::InvalidArgument)?, &to_irq)?;
+    let Some(msi) = pci::Msi::find(&config, f) else {
+        println!("edu: FAILED: no MSI capability");
+        return Err(Error::InvalidArgument);
+    };
+    msi.enable(&config, abi::MSI_ADDRESS as u32, u32::from(vector));
+    println!("edu: MSI on vector {vector:#x}, delivered to our endpoint");
+    let wait = Wait { irq: &irq, vector };
+    let result = drive(&regs, &mut source, &destination, &wait);
+    msi.disable(&config);
     // Quiesce before anything goes back: without bus mastering the device
     // cannot reach the DMA buffers any more, so freeing them is safe even
     // if a transfer had not finished.
@@ -101,6 +124,7 @@ fn drive(
     regs: &DeviceRegion,
     source: &mut DmaBuffer,
     destination: &DmaBuffer,
+    wait: &Wait,
 ) -> Result<(), Error> {
     let id = regs.read32(IDENTIFICATION);
     if id != EDU_ID {
@@ -123,10 +147,13 @@ fn drive(
     println!("edu: liveness {probe:#010x} -> {answer:#010x} (complement): alive");
 
     let n = 12;
+    regs.write32(STATUS, STATUS_IRQ);
     regs.write32(FACTORIAL, n);
-    wait("the factorial", || {
-        regs.read32(STATUS) & STATUS_COMPUTING == 0
-    })?;
+    wait.for_interrupt("the factorial", regs)?;
+    if regs.read32(STATUS) & STATUS_COMPUTING != 0 {
+        println!("edu: FAILED: interrupted before the factorial was done");
+        return Err(Error::InvalidArgument);
+    }
     let factorial = regs.read32(FACTORIAL);
     let expected: u32 = (1..=n).product();
     if factorial != expected {
@@ -135,10 +162,15 @@ fn drive(
     }
     println!("edu: the device computed {n}! = {factorial}");
 
-    dma(regs, source, destination)
+    dma(regs, source, destination, wait)
 }
 
-fn dma(regs: &DeviceRegion, source: &mut DmaBuffer, destination: &DmaBuffer) -> Result<(), Error> {
+fn dma(
+    regs: &DeviceRegion,
+    source: &mut DmaBuffer,
+    destination: &DmaBuffer,
+    wait: &Wait,
+) -> Result<(), Error> {
     for buffer in [&*source, destination] {
         if buffer.phys() + buffer.len() as u64 > DMA_LIMIT {
             println!(
@@ -158,9 +190,9 @@ fn dma(regs: &DeviceRegion, source: &mut DmaBuffer, destination: &DmaBuffer) -> 
     }
 
     // RAM -> the device's buffer.
-    run_dma(regs, source.phys(), EDU_BUFFER, 0)?;
+    run_dma(regs, source.phys(), EDU_BUFFER, 0, wait)?;
     // The device's buffer -> the other RAM buffer.
-    run_dma(regs, EDU_BUFFER, destination.phys(), DMA_TO_RAM)?;
+    run_dma(regs, EDU_BUFFER, destination.phys(), DMA_TO_RAM, wait)?;
 
     // The device is done (it cleared the start bit): read what it wrote.
     if let Some(i) = (0..DMA_BYTES).find(|&i| destination.read8(i) != pattern(i)) {
@@ -183,26 +215,52 @@ fn dma(regs: &DeviceRegion, source: &mut DmaBuffer, destination: &DmaBuffer) -> 
     Ok(())
 }
 
-/// Programs one transfer of [`DMA_BYTES`] and waits for the device to
-/// clear the start bit.
-fn run_dma(regs: &DeviceRegion, from: u64, to: u64, direction: u64) -> Result<(), Error> {
+/// Programs one transfer of [`DMA_BYTES`] and blocks until the device's
+/// interrupt says it is done.
+fn run_dma(
+    regs: &DeviceRegion,
+    from: u64,
+    to: u64,
+    direction: u64,
+    wait: &Wait,
+) -> Result<(), Error> {
     regs.write64(DMA_SOURCE, from);
     regs.write64(DMA_DESTINATION, to);
     regs.write64(DMA_COUNT, DMA_BYTES as u64);
-    regs.write64(DMA_COMMAND, DMA_START | direction);
-    wait("the DMA", || regs.read64(DMA_COMMAND) & DMA_START == 0)
+    regs.write64(DMA_COMMAND, DMA_START | direction | DMA_IRQ);
+    wait.for_interrupt("the DMA", regs)?;
+    if regs.read64(DMA_COMMAND) & DMA_START != 0 {
+        println!("edu: FAILED: interrupted before the DMA was done");
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
 }
 
-/// Polls `done`, yielding between polls, for a bounded while.
-fn wait(what: &str, done: impl Fn() -> bool) -> Result<(), Error> {
-    for _ in 0..PATIENCE {
-        if done() {
-            return Ok(());
+/// The driver's endpoint for the device's interrupts.
+struct Wait<'a> {
+    irq: &'a Endpoint,
+    vector: u8,
+}
+
+impl Wait<'_> {
+    /// Blocks for the device's next interrupt (bounded), then
+    /// acknowledges it at the device.
+    fn for_interrupt(&self, what: &str, regs: &DeviceRegion) -> Result<(), Error> {
+        match self.irq.recv(PATIENCE) {
+            Ok(m) if m.badge == 0xed && m.words[0] == u64::from(self.vector) => {
+                regs.write32(INTERRUPT_ACK, u32::MAX);
+                Ok(())
+            }
+            Ok(m) => {
+                println!("edu: FAILED: waiting for {what}, got {m:?}");
+                Err(Error::InvalidArgument)
+            }
+            Err(e) => {
+                println!("edu: FAILED: no interrupt for {what}: {e}");
+                Err(e)
+            }
         }
-        sys::yield_now();
     }
-    println!("edu: FAILED: {what} did not finish");
-    Err(Error::WouldBlock)
 }
 
 /// Byte `i` of the test pattern (not periodic in 256, so a shifted copy

@@ -128,6 +128,14 @@ fn main() -> Result<(), Error> {
         SendCap::lookup("test-endpoints").map(|c| c.into_raw()),
         Error::NoSuchProcess,
     );
+    let ep = Endpoint::create(false)?;
+    let to = ep.mint(3)?;
+    t.expect(
+        "irq_bind without a device capability (a RAM frame's)",
+        libos::ipc::irq_bind(frame.handle(), &to),
+        Error::PermissionDenied,
+    );
+    drop((to, ep));
     drop(frame);
 
     // The peer receives our call and exits without answering.

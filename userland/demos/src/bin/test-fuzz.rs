@@ -140,6 +140,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::Recv => 1,
         Sysnum::Call => 1,
         Sysnum::Reply => 1,
+        Sysnum::IrqBind => 1,
     }
 }
 
@@ -929,6 +930,20 @@ impl Fuzz {
                 };
                 if !self.is_board(h) {
                     self.expect_err("ipc through a non-endpoint", r, want);
+                }
+            }
+            Sysnum::IrqBind => {
+                // Not a device capability, or no send capability: refused.
+                let h = self.handle();
+                let r = self.sc(Sysnum::IrqBind, [h, 0x5eed, 0, 0, 0, 0]);
+                let want = match self.find_live(h).map(|i| self.live[i].kind) {
+                    Some(Kind::Device) => Error::BadCapability,
+                    Some(Kind::Unknown) => return,
+                    Some(_) => Error::PermissionDenied,
+                    None => Error::BadCapability,
+                };
+                if !self.is_board(h) {
+                    self.expect_err("irq_bind without an endpoint", r, want);
                 }
             }
             Sysnum::Reply => {

@@ -669,7 +669,7 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         Sysnum::DebugWrite | Sysnum::ProcessFind | Sysnum::EndpointLookup => Error::InvalidArgument,
         // `publish` is a bool: garbage is not one.
         Sysnum::EndpointCreate => Error::InvalidArgument,
-        Sysnum::EndpointMint | Sysnum::Recv => Error::BadCapability,
+        Sysnum::EndpointMint | Sysnum::Recv | Sysnum::IrqBind => Error::BadCapability,
         // Flags before the handle; `reply` owes nothing here either way.
         Sysnum::Send if a4 & !(abi::SEND_COPY | abi::SEND_BLOCK) != 0 => Error::InvalidArgument,
         Sysnum::Call if a4 & !abi::SEND_COPY != 0 => Error::InvalidArgument,
