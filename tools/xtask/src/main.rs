@@ -19,6 +19,7 @@ mod fuzz;
 #[path = "../../../src/plan.rs"]
 mod image_plan;
 mod linux_guest;
+mod net;
 mod new;
 mod qemu;
 mod setup;
@@ -101,6 +102,13 @@ options:
   --copies NAME=K     boot program NAME K times (NAME, NAME-2 .. NAME-K)
   --uefi              boot with UEFI firmware (OVMF) instead of BIOS
   --kvm               use /dev/kvm (default: TCG; see README)
+  --net               give the guest a virtio-net NIC on QEMU's user-mode
+                      network, host 127.0.0.1:PORT forwarded to its port 80;
+                      boots httpd alone unless --programs/--elf say else,
+                      prints http://127.0.0.1:PORT/ and runs until stopped
+                      (or --timeout)
+  --port P            with --net: forward port P (default: a free one);
+                      implies --net
   --gdb               wait for gdb on :1234 (prints the command to attach)
   --timeout S         kill QEMU after S seconds (default 60)
 "],
@@ -410,7 +418,10 @@ mod tests {
                 "--libfuzzer",
             ],
         );
-        has("bench", &["bench alloc", "bench syscalls", "--json"]);
+        has(
+            "bench",
+            &["bench alloc", "bench syscalls", "bench net", "--json"],
+        );
         has("test", &["FILTER"]);
         has("new", &["NAME", "--path", "--abi-only"]);
         // `trace` takes the decoder's options: its help is the decoder's.
