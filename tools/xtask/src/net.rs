@@ -1,7 +1,7 @@
 //! The host side of exo's network: a small HTTP/1.1 client (std
 //! `TcpStream`, to 127.0.0.1 only, every call bounded in time), the
 //! checks the `net-httpd` test runs against the `httpd` program while
-//! QEMU runs (see `qemu::RunOptions::while_running`).
+//! QEMU runs (see `qemu::RunOptions::while_running`), and `bench net`.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -371,6 +371,156 @@ fn checks(port: u16, ready: Duration) -> Result<String, String> {
     Ok(notes.join("; "))
 }
 
+/// `cargo xtask bench net`'s figures for one server.
+pub struct NetFigures {
+    /// Small keep-alive requests per second, one per round.
+    pub keepalive: Vec<f64>,
+    /// Requests per second with a new connection each.
+    pub connections: Vec<f64>,
+    /// MB/s of `/1mib`.
+    pub mbps: Vec<f64>,
+}
+
+/// Measures the server on `port`: `rounds` rounds of `keepalive`
+/// requests on one connection, `connects` requests on a connection each,
+/// and `mibs` fetches of `/1mib`.
+pub fn measure(
+    port: u16,
+    rounds: usize,
+    keepalive: usize,
+    connects: usize,
+    mibs: usize,
+) -> Result<NetFigures, String> {
+    let mut f = NetFigures {
+        keepalive: Vec::new(),
+        connections: Vec::new(),
+        mbps: Vec::new(),
+    };
+    for _ in 0..rounds {
+        let mut c = Conn::open(port)?;
+        let start = Instant::now();
+        for _ in 0..keepalive {
+            expect("/hello", c.get("/hello")?.status == 200)?;
+        }
+        f.keepalive
+            .push(keepalive as f64 / start.elapsed().as_secs_f64());
+        drop(c);
+        let start = Instant::now();
+        for _ in 0..connects {
+            let mut c = Conn::open(port)?;
+            c.request("GET", "/hello", true)?;
+            expect("/hello", c.response(false)?.status == 200)?;
+        }
+        f.connections
+            .push(connects as f64 / start.elapsed().as_secs_f64());
+        let mut c = Conn::open(port)?;
+        let start = Instant::now();
+        for _ in 0..mibs {
+            let r = c.get("/1mib")?;
+            expect("/1mib length", r.body.len() == MIB)?;
+        }
+        f.mbps
+            .push((mibs * MIB) as f64 / start.elapsed().as_secs_f64() / 1e6);
+    }
+    Ok(f)
+}
+
+/// Median, minimum and maximum.
+pub fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// Rounds of `bench net`, and the work of each.
+const ROUNDS: usize = 7;
+const KEEPALIVE_REQUESTS: usize = 200;
+const CONNECT_REQUESTS: usize = 40;
+const MIB_FETCHES: usize = 4;
+
+/// `bench net`'s host side: measures `httpd`, then ends it.
+fn bench_exo(port: u16) -> Result<String, String> {
+    let result = wait_ready(port, Duration::from_secs(60)).and_then(|_| {
+        measure(
+            port,
+            ROUNDS,
+            KEEPALIVE_REQUESTS,
+            CONNECT_REQUESTS,
+            MIB_FETCHES,
+        )
+    });
+    let _ = Conn::open(port).and_then(|mut c| c.request("GET", "/quit", true));
+    let f = result?;
+    let row = |what: &str, unit: &str, v: &[f64]| {
+        let (median, min, max) = spread(v);
+        format!("{what:<34} {median:>9.1} {unit:<6} (min {min:.1}, max {max:.1})\n")
+    };
+    Ok(format!(
+        "{}{}{}",
+        row(
+            &format!("small keep-alive ({KEEPALIVE_REQUESTS}/round)"),
+            "req/s",
+            &f.keepalive
+        ),
+        row(
+            &format!("new connection each ({CONNECT_REQUESTS}/round)"),
+            "req/s",
+            &f.connections
+        ),
+        row(
+            &format!("/1mib ({MIB_FETCHES}/round, keep-alive)"),
+            "MB/s",
+            &f.mbps
+        ),
+    ))
+}
+
+/// `cargo xtask bench net`: the host client against exo's `httpd` under
+/// TCG, [`ROUNDS`] rounds, medians with their spread.
+pub fn bench(args: &[String]) -> Result<u8, String> {
+    if let Some(arg) = args.first() {
+        return Err(format!("bench net: unknown option `{arg}`"));
+    }
+    let tool = crate::build::build_all()?;
+    let spec = crate::build::ImageSpec {
+        programs: Some("httpd".into()),
+        ..Default::default()
+    };
+    let out = crate::build::target_dir().join("exo").join("bench-net");
+    let image = crate::build::make_image(&tool, &spec, &out)?;
+    let opts = crate::qemu::RunOptions {
+        timeout: Duration::from_secs(600),
+        echo: false,
+        net: Some(free_port()?),
+        while_running: Some(bench_exo),
+        ..Default::default()
+    };
+    eprintln!("xtask: bench net: httpd under TCG, {ROUNDS} rounds (the host's client over QEMU's user-mode network)");
+    let outcome = crate::qemu::boot(&image, &opts)?;
+    match &outcome.host_check {
+        Some(Ok(table)) => {
+            println!("exo httpd (TCG, virtio-net, user-mode network), median of {ROUNDS} rounds:");
+            print!("{table}");
+            println!(
+                "Linux 6.1: not measured yet (its guest needs a static HTTP server in its init)"
+            );
+        }
+        Some(Err(why)) => return Err(format!("bench net: {why}")),
+        None => return Err("bench net: no measurement".into()),
+    }
+    if outcome.exit_code() != 0 {
+        eprintln!("{}", outcome.serial);
+        return Err(format!(
+            "bench net: the run did not end well (exit {})",
+            outcome.exit_code()
+        ));
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +538,11 @@ mod tests {
         assert_eq!(pattern(0), 0);
         assert_eq!(pattern(251), 0);
         assert_eq!(pattern(65536), ((65536 % 251) ^ 1) as u8);
+    }
+
+    #[test]
+    fn spread_is_median_min_max() {
+        assert_eq!(spread(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(spread(&[]), (0.0, 0.0, 0.0));
     }
 }
