@@ -186,11 +186,13 @@ bench syscalls      exo's syscalls against Linux 6.1 in the same emulator:
                     exact instruction counts (TCG, -icount shift=0), plus
                     emulated ns and boot times. Downloads Debian's cloud
                     kernel the first time (cached in target/linux-bench/).
-bench net           exo's httpd (a libOS with its own TCP/IP stack) under
-                    TCG, from the host over QEMU's user-mode network:
+bench net           exo's httpd (a libOS with its own TCP/IP stack) against
+                    Linux 6.1 serving the same files, both under TCG, from
+                    the host over QEMU's user-mode network, alternated:
                     small keep-alive requests/s, requests/s with a new
                     connection each, MB/s of a 1 MiB file; medians with
-                    min and max over 7 rounds. (Linux 6.1 not yet.)
+                    min and max, and exo/Linux. Fetches the Linux kernel
+                    and its virtio-net modules the first time (cached).
 
 options:
   --json              one JSON object per line instead of a table

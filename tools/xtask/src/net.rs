@@ -435,15 +435,22 @@ pub fn spread(values: &[f64]) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-/// Rounds of `bench net`, and the work of each.
-const ROUNDS: usize = 7;
+/// Boots of each system in `bench net` (alternated), rounds per boot, and
+/// the work of each round.
+const PASSES: usize = 2;
+const ROUNDS: usize = 4;
 const KEEPALIVE_REQUESTS: usize = 200;
 const CONNECT_REQUESTS: usize = 40;
 const MIB_FETCHES: usize = 4;
 
-/// `bench net`'s host side: measures `httpd`, then ends it.
-fn bench_exo(port: u16) -> Result<String, String> {
-    let result = wait_ready(port, Duration::from_secs(60)).and_then(|_| {
+/// What the host side of an exo boot measured (`qemu::boot` runs it as
+/// a `fn`, which cannot hand back more than a report).
+static EXO_FIGURES: std::sync::Mutex<Vec<NetFigures>> = std::sync::Mutex::new(Vec::new());
+
+/// Measures the server on `port` once it answers, then ends it
+/// (`/quit`).
+fn measure_then_quit(port: u16) -> Result<NetFigures, String> {
+    let result = wait_ready(port, Duration::from_secs(120)).and_then(|_| {
         measure(
             port,
             ROUNDS,
@@ -452,34 +459,76 @@ fn bench_exo(port: u16) -> Result<String, String> {
             MIB_FETCHES,
         )
     });
-    let _ = Conn::open(port).and_then(|mut c| c.request("GET", "/quit", true));
-    let f = result?;
-    let row = |what: &str, unit: &str, v: &[f64]| {
-        let (median, min, max) = spread(v);
-        format!("{what:<34} {median:>9.1} {unit:<6} (min {min:.1}, max {max:.1})\n")
-    };
-    Ok(format!(
-        "{}{}{}",
-        row(
-            &format!("small keep-alive ({KEEPALIVE_REQUESTS}/round)"),
-            "req/s",
-            &f.keepalive
-        ),
-        row(
-            &format!("new connection each ({CONNECT_REQUESTS}/round)"),
-            "req/s",
-            &f.connections
-        ),
-        row(
-            &format!("/1mib ({MIB_FETCHES}/round, keep-alive)"),
-            "MB/s",
-            &f.mbps
-        ),
-    ))
+    let _ = Conn::open(port).and_then(|mut c| {
+        c.request("GET", "/quit", true)?;
+        c.response(false)
+    });
+    result
 }
 
-/// `cargo xtask bench net`: the host client against exo's `httpd` under
-/// TCG, [`ROUNDS`] rounds, medians with their spread.
+/// `bench net`'s host side for exo: measures `httpd`, then ends it.
+fn bench_exo(port: u16) -> Result<String, String> {
+    let f = measure_then_quit(port)?;
+    EXO_FIGURES.lock().unwrap().push(f);
+    Ok("measured".into())
+}
+
+/// One exo boot of `bench net`.
+fn run_exo(image: &std::path::Path) -> Result<NetFigures, String> {
+    let opts = crate::qemu::RunOptions {
+        timeout: Duration::from_secs(300),
+        echo: false,
+        net: Some(free_port()?),
+        while_running: Some(bench_exo),
+        ..Default::default()
+    };
+    let outcome = crate::qemu::boot(image, &opts)?;
+    if let Some(Err(why)) = &outcome.host_check {
+        return Err(format!("exo: {why}\n{}", outcome.serial));
+    }
+    if outcome.exit_code() != 0 {
+        return Err(format!(
+            "exo: the run did not end well (exit {})\n{}",
+            outcome.exit_code(),
+            outcome.serial
+        ));
+    }
+    EXO_FIGURES
+        .lock()
+        .unwrap()
+        .pop()
+        .ok_or("exo: no figures".into())
+}
+
+/// One Linux boot of `bench net` (the guest powers off on `/quit`).
+fn run_linux(guest: &crate::linux_guest::Guest) -> Result<NetFigures, String> {
+    let port = free_port()?;
+    let mut cmd = guest.command(false);
+    crate::qemu::add_nic(&mut cmd, port);
+    let serial = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = std::sync::Arc::clone(&serial);
+    let host = std::thread::spawn(move || measure_then_quit(port));
+    let finished = crate::qemu::run_child(cmd, Some(Duration::from_secs(300)), move |_, b| {
+        sink.lock().unwrap().extend_from_slice(b)
+    })?;
+    let figures = host
+        .join()
+        .unwrap_or_else(|_| Err("the client panicked".into()));
+    let log = String::from_utf8_lossy(&serial.lock().unwrap()).into_owned();
+    match figures {
+        Ok(f) if !finished.timed_out => Ok(f),
+        Ok(_) => Err(format!("Linux did not power off\n{log}")),
+        Err(why) => Err(format!("Linux: {why}\n{log}{}", finished.stderr)),
+    }
+}
+
+/// Which figures of a [`NetFigures`] a row shows.
+type Pick = fn(&NetFigures) -> &Vec<f64>;
+
+/// `cargo xtask bench net`: the host client against exo's `httpd` and
+/// against Linux 6.1 serving the same files (`tools/linux-bench/httpd.c`),
+/// each booted [`PASSES`] times under the same QEMU and TCG settings,
+/// alternated; medians with their spread over all rounds.
 pub fn bench(args: &[String]) -> Result<u8, String> {
     if let Some(arg) = args.first() {
         return Err(format!("bench net: unknown option `{arg}`"));
@@ -491,32 +540,58 @@ pub fn bench(args: &[String]) -> Result<u8, String> {
     };
     let out = crate::build::target_dir().join("exo").join("bench-net");
     let image = crate::build::make_image(&tool, &spec, &out)?;
-    let opts = crate::qemu::RunOptions {
-        timeout: Duration::from_secs(600),
-        echo: false,
-        net: Some(free_port()?),
-        while_running: Some(bench_exo),
-        ..Default::default()
-    };
-    eprintln!("xtask: bench net: httpd under TCG, {ROUNDS} rounds (the host's client over QEMU's user-mode network)");
-    let outcome = crate::qemu::boot(&image, &opts)?;
-    match &outcome.host_check {
-        Some(Ok(table)) => {
-            println!("exo httpd (TCG, virtio-net, user-mode network), median of {ROUNDS} rounds:");
-            print!("{table}");
-            println!(
-                "Linux 6.1: not measured yet (its guest needs a static HTTP server in its init)"
-            );
-        }
-        Some(Err(why)) => return Err(format!("bench net: {why}")),
-        None => return Err("bench net: no measurement".into()),
+    let guest =
+        crate::linux_guest::Guest::prepare_net(&crate::build::target_dir().join("linux-bench"))?;
+    eprintln!(
+        "xtask: bench net: exo httpd and Linux ({}), TCG, {PASSES} boots each, alternated, \
+         {ROUNDS} rounds per boot",
+        guest.kernel_name
+    );
+    let mut exo = Vec::new();
+    let mut linux = Vec::new();
+    for pass in 1..=PASSES {
+        eprintln!("xtask: pass {pass}/{PASSES}: exo");
+        exo.push(run_exo(&image)?);
+        eprintln!("xtask: pass {pass}/{PASSES}: Linux");
+        linux.push(run_linux(&guest)?);
     }
-    if outcome.exit_code() != 0 {
-        eprintln!("{}", outcome.serial);
-        return Err(format!(
-            "bench net: the run did not end well (exit {})",
-            outcome.exit_code()
-        ));
+    let all = |runs: &[NetFigures], pick: Pick| -> Vec<f64> {
+        runs.iter().flat_map(|f| pick(f).iter().copied()).collect()
+    };
+    println!(
+        "bench net: median (min..max) of {} rounds each; host client over QEMU's user-mode network, TCG",
+        PASSES * ROUNDS
+    );
+    println!(
+        "{:<40} {:>24} {:>24} {:>8}",
+        "workload", "exo httpd", "Linux 6.1", "exo/Linux"
+    );
+    let rows: [(String, &str, Pick); 3] = [
+        (
+            format!("small keep-alive requests ({KEEPALIVE_REQUESTS}/round)"),
+            "req/s",
+            |f| &f.keepalive,
+        ),
+        (
+            format!("a new connection each ({CONNECT_REQUESTS}/round)"),
+            "req/s",
+            |f| &f.connections,
+        ),
+        (
+            format!("/1mib, keep-alive ({MIB_FETCHES}/round)"),
+            "MB/s",
+            |f| &f.mbps,
+        ),
+    ];
+    for (what, unit, pick) in rows {
+        let (e, emin, emax) = spread(&all(&exo, pick));
+        let (l, lmin, lmax) = spread(&all(&linux, pick));
+        println!(
+            "{what:<40} {:>24} {:>24} {:>7.2}x",
+            format!("{e:.1} ({emin:.0}..{emax:.0}) {unit}"),
+            format!("{l:.1} ({lmin:.0}..{lmax:.0}) {unit}"),
+            e / l
+        );
     }
     Ok(0)
 }

@@ -114,6 +114,16 @@ pub fn machine(kvm: bool) -> Command {
     cmd
 }
 
+/// Adds a virtio-net NIC on QEMU's user-mode network (the guest is
+/// 10.0.2.15, the gateway 10.0.2.2) whose only way in is host port `port`
+/// on 127.0.0.1, forwarded to the guest's port 80 (exo's `httpd`, and the
+/// Linux guest of `bench net`).
+pub fn add_nic(cmd: &mut Command, port: u16) {
+    cmd.arg("-netdev")
+        .arg(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:80"))
+        .args(["-device", "virtio-net-pci,netdev=net0"]);
+}
+
 /// Size of the virtio-blk disk the xtask makes for each run.
 pub const DISK_BYTES: usize = 1 << 20;
 /// The sector the xtask fills before boot (the `virtio-blk` program reads it).
@@ -278,9 +288,7 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
         cmd.args(["-s", "-S"]);
     }
     if let Some(port) = opts.net {
-        cmd.arg("-netdev")
-            .arg(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:80"))
-            .args(["-device", "virtio-net-pci,netdev=net0"]);
+        add_nic(&mut cmd, port);
     }
     cmd.args(&opts.extra);
     // The host check starts with QEMU (it waits for the guest itself).

@@ -61,8 +61,11 @@ const NET_MODERN: u16 = 0x1041;
 
 /// Descriptors per virtqueue (receive buffers posted at once).
 const QUEUE: usize = 64;
-/// Bytes per receive buffer: an Ethernet frame and the virtio header.
+/// Bytes per receive or transmit buffer: an Ethernet frame and the
+/// virtio header.
 const RX_BUFFER: usize = 2048;
+/// Frames being sent at once.
+const TX_BUFFERS: usize = 32;
 /// Ethernet MTU (frame without FCS).
 const MTU: usize = 1514;
 
@@ -76,7 +79,7 @@ const PORT: u16 = 80;
 const SOCKETS: usize = 16;
 /// Each socket's receive and send buffers.
 const SOCKET_RX: usize = 4096;
-const SOCKET_TX: usize = 32 * 1024;
+const SOCKET_TX: usize = 64 * 1024;
 /// The longest request (request line and headers) we read.
 pub const MAX_REQUEST: usize = 8192;
 /// A connection without progress this long is closed.
@@ -185,7 +188,9 @@ fn rdtsc() -> u64 {
 type Net = VirtIONetRaw<ExoHal, PciTransport, QUEUE>;
 
 /// The NIC as smoltcp sees it: the driver, the receive buffers posted to
-/// it (by descriptor token) and one transmit buffer. The tokens share it
+/// it and the transmit buffers it is sending (both by descriptor token),
+/// and the free transmit buffers. Sending does not wait for the device:
+/// a buffer comes back when the device has used it. The tokens share it
 /// through the cell: a receive token posts its buffer again once smoltcp
 /// has read it, and smoltcp may send a reply (with the transmit token)
 /// while it reads.
@@ -197,8 +202,10 @@ struct NicInner {
     net: Net,
     /// `posted[token]`: the buffer the device fills for that token.
     posted: Vec<Option<Vec<u8>>>,
-    /// The frame being sent (virtio header first).
-    tx: Vec<u8>,
+    /// `sending[token]`: a frame (virtio header first) the device sends.
+    sending: Vec<Option<Vec<u8>>>,
+    /// Transmit buffers free to fill.
+    free: Vec<Vec<u8>>,
     /// Frames that failed to go out (TCP resends them).
     send_errors: u64,
 }
@@ -208,7 +215,8 @@ impl Nic {
         let mut inner = NicInner {
             net,
             posted: (0..QUEUE).map(|_| None).collect(),
-            tx: vec![0; RX_BUFFER],
+            sending: (0..QUEUE).map(|_| None).collect(),
+            free: (0..TX_BUFFERS).map(|_| vec![0; RX_BUFFER]).collect(),
             send_errors: 0,
         };
         for _ in 0..QUEUE {
@@ -237,6 +245,49 @@ impl NicInner {
                 Err(Error::InvalidArgument)
             }
         }
+    }
+
+    /// Takes back the transmit buffers the device is done with.
+    fn reclaim(&mut self) {
+        while let Some(token) = self.net.poll_transmit() {
+            let Some(buffer) = self
+                .sending
+                .get_mut(usize::from(token))
+                .and_then(Option::take)
+            else {
+                println!("httpd: FAILED: transmit token {token} was not ours");
+                return;
+            };
+            // SAFETY: `buffer` is the one sent with `token`.
+            if unsafe { self.net.transmit_complete(token, &buffer) }.is_err() {
+                self.send_errors += 1;
+            }
+            self.free.push(buffer);
+        }
+    }
+
+    /// Sends the frame `f` writes into a buffer of `len` bytes.
+    fn send<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let mut buffer = self.free.pop().unwrap_or_else(|| vec![0; RX_BUFFER]);
+        let header = self.net.fill_buffer_header(&mut buffer).unwrap_or(0);
+        let end = (header + len).min(buffer.len());
+        let result = f(&mut buffer[header..end]);
+        // SAFETY: the buffer is kept in `sending` untouched until
+        // `reclaim` completes its token.
+        match unsafe { self.net.transmit_begin(&buffer[..end]) } {
+            Ok(token) => match self.sending.get_mut(usize::from(token)) {
+                Some(slot @ None) => *slot = Some(buffer),
+                _ => {
+                    println!("httpd: FAILED: transmit token {token} already in use");
+                    self.send_errors += 1;
+                }
+            },
+            Err(_) => {
+                self.send_errors += 1;
+                self.free.push(buffer);
+            }
+        }
+        result
     }
 
     /// The next received frame: its buffer and where the frame lies in it.
@@ -283,7 +334,9 @@ impl phy::Device for Nic {
     }
 
     fn transmit(&mut self, _: Instant) -> Option<NicTx<'_>> {
-        let ready = self.inner.get_mut().net.can_send();
+        let inner = self.inner.get_mut();
+        inner.reclaim();
+        let ready = !inner.free.is_empty() && inner.net.can_send();
         ready.then_some(NicTx { nic: self })
     }
 
@@ -307,15 +360,7 @@ impl phy::RxToken for NicRx<'_> {
 
 impl phy::TxToken for NicTx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut inner = self.nic.inner.borrow_mut();
-        let NicInner { net, tx, .. } = &mut *inner;
-        let frame = &mut tx[..len.min(MTU)];
-        let result = f(frame);
-        // `send` adds the virtio header and waits for the device.
-        if net.send(frame).is_err() {
-            inner.send_errors += 1;
-        }
-        result
+        self.nic.inner.borrow_mut().send(len.min(MTU), f)
     }
 }
 
@@ -358,6 +403,7 @@ fn serve(transport: PciTransport, clock: &Clock) -> Result<(), Error> {
     ping_gateway(&mut iface, &mut nic, &mut sockets, clock);
 
     let mut server = Server {
+        mib: (0..MIB).map(pattern).collect(),
         conns: Vec::new(),
         started: clock.now(),
         requests: 0,
@@ -507,6 +553,8 @@ impl Conn {
 }
 
 struct Server {
+    /// `/1mib`, made once.
+    mib: Vec<u8>,
     conns: Vec<Conn>,
     started: Instant,
     requests: u64,
@@ -638,7 +686,7 @@ impl Server {
         let conn = &mut self.conns[i];
         let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
         if let Some(out) = &mut conn.out {
-            if send(socket, out) {
+            if send(socket, out, &self.mib) {
                 conn.last = now;
             }
             if out.head_sent == out.head.len() && out.pattern_sent == out.pattern_len {
@@ -662,7 +710,7 @@ impl Server {
 }
 
 /// Queues as much of `out` as the socket takes; whether anything went.
-fn send(socket: &mut tcp::Socket, out: &mut Out) -> bool {
+fn send(socket: &mut tcp::Socket, out: &mut Out, mib: &[u8]) -> bool {
     let mut progress = false;
     if out.head_sent < out.head.len() {
         if let Ok(n) = socket.send_slice(&out.head[out.head_sent..]) {
@@ -674,9 +722,7 @@ fn send(socket: &mut tcp::Socket, out: &mut Out) -> bool {
         let (start, len) = (out.pattern_sent, out.pattern_len);
         if let Ok(n) = socket.send(|buffer| {
             let n = buffer.len().min(len - start);
-            for (k, byte) in buffer[..n].iter_mut().enumerate() {
-                *byte = pattern(start + k);
-            }
+            buffer[..n].copy_from_slice(&mib[start..start + n]);
             (n, n)
         }) {
             out.pattern_sent += n;
