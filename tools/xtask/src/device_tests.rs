@@ -139,6 +139,7 @@ pub fn tests() -> Vec<QemuTest> {
                     "success",
                     "[xtask] host check: ok: httpd answered after ",
                     "/1mib (pattern ok, ",
+                    "4 clients at once: /1mib twice each, byte for byte",
                     "9 malformed requests answered 400/431/501/505",
                     "1 MiB request line: ",
                     "24 idle connections: a new client served",

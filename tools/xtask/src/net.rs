@@ -274,6 +274,26 @@ fn checks(port: u16, ready: Duration) -> Result<String, String> {
     )?;
     drop(c);
 
+    // Several clients at once, each fetching /1mib and / in turn.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || -> Result<(), String> {
+                let mut c = Conn::open(port)?;
+                for _ in 0..2 {
+                    check_mib(&c.get("/1mib")?)?;
+                    expect("/ at once", c.get("/")?.status == 200)?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for client in clients {
+        client
+            .join()
+            .unwrap_or_else(|_| Err("a client panicked".into()))?;
+    }
+    notes.push("4 clients at once: /1mib twice each, byte for byte".into());
+
     // Malformed requests: an error status, then the connection closes.
     let cases: &[(&[u8], u16)] = &[
         (b"GARBAGE\r\n\r\n", 400),
