@@ -31,6 +31,7 @@ const DRIVERS: &[&str] = &[
     "lspci",
     "edu",
     "virtio-blk",
+    "httpd",
     "test-device-claim",
     "test-device-claim-peer",
     "test-hostile",

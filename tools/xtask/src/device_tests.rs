@@ -116,6 +116,39 @@ pub fn tests() -> Vec<QemuTest> {
             0,
             ALL_FOUR,
         ),
+        // httpd serves the host through QEMU's user-mode network: the
+        // host client (tools/xtask/src/net.rs) fetches / and /1mib, sends
+        // hostile requests, then /quit; the kernel checks conservation.
+        QemuTest {
+            host_check: Some(crate::net::check_httpd),
+            timeout: std::time::Duration::from_secs(120),
+            ..qt(
+                "net-httpd",
+                programs("httpd"),
+                0,
+                &[
+                    "httpd: found virtio-net 1af4:1000 at 00:",
+                    "httpd: TSC runs at ",
+                    "httpd: MAC 52:54:00:12:34:56, address 10.0.2.15/24, gateway 10.0.2.2",
+                    "httpd: ping 10.0.2.2: ARP resolved, echo reply",
+                    "httpd: listening on 10.0.2.15:80 with 16 sockets (polling the NIC)",
+                    "httpd: quit: ",
+                    "httpd: NIC reset and released: DMA allocations left: 0;",
+                    ", device frames: 0",
+                    "httpd: ok",
+                    "(httpd) exited with code 0",
+                    "success",
+                    "[xtask] host check: ok: httpd answered after ",
+                    "/1mib (pattern ok, ",
+                    "4 clients at once: /1mib twice each, byte for byte",
+                    "9 malformed requests answered 400/431/501/505",
+                    "1 MiB request line: ",
+                    "24 idle connections: a new client served",
+                    "3 clients gone mid-response; then /1mib again, byte for byte",
+                    "/quit answered",
+                ],
+            )
+        },
         // The same under UEFI (OVMF reports ECAM as reserved type 0 and
         // places BARs elsewhere, some above 4 GiB).
         qt(
@@ -133,7 +166,8 @@ pub fn tests() -> Vec<QemuTest> {
 #[cfg(test)]
 mod tests {
     use crate::qemu::{
-        check_disk, disk_pattern, Outcome, DISK_BYTES, DISK_WRITE_SECTOR, QEMU_SUCCESS,
+        check_disk, disk_pattern, Outcome, DISK_BYTES, DISK_WRITE_SECTOR, QEMU_FAILURE,
+        QEMU_SUCCESS,
     };
     use std::time::Duration;
 
@@ -170,9 +204,34 @@ mod tests {
             timed_out: false,
             elapsed: Duration::ZERO,
             disk_check,
+            host_check: None,
         };
         assert_eq!(outcome(None).exit_code(), 0);
         assert_eq!(outcome(Some(Ok(()))).exit_code(), 0);
         assert_eq!(outcome(Some(Err("differs".into()))).exit_code(), 1);
+    }
+
+    #[test]
+    fn a_failed_host_check_fails_a_successful_run() {
+        let outcome = |status, host_check| Outcome {
+            status: Some(status),
+            serial: String::new(),
+            timed_out: false,
+            elapsed: Duration::ZERO,
+            disk_check: None,
+            host_check,
+        };
+        assert_eq!(
+            outcome(QEMU_SUCCESS, Some(Ok("fine".into()))).exit_code(),
+            0
+        );
+        assert_eq!(
+            outcome(QEMU_SUCCESS, Some(Err("bad body".into()))).exit_code(),
+            1
+        );
+        assert_eq!(
+            outcome(QEMU_FAILURE, Some(Ok("fine".into()))).exit_code(),
+            1
+        );
     }
 }

@@ -6,7 +6,10 @@
 //!   versioned `linux-image-6.1.0-*-cloud-amd64` it depends on, fetched
 //!   with `apt-get download`, unpacked with `dpkg-deb -x`, never installed;
 //!   only `vmlinuz` is cached, in `target/linux-bench/`).
-//! - `/init` is `tools/linux-bench/bench.c` built with `gcc -static`.
+//! - `/init` is `tools/linux-bench/bench.c` built with `gcc -static`
+//!   (`bench net`: `tools/linux-bench/httpd.c`, with the kernel's
+//!   virtio-net modules, [`NET_MODULES`], cached with `vmlinuz` and
+//!   carried in the initramfs under `/lib`).
 //! - The initramfs (cpio newc, gzip) is written here, not with `cpio(1)`:
 //!   that lets it carry the `/dev/console` node without root.
 //! - The kernel command line is [`APPEND`] (mitigations at their defaults);
@@ -32,13 +35,39 @@ pub struct Guest {
     pub kernel_name: String,
 }
 
+/// The modules virtio-net needs in Debian's cloud kernel (all `=m`
+/// there), in the order they load.
+pub const NET_MODULES: &[&str] = &[
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "failover",
+    "net_failover",
+    "virtio_net",
+];
+
 impl Guest {
     /// Gets the kernel (downloaded the first time, then cached) and builds
     /// `/init` and the initramfs, all in `dir`.
     pub fn prepare(dir: &Path) -> Result<Guest, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let (vmlinuz, kernel_name) = kernel(dir)?;
-        let initrd = initramfs(dir)?;
+        let initrd = initramfs(dir, "bench.c", "initramfs.cpio", false)?;
+        Ok(Guest {
+            vmlinuz,
+            initrd,
+            kernel_name,
+        })
+    }
+
+    /// The same kernel with `tools/linux-bench/httpd.c` as `/init` and
+    /// the virtio-net modules (for `bench net`).
+    pub fn prepare_net(dir: &Path) -> Result<Guest, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (vmlinuz, kernel_name) = kernel(dir)?;
+        let initrd = initramfs(dir, "httpd.c", "initramfs-net.cpio", true)?;
         Ok(Guest {
             vmlinuz,
             initrd,
@@ -72,7 +101,15 @@ fn command(vmlinuz: &Path, initrd: &Path, icount: bool) -> Command {
 fn kernel(dir: &Path) -> Result<(PathBuf, String), String> {
     let vmlinuz = dir.join("vmlinuz");
     let name_file = dir.join("vmlinuz.package");
-    if let (true, Ok(name)) = (vmlinuz.is_file(), std::fs::read_to_string(&name_file)) {
+    let modules = dir.join("modules");
+    let have_modules = NET_MODULES
+        .iter()
+        .all(|m| modules.join(format!("{m}.ko")).is_file());
+    if let (true, true, Ok(name)) = (
+        vmlinuz.is_file(),
+        have_modules,
+        std::fs::read_to_string(&name_file),
+    ) {
         return Ok((vmlinuz, name.trim().to_string()));
     }
     eprintln!("xtask: fetching Debian's {META} (apt-get download, about 26 MB)");
@@ -108,12 +145,39 @@ fn kernel(dir: &Path) -> Result<(PathBuf, String), String> {
     let partial = dir.join("vmlinuz.partial");
     std::fs::copy(&found, &partial).map_err(|e| format!("{}: {e}", found.display()))?;
     std::fs::rename(&partial, &vmlinuz).map_err(|e| format!("{}: {e}", vmlinuz.display()))?;
+    copy_modules(&unpacked, &modules)?;
     let label = format!("{package} {}", version.unwrap_or_default());
     std::fs::write(&name_file, &label).map_err(|e| format!("{}: {e}", name_file.display()))?;
-    // Only vmlinuz is needed: the modules and the packages go.
+    // Only vmlinuz and the virtio-net modules are needed: the rest goes.
     let _ = std::fs::remove_dir_all(&unpacked);
     let _ = std::fs::remove_dir_all(&debs);
     Ok((vmlinuz, label.trim().to_string()))
+}
+
+/// Copies [`NET_MODULES`] out of the unpacked package (under
+/// `lib/modules/VERSION/kernel/`) into `to`.
+fn copy_modules(unpacked: &Path, to: &Path) -> Result<(), String> {
+    fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if let Some(found) = find(&path, name) {
+                    return Some(found);
+                }
+            } else if path.file_name().and_then(|n| n.to_str()) == Some(name) {
+                return Some(path);
+            }
+        }
+        None
+    }
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let root = unpacked.join("lib").join("modules");
+    for m in NET_MODULES {
+        let name = format!("{m}.ko");
+        let found = find(&root, &name).ok_or(format!("{}: no {name}", root.display()))?;
+        std::fs::copy(&found, to.join(&name)).map_err(|e| format!("{}: {e}", found.display()))?;
+    }
+    Ok(())
 }
 
 /// The versioned kernel package a metapackage's `Depends` names:
@@ -177,12 +241,13 @@ fn apt_download(dir: &Path, package: &str) -> Result<(), String> {
     }
 }
 
-/// Builds `/init` from `tools/linux-bench/bench.c` and packs the
-/// initramfs; returns its path.
-fn initramfs(dir: &Path) -> Result<PathBuf, String> {
+/// Builds `/init` from `tools/linux-bench/SOURCE` and packs the
+/// initramfs `CPIO`.gz (with the virtio-net modules under `/lib` if
+/// `modules`); returns its path.
+fn initramfs(dir: &Path, source: &str, cpio: &str, modules: bool) -> Result<PathBuf, String> {
     ensure_packages(&[("gcc", "gcc"), ("libc6-dev", "libc6-dev"), ("gzip", "gzip")])?;
-    let source = build::root().join("tools/linux-bench/bench.c");
-    let init = dir.join("init");
+    let source = build::root().join("tools/linux-bench").join(source);
+    let init = dir.join(format!("init-{cpio}"));
     run_checked(
         Command::new("gcc")
             .args(["-static", "-O2", "-Wall", "-o"])
@@ -190,17 +255,32 @@ fn initramfs(dir: &Path) -> Result<PathBuf, String> {
             .arg(&source),
     )?;
     let binary = std::fs::read(&init).map_err(|e| format!("{}: {e}", init.display()))?;
-    let archive = newc(&[
+    let mut files = Vec::new();
+    if modules {
+        for m in NET_MODULES {
+            let path = dir.join("modules").join(format!("{m}.ko"));
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            files.push((format!("lib/{m}.ko"), bytes));
+        }
+    }
+    let mut entries = vec![
         CpioEntry::dir("dev"),
         CpioEntry::char_device("dev/console", 0o600, 5, 1),
         CpioEntry::dir("proc"),
         CpioEntry::dir("sys"),
         CpioEntry::file("init", 0o755, &binary),
-    ]);
-    let cpio = dir.join("initramfs.cpio");
+    ];
+    if modules {
+        entries.push(CpioEntry::dir("lib"));
+        entries.extend(files.iter().map(|(n, b)| CpioEntry::file(n, 0o644, b)));
+    }
+    let archive = newc(&entries);
+    let cpio = dir.join(cpio);
     std::fs::write(&cpio, archive).map_err(|e| format!("{}: {e}", cpio.display()))?;
     run_checked(Command::new("gzip").args(["-9", "-n", "-f"]).arg(&cpio))?;
-    Ok(dir.join("initramfs.cpio.gz"))
+    let mut gz = cpio.into_os_string();
+    gz.push(".gz");
+    Ok(PathBuf::from(gz))
 }
 
 /// One member of a cpio archive.

@@ -19,6 +19,7 @@ mod fuzz;
 #[path = "../../../src/plan.rs"]
 mod image_plan;
 mod linux_guest;
+mod net;
 mod new;
 mod qemu;
 mod setup;
@@ -101,6 +102,13 @@ options:
   --copies NAME=K     boot program NAME K times (NAME, NAME-2 .. NAME-K)
   --uefi              boot with UEFI firmware (OVMF) instead of BIOS
   --kvm               use /dev/kvm (default: TCG; see README)
+  --net               give the guest a virtio-net NIC on QEMU's user-mode
+                      network, host 127.0.0.1:PORT forwarded to its port 80;
+                      boots httpd alone unless --programs/--elf say else,
+                      prints http://127.0.0.1:PORT/ and runs until stopped
+                      (or --timeout)
+  --port P            with --net: forward port P (default: a free one);
+                      implies --net
   --gdb               wait for gdb on :1234 (prints the command to attach)
   --timeout S         kill QEMU after S seconds (default 60)
 "],
@@ -164,7 +172,11 @@ No options.
     },
     Help {
         name: "bench",
-        usage: &["bench alloc [--json]", "bench syscalls [--json]"],
+        usage: &[
+            "bench alloc [--json]",
+            "bench syscalls [--json]",
+            "bench net",
+        ],
         summary: "The frame allocator on the host; syscalls vs Linux",
         details: &["\
 bench alloc         exo's frame allocator against its peers (bitmap-allocator,
@@ -174,6 +186,13 @@ bench syscalls      exo's syscalls against Linux 6.1 in the same emulator:
                     exact instruction counts (TCG, -icount shift=0), plus
                     emulated ns and boot times. Downloads Debian's cloud
                     kernel the first time (cached in target/linux-bench/).
+bench net           exo's httpd (a libOS with its own TCP/IP stack) against
+                    Linux 6.1 serving the same files, both under TCG, from
+                    the host over QEMU's user-mode network, alternated:
+                    small keep-alive requests/s, requests/s with a new
+                    connection each, MB/s of a 1 MiB file; medians with
+                    min and max, and exo/Linux. Fetches the Linux kernel
+                    and its virtio-net modules the first time (cached).
 
 options:
   --json              one JSON object per line instead of a table
@@ -335,7 +354,8 @@ fn bench(args: &[String]) -> Result<u8, String> {
             Ok(if status.success() { 0 } else { 1 })
         }
         Some("syscalls") => bench_syscalls::run(&args[1..]),
-        _ => Err("usage: cargo xtask bench alloc|syscalls [--json] (see --help)".into()),
+        Some("net") => net::bench(&args[1..]),
+        _ => Err("usage: cargo xtask bench alloc|syscalls [--json] | net (see --help)".into()),
     }
 }
 
@@ -410,7 +430,10 @@ mod tests {
                 "--libfuzzer",
             ],
         );
-        has("bench", &["bench alloc", "bench syscalls", "--json"]);
+        has(
+            "bench",
+            &["bench alloc", "bench syscalls", "bench net", "--json"],
+        );
         has("test", &["FILTER"]);
         has("new", &["NAME", "--path", "--abi-only"]);
         // `trace` takes the decoder's options: its help is the decoder's.

@@ -27,6 +27,16 @@ pub struct RunOptions {
     pub echo: bool,
     /// Extra QEMU arguments.
     pub extra: Vec<String>,
+    /// A virtio-net NIC on QEMU's user-mode network, with host port
+    /// `net` (on 127.0.0.1 only) forwarded to the guest's port 80.
+    pub net: Option<u16>,
+    /// Run until QEMU ends (or is stopped), with no timeout.
+    pub until_stopped: bool,
+    /// A host-side check run on a thread of its own while QEMU runs,
+    /// given the forwarded port (with [`net`](Self::net)); its report
+    /// goes into the log, and its failure fails a successful run. It must
+    /// end the run itself (e.g. by asking the guest to exit).
+    pub while_running: Option<fn(u16) -> Result<String, String>>,
 }
 
 impl Default for RunOptions {
@@ -38,6 +48,9 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(60),
             echo: true,
             extra: Vec::new(),
+            net: None,
+            until_stopped: false,
+            while_running: None,
         }
     }
 }
@@ -56,16 +69,19 @@ pub struct Outcome {
     /// disk (see [`check_disk`]); `None` when that program was not in the
     /// run.
     pub disk_check: Option<Result<(), String>>,
+    /// What [`RunOptions::while_running`] reported, if it ran.
+    pub host_check: Option<Result<String, String>>,
 }
 
 impl Outcome {
     /// The kernel's verdict as a process exit code: 0 success, 1 failure,
     /// 124 timeout, 2 anything else (QEMU error, no verdict). A failed
-    /// disk check turns success into failure.
+    /// disk or host check turns success into failure.
     pub fn exit_code(&self) -> u8 {
         match (self.timed_out, self.status) {
             (true, _) => 124,
             (false, Some(QEMU_SUCCESS)) if matches!(self.disk_check, Some(Err(_))) => 1,
+            (false, Some(QEMU_SUCCESS)) if matches!(self.host_check, Some(Err(_))) => 1,
             (false, Some(QEMU_SUCCESS)) => 0,
             (false, Some(QEMU_FAILURE)) => 1,
             _ => 2,
@@ -96,6 +112,16 @@ pub fn machine(kvm: bool) -> Command {
         cmd.args(["-accel", "tcg", "-cpu", "max"]);
     }
     cmd
+}
+
+/// Adds a virtio-net NIC on QEMU's user-mode network (the guest is
+/// 10.0.2.15, the gateway 10.0.2.2) whose only way in is host port `port`
+/// on 127.0.0.1, forwarded to the guest's port 80 (exo's `httpd`, and the
+/// Linux guest of `bench net`).
+pub fn add_nic(cmd: &mut Command, port: u16) {
+    cmd.arg("-netdev")
+        .arg(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:80"))
+        .args(["-device", "virtio-net-pci,netdev=net0"]);
 }
 
 /// Size of the virtio-blk disk the xtask makes for each run.
@@ -261,11 +287,23 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
     if opts.gdb {
         cmd.args(["-s", "-S"]);
     }
+    if let Some(port) = opts.net {
+        add_nic(&mut cmd, port);
+    }
     cmd.args(&opts.extra);
+    // The host check starts with QEMU (it waits for the guest itself).
+    let host = opts
+        .while_running
+        .zip(opts.net)
+        .map(|(check, port)| std::thread::spawn(move || check(port)));
     let serial = Arc::new(Mutex::new(Vec::<u8>::new()));
     let sink = Arc::clone(&serial);
     let echo = opts.echo;
-    let timeout = if opts.gdb { None } else { Some(opts.timeout) };
+    let timeout = if opts.gdb || opts.until_stopped {
+        None
+    } else {
+        Some(opts.timeout)
+    };
     let finished = run_child(cmd, timeout, move |_, chunk| {
         if echo {
             let mut out = std::io::stdout().lock();
@@ -291,12 +329,22 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
         Some(Err(why)) => serial.push_str(&format!("\n[xtask] disk check FAILED: {why}\n")),
         None => {}
     }
+    let host_check = host.map(|h| {
+        h.join()
+            .unwrap_or_else(|_| Err("the host check panicked".into()))
+    });
+    match &host_check {
+        Some(Ok(report)) => serial.push_str(&format!("\n[xtask] host check: ok: {report}\n")),
+        Some(Err(why)) => serial.push_str(&format!("\n[xtask] host check FAILED: {why}\n")),
+        None => {}
+    }
     Ok(Outcome {
         status,
         serial,
         timed_out,
         elapsed: finished.elapsed,
         disk_check,
+        host_check,
     })
 }
 
@@ -314,7 +362,12 @@ pub fn failure_reasons(serial: &str) -> Vec<&str> {
 
 /// `cargo xtask run`.
 pub fn run_command(args: &[String]) -> Result<u8, String> {
-    let (spec, opts) = parse_run(args)?;
+    let (spec, mut opts) = parse_run(args)?;
+    if let Some(port) = opts.net.as_mut() {
+        if *port == 0 {
+            *port = crate::net::free_port()?;
+        }
+    }
     let tool = build::build_all()?;
     let out = build::target_dir().join("exo").join("run");
     let image = build::make_image(&tool, &spec, &out)?;
@@ -329,6 +382,17 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
         image.display(),
         if opts.kvm { "KVM" } else { "TCG" }
     );
+    if let Some(port) = opts.net {
+        eprintln!(
+            "xtask: httpd is at http://127.0.0.1:{port}/ (QEMU forwards it to the guest's port 80; \
+             try `curl http://127.0.0.1:{port}/`; GET /quit ends httpd){}",
+            if opts.until_stopped {
+                "; runs until stopped (Ctrl-C) or --timeout"
+            } else {
+                ""
+            }
+        );
+    }
     let outcome = boot(&image, &opts)?;
     let code = outcome.exit_code();
     match &outcome.disk_check {
@@ -367,6 +431,7 @@ pub fn run_command(args: &[String]) -> Result<u8, String> {
 pub fn parse_run(args: &[String]) -> Result<(ImageSpec, RunOptions), String> {
     let mut spec = ImageSpec::default();
     let mut opts = RunOptions::default();
+    let mut timeout_given = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -404,6 +469,18 @@ pub fn parse_run(args: &[String]) -> Result<(ImageSpec, RunOptions), String> {
             }
             "--uefi" => spec.uefi = true,
             "--kvm" => opts.kvm = true,
+            "--net" => {
+                opts.net.get_or_insert(0);
+            }
+            "--port" => {
+                let v = value()?;
+                let port: u16 = v
+                    .parse()
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or(format!("--port {v}: not a port number (1..65535)"))?;
+                opts.net = Some(port);
+            }
             "--gdb" => opts.gdb = true,
             "--timeout" => {
                 let v = value()?;
@@ -411,11 +488,19 @@ pub fn parse_run(args: &[String]) -> Result<(ImageSpec, RunOptions), String> {
                     .parse()
                     .map_err(|_| format!("--timeout {v}: not a number"))?;
                 opts.timeout = Duration::from_secs(secs);
+                timeout_given = true;
             }
             other => return Err(format!("run: unknown option `{other}` (see --help)")),
         }
     }
     opts.uefi = spec.uefi;
+    if opts.net.is_some() {
+        // A server runs until it is stopped; by default it runs alone.
+        opts.until_stopped = !timeout_given;
+        if spec.programs.is_none() && spec.elves.is_empty() {
+            spec.programs = Some("httpd".into());
+        }
+    }
     Ok((spec, opts))
 }
 
@@ -439,6 +524,31 @@ mod tests {
             "{why}"
         );
         assert!(parse_run(&args(&["--args", "hello"])).is_err());
+    }
+
+    #[test]
+    fn net_boots_httpd_alone_until_stopped_unless_told_otherwise() {
+        let (spec, opts) = parse_run(&args(&["--net"])).unwrap();
+        assert_eq!(spec.programs.as_deref(), Some("httpd"));
+        assert_eq!(opts.net, Some(0), "0: a free port is picked at run time");
+        assert!(opts.until_stopped);
+        let (spec, opts) = parse_run(&args(&[
+            "--port",
+            "8080",
+            "--programs",
+            "hello",
+            "--timeout",
+            "5",
+        ]))
+        .unwrap();
+        assert_eq!(spec.programs.as_deref(), Some("hello"));
+        assert_eq!(opts.net, Some(8080));
+        assert!(!opts.until_stopped);
+        assert!(parse_run(&args(&["--port", "0"])).is_err());
+        assert!(parse_run(&args(&["--port", "http"])).is_err());
+        let (_, opts) = parse_run(&args(&[])).unwrap();
+        assert_eq!(opts.net, None);
+        assert!(!opts.until_stopped);
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct QemuTest {
     /// Run before the image is made (e.g. to build the ELF the spec
     /// names); its error fails the test.
     pub prepare: Option<fn() -> Result<(), String>>,
+    /// Boot with a NIC (`run --net`, on a free port) and run this on the
+    /// host while QEMU runs (see `RunOptions::while_running`); the test
+    /// fails if it does.
+    pub host_check: Option<fn(u16) -> Result<String, String>>,
 }
 
 /// What no test's serial log may contain: the kernel's panic, its reports
@@ -103,6 +107,7 @@ pub(crate) fn qt(
         budgets: Vec::new(),
         timeout: Duration::from_secs(90),
         prepare: None,
+        host_check: None,
     }
 }
 
@@ -893,6 +898,11 @@ fn run_qemu_test(
         timeout: test.timeout,
         echo: false,
         extra: test.qemu_args.iter().map(|a| a.to_string()).collect(),
+        net: match test.host_check {
+            Some(_) => Some(crate::net::free_port().map_err(|e| (e, String::new()))?),
+            None => None,
+        },
+        while_running: test.host_check,
         ..Default::default()
     };
     let outcome = qemu::boot(&image, &opts).map_err(|e| (e, String::new()))?;

@@ -3,14 +3,17 @@
 //! [`pci`], configuration space through ECAM, [`device_claim`], what
 //! `test-device-claim` and its peer agree on, and [`fault_program!`], the
 //! whole of each `test-fault-*` program, and [`Line`], text formatted on
-//! the stack.
+//! the stack, and [`virtio`], `virtio-drivers` on exo's capabilities.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
 
 use core::fmt;
 use libos::{println, sys, DeviceRegion, Error};
 
 pub mod pci;
+pub mod virtio;
 
 /// The page `test-device-claim` and `test-device-claim-peer` both claim,
 /// and the layout of the RAM page they share to step through the test.

@@ -1,0 +1,284 @@
+//! virtio devices on exo: `virtio-drivers`' PCI transport and its [`Hal`]
+//! on exo's capabilities, shared by the virtio driver programs
+//! (`virtio-blk`, `httpd`). This module owns what the HAL hands out (DMA
+//! memory, bounce pages, the device's claimed BARs) for the one device a
+//! process drives, and gives it all back in [`release`].
+//!
+//! - `dma_alloc`: physically contiguous frames (`DmaBuffer`), their
+//!   address from `frame_phys`; kept in a registry so `dma_dealloc` frees
+//!   exactly them.
+//! - `mmio_phys_to_virt`: the address inside a claimed BAR region.
+//! - `share`/`unshare`: there is no IOMMU, so a device address is a
+//!   physical address; but a libOS runs on virtual addresses and exo has
+//!   no "translate my pointer" call (physical names come only with
+//!   capabilities), and the drivers hand over buffers on the stack or the
+//!   heap. So each shared buffer is copied through a DMA bounce page whose
+//!   physical address is known (as swiotlb does), and copied back on
+//!   unshare. One-page bounces are kept for reuse (up to
+//!   [`SPARE_BOUNCES`]), so a network driver does not allocate and free a
+//!   frame per packet.
+use crate::pci::{self, Bar, Ecam, Function, BAR0, COMMAND_BUS_MASTER, COMMAND_MEMORY};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::ptr::NonNull;
+use libos::{println, DeviceRegion, DmaBuffer, Error, PAGE_SIZE};
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
+use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::{BufferDirection, Hal, PhysAddr};
+
+/// Red Hat / virtio's PCI vendor.
+pub const VENDOR: u16 = 0x1af4;
+
+/// One-page bounce pages kept for reuse after `unshare`.
+pub const SPARE_BOUNCES: usize = 64;
+
+/// Where BARs the firmware left unassigned go: a window of q35's 32-bit
+/// PCI hole (SeaBIOS and OVMF assign BARs themselves, so under them this
+/// is never used).
+const BAR_WINDOW: u64 = 0xe000_0000;
+const BAR_WINDOW_END: u64 = 0xf000_0000;
+
+/// Claims `f`'s BARs, turns on memory decoding and bus mastering, and
+/// makes `virtio-drivers`' PCI transport for it. `who` prefixes what it
+/// prints. Undo with [`release`].
+pub fn transport(who: &'static str, f: Function, config: &Ecam) -> Result<PciTransport, Error> {
+    with(|r| r.who = who);
+    claim_bars(who, f, config)?;
+    config.set_command(f, config.command(f) | COMMAND_MEMORY | COMMAND_BUS_MASTER);
+    let mut root = PciRoot::new(EcamAccess(config));
+    let df = DeviceFunction {
+        bus: 0,
+        device: f.device,
+        function: f.function,
+    };
+    PciTransport::new::<ExoHal, _>(&mut root, df).map_err(|e| {
+        println!("{who}: FAILED: PCI transport: {e}");
+        Error::InvalidArgument
+    })
+}
+
+/// Gives back the BAR pages and every bounce page, including those of
+/// buffers still posted to the device (a receive queue's). Only after the
+/// driver is dropped, which resets the device; the caller restores the
+/// command register first.
+pub fn release() {
+    with(|r| {
+        r.mmio.clear();
+        r.bounces.clear();
+        r.spare.clear();
+    });
+}
+
+/// DMA allocations and shared buffers still live (0 once the driver is
+/// dropped).
+pub fn allocations_left() -> usize {
+    with(|r| r.dma.len() + r.bounces.len())
+}
+
+/// A `virtio-drivers` error, printed with `who`'s prefix.
+pub fn error(who: &str, e: virtio_drivers::Error) -> Error {
+    println!("{who}: FAILED: {e}");
+    Error::InvalidArgument
+}
+
+/// Claims every memory BAR of `f` (assigning unassigned ones first) and
+/// records it for [`ExoHal::mmio_phys_to_virt`].
+fn claim_bars(who: &str, f: Function, config: &Ecam) -> Result<(), Error> {
+    let mut next = BAR_WINDOW;
+    for (i, bar) in config.bars(f).iter().enumerate() {
+        let Some(Bar::Memory {
+            mut address,
+            size,
+            wide,
+            ..
+        }) = *bar
+        else {
+            continue;
+        };
+        if address == 0 {
+            address = next.next_multiple_of(size);
+            next = address + size;
+            if next > BAR_WINDOW_END {
+                println!("{who}: FAILED: no room to assign BAR{i}");
+                return Err(Error::OutOfMemory);
+            }
+            let register = BAR0 + 4 * i as u16;
+            config.write32(f, register, address as u32);
+            if wide {
+                config.write32(f, register + 4, (address >> 32) as u32);
+            }
+            println!("{who}: BAR{i} was unassigned: put it at {address:#x}");
+        }
+        let what = format_args!("BAR{i} of {f}");
+        let region = crate::claim(who, &what, address, size as usize)?;
+        println!(
+            "{who}: BAR{i} at {address:#x} ({}): {} device pages, mapped uncached",
+            pci::Size(size),
+            region.pages()
+        );
+        with(|r| r.mmio.push(region));
+    }
+    Ok(())
+}
+
+/// [`ConfigurationAccess`] for `virtio-drivers` over our claimed ECAM
+/// page(s); functions we hold no page of read as absent.
+#[derive(Clone, Copy)]
+struct EcamAccess<'a>(&'a Ecam);
+
+impl EcamAccess<'_> {
+    fn function(df: DeviceFunction) -> Option<Function> {
+        (df.bus == 0 && df.valid()).then(|| Function::new(df.device, df.function))
+    }
+}
+
+impl ConfigurationAccess for EcamAccess<'_> {
+    fn read_word(&self, df: DeviceFunction, register: u8) -> u32 {
+        Self::function(df).map_or(u32::MAX, |f| self.0.read32(f, register.into()))
+    }
+
+    fn write_word(&mut self, df: DeviceFunction, register: u8, data: u32) {
+        match Self::function(df) {
+            Some(f) if self.0.covers(f) => self.0.write32(f, register.into(), data),
+            _ => panic!("virtio: config write to {df}, which we do not own"),
+        }
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        *self
+    }
+}
+
+/// What the HAL handed out, so that it can take it back.
+struct Registry {
+    /// The program's name, for messages.
+    who: &'static str,
+    /// `dma_alloc`ations (the virtqueues).
+    dma: Vec<DmaBuffer>,
+    /// Bounce pages of buffers shared with the device right now.
+    bounces: Vec<DmaBuffer>,
+    /// One-page bounce pages free for the next `share`.
+    spare: Vec<DmaBuffer>,
+    /// The device's BARs.
+    mmio: Vec<DeviceRegion>,
+}
+
+struct Global(RefCell<Registry>);
+
+// SAFETY: an exo process has a single thread and no signal handlers, so
+// the cell is never reached from two places at once.
+unsafe impl Sync for Global {}
+
+static REGISTRY: Global = Global(RefCell::new(Registry {
+    who: "virtio",
+    dma: Vec::new(),
+    bounces: Vec::new(),
+    spare: Vec::new(),
+    mmio: Vec::new(),
+}));
+
+fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    f(&mut REGISTRY.0.borrow_mut())
+}
+
+/// `virtio-drivers`' view of the machine, on exo's capabilities.
+pub struct ExoHal;
+
+// SAFETY: `dma_alloc` returns fresh, zeroed, page-aligned, physically
+// contiguous frames mapped only here, live until `dma_dealloc` frees them,
+// and aliased by nothing (the registry only keeps the `DmaBuffer`, which
+// hands out no reference, and this module never reads them);
+// `mmio_phys_to_virt` returns addresses inside BAR regions the registry
+// keeps claimed and mapped (uncached) until `release`, which the drivers
+// call after dropping the device, of which no reference exists
+// (`DeviceRegion` offers only volatile accesses); `share` returns the
+// physical address of a bounce page holding the buffer's bytes (written
+// and read back with `DmaBuffer`'s volatile copies), live and used by
+// nothing else until `unshare`.
+unsafe impl Hal for ExoHal {
+    fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        match DmaBuffer::new(pages as u64, 1, 0) {
+            Ok(buffer) => {
+                let phys = buffer.phys();
+                let address = NonNull::new(buffer.address() as *mut u8).expect("mapped above 0");
+                with(|r| r.dma.push(buffer));
+                (phys, address)
+            }
+            Err(e) => {
+                // `Dma::new` turns physical address 0 into `DmaError`.
+                println!("{}: dma_alloc of {pages} pages: {e}", with(|r| r.who));
+                (0, NonNull::dangling())
+            }
+        }
+    }
+
+    unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, _pages: usize) -> i32 {
+        let buffer = with(|r| {
+            let i = r.dma.iter().position(|b| b.phys() == paddr)?;
+            Some(r.dma.swap_remove(i))
+        });
+        match buffer {
+            Some(buffer) => {
+                drop(buffer); // frame_free: unmapped, back to the kernel
+                0
+            }
+            None => -1,
+        }
+    }
+
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, size: usize) -> NonNull<u8> {
+        let address = with(|r| {
+            r.mmio.iter().find_map(|m| {
+                let offset = paddr.checked_sub(m.phys())?;
+                (offset + size as u64 <= m.len() as u64)
+                    .then(|| m.as_mut_ptr().wrapping_add(offset as usize))
+            })
+        });
+        address
+            .and_then(NonNull::new)
+            .unwrap_or_else(|| panic!("MMIO {paddr:#x} (+{size}) is in no claimed BAR"))
+    }
+
+    unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
+        let len = buffer.len();
+        let pages = len.div_ceil(PAGE_SIZE as usize).max(1) as u64;
+        let spare = if pages == 1 {
+            with(|r| r.spare.pop())
+        } else {
+            None
+        };
+        let mut bounce = match spare {
+            Some(bounce) => bounce,
+            None => DmaBuffer::new(pages, 1, 0).unwrap_or_else(|e| panic!("bounce buffer: {e}")),
+        };
+        if direction != BufferDirection::DeviceToDriver {
+            // SAFETY: the caller passes a valid buffer that nothing else
+            // touches during this call.
+            let bytes = unsafe { buffer.as_ref() };
+            bounce.copy_from(0, bytes);
+        }
+        let phys = bounce.phys();
+        with(|r| r.bounces.push(bounce));
+        phys
+    }
+
+    unsafe fn unshare(paddr: PhysAddr, mut buffer: NonNull<[u8]>, direction: BufferDirection) {
+        let bounce = with(|r| {
+            let i = r.bounces.iter().position(|b| b.phys() == paddr)?;
+            Some(r.bounces.swap_remove(i))
+        });
+        let bounce = bounce.unwrap_or_else(|| panic!("unshare of {paddr:#x}, never shared"));
+        if direction != BufferDirection::DriverToDevice {
+            // SAFETY: the caller passes the valid buffer it shared, which
+            // nothing else touches during this call; the device is done
+            // with the bounce page.
+            let out = unsafe { buffer.as_mut() };
+            bounce.copy_to(0, out);
+        }
+        with(|r| {
+            if bounce.len() == PAGE_SIZE as usize && r.spare.len() < SPARE_BOUNCES {
+                r.spare.push(bounce);
+            }
+        });
+    }
+}
