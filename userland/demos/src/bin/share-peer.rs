@@ -1,11 +1,15 @@
 //! share-peer: receives a frame from `share`, reads it and replies in it.
 //!
-//! Polls `cap_recv` until the capability arrives, maps it, reads the
-//! message, writes a reply and gives its handle back. The frame stays
-//! alive: `share` still holds it. See `share.rs` for the page layout.
+//! Publishes an endpoint and blocks in `recv` until a call arrives. It
+//! takes it only from `share`: the badge is the caller's pid, stamped by
+//! the kernel, so a process that ran first cannot pass itself off as
+//! `share` (the inbox could not tell). Maps the frame, reads the message,
+//! writes a reply, gives its handle back and answers the call. The frame
+//! stays alive: `share` still holds it. See `share.rs` for the page layout.
 #![no_std]
 #![no_main]
 
+use libos::ipc::{self, Endpoint};
 use libos::{println, sys, Error, Frame, MapFlags, Mapping};
 
 libos::entry!(main);
@@ -14,12 +18,21 @@ libos::entry!(main);
 const MESSAGE_AT: usize = 0;
 /// Where the reply starts (must match `share.rs`).
 const REPLY_AT: usize = 2048;
-/// Yields before giving up on `share`.
-const PATIENCE: u32 = 100_000;
+/// Timer ticks to wait for `share`'s call.
+const PATIENCE: u64 = 1000;
 
 fn main() -> Result<(), Error> {
-    let handle = receive()?;
-    // SAFETY: `cap_recv` gave us this handle: we own it and nothing else
+    let service = Endpoint::create(true)?;
+    let share = sys::process_find("share")?;
+    let msg = service.recv(PATIENCE)?;
+    let Some(handle) = msg.cap.filter(|_| msg.badge == share && msg.call) else {
+        println!(
+            "share-peer: FAILED: a message from pid {} (share is {share})",
+            msg.badge
+        );
+        return Err(Error::PermissionDenied);
+    };
+    // SAFETY: the message gave us this handle: we own it and nothing else
     // frees it (its size comes from the kernel). `share` may write the page, so we use volatile accesses.
     let mut frame = unsafe { Frame::from_raw(handle)? };
     let mut page = Mapping::new(&mut frame, MapFlags::WRITE)?;
@@ -41,20 +54,9 @@ fn main() -> Result<(), Error> {
     page.volatile_write(REPLY_AT, &[reply.len() as u8]);
     drop(page);
     drop(frame); // our handle goes; `share` still holds the frame
+    ipc::reply([reply.len() as u64, 0])?;
     println!("share-peer: ok");
     Ok(())
-}
-
-/// Waits (a bounded while) for a capability to arrive.
-fn receive() -> Result<libos::Handle, Error> {
-    for _ in 0..PATIENCE {
-        match sys::cap_recv() {
-            Err(Error::WouldBlock) => sys::yield_now(),
-            other => return other,
-        }
-    }
-    println!("share-peer: nothing received after {PATIENCE} yields");
-    Err(Error::WouldBlock)
 }
 
 /// Formats `args` into `buf` (truncating) and returns the bytes written.

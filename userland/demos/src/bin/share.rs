@@ -1,9 +1,11 @@
 //! share: hands a frame to another process and reads its reply.
 //!
-//! Allocates a frame, maps it, writes a message, finds `share-peer` by
-//! name, gives it a copy of the capability (READ|WRITE|MAP) and polls the
-//! page until the peer's reply appears. Both processes then hold the same
-//! physical frame; it goes back to the allocator when the last one lets go.
+//! Allocates a frame, maps it, writes a message, finds the endpoint
+//! `share-peer` published, and `call`s it with a copy of the capability:
+//! blocked until the peer replies, then reads the peer's answer in the
+//! page. Both processes hold the same physical frame meanwhile; it goes
+//! back to the allocator when the last one lets go. The peer knows the
+//! call is ours: the kernel badged our send capability with our pid.
 //!
 //! Page layout (shared with `share-peer.rs`): a length byte then the text,
 //! at [`MESSAGE_AT`] for the message and [`REPLY_AT`] for the reply. The
@@ -12,7 +14,8 @@
 #![no_std]
 #![no_main]
 
-use libos::{println, sys, Error, Frame, MapFlags, Mapping, Rights};
+use libos::ipc::SendCap;
+use libos::{println, sys, Error, Frame, MapFlags, Mapping};
 
 libos::entry!(main);
 
@@ -21,7 +24,7 @@ const MESSAGE_AT: usize = 0;
 /// Where the reply starts (must match `share-peer.rs`).
 const REPLY_AT: usize = 2048;
 const MESSAGE: &str = "hello through a shared frame";
-/// Yields before giving up on the peer.
+/// Yields before giving up on the peer's endpoint.
 const PATIENCE: u32 = 100_000;
 
 fn main() -> Result<(), Error> {
@@ -32,26 +35,23 @@ fn main() -> Result<(), Error> {
     println!("share: wrote {MESSAGE:?} at {:#x}", page.address());
 
     let peer = find("share-peer")?;
-    let rights = Rights::READ | Rights::WRITE | Rights::MAP;
     // SAFETY: a copy (no move), so our mapping stays; from here the peer
     // may write the page, and we read it only with volatile accesses.
-    unsafe { sys::cap_transfer(page.handle(), peer, rights, false) }?;
-    println!("share: sent the frame to share-peer (pid {peer}) with {rights:?}");
-
-    let mut waited = 0;
-    let len = loop {
-        let mut len = [0u8];
-        page.volatile_read(REPLY_AT, &mut len);
-        if len[0] != 0 {
-            break len[0] as usize;
-        }
-        if waited == PATIENCE {
-            println!("share: no reply after {PATIENCE} yields");
-            return Err(Error::WouldBlock);
-        }
-        waited += 1;
-        sys::yield_now();
-    };
+    let answer = unsafe { peer.call_cap([MESSAGE.len() as u64, 0], page.handle(), true) }?;
+    println!(
+        "share: share-peer answered the call ({} bytes of reply)",
+        answer.words[0]
+    );
+    let mut len = [0u8];
+    page.volatile_read(REPLY_AT, &mut len);
+    let len = len[0] as usize;
+    if len == 0 || len as u64 != answer.words[0] {
+        println!(
+            "share: FAILED: the page holds no reply of {} bytes",
+            answer.words[0]
+        );
+        return Err(Error::InvalidArgument);
+    }
     let mut reply = [0u8; 255];
     page.volatile_read(REPLY_AT + 1, &mut reply[..len]);
     let reply = core::str::from_utf8(&reply[..len]).map_err(|_| Error::InvalidArgument)?;
@@ -60,10 +60,11 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// The pid of process `name`, waiting (a bounded while) for it to appear.
-fn find(name: &str) -> Result<u64, Error> {
+/// A send capability to the endpoint `name` published, waiting (a bounded
+/// while) for it to be published: the peer may not have run yet.
+fn find(name: &str) -> Result<SendCap, Error> {
     for _ in 0..PATIENCE {
-        match sys::process_find(name) {
+        match SendCap::lookup(name) {
             Err(Error::NoSuchProcess) => sys::yield_now(),
             other => return other,
         }
