@@ -137,8 +137,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         let pid = k.current();
         // A call that may block saves the caller first: whoever wakes it
         // writes its results into the saved registers.
+        let decoded = Call::decode(num, &args);
         let blocking = matches!(
-            Call::decode(num, &args),
+            decoded,
             Ok(Call::Switching(
                 SwitchingCall::Send { .. }
                     | SwitchingCall::Recv { .. }
@@ -148,7 +149,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         if blocking {
             crate::sched::save_current(k, frame);
         }
-        let flow = match Call::decode(num, &args) {
+        let flow = match decoded {
             Ok(Call::Switching(SwitchingCall::Yield {})) => Flow::Yield,
             Ok(Call::Switching(SwitchingCall::Exit { code })) => Flow::Exit(code),
             Ok(Call::Switching(call)) => match ipc(k, pid, call) {
