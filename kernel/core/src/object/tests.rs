@@ -918,3 +918,217 @@ fn endpoint_owner_death_timeouts_and_refusals() {
     assert_eq!(w.k.send(b, bsend, [0, 0], 0, 0), Err(Error::NoSuchProcess));
     w.k.check_invariants().unwrap();
 }
+
+/// Endpoint operations at random, from several processes (creating,
+/// minting, sending with and without capabilities, receiving, calling,
+/// replying, timing out, freeing and ending), with the invariant check
+/// (conservation, every queued capability counted, every wait answerable)
+/// after each step and every frame back at the end.
+#[derive(Clone, Debug)]
+enum EpOp {
+    Create {
+        p: usize,
+        publish: bool,
+    },
+    Mint {
+        p: usize,
+        e: usize,
+        badge: u64,
+    },
+    Lookup {
+        p: usize,
+        of: usize,
+    },
+    Send {
+        p: usize,
+        s: usize,
+        cap: bool,
+        copy: bool,
+        block: bool,
+    },
+    Call {
+        p: usize,
+        s: usize,
+        cap: bool,
+    },
+    Recv {
+        p: usize,
+        e: usize,
+        timeout: u64,
+    },
+    Reply {
+        p: usize,
+        cap: bool,
+    },
+    Tick {
+        by: u64,
+    },
+    FreeAny {
+        p: usize,
+        h: usize,
+    },
+    Alloc {
+        p: usize,
+    },
+    Exit {
+        p: usize,
+    },
+    Spawn,
+}
+
+fn ep_op() -> impl Strategy<Value = EpOp> {
+    prop_oneof![
+        2 => (0..4usize, any::<bool>()).prop_map(|(p, publish)| EpOp::Create { p, publish }),
+        3 => (0..4usize, 0..4usize, 0..4u64).prop_map(|(p, e, badge)| EpOp::Mint { p, e, badge }),
+        2 => (0..4usize, 0..4usize).prop_map(|(p, of)| EpOp::Lookup { p, of }),
+        5 => (0..4usize, 0..8usize, any::<bool>(), any::<bool>(), any::<bool>())
+            .prop_map(|(p, s, cap, copy, block)| EpOp::Send { p, s, cap, copy, block }),
+        3 => (0..4usize, 0..8usize, any::<bool>()).prop_map(|(p, s, cap)| EpOp::Call { p, s, cap }),
+        5 => (0..4usize, 0..4usize, 0..3u64).prop_map(|(p, e, timeout)| EpOp::Recv { p, e, timeout }),
+        3 => (0..4usize, any::<bool>()).prop_map(|(p, cap)| EpOp::Reply { p, cap }),
+        2 => (1..4u64).prop_map(|by| EpOp::Tick { by }),
+        2 => (0..4usize, 0..16usize).prop_map(|(p, h)| EpOp::FreeAny { p, h }),
+        3 => (0..4usize).prop_map(|p| EpOp::Alloc { p }),
+        1 => (0..4usize).prop_map(|p| EpOp::Exit { p }),
+        1 => Just(EpOp::Spawn),
+    ]
+}
+
+/// The handles of `pid` whose kind matches `want`.
+fn handles_of(k: &K, pid: u64, want: fn(&CapKind) -> bool) -> Vec<Handle> {
+    k.procs()
+        .get(pid)
+        .map(|p| {
+            p.caps
+                .iter()
+                .filter(|(_, c)| want(&c.kind))
+                .map(|(h, _)| h)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(256)))]
+    #[test]
+    fn endpoint_operations_keep_the_invariants(ops in prop::collection::vec(ep_op(), 1..150)) {
+        let mut k: K = Kernel::new(ModelPlatform::new(FRAMES), 3);
+        let free_at_start = k.stats(0).free;
+        let mut now = 0u64;
+        let spawn = |k: &mut K| {
+            if let Some(p) = k.new_process("p", ModelSpace::default(), false) {
+                k.admit(p);
+            }
+        };
+        for _ in 0..3 {
+            spawn(&mut k);
+        }
+        let runnable = |k: &K| -> Vec<u64> {
+            k.procs().values().filter(|p| p.wait.is_none()).map(|p| p.pid).collect()
+        };
+        for op in &ops {
+            // Only a runnable process makes calls (as on the machine).
+            let pids = runnable(&k);
+            let pick = |i: usize| (!pids.is_empty()).then(|| pids[i % pids.len()]);
+            let is_recv = |c: &CapKind| matches!(c, CapKind::EndpointRecv { .. });
+            let is_send = |c: &CapKind| matches!(c, CapKind::EndpointSend { .. });
+            let is_ram = |c: &CapKind| matches!(c, CapKind::Ram { .. });
+            match *op {
+                EpOp::Create { p, publish } => {
+                    if let Some(pid) = pick(p) {
+                        let _ = k.endpoint_create(pid, publish);
+                    }
+                }
+                EpOp::Mint { p, e, badge } => {
+                    if let Some(pid) = pick(p) {
+                        let recvs = handles_of(&k, pid, is_recv);
+                        if let Some(&h) = recvs.get(e % recvs.len().max(1)) {
+                            let _ = k.endpoint_mint(pid, h, badge);
+                        }
+                    }
+                }
+                EpOp::Lookup { p, of } => {
+                    if let Some(pid) = pick(p) {
+                        let names = ["p"];
+                        let _ = of;
+                        let _ = k.endpoint_lookup(pid, names[0].as_bytes());
+                    }
+                }
+                EpOp::Send { p, s, cap, copy, block } => {
+                    if let Some(pid) = pick(p) {
+                        let sends = handles_of(&k, pid, is_send);
+                        let rams = handles_of(&k, pid, is_ram);
+                        if let Some(&h) = sends.get(s % sends.len().max(1)) {
+                            let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
+                            let flags = (u64::from(copy) * abi::SEND_COPY) | (u64::from(block) * abi::SEND_BLOCK);
+                            let _ = k.send(pid, h, [1, 2], c, flags);
+                        }
+                    }
+                }
+                EpOp::Call { p, s, cap } => {
+                    if let Some(pid) = pick(p) {
+                        let sends = handles_of(&k, pid, is_send);
+                        let rams = handles_of(&k, pid, is_ram);
+                        if let Some(&h) = sends.get(s % sends.len().max(1)) {
+                            let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
+                            let _ = k.call(pid, h, [3, 4], c, 0);
+                        }
+                    }
+                }
+                EpOp::Recv { p, e, timeout } => {
+                    if let Some(pid) = pick(p) {
+                        let recvs = handles_of(&k, pid, is_recv);
+                        if let Some(&h) = recvs.get(e % recvs.len().max(1)) {
+                            let _ = k.recv(pid, h, timeout, now);
+                        }
+                    }
+                }
+                EpOp::Reply { p, cap } => {
+                    if let Some(pid) = pick(p) {
+                        let rams = handles_of(&k, pid, is_ram);
+                        let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
+                        let _ = k.reply(pid, [5, 6], c, 0);
+                    }
+                }
+                EpOp::Tick { by } => {
+                    now += by;
+                    k.tick(now);
+                }
+                EpOp::FreeAny { p, h } => {
+                    if let Some(pid) = pick(p) {
+                        let all = handles_of(&k, pid, |_| true);
+                        if let Some(&h) = all.get(h % all.len().max(1)) {
+                            prop_assert_eq!(k.frame_free(pid, h), Ok(0));
+                        }
+                    }
+                }
+                EpOp::Alloc { p } => {
+                    if let Some(pid) = pick(p) {
+                        let _ = k.frame_alloc_contiguous(pid, 1 + p as u64, 1, 0);
+                    }
+                }
+                EpOp::Exit { p } => {
+                    // Any process may end (a blocked one too: killed).
+                    let all: Vec<u64> = k.procs().values().map(|q| q.pid).collect();
+                    if !all.is_empty() {
+                        let pid = all[p % all.len()];
+                        k.end(pid, Ending::Exited(0));
+                    }
+                }
+                EpOp::Spawn => spawn(&mut k),
+            }
+            if let Err(why) = k.check_invariants() {
+                return Err(TestCaseError::fail(format!("after {op:?}: {why}")));
+            }
+        }
+        let all: Vec<u64> = k.procs().values().map(|q| q.pid).collect();
+        for pid in all {
+            k.end(pid, Ending::Exited(0));
+            if let Err(why) = k.check_invariants() {
+                return Err(TestCaseError::fail(format!("ending {pid}: {why}")));
+            }
+        }
+        prop_assert_eq!(k.stats(0).free, free_at_start);
+        prop_assert!(k.platform.bugs.is_empty(), "{:?}", k.platform.bugs);
+    }
+}
