@@ -17,7 +17,11 @@
 //! ```
 //!
 //! Rows: `empty` (the `rdtsc` pair alone), `null-syscall` (`getpid`),
-//! `frame-alloc-free`, `alloc-map-touch-unmap-free` (at [`VADDR`]),
+//! `frame-alloc-free`, `alloc-map-touch-unmap-free` (at [`VADDR`], with an
+//! untimed `yield` before each iteration, which refills the kernel's pool
+//! of zeroed frames: the pool-hit case), the same back to back as
+//! `alloc-map-touch-unmap-free-pool-empty` (the pool runs dry: every frame
+//! is zeroed on the call path),
 //! `contiguous-16` (`frame_alloc_contiguous(16, 1, 0)` + `frame_free`) and
 //! `cap-transfer`: a capability goes to `test-bench-peer` and comes back
 //! (both sides hand it on with `TRANSFER_MOVE`; each side polls `cap_recv`
@@ -102,9 +106,21 @@ fn exit(code: u64) -> ! {
 fn measure(
     name: &str,
     samples: &mut [u64; ITERS],
+    op: impl FnMut(usize) -> Result<(), Failure>,
+) -> bool {
+    measure_after(name, samples, || {}, op)
+}
+
+/// [`measure`], running `before` (untimed) before each iteration.
+#[inline(always)]
+fn measure_after(
+    name: &str,
+    samples: &mut [u64; ITERS],
+    mut before: impl FnMut(),
     mut op: impl FnMut(usize) -> Result<(), Failure>,
 ) -> bool {
     for i in 0..WARMUP + ITERS {
+        before();
         let t0 = rdtsc();
         let result = op(i);
         let t1 = rdtsc();
@@ -221,21 +237,24 @@ fn main() -> Result<(), libos::Error> {
         ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i).map(drop)
     }));
 
-    count(measure("alloc-map-touch-unmap-free", &mut samples, |i| {
-        let h = ok(Sysnum::FrameAlloc, [0; 6], i)?;
-        let mapped = ok(Sysnum::Map, [h, VADDR, MapFlags::WRITE.bits(), 0, 0, 0], i);
-        if let Err(f) = mapped {
-            call(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
-            return Err(f);
-        }
-        // SAFETY: `VADDR` was just mapped writable to a frame only this
-        // process holds; no reference to it exists.
-        unsafe { core::ptr::write_volatile(VADDR as *mut u8, 1) };
-        let unmapped = ok(Sysnum::Unmap, [VADDR, 0, 0, 0, 0, 0], i);
-        // Freeing also removes the mapping if `unmap` failed.
-        let freed = ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i);
-        unmapped.and(freed).map(drop)
-    }));
+    // Pool hit: the untimed yield before each iteration tops the kernel's
+    // pool of zeroed frames up, so the frame (and any page table) comes
+    // zeroed already.
+    count(measure_after(
+        "alloc-map-touch-unmap-free",
+        &mut samples,
+        || {
+            let _ = call(Sysnum::Yield, [0; 6]);
+        },
+        alloc_map_touch_unmap_free,
+    ));
+    // Pool empty: back to back, the pool is empty after a few iterations,
+    // and every frame is zeroed on the call path.
+    count(measure(
+        "alloc-map-touch-unmap-free-pool-empty",
+        &mut samples,
+        alloc_map_touch_unmap_free,
+    ));
 
     count(measure("contiguous-16", &mut samples, |i| {
         let h = ok(Sysnum::FrameAllocContiguous, [16, 1, 0, 0, 0, 0], i)?;
@@ -250,6 +269,24 @@ fn main() -> Result<(), libos::Error> {
         exit(1);
     }
     Ok(())
+}
+
+/// One iteration of `alloc-map-touch-unmap-free`.
+#[inline(always)]
+fn alloc_map_touch_unmap_free(i: usize) -> Result<(), Failure> {
+    let h = ok(Sysnum::FrameAlloc, [0; 6], i)?;
+    let mapped = ok(Sysnum::Map, [h, VADDR, MapFlags::WRITE.bits(), 0, 0, 0], i);
+    if let Err(f) = mapped {
+        call(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
+        return Err(f);
+    }
+    // SAFETY: `VADDR` was just mapped writable to a frame only this
+    // process holds; no reference to it exists.
+    unsafe { core::ptr::write_volatile(VADDR as *mut u8, 1) };
+    let unmapped = ok(Sysnum::Unmap, [VADDR, 0, 0, 0, 0, 0], i);
+    // Freeing also removes the mapping if `unmap` failed.
+    let freed = ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i);
+    unmapped.and(freed).map(drop)
 }
 
 /// The `cap-transfer` row: one frame capability goes to the peer and back
