@@ -76,6 +76,7 @@ const ROWS: &[&str] = &[
     "frame-alloc-free",
     "alloc-map-touch-unmap-free",
     "contiguous-16",
+    "grow-1mib",
     "cap-transfer",
 ];
 /// exo-only rows: alloc-map-touch-unmap-free with the pool of zeroed frames

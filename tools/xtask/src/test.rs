@@ -374,7 +374,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 ("null-syscall", NULL_SYSCALL_BUDGET),
                 ("alloc-map-touch-unmap-free", AMTUF_BUDGET),
             ],
-            shown: vec!["alloc-map-touch-unmap-free-pool-empty"],
+            shown: vec!["alloc-map-touch-unmap-free-pool-empty", "grow-1mib"],
             timeout: Duration::from_secs(180),
             ..qt(
                 "instruction-budgets",

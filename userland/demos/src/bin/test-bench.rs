@@ -22,7 +22,9 @@
 //! of zeroed frames: the pool-hit case), the same back to back as
 //! `alloc-map-touch-unmap-free-pool-empty` (the pool runs dry: every frame
 //! is zeroed on the call path),
-//! `contiguous-16` (`frame_alloc_contiguous(16, 1, 0)` + `frame_free`) and
+//! `contiguous-16` (`frame_alloc_contiguous(16, 1, 0)` + `frame_free`),
+//! `grow-1mib` (256 frames as one run, one `map`, a write per page, `unmap`,
+//! `frame_free`) and
 //! `cap-transfer`: a capability goes to `test-bench-peer` and comes back
 //! (both sides hand it on with `TRANSFER_MOVE`; each side polls `cap_recv`
 //! and yields while nothing has arrived), timed here as one round trip.
@@ -47,8 +49,11 @@ libos::entry!(main);
 pub const WARMUP: usize = 200;
 /// Iterations measured per row.
 pub const ITERS: usize = 2000;
-/// Where `alloc-map-touch-unmap-free` maps its frame.
+/// Where `alloc-map-touch-unmap-free` maps its frame (and `grow-1mib` its
+/// run).
 pub const VADDR: u64 = 0x4000_0000_0000;
+/// Pages of `grow-1mib`: 1 MiB.
+const GROW_PAGES: u64 = 256;
 /// The process that sends capabilities back (it does exactly
 /// `WARMUP + ITERS` round trips; keep its copy of the numbers equal).
 const PEER: &str = "test-bench-peer";
@@ -259,6 +264,26 @@ fn main() -> Result<(), libos::Error> {
     count(measure("contiguous-16", &mut samples, |i| {
         let h = ok(Sysnum::FrameAllocContiguous, [16, 1, 0, 0, 0, 0], i)?;
         ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i).map(drop)
+    }));
+
+    // A heap growing by 1 MiB with today's calls: one contiguous run of
+    // 256 frames, one `map` of all of it, a write to each page, one
+    // `unmap`, one `frame_free`.
+    count(measure("grow-1mib", &mut samples, |i| {
+        let h = ok(Sysnum::FrameAllocContiguous, [GROW_PAGES, 1, 0, 0, 0, 0], i)?;
+        let mapped = ok(Sysnum::Map, [h, VADDR, MapFlags::WRITE.bits(), 0, 0, 0], i);
+        if let Err(f) = mapped {
+            call(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
+            return Err(f);
+        }
+        for page in 0..GROW_PAGES {
+            // SAFETY: the run was just mapped writable at `VADDR`, only this
+            // process holds it, and no reference into it exists.
+            unsafe { core::ptr::write_volatile((VADDR + page * 4096) as *mut u8, 1) };
+        }
+        let unmapped = ok(Sysnum::Unmap, [VADDR, 0, 0, 0, 0, 0], i);
+        let freed = ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i);
+        unmapped.and(freed).map(drop)
     }));
 
     count(cap_transfer(&mut samples));
