@@ -207,13 +207,22 @@ fn main() -> Result<(), Error> {
         )?;
         *slot = Some(f);
     }
-    if pooled == 0 || were_dirty == 0 {
+    if pooled == 0 {
         return Err(failed(format_args!(
-            "after a yield: {pooled} zeroed frames in the pool, {were_dirty} of them dirty before"
+            "no zeroed frame in the pool after a yield"
         )));
     }
     drop(from_pool);
-    println!("frames: {pooled} frames from the zeroed pool read as zero ({were_dirty} were dirty)");
+    // Alone, the frames just dirtied are the lowest free ones and come
+    // back through the pool (the tests that run this program alone require
+    // that line); beside other programs, theirs may be lower.
+    if were_dirty > 0 {
+        println!(
+            "frames: {pooled} frames from the zeroed pool read as zero, {were_dirty} of them dirtied and freed by us"
+        );
+    } else {
+        println!("frames: {pooled} frames from the zeroed pool read as zero (none of ours: other programs' frames were lower)");
+    }
 
     // Contiguous runs (DMA buffers).
     let mut dma = DmaBuffer::new(16, 16, 0)?;
