@@ -467,6 +467,7 @@ pub const TRANSFER_MOVE: u64 = TransferFlags::MOVE.bits();
 /// The kernel's frame counters, written by `frame_stats`.
 ///
 /// Conservation: `free + reserved + kernel + held_by_all == total` always.
+/// `free` counts every frame a program can get, `zeroed` of them included.
 /// `IntoBytes` proves at compile time that it has no padding, so the kernel
 /// copies it out as bytes without `unsafe`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::IntoBytes, zerocopy::Immutable)]
@@ -486,6 +487,9 @@ pub struct FrameStats {
     pub held_by_caller: u64,
     /// Device frames (not RAM) claimed by the caller.
     pub device_by_caller: u64,
+    /// Of `free`, frames the kernel has zeroed already (its pool of
+    /// pre-zeroed frames: taken from the allocator, held by nobody).
+    pub zeroed: u64,
 }
 
 /// Machine facts, written by `sys_info` (no padding: see [`FrameStats`]).
@@ -785,7 +789,7 @@ mod tests {
 
     #[test]
     fn frame_stats_layout_is_stable() {
-        assert_eq!(core::mem::size_of::<FrameStats>(), 7 * 8);
+        assert_eq!(core::mem::size_of::<FrameStats>(), 8 * 8);
     }
 
     #[test]

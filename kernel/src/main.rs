@@ -85,14 +85,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             "not available on this CPU (ring 3 can read the GDT and IDT bases)"
         }
     );
-    arch::zero::init();
     kprintln!(
-        "[exo] page zeroing: {}",
-        if arch::zero::uses_avx() {
-            "AVX stores (vector unit on only while zeroing)"
-        } else {
-            "rep stos (no AVX)"
-        }
+        "[exo] page zeroing: a pool of {} pre-zeroed frames, rep stosq when it is empty",
+        exo_core::zero_pool::CAPACITY
     );
 
     let ramdisk: &'static [u8] = match boot_info.ramdisk_addr.into_option() {

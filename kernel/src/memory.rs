@@ -5,12 +5,21 @@
 //! Accounting: `total = free + reserved + kernel + held by processes`. The
 //! kernel's own frames (heap, allocator storage, page tables) are counted in
 //! `kernel`; frames held through capabilities are counted by `process`.
+//! `free` is what programs can get: the allocator's free frames plus the
+//! pool of pre-zeroed frames (allocated in the allocator's view, nobody's;
+//! see [`exo_core::zero_pool`]), whose size `zeroed` reports.
+//!
+//! Zeroing: a frame comes from the pool, zeroed while the CPU had nothing
+//! better to do ([`refill_zero_pool`]: at a timer tick that interrupts a
+//! program, and when a program yields), or, when the pool is empty, is
+//! zeroed on the call path with `rep stosq`.
 use crate::kprintln;
 use alloc::vec::Vec;
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use exo_core::frame_alloc::{self, AllocError, FrameAllocator};
 use exo_core::memmap::{FrameClass, MemoryMap, Region, RegionKind};
+use exo_core::zero_pool::ZeroPool;
 use spin::Mutex;
 use talc::{ErrOnOom, Span, Talc, Talck};
 
@@ -25,6 +34,8 @@ pub struct Frames {
     pub alloc: FrameAllocator<'static>,
     /// Frames the kernel allocated for itself.
     pub kernel: u64,
+    /// Zeroed frames, allocated from `alloc`, nobody's yet.
+    pub pool: ZeroPool,
 }
 
 /// The one frame allocator.
@@ -151,6 +162,7 @@ pub unsafe fn init(regions: &MemoryRegions, phys_offset: u64) {
     *FRAMES.lock() = Some(Frames {
         alloc,
         kernel: storage_frames,
+        pool: ZeroPool::new(),
     });
 
     // The real heap: contiguous frames, used through the offset mapping.
@@ -221,17 +233,39 @@ fn kind_name(kind: MemoryRegionKind) -> alloc::string::String {
     }
 }
 
+/// Allocates one zeroed frame: from the pool if it has one (no zeroing
+/// here), else from the allocator, zeroed now. The caller owns it.
+#[inline]
+pub fn alloc_zeroed() -> Result<u64, AllocError> {
+    let (frame, zeroed) = frames(|f| f.pool.alloc(&mut f.alloc))?;
+    if !zeroed {
+        // SAFETY: just taken from the allocator: RAM nobody else holds.
+        unsafe { zero_frames(frame * PAGE, 1) };
+    }
+    Ok(frame)
+}
+
+/// Tops the pool of zeroed frames up by at most `budget` frames (each
+/// costs one `rep stosq` of 4 KiB); returns how many it added. For the
+/// moments the CPU would otherwise wait: a timer tick that interrupted a
+/// program, a program's `yield`, and the idle loop.
+///
+/// Call it with the frame allocator's lock not held.
+pub fn refill_zero_pool(budget: usize) -> usize {
+    frames(|f| {
+        f.pool.refill(&mut f.alloc, budget, |frame| {
+            // SAFETY: `refill` passes each frame just taken from the
+            // allocator, before the pool holds it: RAM nobody else holds.
+            unsafe { zero_frames(frame * PAGE, 1) }
+        })
+    })
+}
+
 /// Allocates one zeroed frame for the kernel's own use (page tables).
 pub fn alloc_kernel_frame() -> Result<u64, AllocError> {
-    let frame = frames(|f| {
-        let frame = f.alloc.alloc()?;
-        f.kernel += 1;
-        Ok::<u64, AllocError>(frame)
-    })?;
-    let phys = frame * PAGE;
-    // SAFETY: the frame is ours, mapped at the offset, and 4 KiB long.
-    unsafe { core::ptr::write_bytes(phys_to_virt(phys), 0, PAGE as usize) };
-    Ok(phys)
+    let frame = alloc_zeroed()?;
+    frames(|f| f.kernel += 1);
+    Ok(frame * PAGE)
 }
 
 /// Returns a frame from [`alloc_kernel_frame`].
@@ -267,9 +301,10 @@ pub fn classify(frame: u64) -> FrameClass {
 pub fn counters() -> abi::FrameStats {
     frames(|f| abi::FrameStats {
         total: f.alloc.total(),
-        free: f.alloc.free_frames(),
+        free: f.alloc.free_frames() + f.pool.len() as u64,
         reserved: f.alloc.reserved(),
         kernel: f.kernel,
+        zeroed: f.pool.len() as u64,
         ..Default::default()
     })
 }

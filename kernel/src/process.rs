@@ -17,9 +17,9 @@ use spin::Mutex;
 pub use exo_core::object::Ending;
 
 /// The machine, as the object model sees it. Stateless: each call takes the
-/// frame allocator's own lock. Allocation zeroes what it hands out, in the
-/// same function that took it from the allocator, so the (unsafe) zeroing
-/// only ever sees frames nobody else holds.
+/// frame allocator's own lock. Allocation hands out a frame of the zeroed
+/// pool, or zeroes what it took from the allocator in the same function, so
+/// the (unsafe) zeroing only ever sees frames nobody else holds.
 pub struct Hw;
 
 impl exo_core::object::Platform for Hw {
@@ -27,15 +27,14 @@ impl exo_core::object::Platform for Hw {
     type Regs = UserContext;
     #[inline]
     fn alloc(&mut self) -> Result<u64, AllocError> {
-        let frame = memory::frames(|f| f.alloc.alloc())?;
-        // SAFETY: just taken from the allocator: RAM nobody else holds.
-        unsafe { memory::zero_frames(frame * PAGE, 1) };
-        Ok(frame)
+        memory::alloc_zeroed()
     }
     fn alloc_at(&mut self, frame: u64) -> Result<(), AllocError> {
-        memory::frames(|f| f.alloc.alloc_at(frame))?;
-        // SAFETY: as in `alloc`.
-        unsafe { memory::zero_frames(frame * PAGE, 1) };
+        let zeroed = memory::frames(|f| f.pool.alloc_at(&mut f.alloc, frame))?;
+        if !zeroed {
+            // SAFETY: just taken from the allocator: RAM nobody else holds.
+            unsafe { memory::zero_frames(frame * PAGE, 1) };
+        }
         Ok(())
     }
     fn alloc_contiguous(
@@ -44,7 +43,7 @@ impl exo_core::object::Platform for Hw {
         align: u64,
         limit: Option<u64>,
     ) -> Result<u64, AllocError> {
-        let first = memory::frames(|f| f.alloc.alloc_contiguous(count, align, limit))?;
+        let first = memory::frames(|f| f.pool.alloc_contiguous(&mut f.alloc, count, align, limit))?;
         // SAFETY: as in `alloc`: the whole run was just taken.
         unsafe { memory::zero_frames(first * PAGE, count) };
         Ok(first)

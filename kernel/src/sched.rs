@@ -2,9 +2,9 @@
 //! preempted by the timer. Saves and loads the trap frame and the data
 //! segment selectors and switches address spaces; which process runs next
 //! is the object model's (`Procs::next_after`, which skips blocked ones).
-//! When every live process is blocked, the CPU halts in [`idle`] until an
-//! interrupt makes one runnable (a timeout, so far: messages come from
-//! running processes).
+//! When every live process is blocked, the CPU tops up the pool of zeroed
+//! frames and halts in [`idle`] until an interrupt makes one runnable (a
+//! timeout, or a device's interrupt bound to an endpoint).
 use crate::arch::gdt::UserSegments;
 use crate::arch::trap::TrapFrame;
 use crate::process::{self, Kernel};
@@ -20,6 +20,10 @@ pub enum Next {
     /// No process is left: the run is over.
     Done,
 }
+
+/// Frames the idle loop zeroes for the pool before each halt (the pool
+/// holds 32).
+const IDLE_REFILL: usize = 32;
 
 /// Cycles (TSC) the CPU spent halted in [`idle`].
 static HALTED_CYCLES: AtomicU64 = AtomicU64::new(0);
@@ -79,6 +83,9 @@ pub fn after(next: Next, frame: &mut TrapFrame) {
 /// nothing else takes a lock).
 pub fn idle(frame: &mut TrapFrame) {
     loop {
+        // Nothing to run: the time to zero frames for the pool (bounded,
+        // no lock held), before the CPU halts.
+        crate::memory::refill_zero_pool(IDLE_REFILL);
         let start = crate::arch::rdtsc();
         x86_64::instructions::interrupts::enable_and_hlt();
         x86_64::instructions::interrupts::disable();

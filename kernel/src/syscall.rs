@@ -121,6 +121,10 @@ fn check_invariants(k: &mut Kernel, calls: u64) {
     }
 }
 
+/// Zeroed frames a `yield` may add to the pool (see
+/// [`crate::memory::refill_zero_pool`]).
+const YIELD_REFILL: usize = 8;
+
 /// Handles the syscall whose registers `frame` holds (from the trap path,
 /// vector `SYSCALL_VECTOR`: `exit`, `yield`, and every call while tracing
 /// is on), and leaves in `frame` what to return to.
@@ -187,6 +191,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         match flow {
             Flow::Return(_) | Flow::Got(_) => crate::sched::Next::Run,
             Flow::Yield => {
+                // The program has nothing to do for now: so much the better
+                // for zeroing frames ahead of need (bounded).
+                crate::memory::refill_zero_pool(YIELD_REFILL);
                 crate::sched::save_current(k, frame);
                 crate::sched::switch_after(k, pid, frame)
             }

@@ -333,6 +333,24 @@ int main(void)
 		}
 	});
 
+	/* A heap growing by 1 MiB: 256 pages populated, each written, then
+	 * unmapped (exo: one contiguous run, one map of all of it). */
+	MEASURE("grow-1mib", {
+		char *p = mmap(NULL, 256 * 4096, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (p == MAP_FAILED) {
+			fail("grow-1mib", "mmap", errno, i);
+			ok = 0;
+		} else {
+			for (int page = 0; page < 256; page++)
+				((volatile char *)p)[page * 4096] = 1;
+			if (munmap(p, 256 * 4096)) {
+				fail("grow-1mib", "munmap", errno, i);
+				ok = 0;
+			}
+		}
+	});
+
 	cap_transfer_row();
 
 	say("bench: end tsc=%llu failures=%d", (unsigned long long)rdtsc(), failures);

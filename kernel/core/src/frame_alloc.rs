@@ -18,6 +18,12 @@
 //! - **"full" summaries**: bit `w` is set when level-0 word `w` is all free
 //!   (64 free frames in a row, 64-aligned), with its own "any" levels above
 //!   it, so a run of whole free words is found without scanning.
+//! - **block summaries**: for each order `k` of 1 to 5, bit `w` is set when
+//!   level-0 word `w` holds a free block of `2^k` frames aligned to `2^k`
+//!   (2, 4, 8, 16 or 32 frames), each with its own "any" levels above it.
+//!   With the "any" (order 0) and "full" (order 6) summaries they find the
+//!   lowest free aligned block of any order up to 64 frames in a few word
+//!   reads, at any fill level.
 //! - **uniform bits**: bit `w` is set when all 64 frames of level-0 word `w`
 //!   are usable RAM, so freeing such a frame needs no look-up in the map.
 //! - **the region table**: a copy of the map's regions (2 words each), for
@@ -33,19 +39,28 @@
 //!
 //! Two things make the common cases cheaper without changing any result:
 //!
-//! - **cursors**: no free frame (no all-free word) lies below a cursor, so
-//!   searches start there, and `alloc` usually reads one word.
-//! - **the hot frame**: the last frame (or whole-word run) freed is set in
-//!   level 0 at once but published to the summaries only when the next
-//!   operation needs it. If the next `alloc` (or a word-aligned
-//!   `alloc_contiguous`) finds it is the lowest fit anyway (it lies below
-//!   the cursor), it takes it back from level 0 alone. So a free followed
-//!   by an alloc, the most common pattern, never touches the summaries.
+//! - **cursors**: no free frame (no all-free word, no free block of each
+//!   order) lies below a cursor, so searches start there, and `alloc`
+//!   usually reads one word.
+//! - **the hot frame**: the last frame (or run) freed is set in level 0 at
+//!   once but published to the summaries only when the next operation
+//!   needs it. If the next `alloc` (or an `alloc_contiguous` that fits at
+//!   its start) finds it is the lowest fit anyway (nothing that could hold
+//!   a fit lies below it), it takes it back from level 0 alone. So a free
+//!   followed by an alloc of the same size, the most common pattern, never
+//!   touches the summaries.
 //!
-//! Contiguous allocation climbs the summaries to skip taken space, so its
-//! cost grows with the number of free fragments it skips, not with memory
-//! size. Every error is a value; no input can make the allocator panic, and
-//! a call that fails changes nothing.
+//! Contiguous allocation looks for the lowest *witness*: a free aligned
+//! block that every fitting run must contain (a run of `count` frames
+//! holds an aligned block of the largest order `k` with `2^(k+1) - 1 <=
+//! count`, or of `min(align, count)` rounded down to a power of two when
+//! its start is aligned). It finds witnesses through the block summaries,
+//! and checks only the frames around each one. So a power-of-two run
+//! aligned to its size (up to 64 frames) costs one summary descent, and
+//! any other request costs one descent per free block of the witness's
+//! order that turns out too short: never a walk over single free frames,
+//! whatever the fill level or memory size. Every error is a value; no input
+//! can make the allocator panic, and a call that fails changes nothing.
 
 use crate::memmap::{FrameClass, MemoryMap, RegionKind, FRAME_LIMIT, FRAME_SHIFT, FRAME_SIZE};
 use core::fmt;
@@ -99,6 +114,64 @@ const REGION_WORDS: usize = 2;
 /// Top bit of a region table end word: the region is reserved.
 const RESERVED_BIT: u64 = 1 << 63;
 
+/// The orders with a block summary of their own: blocks of 2 to 32 frames
+/// (order 0 is the "any" summary, order 6 the "full" one).
+const BLOCK_ORDERS: usize = 5;
+
+/// Bit `i` of `block_starts(x, k)` is set when bits `i .. i + 2^k` of `x`
+/// are all set and `i` is a multiple of `2^k` (`k <= 6`).
+#[inline]
+fn block_starts(x: u64, k: u32) -> u64 {
+    const MASKS: [u64; 6] = [
+        0x5555_5555_5555_5555,
+        0x1111_1111_1111_1111,
+        0x0101_0101_0101_0101,
+        0x0001_0001_0001_0001,
+        0x0000_0001_0000_0001,
+        0x0000_0000_0000_0001,
+    ];
+    let mut m = x;
+    for (i, mask) in MASKS.iter().enumerate().take(k as usize) {
+        m = m & (m >> (1 << i)) & mask;
+    }
+    m
+}
+
+/// The free aligned pairs of level-0 word `x` (bit `2i` set when bits
+/// `2i` and `2i + 1` are).
+#[inline(always)]
+fn pairs(x: u64) -> u64 {
+    x & (x >> 1) & 0x5555_5555_5555_5555
+}
+
+/// How many of the orders 1 to 5 have a free aligned block in level-0 word
+/// `x` (they nest: a block of order `k` holds two of order `k - 1`).
+#[inline]
+fn block_orders(x: u64) -> usize {
+    let m1 = pairs(x);
+    let m2 = m1 & (m1 >> 2) & 0x1111_1111_1111_1111;
+    let m3 = m2 & (m2 >> 4) & 0x0101_0101_0101_0101;
+    let m4 = m3 & (m3 >> 8) & 0x0001_0001_0001_0001;
+    let m5 = m4 & (m4 >> 16) & 0x0000_0001_0000_0001;
+    usize::from(m1 != 0)
+        + usize::from(m2 != 0)
+        + usize::from(m3 != 0)
+        + usize::from(m4 != 0)
+        + usize::from(m5 != 0)
+}
+
+/// The order of the witness block for a run of `count` frames starting at
+/// a multiple of `align` (both powers of two or counts >= 1): the largest
+/// `k <= 6` such that every such run holds a free block of `2^k` frames
+/// aligned to `2^k`. An unaligned run of `2^(k+1) - 1` frames holds one;
+/// an aligned run holds one of order `min(log2 align, log2 count)`.
+#[inline]
+fn witness_order(count: u64, align: u64) -> u32 {
+    let unaligned = (count + 1).ilog2() - 1;
+    let aligned = align.trailing_zeros().min(count.ilog2());
+    unaligned.max(aligned).min(6)
+}
+
 /// A bitmap with its summary levels: `off[k]` and `len[k]` place level `k`
 /// in the storage; bit `i` of level `k + 1` is set iff word `i` of level `k`
 /// is non-zero; the top level is one word.
@@ -144,6 +217,8 @@ struct Layout {
     any: Levels,
     /// The "full word" bitmap and its summaries.
     full: Levels,
+    /// The block summaries of orders 1 to 5 (index `k - 1`).
+    blocks: [Levels; BLOCK_ORDERS],
     /// The uniform bitmap.
     uniform: usize,
     /// The region table.
@@ -159,7 +234,11 @@ impl Layout {
         let frames = map.end_frame();
         let (any, end) = Levels::new(frames, 0)?;
         let words0 = any.len[0] as u64;
-        let (full, end) = Levels::new(words0, end)?;
+        let (full, mut end) = Levels::new(words0, end)?;
+        let mut blocks = [full; BLOCK_ORDERS];
+        for block in &mut blocks {
+            (*block, end) = Levels::new(words0, end)?;
+        }
         let uniform = end;
         let end = end.checked_add(usize::try_from(words0.div_ceil(64)).ok()?)?;
         let regions = end;
@@ -169,6 +248,7 @@ impl Layout {
             frames,
             any,
             full,
+            blocks,
             uniform,
             regions,
             region_count,
@@ -178,9 +258,9 @@ impl Layout {
 }
 
 /// How many `u64` words of storage [`FrameAllocator::new`] needs for `map`:
-/// one bit per frame below `map.end_frame()`, plus about 5% for the
-/// summaries and uniform bits, plus two words per region (68 644 words,
-/// 536 KiB, for 16 GiB in one region). `usize::MAX` if that does not fit
+/// one bit per frame below `map.end_frame()`, plus about 13% for the
+/// summaries and uniform bits, plus two words per region (73 849 words,
+/// 577 KiB or 36 KiB per GiB, for 16 GiB in one region). `usize::MAX` if that does not fit
 /// in the address space.
 pub fn storage_words(map: &MemoryMap) -> usize {
     Layout::new(map).map_or(usize::MAX, |layout| layout.words)
@@ -273,9 +353,11 @@ pub struct FrameAllocator<'a> {
     cursor: usize,
     /// No published level-0 word below this one is all free.
     full_cursor: usize,
-    /// The last frame or whole-word run freed, free in level 0 but not yet
-    /// published to the summaries: `hot_count` frames from `hot_first`
-    /// (none when 0). Either one frame, or whole level-0 words.
+    /// No published level-0 word below `block_cursor[k - 1]` holds a free
+    /// aligned block of order `k` (1 to 5).
+    block_cursor: [usize; BLOCK_ORDERS],
+    /// The last frame or run freed, free in level 0 but not yet published
+    /// to the summaries: `hot_count` frames from `hot_first` (none when 0).
     hot_first: u64,
     hot_count: u64,
     /// The usable region (frames `[start, end)`) a frame in a mixed word
@@ -343,8 +425,11 @@ impl<'a> FrameAllocator<'a> {
             if words[w] == !0 {
                 words[full.off[0] + (w >> 6)] |= 1 << (w & 63);
             }
+            for block in &layout.blocks[..block_orders(words[w])] {
+                words[block.off[0] + (w >> 6)] |= 1 << (w & 63);
+            }
         }
-        for lv in [any, full] {
+        for lv in [any, full].iter().chain(&layout.blocks) {
             for level in 1..lv.count {
                 for i in 0..lv.len[level - 1] {
                     if words[lv.off[level - 1] + i] != 0 {
@@ -358,6 +443,7 @@ impl<'a> FrameAllocator<'a> {
             layout,
             cursor: 0,
             full_cursor: 0,
+            block_cursor: [0; BLOCK_ORDERS],
             hot_first: 0,
             hot_count: 0,
             near: (0, 0),
@@ -472,10 +558,11 @@ impl<'a> FrameAllocator<'a> {
     /// frame `limit` (for a device that reaches only part of memory), and
     /// returns the first. It picks the lowest such run.
     ///
-    /// It climbs the summaries to skip taken space, and uses the "full"
-    /// summaries when the run must contain a whole free word (`count >= 127`,
-    /// or `count >= 64` with `align >= 64`), so its cost grows with the
-    /// number of free fragments it has to skip, not with memory size.
+    /// It looks for the free aligned blocks every fit must contain (see the
+    /// module documentation), so its cost grows with the number of such
+    /// blocks too short to hold the run, not with the number of free
+    /// frames or memory size: a power-of-two run aligned to its size, up to
+    /// 64 frames, costs one descent of the summaries.
     ///
     /// # Errors
     /// [`AllocError::InvalidArgument`] if `count` is 0 or `align` is not a
@@ -491,31 +578,19 @@ impl<'a> FrameAllocator<'a> {
         }
         let end = limit.map_or(self.layout.frames, |l| l.min(self.layout.frames));
         let last_start = end.checked_sub(count).ok_or(AllocError::OutOfMemory)?;
-        // The run just freed (whole words), if it is the lowest fit: a fit
-        // of 64 frames or more aligned to 64 or more starts with an
-        // all-free word, and this one is the lowest such word if every
-        // published one lies higher.
+        // The run just freed, if it is the lowest fit (see `hot_is_lowest`):
+        // taken back from level 0 alone. The rest of it stays unpublished.
         let first = self.hot_first;
-        if self.hot_count >= 64
-            && align >= 64
-            && count >= 64
-            && count <= self.hot_count
+        if self.hot_count >= count
             && first & (align - 1) == 0
             && first <= last_start
+            && self.hot_is_lowest(witness_order(count, align), first)
         {
-            let w = (first >> 6) as usize;
-            if w < self.full_cursor || w < self.tighten_full_cursor() {
-                // Unpublished frames: level 0 only. The rest of the run
-                // stays unpublished.
-                for_words(first, first + count, |w, mask| self.words[w] &= !mask);
-                self.hot_first += count;
-                self.hot_count -= count;
-                if self.hot_first & 63 != 0 {
-                    self.publish();
-                }
-                self.free -= count;
-                return Ok(first);
-            }
+            for_words(first, first + count, |w, mask| self.words[w] &= !mask);
+            self.hot_first += count;
+            self.hot_count -= count;
+            self.free -= count;
+            return Ok(first);
         }
         self.publish();
         let start = self
@@ -555,15 +630,11 @@ impl<'a> FrameAllocator<'a> {
         if let Some(frame) = not_usable {
             self.class_error(frame)?;
         }
+        // Level 0 now, the summaries when the next operation needs them.
         self.publish();
-        if (first | count) & 63 == 0 {
-            // Whole words: level 0 now, the summaries when needed.
-            for_words(first, end, |w, _| self.words[w] = !0);
-            self.hot_first = first;
-            self.hot_count = count;
-        } else {
-            self.put_range(first, end);
-        }
+        for_words(first, end, |w, mask| self.words[w] |= mask);
+        self.hot_first = first;
+        self.hot_count = count;
         self.free += count;
         Ok(())
     }
@@ -650,6 +721,36 @@ impl<'a> FrameAllocator<'a> {
         self.full_cursor
     }
 
+    /// Moves the cursor of block order `k` (1 to 5) up to the lowest
+    /// published level-0 word with a free block of that order (the number
+    /// of level-0 words if none) and returns it.
+    #[inline]
+    fn tighten_block_cursor(&mut self, k: u32) -> usize {
+        let i = k as usize - 1;
+        let lowest = next_set(self.words, &self.layout.blocks[i], 0, self.block_cursor[i]);
+        self.block_cursor[i] = lowest.unwrap_or(self.layout.any.len[0]);
+        self.block_cursor[i]
+    }
+
+    /// Whether no run of a witness order `k` (see [`witness_order`]) fits
+    /// below the hot frame `first`, so that a fit starting there is the
+    /// lowest. It holds when frame `first - 1` is taken (then a fit below
+    /// `first` lies wholly below it, in published frames) and no published
+    /// free block of order `k` lies in `first`'s word or below (every fit
+    /// holds one).
+    #[inline]
+    fn hot_is_lowest(&mut self, k: u32, first: u64) -> bool {
+        if first != 0 && self.is_free(first - 1) {
+            return false;
+        }
+        let w = (first >> 6) as usize;
+        match k {
+            0 => w < self.cursor || w < self.tighten_cursor(),
+            6 => w < self.full_cursor || w < self.tighten_full_cursor(),
+            _ => w < self.block_cursor[k as usize - 1] || w < self.tighten_block_cursor(k),
+        }
+    }
+
     /// Level-0 word `w` goes from `old` to `new` by clearing free bits:
     /// updates the summaries.
     #[inline]
@@ -660,6 +761,13 @@ impl<'a> FrameAllocator<'a> {
         }
         if old == !0 {
             clear_up(self.words, &self.layout.full, 0, w);
+        }
+        // A block lost loses its aligned pairs too: no pair lost, no block.
+        if pairs(old) != pairs(new) {
+            let (had, has) = (block_orders(old), block_orders(new));
+            for block in &self.layout.blocks[has..had.max(has)] {
+                clear_up(self.words, block, 0, w);
+            }
         }
     }
 
@@ -675,6 +783,14 @@ impl<'a> FrameAllocator<'a> {
             set_up(self.words, &self.layout.full, 0, w);
             self.full_cursor = self.full_cursor.min(w);
         }
+        // A new block holds a new aligned pair: no new pair, no new block.
+        if pairs(old) != pairs(new) {
+            let (had, has) = (block_orders(old), block_orders(new));
+            for i in had..has.max(had) {
+                set_up(self.words, &self.layout.blocks[i], 0, w);
+                self.block_cursor[i] = self.block_cursor[i].min(w);
+            }
+        }
     }
 
     /// Marks the free frames `[first, end)` allocated.
@@ -682,15 +798,6 @@ impl<'a> FrameAllocator<'a> {
         for_words(first, end, |w, mask| {
             let old = self.words[w];
             self.take_bits(w, old, old & !mask);
-        });
-    }
-
-    /// Marks the allocated usable frames `[first, end)` free.
-    fn put_range(&mut self, first: u64, end: u64) {
-        for_words(first, end, |w, mask| {
-            let old = self.words[w];
-            self.words[w] = old | mask;
-            self.published(w, old, old | mask);
         });
     }
 
@@ -711,60 +818,100 @@ impl<'a> FrameAllocator<'a> {
         found
     }
 
+    /// The highest frame of `[first, end)` (within level 0) that is not
+    /// free, if any.
+    #[inline]
+    fn find_last_taken(&self, first: u64, end: u64) -> Option<u64> {
+        if first >= end {
+            return None;
+        }
+        let (w0, w1) = (first >> 6, (end - 1) >> 6);
+        let head = !0u64 << (first & 63);
+        let tail = !0u64 >> (63 - ((end - 1) & 63));
+        let mut w = w1;
+        let mut mask = tail;
+        loop {
+            if w == w0 {
+                mask &= head;
+            }
+            let taken = !self.words[w as usize] & mask;
+            if taken != 0 {
+                return Some((w << 6) | u64::from(63 - taken.leading_zeros()));
+            }
+            if w == w0 {
+                return None;
+            }
+            w -= 1;
+            mask = !0;
+        }
+    }
+
+    /// The lowest free aligned block of order `k` (`2^k` frames, `k <= 6`)
+    /// starting at frame `from` or later, through the summaries.
+    #[inline]
+    fn next_block(&mut self, k: u32, from: u64) -> Option<u64> {
+        if k == 0 {
+            let frame = next_set(self.words, &self.layout.any, 0, usize::try_from(from).ok()?)?;
+            return Some(frame as u64);
+        }
+        let size = 1u64 << k;
+        let from = from.checked_add(size - 1)? & !(size - 1);
+        let w = usize::try_from(from >> 6).ok()?;
+        if w < self.layout.any.len[0] {
+            let here = block_starts(self.words[w], k) & (!0u64 << (from & 63));
+            if here != 0 {
+                return Some(from & !63 | u64::from(here.trailing_zeros()));
+            }
+        }
+        let lv = match k {
+            6 => &self.layout.full,
+            _ => &self.layout.blocks[k as usize - 1],
+        };
+        let w = next_set(self.words, lv, 0, w + 1)?;
+        let here = block_starts(self.words[w], k);
+        Some((w as u64) << 6 | u64::from(here.trailing_zeros()))
+    }
+
     /// The lowest start `s <= last_start`, a multiple of `align`, with
     /// `[s, s + count)` all free. Everything must be published.
+    ///
+    /// Every fitting run holds a free block of order `k` =
+    /// [`witness_order`] that starts less than `2^k` frames after the
+    /// run's start (and ends inside it), so the lowest fit starting at
+    /// `pos` or later starts at `b - lead` or later, where `b` is the lowest
+    /// such block at `pos` or later. Each candidate is checked from its end
+    /// down: if some frame `t` in it is taken, no fit starts at or below
+    /// `t`, so the search goes on from `t + 1`.
     fn find_run(&mut self, count: u64, align: u64, last_start: u64) -> Option<u64> {
-        // A run of 127 frames, or of 64 from a 64-aligned start, holds the
-        // whole free level-0 word at ceil(start / 64): look for that word.
-        let via_full = count >= 127 || (count >= 64 && align >= 64);
-        // Nothing is free below the cursor, and no word below the full
-        // cursor is all free (but a run may start in the free top bits of
-        // the word just below it).
-        let mut pos: u64 = if via_full {
-            (self.full_cursor as u64 * 64).saturating_sub(63)
-        } else {
-            self.cursor as u64 * 64
+        let k = witness_order(count, align);
+        let size = 1u64 << k;
+        let lead = (count - size).min(size - 1);
+        // Nothing is free below the cursor, and no block of order `k`
+        // lies below its own cursor.
+        let block_cursor = match k {
+            0 => self.cursor,
+            6 => self.full_cursor,
+            _ => self.block_cursor[k as usize - 1],
         };
+        let pos_cursor = self.cursor as u64 * 64;
+        let mut pos = pos_cursor.max((block_cursor as u64 * 64).saturating_sub(lead));
         let mut first_try = true;
         loop {
-            let mut known_free = u64::MAX;
-            let candidate = if via_full {
-                let w = next_set(self.words, &self.layout.full, 0, pos.div_ceil(64) as usize)?;
-                if first_try {
-                    // The lowest all-free word.
-                    self.full_cursor = w;
+            let block = self.next_block(k, pos)?;
+            if first_try {
+                match k {
+                    0 => self.cursor = (block >> 6) as usize,
+                    6 => self.full_cursor = (block >> 6) as usize,
+                    _ => self.block_cursor[k as usize - 1] = (block >> 6) as usize,
                 }
-                let w = w as u64;
-                // The run may start in the word before, in its free top bits.
-                let back = match w.checked_sub(1) {
-                    Some(prev) if align < 64 => u64::from(self.words[prev as usize].leading_ones()),
-                    _ => 0,
-                };
-                if back == 0 {
-                    // Word `w` is all free: no need to look at it again.
-                    known_free = w << 6;
-                }
-                (w << 6) - back
-            } else {
-                let frame = next_set(self.words, &self.layout.any, 0, usize::try_from(pos).ok()?)?;
-                if first_try {
-                    // The lowest free frame's word.
-                    self.cursor = frame >> 6;
-                }
-                frame as u64
-            };
-            first_try = false;
+                first_try = false;
+            }
             // `align` is a power of two: round up with a mask, not a divide.
-            let start = candidate.max(pos).checked_add(align - 1)? & !(align - 1);
+            let start = block.saturating_sub(lead).max(pos).checked_add(align - 1)? & !(align - 1);
             if start > last_start {
                 return None;
             }
-            let checked_from = if start == known_free {
-                start + 64
-            } else {
-                start
-            };
-            match self.find_in(checked_from, start + count, false) {
+            match self.find_last_taken(start, start + count) {
                 None => return Some(start),
                 Some(taken) => pos = taken + 1,
             }
@@ -912,8 +1059,12 @@ impl FrameAllocator<'_> {
         for (w, &word) in published.iter().enumerate() {
             assert_eq!(bit(any.off[1], w), word != 0, "any bit {w}");
             assert_eq!(bit(full.off[0], w), word == !0, "full bit {w}");
+            for (k, block) in self.layout.blocks.iter().enumerate() {
+                let has = block_starts(word, k as u32 + 1) != 0;
+                assert_eq!(bit(block.off[0], w), has, "order {} bit {w}", k + 1);
+            }
         }
-        for lv in [any, full] {
+        for lv in [*any, *full].iter().chain(&self.layout.blocks) {
             for level in 2..lv.count {
                 for i in 0..lv.len[level - 1] {
                     let nonzero = self.words[lv.off[level - 1] + i] != 0;
@@ -937,10 +1088,15 @@ impl FrameAllocator<'_> {
                 .all(|&w| w != !0),
             "full cursor"
         );
-        assert!(
-            self.hot_count <= 1 || (self.hot_first | self.hot_count) & 63 == 0,
-            "hot run"
-        );
+        for (k, &cursor) in self.block_cursor.iter().enumerate() {
+            assert!(
+                published[..cursor.min(published.len())]
+                    .iter()
+                    .all(|&w| block_starts(w, k as u32 + 1) == 0),
+                "order {} cursor",
+                k + 1
+            );
+        }
         let free: u64 = self.words[..any.len[0]]
             .iter()
             .map(|w| u64::from(w.count_ones()))
@@ -1090,10 +1246,12 @@ mod tests {
     fn storage_size_is_about_a_bit_per_frame() {
         let map = MemoryMap::new([usable(0, 16 * GIB)]);
         let words = storage_words(&map);
-        // 4 Mi frames: 65536 level-0 words, plus summaries, uniform bits
-        // and one region.
-        assert_eq!(words, 65536 + 1024 + 16 + 1 + 1024 + 16 + 1 + 1024 + 2);
-        assert!(words * 8 < 540 * 1024);
+        // 4 Mi frames: 65536 level-0 words, its "any" levels (1024 + 16 +
+        // 1), the full and five block summaries (1041 each), uniform bits
+        // and one region: 36 KiB per GiB.
+        assert_eq!(words, 65536 + 1041 + 6 * 1041 + 1024 + 2);
+        assert_eq!(words, 73_849);
+        assert!(words * 8 < 578 * 1024);
     }
 
     #[test]
@@ -1544,6 +1702,7 @@ mod model_tests {
         prop_oneof![
             8 => 1u64..=8,
             4 => 9u64..=140,
+            1 => 141u64..=400,
             4 => prop_oneof![Just(64u64), Just(128), Just(192), Just(65), Just(100), Just(127), Just(150)],
             1 => Just(0u64),
             1 => prop_oneof![Just(u64::MAX), Just(FRAME_LIMIT), Just(1u64 << 32)],
@@ -1554,7 +1713,7 @@ mod model_tests {
         let align = prop_oneof![
             6 => (0u32..8).prop_map(|s| 1u64 << s),
             2 => Just(64u64),
-            1 => Just(128u64),
+            1 => prop_oneof![Just(128u64), Just(256), Just(512)],
             1 => prop_oneof![Just(0u64), Just(3u64), Just(96u64), Just(1u64 << 63), Just(u64::MAX)],
         ];
         prop_oneof![
@@ -1795,6 +1954,62 @@ mod model_tests {
             first.saturating_add(count.min(1 << 20)).saturating_sub(1),
         ]);
         Ok(())
+    }
+
+    /// Every count from 1 to 200 and every alignment from 1 to 512 frames,
+    /// with and without a limit, on fragmented memory at several fill
+    /// levels (random single frames and random runs taken back), against
+    /// the model.
+    #[test]
+    fn every_count_and_alignment_matches_model() {
+        const FRAMES: u64 = 2048;
+        let map = MemoryMap::new([Region::usable(0, FRAMES * FRAME_SIZE)]);
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for percent_free in [1u64, 10, 50, 90] {
+            let mut storage = vec![0u64; storage_words(&map)];
+            let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+            let mut model = Model {
+                base: 0,
+                states: vec![State::Allocated; FRAMES as usize],
+            };
+            for _ in 0..FRAMES {
+                a.alloc().unwrap();
+            }
+            // Free single frames and runs of 1 to 150 until the target.
+            while model.count(State::Free) < FRAMES * percent_free / 100 {
+                let first = next() % FRAMES;
+                let len = if next() % 4 == 0 { 1 + next() % 150 } else { 1 };
+                for f in first..(first + len).min(FRAMES) {
+                    if model.state(f) == State::Allocated {
+                        a.free(f).unwrap();
+                        model.set(f, State::Free);
+                    }
+                }
+            }
+            for count in 1..=200u64 {
+                for shift in 0..=9 {
+                    let align = 1u64 << shift;
+                    for limit in [None, Some(FRAMES / 2), Some(next() % FRAMES)] {
+                        let expected = model.alloc_contiguous(count, align, limit);
+                        let got = a.alloc_contiguous(count, align, limit);
+                        assert_eq!(
+                            got, expected,
+                            "{count} frames aligned {align} below {limit:?}"
+                        );
+                        if let Ok(start) = got {
+                            a.free_range(start, count).unwrap();
+                        }
+                    }
+                }
+            }
+            a.check_invariants();
+        }
     }
 
     proptest! {

@@ -26,6 +26,7 @@ pub mod memmap;
 pub mod object;
 pub mod ramdisk;
 pub mod slab;
+pub mod zero_pool;
 
 /// Cases for a property or mutation test: the `EXO_FUZZ_CASES` environment
 /// variable when set (`cargo xtask fuzz --host` runs 100,000 and more),

@@ -1,6 +1,7 @@
 //! `exo-bench`: host benchmarks of exo's frame allocator against its peers.
 //!
-//! `exo-bench alloc [--json]` runs every workload on 16 GiB of frames
+//! `exo-bench alloc [--json] [--only NAME]` runs every workload (or those
+//! whose name contains `NAME`) on 16 GiB of frames
 //! (4 Mi frames, one usable region) with each allocator side by side and
 //! prints a table of nanoseconds per operation (one `alloc`, `free`,
 //! contiguous alloc or contiguous free is one operation). With `--json` it
@@ -22,6 +23,15 @@
 //!   allocate again (getting it back), over and over.
 //! - `contig-64`: 25% of memory in single frames, 25% in 64-frame runs
 //!   aligned to 64; free a random run and allocate a new one, over and over.
+//! - `runs-C-aA-P` (for example `runs-16-a16-50`): a driver's runs among
+//!   scattered single frames. 1/8 of memory in runs of `C` frames aligned
+//!   to `A`, allocated first; every other frame allocated singly, then
+//!   random single frames freed until `P`% of memory is held; then free a
+//!   random run and allocate a new one, over and over. The free single
+//!   frames are scattered, so almost every fit is a run just freed: the
+//!   cost is finding it among the fragments. `-xB`: free `B` random runs,
+//!   then allocate `B` (so that most allocations do not get back the run
+//!   freed last).
 //!
 //! Each cell runs a warm-up, then several timed batches, and reports the
 //! fastest batch (the least disturbed by whatever else the machine runs).
@@ -55,11 +65,12 @@ trait Frames {
     fn alloc(&mut self) -> Option<u64>;
     /// Frees one frame.
     fn free(&mut self, frame: u64);
-    /// Allocates 64 frames aligned to 64; `None` if out of memory.
-    /// Only called when [`Frames::HAS_CONTIGUOUS`].
-    fn alloc_64(&mut self) -> Option<u64>;
-    /// Frees a run from [`Frames::alloc_64`].
-    fn free_64(&mut self, first: u64);
+    /// Allocates `count` frames whose first is a multiple of `1 << shift`;
+    /// `None` if out of memory. Only called when [`Frames::HAS_CONTIGUOUS`].
+    fn alloc_run(&mut self, count: u64, shift: u32) -> Option<u64>;
+    /// Frees a run that [`Frames::alloc_run`] returned for `count` and
+    /// `shift`.
+    fn free_run(&mut self, first: u64, count: u64, shift: u32);
     /// Whether the allocator can allocate contiguous runs.
     const HAS_CONTIGUOUS: bool = true;
 }
@@ -77,12 +88,12 @@ impl Frames for Exo<'_> {
         debug_assert!(freed.is_ok());
     }
     #[inline]
-    fn alloc_64(&mut self) -> Option<u64> {
-        self.0.alloc_contiguous(64, 64, None).ok()
+    fn alloc_run(&mut self, count: u64, shift: u32) -> Option<u64> {
+        self.0.alloc_contiguous(count, 1 << shift, None).ok()
     }
     #[inline]
-    fn free_64(&mut self, first: u64) {
-        let freed = self.0.free_range(first, 64);
+    fn free_run(&mut self, first: u64, count: u64, _: u32) {
+        let freed = self.0.free_range(first, count);
         debug_assert!(freed.is_ok());
     }
 }
@@ -171,10 +182,10 @@ impl Frames for Seed {
     fn free(&mut self, frame: u64) {
         self.deallocate(frame as usize);
     }
-    fn alloc_64(&mut self) -> Option<u64> {
+    fn alloc_run(&mut self, _: u64, _: u32) -> Option<u64> {
         None
     }
-    fn free_64(&mut self, _: u64) {}
+    fn free_run(&mut self, _: u64, _: u64, _: u32) {}
 }
 
 /// `bitmap_allocator`'s 16 Mi-bit cascade (1 = free), boxed: it is 2 MiB.
@@ -191,12 +202,14 @@ impl Frames for BitmapAllocator {
         debug_assert!(freed);
     }
     #[inline]
-    fn alloc_64(&mut self) -> Option<u64> {
-        self.0.alloc_contiguous(None, 64, 6).map(|f| f as u64)
+    fn alloc_run(&mut self, count: u64, shift: u32) -> Option<u64> {
+        self.0
+            .alloc_contiguous(None, count as usize, shift as usize)
+            .map(|f| f as u64)
     }
     #[inline]
-    fn free_64(&mut self, first: u64) {
-        let freed = self.0.dealloc_contiguous(first as usize, 64);
+    fn free_run(&mut self, first: u64, count: u64, _: u32) {
+        let freed = self.0.dealloc_contiguous(first as usize, count as usize);
         debug_assert!(freed);
     }
 }
@@ -214,13 +227,17 @@ impl Frames for Buddy {
         self.0.dealloc(frame as usize, 1);
     }
     #[inline]
-    fn alloc_64(&mut self) -> Option<u64> {
-        // Buddy blocks of 64 are aligned to 64.
-        self.0.alloc(64).map(|f| f as u64)
+    fn alloc_run(&mut self, count: u64, shift: u32) -> Option<u64> {
+        // Buddy blocks are powers of two aligned to their size: ask for a
+        // block of at least the alignment (the crate rounds up to a power
+        // of two itself).
+        let size = count.max(1 << shift) as usize;
+        self.0.alloc(size).map(|f| f as u64)
     }
     #[inline]
-    fn free_64(&mut self, first: u64) {
-        self.0.dealloc(first as usize, 64);
+    fn free_run(&mut self, first: u64, count: u64, shift: u32) {
+        self.0
+            .dealloc(first as usize, count.max(1 << shift) as usize);
     }
 }
 
@@ -305,27 +322,67 @@ impl Rng {
 #[derive(Clone, Copy)]
 enum Workload {
     SeqFillFree,
-    Churn { percent: u64 },
+    Churn {
+        percent: u64,
+    },
     LowFrameChurn,
     Contig64,
+    Runs {
+        count: u64,
+        shift: u32,
+        percent: u64,
+        batch: usize,
+    },
 }
 
-const WORKLOADS: [Workload; 5] = [
+const WORKLOADS: [Workload; 16] = [
     Workload::SeqFillFree,
     Workload::Churn { percent: 50 },
     Workload::Churn { percent: 99 },
     Workload::LowFrameChurn,
     Workload::Contig64,
+    runs(64, 6, 50, 1),
+    runs(16, 4, 50, 1),
+    runs(16, 4, 90, 1),
+    runs(64, 0, 50, 1),
+    runs(64, 0, 90, 1),
+    runs(2, 0, 90, 1),
+    runs(16, 4, 50, 4),
+    runs(16, 4, 90, 4),
+    runs(64, 0, 50, 4),
+    runs(64, 0, 90, 4),
+    runs(200, 0, 50, 4),
 ];
 
+/// A [`Workload::Runs`].
+const fn runs(count: u64, shift: u32, percent: u64, batch: usize) -> Workload {
+    Workload::Runs {
+        count,
+        shift,
+        percent,
+        batch,
+    }
+}
+
 impl Workload {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Workload::SeqFillFree => "seq-fill-free",
-            Workload::Churn { percent: 50 } => "churn-50",
-            Workload::Churn { .. } => "churn-99",
-            Workload::LowFrameChurn => "low-frame-churn",
-            Workload::Contig64 => "contig-64",
+            Workload::SeqFillFree => "seq-fill-free".into(),
+            Workload::Churn { percent } => format!("churn-{percent}"),
+            Workload::LowFrameChurn => "low-frame-churn".into(),
+            Workload::Contig64 => "contig-64".into(),
+            Workload::Runs {
+                count,
+                shift,
+                percent,
+                batch: 1,
+            } => format!("runs-{count}-a{}-{percent}", 1u64 << shift),
+            Workload::Runs {
+                count,
+                shift,
+                percent,
+                batch,
+            } => format!("runs-{count}-a{}-{percent}-x{batch}", 1u64 << shift),
         }
     }
 
@@ -337,6 +394,12 @@ impl Workload {
             Workload::Churn { percent } => Some(churn(a, percent)),
             Workload::LowFrameChurn => Some(low_frame_churn(a)),
             Workload::Contig64 => A::HAS_CONTIGUOUS.then(|| contig_64(a)),
+            Workload::Runs {
+                count,
+                shift,
+                percent,
+                batch,
+            } => A::HAS_CONTIGUOUS.then(|| run_runs(a, count, shift, percent, batch)),
         }
     }
 }
@@ -430,18 +493,49 @@ fn contig_64<A: Frames>(a: &mut A) -> f64 {
         a.alloc().expect("fill");
     }
     let mut runs: Vec<u64> = (0..FRAMES / 4 / 64)
-        .map(|_| a.alloc_64().expect("fill"))
+        .map(|_| a.alloc_run(64, 6).expect("fill"))
         .collect();
     debug_assert!(runs.iter().all(|r| r % 64 == 0));
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     measure(2, || {
         let i = rng.below(runs.len());
-        a.free_64(runs[i]);
-        runs[i] = black_box(a.alloc_64().expect("a run was just freed"));
+        a.free_run(runs[i], 64, 6);
+        runs[i] = black_box(a.alloc_run(64, 6).expect("a run was just freed"));
     })
 }
 
-fn run_alloc(json: bool) {
+fn run_runs<A: Frames>(a: &mut A, count: u64, shift: u32, percent: u64, batch: usize) -> f64 {
+    let mut runs: Vec<u64> = (0..FRAMES / 8 / count)
+        .map(|_| a.alloc_run(count, shift).expect("fill"))
+        .collect();
+    let mut singles: Vec<u64> = std::iter::from_fn(|| a.alloc()).collect();
+    let mut rng = Rng(0x6A09_E667_F3BC_C909 ^ count ^ u64::from(shift) << 8 ^ percent << 16);
+    let held = FRAMES * percent / 100;
+    let run_frames = runs.len() as u64 * count.max(1 << shift);
+    while run_frames + singles.len() as u64 > held {
+        let i = rng.below(singles.len());
+        a.free(singles.swap_remove(i));
+    }
+    let mut victims = vec![0; batch];
+    measure(2 * batch as u64, || {
+        for v in &mut victims {
+            // Distinct victims: a run freed twice would be a double free.
+            *v = loop {
+                let i = rng.below(runs.len());
+                if runs[i] != u64::MAX {
+                    break i;
+                }
+            };
+            a.free_run(runs[*v], count, shift);
+            runs[*v] = u64::MAX;
+        }
+        for &v in &victims {
+            runs[v] = black_box(a.alloc_run(count, shift).expect("a run was just freed"));
+        }
+    })
+}
+
+fn run_alloc(json: bool, only: Option<&str>) {
     let words = frame_alloc::storage_words(&sixteen_gib());
     println!(
         "exo frame allocator storage for 16 GiB ({} frames): {} words = {} bytes ({:.1} KiB)",
@@ -474,6 +568,9 @@ fn run_alloc(json: bool) {
     row(&header.map(String::from));
     let mut json_lines = Vec::new();
     for workload in WORKLOADS {
+        if only.is_some_and(|only| !workload.name().contains(only)) {
+            continue;
+        }
         let results: Vec<Option<f64>> = ALLOCATORS.iter().map(|a| a.run(workload)).collect();
         for (allocator, ns) in ALLOCATORS.iter().zip(&results) {
             if let Some(ns) = ns {
@@ -491,7 +588,7 @@ fn run_alloc(json: bool) {
             _ => "n/a".to_string(),
         };
         let best_peer = results[2..].iter().flatten().copied().reduce(f64::min);
-        let mut cells = vec![workload.name().to_string()];
+        let mut cells = vec![workload.name()];
         cells.extend(results.iter().map(fmt));
         cells.push(ratio(best_peer));
         cells.push(ratio(results[1]));
@@ -506,21 +603,32 @@ fn run_alloc(json: bool) {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: exo-bench alloc [--json]");
+    eprintln!("usage: exo-bench alloc [--json] [--only NAME]");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let json = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["alloc"] => false,
-        ["alloc", "--json"] | ["--json", "alloc"] => true,
-        _ => return usage(),
-    };
+    let (mut json, mut only, mut alloc) = (false, None, false);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "alloc" => alloc = true,
+            "--json" => json = true,
+            "--only" => match args.next() {
+                Some(name) => only = Some(name),
+                None => return usage(),
+            },
+            _ => return usage(),
+        }
+    }
+    if !alloc {
+        return usage();
+    }
     // The bitmap-allocator cascade is built as a 2 MiB value: give it room.
     let bench = std::thread::Builder::new()
         .stack_size(64 << 20)
-        .spawn(move || run_alloc(json))
+        .spawn(move || run_alloc(json, only.as_deref()))
         .expect("spawn the benchmark thread");
     match bench.join() {
         Ok(()) => ExitCode::SUCCESS,

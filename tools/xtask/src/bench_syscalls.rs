@@ -76,11 +76,18 @@ const ROWS: &[&str] = &[
     "frame-alloc-free",
     "alloc-map-touch-unmap-free",
     "contiguous-16",
+    "grow-1mib",
     "cap-transfer",
 ];
-/// exo-only rows that split alloc-map-touch-unmap-free into its calls (one
-/// call each, the caller's `rdtsc` pair included), with what each covers.
+/// exo-only rows: alloc-map-touch-unmap-free with the pool of zeroed frames
+/// empty (the main row is the pool hit), then the rows that split it into
+/// its calls (one call each, the caller's `rdtsc` pair included), with what
+/// each covers.
 const BREAKDOWN: &[(&str, &str)] = &[
+    (
+        "alloc-map-touch-unmap-free-pool-empty",
+        "the same, back to back: zeroed pool empty, rep stosq on the call path",
+    ),
     ("breakdown-entry-exit", "a call with no work: trace_ctl(7)"),
     ("breakdown-frame-phys", "frame_phys: one capability lookup"),
     (

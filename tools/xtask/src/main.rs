@@ -173,7 +173,7 @@ No options.
     Help {
         name: "bench",
         usage: &[
-            "bench alloc [--json]",
+            "bench alloc [--json] [--only NAME]",
             "bench syscalls [--json]",
             "bench net",
         ],
@@ -181,7 +181,8 @@ No options.
         details: &["\
 bench alloc         exo's frame allocator against its peers (bitmap-allocator,
                     buddy_system_allocator), on the host in release mode:
-                    nanoseconds per operation for each workload.
+                    nanoseconds per operation for each workload
+                    (--only NAME: the workloads whose name contains NAME).
 bench syscalls      exo's syscalls against Linux 6.1 in the same emulator:
                     exact instruction counts (TCG, -icount shift=0), plus
                     emulated ns and boot times. Downloads Debian's cloud

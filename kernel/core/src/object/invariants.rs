@@ -16,6 +16,12 @@ impl<P: Platform> Kernel<P> {
     pub fn check_invariants(&self) -> Result<(), String> {
         let s = self.stats(0);
         let allocated = s.total - s.free - s.reserved;
+        if s.zeroed > s.free {
+            return Err(format!(
+                "zeroed pool of {} frames larger than free {}",
+                s.zeroed, s.free
+            ));
+        }
         if allocated != s.kernel + s.held_by_all {
             return Err(format!(
                 "conservation broken: total {} != free {} + reserved {} + kernel {} + held {}",

@@ -66,7 +66,9 @@ pub trait Platform {
     /// Whether device page `phys` may be claimed at all (the kernel keeps
     /// its own interrupt controllers).
     fn device_claimable(&self, phys: u64) -> bool;
-    /// The allocator's counters (`total`, `free`, `reserved`, `kernel`).
+    /// The allocator's counters (`total`, `free`, `reserved`, `kernel`,
+    /// `zeroed`): `free` counts a pool of pre-zeroed frames too (allocated
+    /// in the allocator's view, nobody's), of which there are `zeroed`.
     fn counters(&self) -> FrameStats;
     /// Reports a broken internal expectation (never reachable from user
     /// input); the kernel prints it as a `BUG:` line.

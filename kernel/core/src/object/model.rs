@@ -91,7 +91,9 @@ impl Platform for ModelPlatform {
             total: self.alloc.total(),
             free: self.alloc.free_frames(),
             reserved: self.alloc.reserved(),
-            // The model kernel keeps no frames of its own.
+            // The model kernel keeps no frames of its own, and no pool of
+            // zeroed frames (`zeroed` 0: the kernel's pool is tested on
+            // its own in `zero_pool`).
             kernel: 0,
             ..Default::default()
         }

@@ -17,8 +17,14 @@
 //! ```
 //!
 //! Rows: `empty` (the `rdtsc` pair alone), `null-syscall` (`getpid`),
-//! `frame-alloc-free`, `alloc-map-touch-unmap-free` (at [`VADDR`]),
-//! `contiguous-16` (`frame_alloc_contiguous(16, 1, 0)` + `frame_free`) and
+//! `frame-alloc-free`, `alloc-map-touch-unmap-free` (at [`VADDR`], with an
+//! untimed `yield` before each iteration, which refills the kernel's pool
+//! of zeroed frames: the pool-hit case), the same back to back as
+//! `alloc-map-touch-unmap-free-pool-empty` (the pool runs dry: every frame
+//! is zeroed on the call path),
+//! `contiguous-16` (`frame_alloc_contiguous(16, 1, 0)` + `frame_free`),
+//! `grow-1mib` (256 frames as one run, one `map`, a write per page, `unmap`,
+//! `frame_free`) and
 //! `cap-transfer`: a capability goes to `test-bench-peer` and comes back
 //! (both sides hand it on with `TRANSFER_MOVE`; each side polls `cap_recv`
 //! and yields while nothing has arrived), timed here as one round trip.
@@ -43,8 +49,11 @@ libos::entry!(main);
 pub const WARMUP: usize = 200;
 /// Iterations measured per row.
 pub const ITERS: usize = 2000;
-/// Where `alloc-map-touch-unmap-free` maps its frame.
+/// Where `alloc-map-touch-unmap-free` maps its frame (and `grow-1mib` its
+/// run).
 pub const VADDR: u64 = 0x4000_0000_0000;
+/// Pages of `grow-1mib`: 1 MiB.
+const GROW_PAGES: u64 = 256;
 /// The process that sends capabilities back (it does exactly
 /// `WARMUP + ITERS` round trips; keep its copy of the numbers equal).
 const PEER: &str = "test-bench-peer";
@@ -102,9 +111,21 @@ fn exit(code: u64) -> ! {
 fn measure(
     name: &str,
     samples: &mut [u64; ITERS],
+    op: impl FnMut(usize) -> Result<(), Failure>,
+) -> bool {
+    measure_after(name, samples, || {}, op)
+}
+
+/// [`measure`], running `before` (untimed) before each iteration.
+#[inline(always)]
+fn measure_after(
+    name: &str,
+    samples: &mut [u64; ITERS],
+    mut before: impl FnMut(),
     mut op: impl FnMut(usize) -> Result<(), Failure>,
 ) -> bool {
     for i in 0..WARMUP + ITERS {
+        before();
         let t0 = rdtsc();
         let result = op(i);
         let t1 = rdtsc();
@@ -221,25 +242,48 @@ fn main() -> Result<(), libos::Error> {
         ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i).map(drop)
     }));
 
-    count(measure("alloc-map-touch-unmap-free", &mut samples, |i| {
-        let h = ok(Sysnum::FrameAlloc, [0; 6], i)?;
+    // Pool hit: the untimed yield before each iteration tops the kernel's
+    // pool of zeroed frames up, so the frame (and any page table) comes
+    // zeroed already.
+    count(measure_after(
+        "alloc-map-touch-unmap-free",
+        &mut samples,
+        || {
+            let _ = call(Sysnum::Yield, [0; 6]);
+        },
+        alloc_map_touch_unmap_free,
+    ));
+    // Pool empty: back to back, the pool is empty after a few iterations,
+    // and every frame is zeroed on the call path.
+    count(measure(
+        "alloc-map-touch-unmap-free-pool-empty",
+        &mut samples,
+        alloc_map_touch_unmap_free,
+    ));
+
+    count(measure("contiguous-16", &mut samples, |i| {
+        let h = ok(Sysnum::FrameAllocContiguous, [16, 1, 0, 0, 0, 0], i)?;
+        ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i).map(drop)
+    }));
+
+    // A heap growing by 1 MiB with today's calls: one contiguous run of
+    // 256 frames, one `map` of all of it, a write to each page, one
+    // `unmap`, one `frame_free`.
+    count(measure("grow-1mib", &mut samples, |i| {
+        let h = ok(Sysnum::FrameAllocContiguous, [GROW_PAGES, 1, 0, 0, 0, 0], i)?;
         let mapped = ok(Sysnum::Map, [h, VADDR, MapFlags::WRITE.bits(), 0, 0, 0], i);
         if let Err(f) = mapped {
             call(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
             return Err(f);
         }
-        // SAFETY: `VADDR` was just mapped writable to a frame only this
-        // process holds; no reference to it exists.
-        unsafe { core::ptr::write_volatile(VADDR as *mut u8, 1) };
+        for page in 0..GROW_PAGES {
+            // SAFETY: the run was just mapped writable at `VADDR`, only this
+            // process holds it, and no reference into it exists.
+            unsafe { core::ptr::write_volatile((VADDR + page * 4096) as *mut u8, 1) };
+        }
         let unmapped = ok(Sysnum::Unmap, [VADDR, 0, 0, 0, 0, 0], i);
-        // Freeing also removes the mapping if `unmap` failed.
         let freed = ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i);
         unmapped.and(freed).map(drop)
-    }));
-
-    count(measure("contiguous-16", &mut samples, |i| {
-        let h = ok(Sysnum::FrameAllocContiguous, [16, 1, 0, 0, 0, 0], i)?;
-        ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i).map(drop)
     }));
 
     count(cap_transfer(&mut samples));
@@ -313,6 +357,24 @@ fn ipc(samples: &mut [u64; ITERS]) -> bool {
         call(Sysnum::FrameFree, [handle, 0, 0, 0, 0, 0]);
     }
     done
+}
+
+/// One iteration of `alloc-map-touch-unmap-free`.
+#[inline(always)]
+fn alloc_map_touch_unmap_free(i: usize) -> Result<(), Failure> {
+    let h = ok(Sysnum::FrameAlloc, [0; 6], i)?;
+    let mapped = ok(Sysnum::Map, [h, VADDR, MapFlags::WRITE.bits(), 0, 0, 0], i);
+    if let Err(f) = mapped {
+        call(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
+        return Err(f);
+    }
+    // SAFETY: `VADDR` was just mapped writable to a frame only this
+    // process holds; no reference to it exists.
+    unsafe { core::ptr::write_volatile(VADDR as *mut u8, 1) };
+    let unmapped = ok(Sysnum::Unmap, [VADDR, 0, 0, 0, 0, 0], i);
+    // Freeing also removes the mapping if `unmap` failed.
+    let freed = ok(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0], i);
+    unmapped.and(freed).map(drop)
 }
 
 /// The `cap-transfer` row: one frame capability goes to the peer and back
