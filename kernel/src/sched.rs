@@ -82,6 +82,23 @@ pub fn after(next: Next, frame: &mut TrapFrame) {
 /// (interrupts arrive in ring 0 here: the timer counts and acknowledges,
 /// nothing else takes a lock).
 pub fn idle(frame: &mut TrapFrame) {
+    // Nothing can ever wake anyone (no timeout, no bound interrupt): every
+    // process waits for another that waits too. End them all, reported, and
+    // the run with them, rather than halt for ever.
+    process::with(|k| {
+        if !k.can_wake() {
+            crate::kprintln!("[exo] deadlock: every process is blocked and nothing can wake one");
+            let pids: alloc::vec::Vec<u64> = k.procs().values().map(|p| p.pid).collect();
+            for pid in pids {
+                process::end(
+                    k,
+                    pid,
+                    process::Ending::Faulted("deadlock: blocked for ever".into()),
+                );
+            }
+            crate::finish(k);
+        }
+    });
     loop {
         // Nothing to run: the time to zero frames for the pool (bounded,
         // no lock held), before the CPU halts.

@@ -648,6 +648,19 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "success",
         ],
     ));
+    tests.push(qt(
+        // Every process blocked with nothing that could wake it: the run
+        // ends, said so, and fails (the program did not finish).
+        "deadlock-reported-not-hanging",
+        programs("test-deadlock"),
+        1,
+        &[
+            "test-deadlock: waiting for a message nobody can send",
+            "[exo] deadlock: every process is blocked and nothing can wake one",
+            "(test-deadlock) killed: deadlock: blocked for ever",
+            "verdict: FAILURE",
+        ],
+    ));
     tests.extend(crate::device_tests::tests());
     tests.extend(crate::fuzz::tests());
     tests.extend(crate::new::tests());

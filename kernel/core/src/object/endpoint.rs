@@ -518,6 +518,22 @@ impl<P: Platform> Kernel<P> {
         self.procs.values().any(|p| p.wait.is_none())
     }
 
+    /// Whether anything could still wake a blocked process when none runs:
+    /// a timeout, or an interrupt bound to an endpoint. If not, every
+    /// process waits for another that waits too: a deadlock.
+    pub fn can_wake(&self) -> bool {
+        !self.irqs.is_empty()
+            || self.procs.values().any(|p| {
+                matches!(
+                    p.wait,
+                    Some(Wait::Recv {
+                        deadline: Some(_),
+                        ..
+                    }) | Some(Wait::Reply { deadline: Some(_) })
+                )
+            })
+    }
+
     /// Every capability in a queue or a blocked send, with its sender.
     pub fn queued_caps(&self) -> impl Iterator<Item = (u64, Cap)> + '_ {
         let queued = self
