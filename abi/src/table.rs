@@ -291,6 +291,21 @@ macro_rules! syscalls {
         /// entry stub sends exactly these to the trap-frame path.
         pub const SWITCHING: &[u64] = &[$($snum),*];
 
+        /// [`SWITCHING`] as a bitmap (bit `n` for call `n`): the entry stub
+        /// tests one bit instead of comparing each number. Every switching
+        /// number is below 64 (asserted at compile time).
+        pub const SWITCHING_MASK: u64 = {
+            let all: &[u64] = &[$($snum),*];
+            let mut mask = 0u64;
+            let mut i = 0;
+            while i < all.len() {
+                assert!(all[i] < 64, "switching calls must be numbered below 64");
+                mask |= 1 << all[i];
+                i += 1;
+            }
+            mask
+        };
+
         /// Most arguments any `local` call takes: the direct path passes
         /// this many registers (the kernel asserts it is at most four).
         pub const MAX_LOCAL_ARGS: usize = max_len(&[$( {
@@ -446,6 +461,20 @@ syscalls! {
         /// no right: a holder may always ask what it holds. The handle is
         /// checked before the buffer.
         CapInfo = 18, "cap_info", unsafe fn cap_info(cap: Handle as Handle, out: u64 as Addr) -> None;
+        /// `exc_handler(entry, stack_top, save)`: register the caller's
+        /// exception handler (see [`ExceptionFrame`](crate::ExceptionFrame)):
+        /// on a ring-3 fault of [`EXCEPTION_VECTORS`](crate::EXCEPTION_VECTORS)
+        /// the kernel writes the interrupted state to `save` and starts
+        /// `entry` in ring 3 with `rsp = stack_top - 8`, `rdi = save`. The
+        /// entry must be an executable RAM page of the caller, the page under
+        /// `stack_top` (16-aligned) and the save area (8-aligned) writable
+        /// RAM pages of the caller: kernel-half or non-canonical addresses
+        /// are `InvalidAddress`, unmapped pages `NotMapped`, a page of the
+        /// wrong kind (device, read-only, not executable) `PermissionDenied`;
+        /// checked again at every delivery. All three 0 unregisters.
+        /// Registering also ends a pending delivery (see `resume`).
+        ExcHandler = 27, "exc_handler", unsafe
+            fn exc_handler(entry: u64 as Addr, stack_top: u64 as Addr, save: u64 as Addr) -> None;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame
@@ -453,6 +482,18 @@ syscalls! {
         Exit = 1, "exit", safe fn exit(code: u64 as Num) -> None;
         /// `yield()`: give the CPU to the next runnable process.
         Yield = 2, "yield", safe fn yield_now() -> None;
+        /// `resume(frame_ptr)`: load the user context in the
+        /// [`ExceptionFrame`](crate::ExceptionFrame) at `frame_ptr` (the save
+        /// area, or any copy) and continue there; on success it does not
+        /// return to the caller. The kernel takes the general registers as
+        /// they are, refuses a `rip` at or above `USER_MAP_TOP` or an `rsp`
+        /// outside the lower half (`InvalidAddress`, and the caller goes on),
+        /// keeps only the flags a ring-3 `popfq` may change
+        /// ([`RESUME_RFLAGS`](crate::RESUME_RFLAGS): IF is always set,
+        /// IOPL, NT, RF, VM, VIF, VIP always clear) and ignores `cs`/`ss`
+        /// (always the user selectors). Ends the pending delivery: a fault
+        /// after it is delivered again.
+        Resume = 28, "resume", unsafe fn resume(frame: u64 as Addr) -> None;
     }
 }
 
@@ -465,8 +506,17 @@ mod tests {
         for w in Sysnum::ALL.windows(2) {
             assert!((w[0] as u64) < (w[1] as u64));
         }
-        for (i, s) in Sysnum::ALL.iter().enumerate() {
-            assert_eq!(*s as u64, i as u64, "numbers are dense from 0");
+        // Dense from 0 to 18; later numbers are reserved in ranges for
+        // work under way (19..=26 endpoints, 27..=31 exceptions, 32..=35
+        // bulk memory calls), so the table may be sparse beyond 18.
+        for (i, s) in Sysnum::ALL.iter().take(19).enumerate() {
+            assert_eq!(*s as u64, i as u64, "numbers are dense from 0 to 18");
+        }
+        for s in Sysnum::ALL.iter().skip(19) {
+            assert!(
+                (19..=35).contains(&(*s as u64)),
+                "{s:?} outside the reserved ranges"
+            );
         }
     }
 
@@ -478,7 +528,14 @@ mod tests {
                 assert!(s.args().len() <= MAX_LOCAL_ARGS);
             }
         }
-        assert_eq!(SWITCHING, &[1, 2]);
+        assert_eq!(SWITCHING, &[1, 2, 28]);
+        for n in 0..64 {
+            assert_eq!(
+                SWITCHING_MASK & (1 << n) != 0,
+                SWITCHING.contains(&n),
+                "{n}"
+            );
+        }
     }
 
     #[test]
@@ -550,7 +607,9 @@ mod tests {
 
     #[test]
     fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
-        let unsafe_ones: [Sysnum; 6] = [
+        let unsafe_ones: [Sysnum; 8] = [
+            Sysnum::ExcHandler,
+            Sysnum::Resume,
             Sysnum::FrameFree,
             Sysnum::Unmap,
             Sysnum::CapTransfer,

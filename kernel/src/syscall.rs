@@ -40,6 +40,8 @@ enum Flow {
     Yield,
     /// The caller is gone.
     Exit(u64),
+    /// Return to this (sanitised) context instead of the call.
+    Resume(TrapFrame),
 }
 
 /// What a call returns to user space: `rax` = 0 or the [`Error`] code,
@@ -131,12 +133,18 @@ pub fn dispatch(frame: &mut TrapFrame) {
         let flow = match Call::decode(num, &args) {
             Ok(Call::Switching(SwitchingCall::Yield {})) => Flow::Yield,
             Ok(Call::Switching(SwitchingCall::Exit { code })) => Flow::Exit(code),
+            Ok(Call::Switching(SwitchingCall::Resume { frame: ptr })) => {
+                match crate::exception::resume(k, pid, ptr) {
+                    Ok(to) => Flow::Resume(to),
+                    Err(e) => Flow::Return(Err(e)),
+                }
+            }
             Ok(Call::Local(call)) => Flow::Return(local(k, pid, call)),
             Err(e) => Flow::Return(Err(e)),
         };
         let result = match &flow {
             Flow::Return(r) => *r,
-            Flow::Yield | Flow::Exit(_) => Ok(0),
+            Flow::Yield | Flow::Exit(_) | Flow::Resume(_) => Ok(0),
         };
         let ret = encode(result);
         frame.rax = ret.rax;
@@ -147,6 +155,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         after_call(k, calls);
         match flow {
             Flow::Return(_) => {}
+            Flow::Resume(to) => *frame = to,
             Flow::Yield => {
                 crate::sched::save_current(k, frame);
                 crate::sched::switch_after(k, pid, frame);
@@ -206,6 +215,11 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             let info = k.cap_info(pid, cap)?;
             copy_out(k, pid, out, info.as_bytes())
         }),
+        LocalCall::ExcHandler {
+            entry,
+            stack_top,
+            save,
+        } => cold(|| crate::exception::register(k, pid, entry, stack_top, save)),
         LocalCall::TraceCtl { on } => {
             TRACE_ON.store(on, Ordering::Relaxed);
             Ok(0)
@@ -247,7 +261,7 @@ fn user_range(addr: u64, len: u64) -> Result<u64, Error> {
 /// copies to and from RAM, through its offset mapping. Device registers are
 /// never read or written on a program's behalf (side effects), and may lie
 /// outside the offset mapping altogether.
-fn is_ram(phys: u64) -> bool {
+pub(crate) fn is_ram(phys: u64) -> bool {
     memory::classify(phys / PAGE) == FrameClass::Usable
 }
 
@@ -261,7 +275,7 @@ fn user_ram_page(p: &mut Process, page: u64, write: bool) -> Result<u64, Error> 
 
 /// Copies user memory through the caller's page tables (never by touching
 /// user addresses directly), so a bad pointer is an error, not a fault.
-fn copy_from_user(p: &mut Process, addr: u64, len: u64) -> Result<Vec<u8>, Error> {
+pub(crate) fn copy_from_user(p: &mut Process, addr: u64, len: u64) -> Result<Vec<u8>, Error> {
     let end = user_range(addr, len)?;
     let mut out = Vec::new();
     out.try_reserve(len as usize)
@@ -283,7 +297,7 @@ fn copy_from_user(p: &mut Process, addr: u64, len: u64) -> Result<Vec<u8>, Error
     Ok(out)
 }
 
-fn copy_to_user(p: &mut Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn copy_to_user(p: &mut Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {
     let end = user_range(addr, bytes.len() as u64)?;
     // Check every page first so that a failure writes nothing.
     let mut at = addr & !(PAGE - 1);

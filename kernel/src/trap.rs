@@ -1,6 +1,7 @@
 //! What happens on a trap: timer ticks, NMIs and other interrupts (counted
-//! without a lock, reported later), and CPU exceptions reported with their
-//! vector, error code, RIP and (page faults) CR2. A fault in the kernel
+//! without a lock, reported later), and CPU exceptions: in ring 3 delivered
+//! to the process's handler ([`crate::exception`]) or reported with their
+//! vector, error code, RIP and (page faults) CR2 as the process ends. A fault in the kernel
 //! ends the run with a failure verdict; a breakpoint is reported and
 //! execution continues.
 use crate::arch::trap::{exception_name, TrapFrame, SYSCALL_VECTOR};
@@ -41,13 +42,19 @@ fn dispatch(frame: &mut TrapFrame) {
         return;
     }
     if frame.from_user() {
-        // A fault in a library OS ends that process only.
+        // A fault in a library OS goes to its handler, or ends that
+        // process only.
         let fault = Fault::of(frame);
         process::with(|k| {
             let current = k.current();
+            let undelivered =
+                match crate::exception::deliver(k, current, frame, fault.cr2.unwrap_or(0)) {
+                    Ok(()) => return,
+                    Err(why) => why,
+                };
             // Ending a process allocates anyway (its results record); the
             // report above is printed before, allocation-free.
-            let why = alloc::format!("{fault}");
+            let why = alloc::format!("{fault}{undelivered}");
             process::end(k, current, process::Ending::Faulted(why));
             if !crate::sched::switch_after(k, current, frame) {
                 crate::finish(k);

@@ -114,7 +114,12 @@ fn every_error_round_trips() {
 
 #[test]
 fn unknown_syscalls_round_trip() {
-    for n in [Sysnum::ALL.len() as u64, 99, 1 << 32, u64::MAX] {
+    for n in [
+        Sysnum::ALL.iter().map(|&s| s as u64).max().unwrap_or(0) + 1,
+        99,
+        1 << 32,
+        u64::MAX,
+    ] {
         let line = encode(7, "fuzzer", n, &[1; 6], Err(Error::UnknownSyscall), 3);
         let r = parse(&line);
         assert_eq!(r.sys, format!("unknown#{n}"));

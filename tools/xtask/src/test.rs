@@ -504,6 +504,40 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         )
     });
     tests.push(qt(
+        // Exceptions to the library OS: every registration refusal (the
+        // device-memory cases need a driver), every delivered vector with
+        // its details, `resume` attacked field by field, a fault storm;
+        // then the three ways a handler must end its process.
+        "exceptions",
+        ImageSpec {
+            programs: Some("test-exc,test-fault-exc,hello".into()),
+            options: vec!["drivers=test-exc".into()],
+            ..Default::default()
+        },
+        0,
+        &[
+            "exc: entry in the kernel half: ok",
+            "exc: entry in device memory: ok",
+            "exc: stack in a read-only shared page: ok",
+            "exc: save area in a page we may only read: ok",
+            "exc: read of an unmapped page delivered as #PF with cr2 and error 4: ok",
+            "exc: rflags all set but IF and TF: IF on, IOPL 0, NT/RF/VM/VIF/VIP clear, AC and ID kept: ok",
+            "exc: kernel cs and ss in the context: resumed with the user's: ok",
+            "exc: non-canonical rip: ok",
+            "exc: rsp in the kernel half: ok",
+            "exc: fault storm: 10000 faults, the last one fixed: ok",
+            "exc: 46 checks passed, 0 failed",
+            "(test-exc) exited with code 0",
+            "(test-fault-exc-nested) killed: invalid opcode (vector 6) at rip=",
+            "in its exception handler (nested fault)",
+            "(test-fault-exc-unusable) killed: invalid opcode (vector 6) at rip=",
+            "with an unusable exception handler (NotMapped)",
+            "(test-fault-exc-tf) killed: debug (vector 1)",
+            "(hello) exited with code 0",
+            "success",
+        ],
+    ));
+    tests.push(qt(
         // A driver sets the HPET's legacy replacement bit (IRQ 0 is no
         // longer the PIT's) and exits; a spinner is still preempted.
         "preemption-survives-hpet-legacy-replacement",

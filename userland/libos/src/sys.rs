@@ -204,3 +204,32 @@ pub fn cap_info(handle: Handle) -> Result<CapInfo, Error> {
 pub fn trace_ctl(on: bool) -> Result<(), Error> {
     ok(raw::trace_ctl(on)).map(drop)
 }
+
+/// Registers the caller's exception handler (see
+/// [`abi::Sysnum::ExcHandler`]); all three 0 removes it. Prefer
+/// [`crate::exception::register`].
+///
+/// # Safety
+/// From now on the kernel writes an [`abi::ExceptionFrame`] at `save` and
+/// runs `entry` on the stack under `stack_top` at any fault: both must be
+/// memory nothing else uses, and `entry` must take the save area in `rdi`
+/// and never return.
+pub unsafe fn exc_handler(entry: u64, stack_top: u64, save: u64) -> Result<(), Error> {
+    // SAFETY: the caller's contract, above.
+    ok(unsafe { raw::exc_handler(entry, stack_top, save) }).map(drop)
+}
+
+/// Loads the context at `frame` (sanitised by the kernel, see
+/// [`abi::Sysnum::Resume`]); returns only with the kernel's refusal.
+///
+/// # Safety
+/// Continuing at the context's `rip` with its registers and stack must be
+/// sound for the program (it is, for an unchanged save area).
+pub unsafe fn resume(frame: *const abi::ExceptionFrame) -> Error {
+    // SAFETY: the caller's contract, above.
+    match ok(unsafe { raw::resume(frame as u64) }) {
+        Err(e) => e,
+        // Success does not come back here.
+        Ok(_) => Error::Unknown(0),
+    }
+}

@@ -32,14 +32,15 @@ use x86_64::VirtAddr;
 // register but rax and rdx comes back as the user left it, so no kernel
 // value leaks out.
 //
-// Slow path (exit, yield, tracing on): the full `TrapFrame`, built as an
-// interrupt would, through the common trap path, which can end in another
-// process.
+// Slow path (the switching calls: exit, yield, resume; every call while
+// tracing is on): the full `TrapFrame`, built as an interrupt would, through
+// the common trap path, which can end in another process or context.
 //
-// Routing comes from the syscall table (`abi::SWITCHING`, the calls that
-// may switch processes; `abi::MAX_LOCAL_ARGS`): the asserts below stop the
-// build if the table grows a switching call this stub does not compare
-// against, or a local call with more arguments than the direct path passes.
+// Routing comes from the syscall table (`abi::SWITCHING_MASK`, the calls
+// that may switch processes or load a new user context, one bit each;
+// `abi::MAX_LOCAL_ARGS`): a new switching row needs no change here, and the
+// assert below stops the build if a local call takes more arguments than
+// the direct path passes.
 //
 // Single CPU: the user rsp is parked in a static while the kernel stack is
 // in use. SFMASK clears IF, so nothing can run between the two moves.
@@ -56,10 +57,15 @@ exo_syscall_entry:
     xor eax, eax
     sysretq
 1:
-    cmp rax, {switching0}
-    je 2f
-    cmp rax, {switching1}
-    je 2f
+    // A call whose bit is set in the table's SWITCHING_MASK takes the trap
+    // path; numbers above 63 are never switching (the direct path answers
+    // UnknownSyscall). The bit offset is below 64, so `bt` reads only the
+    // mask's own eight bytes.
+    cmp rax, 63
+    ja 3f
+    bt qword ptr [rip + {switching_mask}], rax
+    jc 2f
+3:
     cmp byte ptr [rip + {trace_on}], 0
     jne 2f
     mov [rip + exo_user_rsp], rsp
@@ -110,17 +116,15 @@ exo_kernel_rsp:
     user_cs = const USER_CS,
     vector = const super::trap::SYSCALL_VECTOR,
     getpid = const abi::Sysnum::GetPid as u64,
-    switching0 = const abi::SWITCHING[0],
-    switching1 = const abi::SWITCHING[1],
+    switching_mask = sym SWITCHING_MASK,
     direct = sym crate::syscall::direct,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
 );
 
-const _: () = assert!(
-    abi::SWITCHING.len() == 2,
-    "the entry stub sends exactly two numbers to the trap path: add a `cmp`"
-);
+/// The table's switching calls as a bitmap, for the entry stub's `bt`
+/// (every switching number is below 64: `abi` asserts it).
+static SWITCHING_MASK: u64 = abi::SWITCHING_MASK;
 const _: () = assert!(
     abi::MAX_LOCAL_ARGS <= 4,
     "the direct path passes four argument registers (rdi, rsi, rdx, r10)"

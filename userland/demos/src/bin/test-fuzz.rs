@@ -62,6 +62,8 @@ const PROBE_VA: u64 = 0x0000_5200_0000_0000;
 /// Far-apart places for own RAM (1 GiB apart: each costs page tables, so
 /// the per-process table quota gets hit).
 const FAR: u64 = 0x0000_6000_0000_0000;
+/// Never mapped: handler pieces and contexts there are refused.
+const NEVER: u64 = 0x0000_7100_0000_0000;
 /// Where a flood maps one page many times (see [`Fuzz::flood`]).
 const FLOOD_VA: u64 = 0x0000_5300_0000_0000;
 /// Most mappings a flood makes before giving up on a limit.
@@ -132,6 +134,8 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::TraceCtl => 2,
         Sysnum::GetPid => 4,
         Sysnum::Yield => 1,
+        Sysnum::ExcHandler => 1,
+        Sysnum::Resume => 1,
         Sysnum::Exit => 0,
     }
 }
@@ -278,6 +282,7 @@ const _: () = assert!(
     core::mem::size_of::<FrameStats>() <= 128
         && core::mem::size_of::<SysInfo>() <= 128
         && core::mem::size_of::<CapInfo>() <= 128
+        && core::mem::size_of::<abi::ExceptionFrame>() <= 256
 );
 
 fn main() -> Result<(), Error> {
@@ -891,9 +896,68 @@ impl Fuzz {
             Sysnum::Yield => {
                 let _ = self.sc(Sysnum::Yield, [0; 6]);
             }
+            Sysnum::ExcHandler => self.op_exc_handler(),
+            Sysnum::Resume => self.op_resume(),
             // Weight 0: the fuzzer exits once, at the end of its run.
             Sysnum::Exit => {}
         }
+    }
+
+    /// `exc_handler`: removing the handler, or one whose pieces must be
+    /// refused (never one that could run: a fuzzer fault must end us as
+    /// it would without a handler).
+    fn op_exc_handler(&mut self) {
+        let code = Fuzz::op_exc_handler as *const () as u64;
+        let data = self.out.0.as_mut_ptr() as u64;
+        let stack = (data + 128) & !15;
+        let (args, want) = match self.rng.below(6) {
+            0 => ([0, 0, 0], None),
+            1 => ([KERNEL_IMAGE, stack, data], Some(Error::InvalidAddress)),
+            // Writable data is not executable.
+            2 => ([data, stack, data], Some(Error::PermissionDenied)),
+            // Code is not writable: neither a stack nor a save area.
+            3 => (
+                [code, (code & !(PAGE - 1)) + 2048, data],
+                Some(Error::PermissionDenied),
+            ),
+            4 => ([code, stack, code & !7], Some(Error::PermissionDenied)),
+            _ => (
+                [code, stack, NEVER + 8 * self.rng.below(512)],
+                Some(Error::NotMapped),
+            ),
+        };
+        let r = self.sc(Sysnum::ExcHandler, [args[0], args[1], args[2], 0, 0, 0]);
+        match want {
+            None if r.is_err() => self.violation(format_args!("removing the handler: {r:?}")),
+            None => {}
+            Some(e) => self.expect_err("exc_handler", r, e),
+        }
+    }
+
+    /// `resume`: contexts that must be refused (a bad pointer, a kernel or
+    /// non-canonical rip, an rsp outside the lower half); the call returns.
+    fn op_resume(&mut self) {
+        let c = abi::ExceptionFrame {
+            rip: match self.rng.below(3) {
+                0 => KERNEL_IMAGE,
+                1 => abi::USER_MAP_TOP + 8 * self.rng.below(512),
+                _ => self.rng.next() | 1 << 47,
+            },
+            rsp: self.rng.next() | 1 << 47,
+            ..abi::ExceptionFrame::default()
+        };
+        let base = self.out.0.as_mut_ptr();
+        let ptr = match self.rng.below(4) {
+            0 => KERNEL_HALF + 8 * self.rng.below(512),
+            1 => base as u64 + 4,
+            2 => NEVER + 8 * self.rng.below(512),
+            _ => base as u64,
+        };
+        // SAFETY: `out` holds 256 bytes, 16-aligned; an ExceptionFrame is
+        // smaller (asserted beside OutBuf).
+        unsafe { core::ptr::write_volatile(base.cast::<abi::ExceptionFrame>(), c) };
+        let r = self.sc(Sysnum::Resume, [ptr, 0, 0, 0, 0, 0]);
+        self.expect_err("resume", r, Error::InvalidAddress);
     }
 
     fn op_alloc(&mut self) {

@@ -475,7 +475,7 @@ fn main() -> Result<(), Error> {
     // from the arguments alone.
     let mut wrong = 0u32;
     let mut calls = 0u32;
-    for num in 0..17u64 {
+    for num in Sysnum::ALL.iter().map(|&s| s as u64) {
         // These take no arguments (garbage is ignored) or end us.
         let argless = [
             Sysnum::Exit,
@@ -688,6 +688,9 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         // The handle is checked before the buffer.
         Sysnum::CapInfo => Error::BadCapability,
         Sysnum::TraceCtl => Error::InvalidArgument,
+        // `a0` (the entry, or the context to load) is beyond every user
+        // address.
+        Sysnum::ExcHandler | Sysnum::Resume => Error::InvalidAddress,
     })
 }
 
