@@ -80,6 +80,9 @@ pub mod bounds {
     pub const INBOX: usize = 64;
     /// Page-table frames of one address space.
     pub const PAGE_TABLES: u64 = 1024;
+    /// Pages one `protect` call may change (the kernel walks each twice
+    /// with interrupts off).
+    pub const PROTECT_PAGES: u64 = 4096;
 }
 
 /// Processes the kernel runs at once.
@@ -523,6 +526,34 @@ pub struct ExceptionFrame {
     pub cr2: u64,
 }
 
+/// What `protect` makes of pages: no access at all, read-only, read and
+/// write, read and execute (never write and execute: W^X).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum Protection {
+    /// No access: the page stays mapped (its frame, record and tag are
+    /// kept, so `unmap`, `frame_free` and exit find it), but any access
+    /// from ring 3 is a page fault with the present bit set, and the
+    /// kernel's copies refuse it.
+    None = 0,
+    /// Read-only.
+    Read = 1,
+    /// Read and write (needs the capability's `WRITE` right).
+    Write = 2,
+    /// Read and execute (needs the `EXEC` right: sealed frames only).
+    Exec = 3,
+}
+
+impl Protection {
+    /// Every value, in code order.
+    pub const ALL: [Protection; 4] = [
+        Protection::None,
+        Protection::Read,
+        Protection::Write,
+        Protection::Exec,
+    ];
+}
+
 /// The vectors delivered to a registered handler: #DE (0), #BP (3), #UD
 /// (6), #NM (7), #GP (13), #PF (14), #AC (17). Any other exception in ring 3
 /// (#DB from the trap flag, say) ends the process as without a handler.
@@ -696,6 +727,7 @@ mod tests {
             (18, "cap_info"),
             (27, "exc_handler"),
             (28, "resume"),
+            (29, "protect"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {

@@ -23,7 +23,7 @@
 //! Adding a syscall is one row here, one kernel handler (the kernel's
 //! `match` on [`LocalCall`] or [`SwitchingCall`] is exhaustive, so the
 //! compiler points at it) and one libos wrapper.
-use crate::{ArgKind, Error, Handle, MapFlags, RetKind, Rights, TransferFlags};
+use crate::{ArgKind, Error, Handle, MapFlags, Protection, RetKind, Rights, TransferFlags};
 
 /// A syscall argument type: how a register decodes into it (with every
 /// validation a type can make on its own) and back.
@@ -84,6 +84,22 @@ impl Arg for MapFlags {
     #[inline(always)]
     fn raw(self) -> u64 {
         self.bits()
+    }
+}
+
+impl Arg for Protection {
+    /// A value other than the four is refused.
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        Protection::ALL
+            .get(raw as usize)
+            .copied()
+            .filter(|_| raw < 4)
+            .ok_or(Error::InvalidArgument)
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self as u64
     }
 }
 
@@ -475,6 +491,18 @@ syscalls! {
         /// Registering also ends a pending delivery (see `resume`).
         ExcHandler = 27, "exc_handler", unsafe
             fn exc_handler(entry: u64 as Addr, stack_top: u64 as Addr, save: u64 as Addr) -> None;
+        /// `protect(vaddr, pages, prot)`: change how `pages` pages of the
+        /// caller's `map` mappings from `vaddr` may be used, in place
+        /// ([`Protection`]: none, read, write, exec), TLB flushed before it
+        /// returns. The address rule is `map`'s (`InvalidAddress`); `pages`
+        /// from 1 to [`bounds::PROTECT_PAGES`](crate::bounds::PROTECT_PAGES)
+        /// (`InvalidArgument`); every page must be mapped by `map`
+        /// (`NotMapped`; a program-image page, mapped by no capability, is
+        /// `PermissionDenied`) through a capability with the right the
+        /// protection needs (`WRITE`, `EXEC`: `PermissionDenied`), so W^X
+        /// per frame holds. All pages are checked before any changes.
+        Protect = 29, "protect", unsafe
+            fn protect(vaddr: u64 as Addr, pages: u64 as Num, prot: Protection as Num) -> None;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame
@@ -607,7 +635,8 @@ mod tests {
 
     #[test]
     fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
-        let unsafe_ones: [Sysnum; 8] = [
+        let unsafe_ones: [Sysnum; 9] = [
+            Sysnum::Protect,
             Sysnum::ExcHandler,
             Sysnum::Resume,
             Sysnum::FrameFree,

@@ -220,6 +220,7 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             stack_top,
             save,
         } => cold(|| crate::exception::register(k, pid, entry, stack_top, save)),
+        LocalCall::Protect { vaddr, pages, prot } => k.protect(pid, vaddr, pages, prot),
         LocalCall::TraceCtl { on } => {
             TRACE_ON.store(on, Ordering::Relaxed);
             Ok(0)

@@ -233,3 +233,15 @@ pub unsafe fn resume(frame: *const abi::ExceptionFrame) -> Error {
         Ok(_) => Error::Unknown(0),
     }
 }
+
+/// Changes how `pages` pages of the caller's mappings from `vaddr` may be
+/// used (see [`abi::Sysnum::Protect`]), TLB flushed on return.
+///
+/// # Safety
+/// No live reference may be used in a way the new protection forbids
+/// (a `&mut` into a page made read-only, any reference into one made
+/// inaccessible), unless an exception handler deals with the fault.
+pub unsafe fn protect(vaddr: u64, pages: u64, prot: abi::Protection) -> Result<(), Error> {
+    // SAFETY: the caller's contract, above.
+    ok(unsafe { raw::protect(vaddr, pages, prot) }).map(drop)
+}

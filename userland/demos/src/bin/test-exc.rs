@@ -42,12 +42,16 @@ const FLAGS: u64 = 1;
 const SELECTORS: u64 = 2;
 const BAD: u64 = 3;
 const STORMY: u64 = 4;
+/// Write-watch: the handler makes the faulting page writable (or, for a
+/// page with no access, readable).
+const WATCH: u64 = 5;
 
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 static VECTOR: AtomicU64 = AtomicU64::new(0);
 static ERROR: AtomicU64 = AtomicU64::new(0);
 static CR2: AtomicU64 = AtomicU64::new(0);
 static R12: AtomicU64 = AtomicU64::new(0);
+static WATCH_RESULT: AtomicU64 = AtomicU64::new(0);
 /// Error codes of the bad contexts the handler tried (0: it went through).
 static BAD_RESULTS: [AtomicU64; 10] = [const { AtomicU64::new(0) }; 10];
 
@@ -103,6 +107,20 @@ fn handler(f: &mut ExceptionFrame) -> Action {
             }
         }
         STORMY if n < STORM => return Action::Resume,
+        WATCH => {
+            let page = f.cr2 & !0xfff;
+            // Present bit set: a protection fault; write bit: a write.
+            let to = if f.error & 2 != 0 {
+                abi::Protection::Write
+            } else {
+                abi::Protection::Read
+            };
+            // SAFETY: our own test page; nothing refers into it.
+            let r = unsafe { sys::protect(page, 1, to) };
+            WATCH_RESULT.store(r.err().map_or(0, |e| e.code()), Relaxed);
+            // Run the faulting instruction again.
+            return Action::Resume;
+        }
         _ => {}
     }
     // Continue after the faulting instruction: its caller put the address
@@ -463,8 +481,131 @@ fn main() -> Result<(), Error> {
     );
     MODE.store(NORMAL, Relaxed);
 
+    // protect: refusals, each with its exact error.
+    use abi::Protection as P;
+    let prot = |va: u64, pages: u64, to: P| {
+        // SAFETY: refused, or our own test pages that no reference uses.
+        unsafe { sys::protect(va, pages, to) }
+    };
+    t.expect(
+        "protect in the kernel half",
+        prot(KERNEL_HALF, 1, P::Read),
+        Error::InvalidAddress,
+    );
+    t.expect(
+        "protect unaligned",
+        prot(PAGE_VA + 8, 1, P::Read),
+        Error::InvalidAddress,
+    );
+    t.expect(
+        "protect 0 pages",
+        prot(PAGE_VA, 0, P::Read),
+        Error::InvalidArgument,
+    );
+    t.expect(
+        "protect more than PROTECT_PAGES",
+        prot(PAGE_VA, abi::bounds::PROTECT_PAGES + 1, P::Read),
+        Error::InvalidArgument,
+    );
+    t.expect(
+        "protect an unmapped page",
+        prot(NEVER, 1, P::Read),
+        Error::NotMapped,
+    );
+    t.expect(
+        "protect a range running into an unmapped page",
+        prot(PAGE_VA, 2, P::Read),
+        Error::NotMapped,
+    );
+    t.expect(
+        "protect our program image",
+        prot(code_page, 1, P::Read),
+        Error::PermissionDenied,
+    );
+    t.expect(
+        "protect a read-only capability's page writable",
+        prot(READ_ONLY, 1, P::Write),
+        Error::PermissionDenied,
+    );
+    t.expect(
+        "protect an unsealed frame executable (W^X)",
+        prot(PAGE_VA, 1, P::Exec),
+        Error::PermissionDenied,
+    );
+    t.check(
+        "a refused protect changed nothing (the page still writable)",
+        // SAFETY: our own writable page.
+        unsafe {
+            core::ptr::write_volatile((PAGE_VA + 64) as *mut u64, 7);
+            core::ptr::read_volatile((PAGE_VA + 64) as *const u64) == 7
+        } && FAULTS.load(Relaxed) == STORM,
+        format_args!("faulted"),
+    );
+
+    // Write-watch: read-only, then a write faults; the handler unprotects.
+    MODE.store(WATCH, Relaxed);
+    FAULTS.store(0, Relaxed);
+    t.check(
+        "protect read-only",
+        prot(PAGE_VA, 1, P::Read).is_ok(),
+        format_args!("refused"),
+    );
+    // SAFETY: our own page; the write faults once and the handler makes it
+    // writable again.
+    let seen = unsafe {
+        let at = (PAGE_VA + 72) as *mut u64;
+        let before = core::ptr::read_volatile(at);
+        core::ptr::write_volatile(at, 0x77);
+        (before, core::ptr::read_volatile(at))
+    };
+    t.check(
+        "write to a read-only page: one #PF (error 7), unprotected, the write landed",
+        FAULTS.load(Relaxed) == 1
+            && ERROR.load(Relaxed) == 7
+            && CR2.load(Relaxed) == PAGE_VA + 72
+            && WATCH_RESULT.load(Relaxed) == 0
+            && seen == (0, 0x77),
+        format_args!(
+            "{} faults, error {:#x}, {seen:?}",
+            FAULTS.load(Relaxed),
+            ERROR.load(Relaxed)
+        ),
+    );
+    t.check(
+        "protect to no access",
+        prot(PAGE_VA, 1, P::None).is_ok(),
+        format_args!("refused"),
+    );
+    // SAFETY: as above: the read faults (present, read) and the handler
+    // makes the page readable.
+    let seen = unsafe { core::ptr::read_volatile((PAGE_VA + 64) as *const u64) };
+    t.check(
+        "read of a page with no access: #PF (error 5), made readable, the value kept",
+        FAULTS.load(Relaxed) == 2 && ERROR.load(Relaxed) == 5 && seen == 7,
+        format_args!(
+            "{} faults, error {:#x}, read {seen}",
+            FAULTS.load(Relaxed),
+            ERROR.load(Relaxed)
+        ),
+    );
+    // The kernel's own copies respect it too.
+    t.check(
+        "protect to no access again",
+        prot(PAGE_VA, 1, P::None).is_ok(),
+        format_args!("refused"),
+    );
+    // SAFETY: debug_write only reads, through the page tables.
+    let copied = sys::debug_write(unsafe { core::slice::from_raw_parts(PAGE_VA as *const u8, 8) });
+    t.expect(
+        "debug_write from a page with no access",
+        copied.map(drop),
+        Error::InvalidAddress,
+    );
+    MODE.store(NORMAL, Relaxed);
+
     exception::unregister()?;
-    // SAFETY: nothing refers to these pages any more.
+    // SAFETY: nothing refers to these pages any more; the first has no
+    // access and must unmap like any other.
     unsafe {
         sys::unmap(PAGE_VA)?;
         sys::unmap(READ_ONLY)?;
@@ -472,6 +613,16 @@ fn main() -> Result<(), Error> {
         sys::frame_free(read_only)?;
         sys::frame_free(shared)?;
     }
+    // A page with no access still counts as mapped, and is gone after
+    // its unmap: mapping it again works.
+    let again = sys::frame_alloc()?;
+    t.check(
+        "map where the no-access page was",
+        sys::map(again, PAGE_VA, MapFlags::WRITE).is_ok(),
+        format_args!("refused"),
+    );
+    // SAFETY: nothing refers to it.
+    unsafe { sys::frame_free(again)? };
     println!("exc: {} checks passed, {} failed", t.passed, t.failed);
     if t.failed == 0 {
         Ok(())

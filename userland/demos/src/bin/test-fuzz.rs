@@ -136,6 +136,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::Yield => 1,
         Sysnum::ExcHandler => 1,
         Sysnum::Resume => 1,
+        Sysnum::Protect => 1,
         Sysnum::Exit => 0,
     }
 }
@@ -898,6 +899,7 @@ impl Fuzz {
             }
             Sysnum::ExcHandler => self.op_exc_handler(),
             Sysnum::Resume => self.op_resume(),
+            Sysnum::Protect => self.op_protect(),
             // Weight 0: the fuzzer exits once, at the end of its run.
             Sysnum::Exit => {}
         }
@@ -931,6 +933,53 @@ impl Fuzz {
             None if r.is_err() => self.violation(format_args!("removing the handler: {r:?}")),
             None => {}
             Some(e) => self.expect_err("exc_handler", r, e),
+        }
+    }
+
+    /// `protect`: refusals (bad addresses, counts and protections, pages
+    /// nobody mapped, our program image) and, on one of our mappings, the
+    /// protection it has (so the model stays true).
+    fn op_protect(&mut self) {
+        let code = Fuzz::op_protect as *const () as u64 & !(PAGE - 1);
+        let far = NEVER + PAGE * self.rng.below(512);
+        let (va, pages, prot, want) = match self.rng.below(8) {
+            0 => (KERNEL_HALF, 1, 1, Some(Error::InvalidAddress)),
+            1 => (far, 1, 1, Some(Error::NotMapped)),
+            2 => (code, 1, 1, Some(Error::PermissionDenied)),
+            3 => (W_RAM, 0, 1, Some(Error::InvalidArgument)),
+            4 => (
+                W_RAM,
+                abi::bounds::PROTECT_PAGES + 1,
+                1,
+                Some(Error::InvalidArgument),
+            ),
+            5 => (
+                W_RAM,
+                1,
+                4 + self.rng.below(100),
+                Some(Error::InvalidArgument),
+            ),
+            6 => (far + 1, 1, 1, Some(Error::InvalidAddress)),
+            _ => {
+                if self.nmaps == 0 {
+                    return;
+                }
+                let m = self.maps[self.rng.below(self.nmaps as u64) as usize];
+                let exec = !m.write && !m.touch;
+                if exec {
+                    // Possibly mapped executable (sealed): leave it alone.
+                    return;
+                }
+                (m.va, m.pages, if m.write { 2 } else { 1 }, None)
+            }
+        };
+        let r = self.sc(Sysnum::Protect, [va, pages, prot, 0, 0, 0]);
+        match want {
+            None if r.is_err() => {
+                self.violation(format_args!("protect {va:#x}+{pages} as mapped: {r:?}"))
+            }
+            None => {}
+            Some(e) => self.expect_err("protect", r, e),
         }
     }
 

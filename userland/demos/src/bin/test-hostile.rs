@@ -691,6 +691,11 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         // `a0` (the entry, or the context to load) is beyond every user
         // address.
         Sysnum::ExcHandler | Sysnum::Resume => Error::InvalidAddress,
+        // The protection is decoded first; then `map`'s address rule, then
+        // the page count (`a1` is beyond every bound).
+        Sysnum::Protect if a2 >= 4 => Error::InvalidArgument,
+        Sysnum::Protect if a0 % 4096 != 0 => Error::InvalidAddress,
+        Sysnum::Protect => Error::InvalidArgument,
     })
 }
 
