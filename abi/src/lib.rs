@@ -83,6 +83,8 @@ pub mod bounds {
     /// Pages one `protect` call may change (the kernel walks each twice
     /// with interrupts off).
     pub const PROTECT_PAGES: u64 = 4096;
+    /// Pages one `page_bits` call reports (two bits each in one register).
+    pub const PAGE_BITS_PAGES: u64 = 32;
 }
 
 /// Processes the kernel runs at once.
@@ -689,6 +691,8 @@ pub enum RetKind {
     Pid,
     /// A count (bytes written), printed in decimal.
     Count,
+    /// A bit set (`page_bits`), printed in hex.
+    Bits,
 }
 
 /// Exit codes a program passes to `exit` by convention.
@@ -728,6 +732,7 @@ mod tests {
             (27, "exc_handler"),
             (28, "resume"),
             (29, "protect"),
+            (30, "page_bits"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {

@@ -503,6 +503,17 @@ syscalls! {
         /// per frame holds. All pages are checked before any changes.
         Protect = 29, "protect", unsafe
             fn protect(vaddr: u64 as Addr, pages: u64 as Num, prot: Protection as Num) -> None;
+        /// `page_bits(vaddr, pages, clear) -> bits`: the hardware accessed
+        /// and dirty bits of `pages` (1 to
+        /// [`bounds::PAGE_BITS_PAGES`](crate::bounds::PAGE_BITS_PAGES),
+        /// else `InvalidArgument`) of the caller's pages from `vaddr`: bit
+        /// `2i` is page `i`'s accessed bit, bit `2i + 1` its dirty bit.
+        /// With `clear` they are cleared too (and the pages flushed from
+        /// the TLB, so the MMU sets them again). The address rule is
+        /// `map`'s (`InvalidAddress`); every page must be mapped, with any
+        /// protection (`NotMapped`, checked before anything is cleared).
+        PageBits = 30, "page_bits", safe
+            fn page_bits(vaddr: u64 as Addr, pages: u64 as Num, clear: bool as Num) -> Bits;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame

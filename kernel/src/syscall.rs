@@ -221,6 +221,11 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             save,
         } => cold(|| crate::exception::register(k, pid, entry, stack_top, save)),
         LocalCall::Protect { vaddr, pages, prot } => k.protect(pid, vaddr, pages, prot),
+        LocalCall::PageBits {
+            vaddr,
+            pages,
+            clear,
+        } => k.page_bits(pid, vaddr, pages, clear),
         LocalCall::TraceCtl { on } => {
             TRACE_ON.store(on, Ordering::Relaxed);
             Ok(0)

@@ -245,3 +245,11 @@ pub unsafe fn protect(vaddr: u64, pages: u64, prot: abi::Protection) -> Result<(
     // SAFETY: the caller's contract, above.
     ok(unsafe { raw::protect(vaddr, pages, prot) }).map(drop)
 }
+
+/// The hardware accessed and dirty bits of `pages` (at most
+/// [`abi::bounds::PAGE_BITS_PAGES`]) of the caller's pages from `vaddr`:
+/// bit `2i` accessed, bit `2i + 1` dirty, of page `i`; cleared too with
+/// `clear` (see [`abi::Sysnum::PageBits`]).
+pub fn page_bits(vaddr: u64, pages: u64, clear: bool) -> Result<u64, Error> {
+    ok(raw::page_bits(vaddr, pages, clear))
+}

@@ -534,6 +534,48 @@ impl<P: Platform> Kernel<P> {
         Ok(0)
     }
 
+    /// `page_bits`: the accessed and dirty bits of 1 to
+    /// [`abi::bounds::PAGE_BITS_PAGES`] mapped pages of the caller (two
+    /// bits a page, accessed first), cleared if `clear`; every page is
+    /// checked before anything is cleared.
+    pub fn page_bits(
+        &mut self,
+        pid: u64,
+        vaddr: u64,
+        pages: u64,
+        clear: bool,
+    ) -> Result<u64, Error> {
+        if !vaddr.is_multiple_of(PAGE) || vaddr < USER_MIN {
+            return Err(Error::InvalidAddress);
+        }
+        if pages == 0 || pages > abi::bounds::PAGE_BITS_PAGES {
+            return Err(Error::InvalidArgument);
+        }
+        let end = vaddr
+            .checked_add(pages * PAGE)
+            .filter(|&end| end <= USER_MAP_TOP)
+            .ok_or(Error::InvalidAddress)?;
+        let p = self.caller(pid)?;
+        if clear {
+            let mut page = vaddr;
+            while page < end {
+                if !p.space.is_mapped(page) {
+                    return Err(Error::NotMapped);
+                }
+                page += PAGE;
+            }
+        }
+        let mut bits = 0;
+        for i in 0..pages {
+            let (accessed, dirty) = p
+                .space
+                .accessed_dirty(vaddr + i * PAGE, clear)
+                .ok_or(Error::NotMapped)?;
+            bits |= (u64::from(accessed) | u64::from(dirty) << 1) << (2 * i);
+        }
+        Ok(bits)
+    }
+
     /// `cap_transfer`: needs `TRANSFER`, and passes on a non-empty subset
     /// of the held rights (a capability with no rights is useless, so
     /// asking for one is `InvalidArgument`, checked before the handle).

@@ -68,6 +68,10 @@ pub trait AddressSpace {
     /// `unmap_tagged` and `frame_and_tag` still find it) but makes it
     /// inaccessible to ring 3 and to [`translate`](Self::translate).
     fn protect(&mut self, vaddr: u64, to: Protection) -> bool;
+    /// The accessed and dirty bits of mapped page `vaddr`, cleared (and
+    /// the page flushed from the TLB) if `clear`; `None` if nothing is
+    /// mapped there.
+    fn accessed_dirty(&mut self, vaddr: u64, clear: bool) -> Option<(bool, bool)>;
 }
 
 /// An address space as a map from page to leaf, with the tables an x86_64
@@ -78,6 +82,9 @@ pub struct ModelSpace {
     leaves: BTreeMap<u64, (u64, PageFlags, Option<Tag>)>,
     /// Leaves protected to no access.
     inaccessible: BTreeSet<u64>,
+    /// Accessed and dirty bits of leaves that have any (the MMU's part:
+    /// set by [`ModelSpace::touch`]).
+    touched: BTreeMap<u64, (bool, bool)>,
     /// Leaves under each table below the root, keyed by level and the
     /// address bits above the table's span.
     tables: BTreeMap<(u32, u64), u64>,
@@ -107,6 +114,7 @@ impl ModelSpace {
     }
     fn remove_leaf(&mut self, vaddr: u64) {
         self.inaccessible.remove(&vaddr);
+        self.touched.remove(&vaddr);
         for key in path(vaddr) {
             if let Some(n) = self.tables.get_mut(&key) {
                 *n -= 1;
@@ -122,6 +130,15 @@ impl ModelSpace {
         self.leaves
             .iter()
             .map(|(&v, &(p, f, _))| (v, p, (!self.inaccessible.contains(&v)).then_some(f)))
+    }
+    /// What the MMU does on an access to mapped page `vaddr`: sets its
+    /// accessed bit, and its dirty bit for a write.
+    pub fn touch(&mut self, vaddr: u64, write: bool) {
+        if self.leaves.contains_key(&vaddr) {
+            let bits = self.touched.entry(vaddr).or_insert((false, false));
+            bits.0 = true;
+            bits.1 |= write;
+        }
     }
     /// Rewrites the frame of a leaf behind the object model's back (to show
     /// that the invariant check notices).
@@ -198,5 +215,15 @@ impl AddressSpace for ModelSpace {
             self.inaccessible.remove(&vaddr);
         }
         true
+    }
+    fn accessed_dirty(&mut self, vaddr: u64, clear: bool) -> Option<(bool, bool)> {
+        if !self.leaves.contains_key(&vaddr) {
+            return None;
+        }
+        let bits = self.touched.get(&vaddr).copied().unwrap_or((false, false));
+        if clear {
+            self.touched.remove(&vaddr);
+        }
+        Some(bits)
     }
 }

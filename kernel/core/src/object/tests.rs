@@ -904,3 +904,58 @@ fn a_million_map_unmap_cycles_at_fresh_addresses_fit_the_table_quota() {
     assert_eq!((err, i), (Error::OutOfMemory, 1020));
     w.k.check_invariants().unwrap();
 }
+
+#[test]
+fn page_bits_report_and_clear_what_the_mmu_set() {
+    let mut w = World::new();
+    let pid = w.pid(0).unwrap();
+    let h = w.k.frame_alloc(pid).unwrap();
+    let h2 = w.k.frame_alloc(pid).unwrap();
+    w.k.map(pid, Handle::from_raw(h), MAP_BASE, MapFlags::WRITE)
+        .unwrap();
+    w.k.map(pid, Handle::from_raw(h2), MAP_BASE + PAGE, MapFlags::WRITE)
+        .unwrap();
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 2, false), Ok(0));
+    let space = &mut w.k.procs_mut().get_mut(pid).unwrap().space;
+    space.touch(MAP_BASE, false);
+    space.touch(MAP_BASE + PAGE, true);
+    // Page 0 accessed; page 1 accessed and dirty.
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 2, false), Ok(0b1101));
+    assert_eq!(w.k.page_bits(pid, MAP_BASE + PAGE, 1, false), Ok(0b11));
+    // A range running into an unmapped page clears nothing.
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 3, true), Err(Error::NotMapped));
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 2, true), Ok(0b1101));
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 2, false), Ok(0));
+    // No access keeps the leaf: its bits are still there to read.
+    w.k.procs_mut()
+        .get_mut(pid)
+        .unwrap()
+        .space
+        .touch(MAP_BASE, true);
+    w.k.protect(pid, MAP_BASE, 1, abi::Protection::None)
+        .unwrap();
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 1, false), Ok(0b11));
+    assert_eq!(
+        w.k.page_bits(pid, MAP_BASE + 1, 1, false),
+        Err(Error::InvalidAddress)
+    );
+    assert_eq!(
+        w.k.page_bits(pid, MAP_BASE, 0, false),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.k.page_bits(pid, MAP_BASE, 33, false),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.k.page_bits(pid, abi::USER_MAP_TOP - PAGE, 2, false),
+        Err(Error::InvalidAddress)
+    );
+    // Unmapping drops the bits with the leaf.
+    w.k.unmap(pid, MAP_BASE).unwrap();
+    assert_eq!(
+        w.k.page_bits(pid, MAP_BASE, 1, false),
+        Err(Error::NotMapped)
+    );
+    w.k.check_invariants().unwrap();
+}

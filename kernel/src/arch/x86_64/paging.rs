@@ -490,6 +490,24 @@ impl exo_core::object::AddressSpace for AddressSpace {
         true
     }
 
+    /// Reads (and, if `clear`, clears and flushes) the accessed and dirty
+    /// bits the MMU keeps in `vaddr`'s leaf.
+    fn accessed_dirty(&mut self, vaddr: u64, clear: bool) -> Option<(bool, bool)> {
+        let (_, pt) = self.leaf_path(vaddr)?;
+        // SAFETY: `pt` is the level-1 table of `vaddr` just found.
+        let entry = unsafe { self.leaf_in(pt, vaddr) };
+        if *entry == 0 {
+            return None;
+        }
+        let ad = (F::ACCESSED | F::DIRTY).bits();
+        let bits = *entry & ad;
+        if clear && bits != 0 {
+            *entry &= !ad;
+            self.flush(vaddr);
+        }
+        Some((bits & F::ACCESSED.bits() != 0, bits & F::DIRTY.bits() != 0))
+    }
+
     /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.
     fn unmap(&mut self, vaddr: u64) -> Option<u64> {
         let (pde, pt) = self.leaf_path(vaddr)?;

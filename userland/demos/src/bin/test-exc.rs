@@ -621,6 +621,46 @@ fn main() -> Result<(), Error> {
         sys::map(again, PAGE_VA, MapFlags::WRITE).is_ok(),
         format_args!("refused"),
     );
+
+    // The MMU's accessed and dirty bits, as the hardware set them.
+    let bits = |pages: u64, clear: bool| sys::page_bits(PAGE_VA, pages, clear);
+    let fresh = bits(1, false);
+    // SAFETY: our own fresh writable page.
+    let _ = unsafe { core::ptr::read_volatile(PAGE_VA as *const u64) };
+    let read = bits(1, false);
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(PAGE_VA as *mut u64, 1) };
+    let written = bits(1, false);
+    let cleared = bits(1, true);
+    let after_clear = bits(1, false);
+    // SAFETY: as above. The clear flushed the TLB, so the MMU sets the
+    // dirty bit again.
+    unsafe { core::ptr::write_volatile(PAGE_VA as *mut u64, 2) };
+    let rewritten = bits(1, false);
+    t.check(
+        "page_bits: fresh 0, read A, written A|D, cleared, written again A|D",
+        [fresh, read, written, cleared, after_clear, rewritten]
+            == [Ok(0), Ok(1), Ok(3), Ok(3), Ok(0), Ok(3)],
+        format_args!(
+            "{:?}",
+            [fresh, read, written, cleared, after_clear, rewritten]
+        ),
+    );
+    t.expect(
+        "page_bits running into an unmapped page",
+        bits(2, false).map(drop),
+        Error::NotMapped,
+    );
+    t.expect(
+        "page_bits of 33 pages",
+        bits(33, false).map(drop),
+        Error::InvalidArgument,
+    );
+    t.expect(
+        "page_bits in the kernel half",
+        sys::page_bits(KERNEL_HALF, 1, false).map(drop),
+        Error::InvalidAddress,
+    );
     // SAFETY: nothing refers to it.
     unsafe { sys::frame_free(again)? };
     println!("exc: {} checks passed, {} failed", t.passed, t.failed);

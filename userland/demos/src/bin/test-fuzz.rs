@@ -122,7 +122,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::FrameFree => 8,
         Sysnum::FramePhys => 4,
         Sysnum::FrameSeal => 2,
-        Sysnum::Map => 20,
+        Sysnum::Map => 18,
         Sysnum::Unmap => 7,
         Sysnum::CapTransfer => 7,
         Sysnum::CapRecv => 6,
@@ -137,6 +137,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::ExcHandler => 1,
         Sysnum::Resume => 1,
         Sysnum::Protect => 1,
+        Sysnum::PageBits => 1,
         Sysnum::Exit => 0,
     }
 }
@@ -900,6 +901,7 @@ impl Fuzz {
             Sysnum::ExcHandler => self.op_exc_handler(),
             Sysnum::Resume => self.op_resume(),
             Sysnum::Protect => self.op_protect(),
+            Sysnum::PageBits => self.op_page_bits(),
             // Weight 0: the fuzzer exits once, at the end of its run.
             Sysnum::Exit => {}
         }
@@ -980,6 +982,42 @@ impl Fuzz {
             }
             None => {}
             Some(e) => self.expect_err("protect", r, e),
+        }
+    }
+
+    /// `page_bits`: refusals, and the bits of one of our mappings (read
+    /// or cleared: nothing else depends on them).
+    fn op_page_bits(&mut self) {
+        let far = NEVER + PAGE * self.rng.below(512);
+        let clear = self.rng.below(2);
+        let (va, pages, want) = match self.rng.below(6) {
+            0 => (KERNEL_HALF, 1, Some(Error::InvalidAddress)),
+            1 => (far, 1, Some(Error::NotMapped)),
+            2 => (W_RAM, 0, Some(Error::InvalidArgument)),
+            3 => (
+                W_RAM,
+                abi::bounds::PAGE_BITS_PAGES + 1,
+                Some(Error::InvalidArgument),
+            ),
+            4 => (far + 8, 1, Some(Error::InvalidAddress)),
+            _ => {
+                if self.nmaps == 0 {
+                    return;
+                }
+                let m = self.maps[self.rng.below(self.nmaps as u64) as usize];
+                (m.va, m.pages.min(abi::bounds::PAGE_BITS_PAGES), None)
+            }
+        };
+        let r = self.sc(Sysnum::PageBits, [va, pages, clear, 0, 0, 0]);
+        match want {
+            None => match r {
+                Err(e) => self.violation(format_args!("page_bits {va:#x}+{pages}: {e}")),
+                Ok(bits) if pages < 32 && bits >> (2 * pages) != 0 => {
+                    self.violation(format_args!("page_bits {va:#x}+{pages}: {bits:#x}"))
+                }
+                Ok(_) => {}
+            },
+            Some(e) => self.expect_err("page_bits", r, e),
         }
     }
 

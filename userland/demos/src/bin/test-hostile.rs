@@ -696,6 +696,10 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         Sysnum::Protect if a2 >= 4 => Error::InvalidArgument,
         Sysnum::Protect if a0 % 4096 != 0 => Error::InvalidAddress,
         Sysnum::Protect => Error::InvalidArgument,
+        // `clear` is decoded first (a boolean), then as `protect`.
+        Sysnum::PageBits if a2 > 1 => Error::InvalidArgument,
+        Sysnum::PageBits if a0 % 4096 != 0 => Error::InvalidAddress,
+        Sysnum::PageBits => Error::InvalidArgument,
     })
 }
 
