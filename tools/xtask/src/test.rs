@@ -238,7 +238,14 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "demos-all",
             ImageSpec::default(),
             0,
-            &["frames: ok", "share: ok", "(fault) killed", "success"],
+            &[
+                "frames: ok",
+                "share: ok",
+                "pager: ok",
+                "cow: ok",
+                "(fault) killed",
+                "success",
+            ],
         ),
         qt(
             "bad-elf-refused-others-run",
@@ -503,6 +510,27 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             ],
         )
     });
+    tests.push(qt(
+        // Application-level virtual memory: demand paging and
+        // copy-on-write in the library OS (`cargo xtask run --programs
+        // pager,cow`).
+        "libos-vm-demos",
+        programs("pager,cow"),
+        0,
+        &[
+            "pager: 64 frames used for a 256 MiB region (65536 pages reserved), 64 pages touched",
+            "pager: every page read zero at first touch: ok",
+            "pager: one frame per touched page (64 held): ok",
+            "pager: ok",
+            "cow: 8 pages shared by two mappings, 4 writes, 4 copies, 4 extra frames",
+            "cow: each side sees its own writes and the other's old data: ok",
+            "cow: the dirty bits name exactly the written pages: ok",
+            "cow: ok",
+            "(pager) exited with code 0",
+            "(cow) exited with code 0",
+            "success",
+        ],
+    ));
     tests.push(qt(
         // Exceptions to the library OS: every registration refusal (the
         // device-memory cases need a driver), every delivered vector with
