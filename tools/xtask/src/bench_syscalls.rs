@@ -77,9 +77,20 @@ const ROWS: &[&str] = &[
     "alloc-map-touch-unmap-free",
     "contiguous-16",
     "cap-transfer",
+    // Appel and Li's virtual-memory primitives (exo: `protect`, the libOS
+    // exception handler, `resume`; Linux: `mprotect`, a SIGSEGV handler,
+    // `sigreturn`).
+    "trap",
+    "prot1",
+    "unprot1",
+    "prot100",
+    "unprot100",
+    "appel1",
+    "appel2",
 ];
-/// exo-only rows that split alloc-map-touch-unmap-free into its calls (one
-/// call each, the caller's `rdtsc` pair included), with what each covers.
+/// exo-only rows, with what each covers: alloc-map-touch-unmap-free split
+/// into its calls (one call each, the caller's `rdtsc` pair included),
+/// `dirty`, and the kernel's share of `trap` in its two windows.
 const BREAKDOWN: &[(&str, &str)] = &[
     ("breakdown-entry-exit", "a call with no work: trace_ctl(7)"),
     ("breakdown-frame-phys", "frame_phys: one capability lookup"),
@@ -90,6 +101,22 @@ const BREAKDOWN: &[(&str, &str)] = &[
     ("breakdown-map", "map: lookup, rights, walk, record"),
     ("breakdown-unmap", "unmap: walk, tag, record, invlpg"),
     ("breakdown-frame-free", "frame_free: remove, free"),
+    (
+        "dirty",
+        "page_bits of one page (Linux has no call for the dirty bit)",
+    ),
+    (
+        "trap-deliver",
+        "fault to the handler's first instruction (+4 user insns)",
+    ),
+    (
+        "trap-resume",
+        "the handler's resume back to the program (+8 user insns)",
+    ),
+    (
+        "trap-kernel",
+        "the kernel's share of trap: deliver + resume",
+    ),
 ];
 /// The exo program (the image builder adds its `test-bench-*` helpers).
 const EXO_PROGRAM: &str = "test-bench";

@@ -14,6 +14,13 @@ const NULL_SYSCALL_BUDGET: u64 = 25;
 /// 1246 before map's EXEC-right check and the page-table entry counts that
 /// reclaim needs).
 const AMTUF_BUDGET: u64 = 1290;
+/// Instruction budget of `trap`: a write to a read-only page, delivered to
+/// the libOS's Rust handler, which `protect`s the page writable and
+/// `resume`s (today 2380).
+const TRAP_BUDGET: u64 = 2450;
+/// Instruction budget of `appel1`: a read of a page with no access; the
+/// handler unprotects it and protects another, then resumes (today 2642).
+const APPEL1_BUDGET: u64 = 2720;
 
 /// Host crates with unit tests.
 const HOST_CRATES: &[&str] = &["abi", "exo-core", "exo-trace", "xtask"];
@@ -373,6 +380,8 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             budgets: vec![
                 ("null-syscall", NULL_SYSCALL_BUDGET),
                 ("alloc-map-touch-unmap-free", AMTUF_BUDGET),
+                ("trap", TRAP_BUDGET),
+                ("appel1", APPEL1_BUDGET),
             ],
             timeout: Duration::from_secs(180),
             ..qt(
