@@ -483,8 +483,8 @@ syscalls! {
         /// the kernel writes the interrupted state to `save` and starts
         /// `entry` in ring 3 with `rsp = stack_top - 8`, `rdi = save`. The
         /// entry must be an executable RAM page of the caller, the page under
-        /// `stack_top` (16-aligned) and the save area (8-aligned) writable
-        /// RAM pages of the caller: kernel-half or non-canonical addresses
+        /// `stack_top` (16-aligned) and the save area (8-aligned, within one
+        /// page) writable RAM pages of the caller: kernel-half or non-canonical addresses
         /// are `InvalidAddress`, unmapped pages `NotMapped`, a page of the
         /// wrong kind (device, read-only, not executable) `PermissionDenied`;
         /// checked again at every delivery. All three 0 unregisters.

@@ -17,17 +17,24 @@ use abi::{
     Error, ExceptionFrame, EXCEPTION_VECTORS, RESUME_RFLAGS, USER_MAP_TOP, USER_MIN, USER_TOP,
 };
 use exo_core::object::AddressSpace as _;
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::IntoBytes;
 
-/// Where a process's exceptions go.
+/// Where a process's exceptions go, and the frames its three pages
+/// mapped when it was registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handler {
     /// The handler's first instruction.
     pub entry: u64,
     /// The top of its exception stack (16-aligned).
     pub stack_top: u64,
-    /// The save area: an [`ExceptionFrame`], 8-aligned.
+    /// The save area: an [`ExceptionFrame`], 8-aligned, within one page.
     pub save: u64,
+    /// The RAM frames (physical addresses) of the entry's, the stack's
+    /// and the save area's page at registration. A delivery walks the
+    /// page tables again and takes the fast path only if each page still
+    /// maps the same frame the same way: a frame that was RAM is RAM for
+    /// ever, so the memory-map lookup need not be repeated.
+    frames: [u64; 3],
 }
 
 /// A process's exception state.
@@ -55,43 +62,88 @@ enum Need {
 }
 
 /// Checks one page of the caller: `NotMapped` if nothing is mapped there,
-/// `PermissionDenied` if it is not what `need` asks for.
-fn check_page(p: &Process, page: u64, need: Need) -> Result<(), Error> {
+/// `PermissionDenied` if it is not what `need` asks for; its frame.
+fn check_page(p: &Process, page: u64, need: Need) -> Result<u64, Error> {
     let (phys, flags) = p.space.translate(page).ok_or(Error::NotMapped)?;
     let fits = match need {
         Need::Exec => flags.exec,
         Need::Write => flags.write,
     };
     if fits && crate::syscall::is_ram(phys) {
-        Ok(())
+        Ok(phys)
     } else {
         Err(Error::PermissionDenied)
     }
 }
 
-/// Checks a handler against the caller's address space (at registration
-/// and at every delivery).
-fn check(p: &Process, h: &Handler) -> Result<(), Error> {
+/// The pages a handler uses: the entry's, the stack's (under its top),
+/// the save area's, with what each must be.
+fn pages(entry: u64, stack_top: u64, save: u64) -> [(u64, Need); 3] {
+    [
+        (entry & !(PAGE - 1), Need::Exec),
+        ((stack_top - 1) & !(PAGE - 1), Need::Write),
+        (save & !(PAGE - 1), Need::Write),
+    ]
+}
+
+/// Checks a handler's pieces against the caller's address space; the
+/// handler with its frames.
+fn check(p: &Process, entry: u64, stack_top: u64, save: u64) -> Result<Handler, Error> {
     let user = USER_MIN..USER_MAP_TOP;
-    let save_end = h.save.checked_add(SAVE_LEN).ok_or(Error::InvalidAddress)?;
-    if !user.contains(&h.entry)
-        || !h.stack_top.is_multiple_of(16)
-        || h.stack_top <= USER_MIN
-        || h.stack_top > USER_MAP_TOP
-        || !h.save.is_multiple_of(8)
-        || !user.contains(&h.save)
-        || save_end > USER_MAP_TOP
+    if !user.contains(&entry)
+        || !stack_top.is_multiple_of(16)
+        || stack_top <= USER_MIN
+        || stack_top > USER_MAP_TOP
+        || !save.is_multiple_of(8)
+        || !user.contains(&save)
+        // Within one page (so also below USER_MAP_TOP).
+        || (save & (PAGE - 1)) + SAVE_LEN > PAGE
     {
         return Err(Error::InvalidAddress);
     }
-    check_page(p, h.entry & !(PAGE - 1), Need::Exec)?;
-    check_page(p, (h.stack_top - 1) & !(PAGE - 1), Need::Write)?;
-    let mut page = h.save & !(PAGE - 1);
-    while page < save_end {
-        check_page(p, page, Need::Write)?;
-        page += PAGE;
+    let mut frames = [0; 3];
+    for (frame, (page, need)) in frames.iter_mut().zip(pages(entry, stack_top, save)) {
+        *frame = check_page(p, page, need)?;
     }
-    Ok(())
+    Ok(Handler {
+        entry,
+        stack_top,
+        save,
+        frames,
+    })
+}
+
+/// Whether the handler's pages still map the frames they mapped when it
+/// was registered, the same way (the cheap check at each use).
+fn unchanged(p: &Process, h: &Handler) -> bool {
+    pages(h.entry, h.stack_top, h.save)
+        .iter()
+        .zip(h.frames)
+        .all(|(&(page, need), frame)| match p.space.translate(page) {
+            Some((phys, flags)) => {
+                phys == frame
+                    && match need {
+                        Need::Exec => flags.exec,
+                        Need::Write => flags.write,
+                    }
+            }
+            None => false,
+        })
+}
+
+/// The handler, checked again for use: itself if its pages are unchanged,
+/// else as registration checks it (with the frames it maps now).
+fn recheck(p: &Process, h: &Handler) -> Result<Handler, Error> {
+    if unchanged(p, h) {
+        Ok(*h)
+    } else {
+        check(p, h.entry, h.stack_top, h.save)
+    }
+}
+
+/// The save area of `h` (its frame checked RAM, writable, the caller's).
+fn save_area(h: &Handler) -> *mut ExceptionFrame {
+    crate::memory::phys_to_virt(h.frames[2] + (h.save & (PAGE - 1))).cast()
 }
 
 /// `exc_handler(entry, stack_top, save)`: registers (all three 0:
@@ -107,13 +159,7 @@ pub fn register(
     let handler = if (entry, stack_top, save) == (0, 0, 0) {
         None
     } else {
-        let h = Handler {
-            entry,
-            stack_top,
-            save,
-        };
-        check(p, &h)?;
-        Some(h)
+        Some(check(p, entry, stack_top, save)?)
     };
     p.regs.exc = ExcState {
         handler,
@@ -163,7 +209,7 @@ pub fn deliver(
     if state.delivering {
         return Err(Undelivered::Nested);
     }
-    check(p, &h).map_err(Undelivered::Unusable)?;
+    let h = recheck(p, &h).map_err(Undelivered::Unusable)?;
     let saved = ExceptionFrame {
         r15: frame.r15,
         r14: frame.r14,
@@ -189,8 +235,14 @@ pub fn deliver(
         ss: frame.ss,
         cr2,
     };
-    crate::syscall::copy_to_user(p, h.save, saved.as_bytes()).map_err(Undelivered::Unusable)?;
-    p.regs.exc.delivering = true;
+    // SAFETY: `recheck` found the save area's page mapped writable in the
+    // caller's space to this RAM frame (in the offset mapping), and the
+    // area lies within the page; the kernel holds no reference into it.
+    unsafe { save_area(&h).write_unaligned(saved) };
+    p.regs.exc = ExcState {
+        handler: Some(h),
+        delivering: true,
+    };
     frame.rip = h.entry;
     // As if the entry had been called: rsp = 8 mod 16.
     frame.rsp = h.stack_top - 8;
@@ -209,8 +261,19 @@ pub fn resume(k: &mut Kernel, pid: u64, ptr: u64) -> Result<TrapFrame, Error> {
     if !ptr.is_multiple_of(8) {
         return Err(Error::InvalidAddress);
     }
-    let bytes = crate::syscall::copy_from_user(p, ptr, SAVE_LEN)?;
-    let c = ExceptionFrame::read_from_bytes(&bytes).map_err(|_| Error::InvalidAddress)?;
+    let c = match p.regs.exc.handler {
+        // The save area itself, still where it was: read it in place.
+        Some(h) if h.save == ptr && unchanged(p, &h) => {
+            // SAFETY: `unchanged` found the save area's page mapped to the
+            // registered RAM frame; the area lies within it.
+            unsafe { save_area(&h).read_unaligned() }
+        }
+        _ => {
+            let mut c = ExceptionFrame::default();
+            crate::syscall::copy_from_user_into(p, ptr, c.as_mut_bytes())?;
+            c
+        }
+    };
     let frame = sanitise(&c)?;
     p.regs.exc.delivering = false;
     Ok(frame)

@@ -281,7 +281,7 @@ fn user_ram_page(p: &mut Process, page: u64, write: bool) -> Result<u64, Error> 
 
 /// Copies user memory through the caller's page tables (never by touching
 /// user addresses directly), so a bad pointer is an error, not a fault.
-pub(crate) fn copy_from_user(p: &mut Process, addr: u64, len: u64) -> Result<Vec<u8>, Error> {
+fn copy_from_user(p: &mut Process, addr: u64, len: u64) -> Result<Vec<u8>, Error> {
     let end = user_range(addr, len)?;
     let mut out = Vec::new();
     out.try_reserve(len as usize)
@@ -303,7 +303,28 @@ pub(crate) fn copy_from_user(p: &mut Process, addr: u64, len: u64) -> Result<Vec
     Ok(out)
 }
 
-pub(crate) fn copy_to_user(p: &mut Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {
+/// Fills `out` from user memory at `addr`, as [`copy_from_user`] reads,
+/// without allocating.
+pub(crate) fn copy_from_user_into(p: &mut Process, addr: u64, out: &mut [u8]) -> Result<(), Error> {
+    let end = user_range(addr, out.len() as u64)?;
+    let mut at = addr;
+    let mut done = 0usize;
+    while at < end {
+        let page = at & !(PAGE - 1);
+        let phys = user_ram_page(p, page, false)?;
+        let chunk = ((page + PAGE).min(end) - at) as usize;
+        // SAFETY: as in `copy_from_user`: a RAM frame mapped user-accessible
+        // in the caller's space; the read stays inside it.
+        let src =
+            unsafe { core::slice::from_raw_parts(memory::phys_to_virt(phys + (at - page)), chunk) };
+        out[done..done + chunk].copy_from_slice(src);
+        done += chunk;
+        at += chunk as u64;
+    }
+    Ok(())
+}
+
+fn copy_to_user(p: &mut Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {
     let end = user_range(addr, bytes.len() as u64)?;
     // Check every page first so that a failure writes nothing.
     let mut at = addr & !(PAGE - 1);

@@ -39,7 +39,9 @@ pub const STACK_BYTES: usize = 16 * 1024;
 #[repr(C, align(16))]
 struct Stack(UnsafeCell<[u8; STACK_BYTES]>);
 
-#[repr(C, align(16))]
+/// Aligned to 256 bytes so that it never crosses a page (the kernel
+/// requires the save area within one page).
+#[repr(C, align(256))]
 struct Save(UnsafeCell<ExceptionFrame>);
 
 // SAFETY: one thread per program; the kernel writes the save area and the

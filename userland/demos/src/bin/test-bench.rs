@@ -478,7 +478,7 @@ static T_HANDLER: AtomicU64 = AtomicU64::new(0);
 static T_RESUME: AtomicU64 = AtomicU64::new(0);
 
 /// The assembly handler's exception stack and save area.
-#[repr(C, align(16))]
+#[repr(C, align(4096))]
 struct RawArea(core::cell::UnsafeCell<[u64; 1024]>);
 // SAFETY: one thread; only the kernel (at delivery) and the handler touch it.
 unsafe impl Sync for RawArea {}

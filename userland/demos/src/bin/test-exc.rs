@@ -322,9 +322,9 @@ fn main() -> Result<(), Error> {
             Error::PermissionDenied,
         ),
         (
-            "save area running into an unmapped page",
+            "save area crossing a page boundary",
             [code, stack, PAGE_VA + 4096 - 8],
-            Error::NotMapped,
+            Error::InvalidAddress,
         ),
         (
             "save area ending at USER_MAP_TOP + 8",
