@@ -517,13 +517,19 @@ impl<P: Platform> Kernel<P> {
         };
         let p = self.caller(pid)?;
         let mut page = vaddr;
+        // The record whose capability was checked last: the pages of one
+        // mapping share it.
+        let mut checked = None;
         while page < end {
             let (_, tag) = p.space.frame_and_tag(page).ok_or(Error::NotMapped)?;
             // Program-image pages have no record: no capability to judge by.
             let tag = tag.ok_or(Error::PermissionDenied)?;
-            let record = p.mappings.get(usize::from(tag)).ok_or(Error::NotMapped)?;
-            let cap = p.caps.get(record.handle)?;
-            require(cap.rights, needed)?;
+            if checked != Some(tag) {
+                let record = p.mappings.get(usize::from(tag)).ok_or(Error::NotMapped)?;
+                let cap = p.caps.get(record.handle)?;
+                require(cap.rights, needed)?;
+                checked = Some(tag);
+            }
             page += PAGE;
         }
         let mut page = vaddr;

@@ -276,8 +276,10 @@ struct Fuzz {
     out: OutBuf,
 }
 
-/// An output buffer for the kernel, larger than any ABI struct.
-#[repr(C, align(16))]
+/// An output buffer for the kernel, larger than any ABI struct; 256-aligned
+/// so that an `ExceptionFrame` at its start lies within one page (as
+/// `exc_handler` requires of a save area).
+#[repr(C, align(256))]
 struct OutBuf([u64; 32]);
 
 const _: () = assert!(
@@ -924,9 +926,13 @@ impl Fuzz {
                 [code, (code & !(PAGE - 1)) + 2048, data],
                 Some(Error::PermissionDenied),
             ),
-            4 => ([code, stack, code & !7], Some(Error::PermissionDenied)),
+            4 => (
+                [code, stack, (code & !(PAGE - 1)) + 8],
+                Some(Error::PermissionDenied),
+            ),
+            // Within the first page (a save area must not cross one).
             _ => (
-                [code, stack, NEVER + 8 * self.rng.below(512)],
+                [code, stack, NEVER + 8 * self.rng.below(64)],
                 Some(Error::NotMapped),
             ),
         };
@@ -1040,7 +1046,7 @@ impl Fuzz {
             2 => NEVER + 8 * self.rng.below(512),
             _ => base as u64,
         };
-        // SAFETY: `out` holds 256 bytes, 16-aligned; an ExceptionFrame is
+        // SAFETY: `out` holds 256 bytes, 256-aligned; an ExceptionFrame is
         // smaller (asserted beside OutBuf).
         unsafe { core::ptr::write_volatile(base.cast::<abi::ExceptionFrame>(), c) };
         let r = self.sc(Sysnum::Resume, [ptr, 0, 0, 0, 0, 0]);
