@@ -47,11 +47,11 @@ fn dispatch(frame: &mut TrapFrame) {
         let fault = Fault::of(frame);
         process::with(|k| {
             let current = k.current();
-            let undelivered =
-                match crate::exception::deliver(k, current, frame, fault.cr2.unwrap_or(0)) {
-                    Ok(()) => return,
-                    Err(why) => why,
-                };
+            let cr2 = fault.cr2.unwrap_or(0);
+            let undelivered = match crate::exception::deliver(k, current, frame, cr2) {
+                Ok(()) => return trace_delivery(current, &fault, frame.rip),
+                Err(why) => why,
+            };
             // Ending a process allocates anyway (its results record); the
             // report above is printed before, allocation-free.
             let why = alloc::format!("{fault}{undelivered}");
@@ -71,6 +71,16 @@ fn dispatch(frame: &mut TrapFrame) {
     }
     report(frame);
     exit(Verdict::Failure)
+}
+
+/// With tracing on, a delivered exception is a plain kernel line beside
+/// the syscall records (which show the handler's calls, `resume` too).
+fn trace_delivery(pid: u64, fault: &Fault, handler: u64) {
+    if crate::arch::syscall::TRACE_ON.load(core::sync::atomic::Ordering::Relaxed) {
+        crate::kprintln!(
+            "[exo] trace: pid {pid}: {fault} delivered to its handler at {handler:#x}"
+        );
+    }
 }
 
 /// An interrupt: the timer ticks and preempts (interrupts arrive only in

@@ -339,6 +339,27 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             )
         },
         QemuTest {
+            // With tracing on, a delivered exception is a kernel line and
+            // the handler's calls are records that decode.
+            min_trace_records: 64,
+            ..qt(
+                "trace-exceptions",
+                ImageSpec {
+                    programs: Some("pager".into()),
+                    options: vec!["trace".into()],
+                    ..Default::default()
+                },
+                0,
+                &[
+                    "[exo] trace: pid 1: page fault (vector 14) at rip=",
+                    "delivered to its handler at 0x",
+                    "@exo-trace 1 pid=1 proc=pager sys=exc_handler ",
+                    "@exo-trace 1 pid=1 proc=pager sys=resume args=frame=0x",
+                    "pager: ok",
+                ],
+            )
+        },
+        QemuTest {
             // Forged lines appear only behind the `| ` the kernel adds.
             also_must_not: vec![
                 "\n[exo] forged",
