@@ -82,6 +82,11 @@ pub mod bounds {
     pub const PAGE_TABLES: u64 = 1024;
     /// Messages waiting in one endpoint's queue.
     pub const QUEUE: usize = 16;
+    /// Pages one `protect` call may change (the kernel walks each twice
+    /// with interrupts off).
+    pub const PROTECT_PAGES: u64 = 4096;
+    /// Pages one `page_bits` call reports (two bits each in one register).
+    pub const PAGE_BITS_PAGES: u64 = 32;
 }
 
 /// `send`/`call`/`reply` flag: the capability is copied (both hold it),
@@ -492,6 +497,99 @@ pub struct FrameStats {
     pub zeroed: u64,
 }
 
+/// The save area of an exception delivered to a library OS (see
+/// `exc_handler`), and the context `resume` loads: the interrupted
+/// registers in the kernel's trap-frame order, then the page-fault address.
+/// No padding (see [`FrameStats`]); `FromBytes` lets the kernel read one
+/// back from user memory without `unsafe`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::IntoBytes,
+    zerocopy::FromBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+#[repr(C)]
+#[allow(missing_docs)]
+pub struct ExceptionFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// The CPU exception's vector (one of [`EXCEPTION_VECTORS`]).
+    pub vector: u64,
+    /// The CPU's error code (0 for vectors that push none).
+    pub error: u64,
+    /// Where it happened (for a trap such as #BP, the next instruction).
+    pub rip: u64,
+    /// The user code selector (written for information; `resume` ignores it).
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    /// The user stack selector (as `cs`).
+    pub ss: u64,
+    /// The faulting address of a page fault (vector 14), else 0.
+    pub cr2: u64,
+}
+
+/// What `protect` makes of pages: no access at all, read-only, read and
+/// write, read and execute (never write and execute: W^X).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum Protection {
+    /// No access: the page stays mapped (its frame, record and tag are
+    /// kept, so `unmap`, `frame_free` and exit find it), but any access
+    /// from ring 3 is a page fault with the present bit set, and the
+    /// kernel's copies refuse it.
+    None = 0,
+    /// Read-only.
+    Read = 1,
+    /// Read and write (needs the capability's `WRITE` right).
+    Write = 2,
+    /// Read and execute (needs the `EXEC` right: sealed frames only).
+    Exec = 3,
+}
+
+impl Protection {
+    /// Every value, in code order.
+    pub const ALL: [Protection; 4] = [
+        Protection::None,
+        Protection::Read,
+        Protection::Write,
+        Protection::Exec,
+    ];
+}
+
+/// The vectors delivered to a registered handler: #DE (0), #BP (3), #UD
+/// (6), #NM (7), #GP (13), #PF (14), #AC (17). Any other exception in ring 3
+/// (#DB from the trap flag, say) ends the process as without a handler.
+pub const EXCEPTION_VECTORS: [u64; 7] = [0, 3, 6, 7, 13, 14, 17];
+
+/// The RFLAGS bits `resume` takes from the context: exactly those a ring-3
+/// `popfq` can change (CF, PF, AF, ZF, SF, TF, DF, OF, AC, ID), so resuming
+/// grants nothing the program could not do itself. IF is always set (and
+/// bit 1); IOPL, NT, RF, VM, VIF and VIP are always clear. TF is kept (a
+/// debugger single-steps through it: the #DB comes in ring 3 after one
+/// instruction), as is AC (a ring-3 `popfq` sets it too).
+pub const RESUME_RFLAGS: u64 =
+    0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000;
+
 /// Machine facts, written by `sys_info` (no padding: see [`FrameStats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::IntoBytes, zerocopy::Immutable)]
 #[repr(C)]
@@ -622,6 +720,8 @@ pub enum RetKind {
     Count,
     /// A message's badge (more results in other registers), in decimal.
     Badge,
+    /// A bit set (`page_bits`), printed in hex.
+    Bits,
 }
 
 /// Exit codes a program passes to `exit` by convention.
@@ -645,7 +745,7 @@ mod tests {
             (3, "send"),
             (4, "recv"),
             (5, "call"),
-            (6, "irq_bind"),
+            (6, "resume"),
             (7, "frame_alloc_contiguous"),
             (8, "map"),
             (9, "unmap"),
@@ -666,6 +766,10 @@ mod tests {
             (24, "endpoint_create"),
             (25, "endpoint_mint"),
             (26, "endpoint_lookup"),
+            (27, "exc_handler"),
+            (29, "protect"),
+            (30, "page_bits"),
+            (31, "irq_bind"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {

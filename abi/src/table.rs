@@ -23,7 +23,7 @@
 //! Adding a syscall is one row here, one kernel handler (the kernel's
 //! `match` on [`LocalCall`] or [`SwitchingCall`] is exhaustive, so the
 //! compiler points at it) and one libos wrapper.
-use crate::{ArgKind, Error, Handle, MapFlags, RetKind, Rights, TransferFlags};
+use crate::{ArgKind, Error, Handle, MapFlags, Protection, RetKind, Rights, TransferFlags};
 
 /// A syscall argument type: how a register decodes into it (with every
 /// validation a type can make on its own) and back.
@@ -84,6 +84,22 @@ impl Arg for MapFlags {
     #[inline(always)]
     fn raw(self) -> u64 {
         self.bits()
+    }
+}
+
+impl Arg for Protection {
+    /// A value other than the four is refused.
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        Protection::ALL
+            .get(raw as usize)
+            .copied()
+            .filter(|_| raw < 4)
+            .ok_or(Error::InvalidArgument)
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self as u64
     }
 }
 
@@ -460,7 +476,7 @@ syscalls! {
         /// the message stands for). Needs a device capability (a driver's);
         /// program the device's MSI with address [`MSI_ADDRESS`](crate::MSI_ADDRESS)
         /// and data = the vector. Unbound when the caller ends.
-        IrqBind = 6, "irq_bind", safe fn irq_bind(device: Handle as Handle, ep: Handle as Handle) -> Count;
+        IrqBind = 31, "irq_bind", safe fn irq_bind(device: Handle as Handle, ep: Handle as Handle) -> Count;
         /// `frame_alloc_contiguous(count, align, max_phys) -> handle`:
         /// `count` physically contiguous zeroed frames
         /// (`count <= MAX_CONTIGUOUS_FRAMES`), the first aligned to `align`
@@ -532,6 +548,43 @@ syscalls! {
         /// the endpoint process `name` published, badged with the caller's
         /// pid (stamped by the kernel: not forgeable).
         EndpointLookup = 26, "endpoint_lookup", safe fn endpoint_lookup(name: u64 as Addr, len: u64 as Num) -> Handle;
+        /// `exc_handler(entry, stack_top, save)`: register the caller's
+        /// exception handler (see [`ExceptionFrame`](crate::ExceptionFrame)):
+        /// on a ring-3 fault of [`EXCEPTION_VECTORS`](crate::EXCEPTION_VECTORS)
+        /// the kernel writes the interrupted state to `save` and starts
+        /// `entry` in ring 3 with `rsp = stack_top - 8`, `rdi = save`. The
+        /// entry must be an executable RAM page of the caller, the page under
+        /// `stack_top` (16-aligned) and the save area (8-aligned, within one
+        /// page) writable RAM pages of the caller: kernel-half or non-canonical addresses
+        /// are `InvalidAddress`, unmapped pages `NotMapped`, a page of the
+        /// wrong kind (device, read-only, not executable) `PermissionDenied`;
+        /// checked again at every delivery. All three 0 unregisters.
+        /// Registering also ends a pending delivery (see `resume`).
+        ExcHandler = 27, "exc_handler", unsafe
+            fn exc_handler(entry: u64 as Addr, stack_top: u64 as Addr, save: u64 as Addr) -> None;
+        /// `protect(vaddr, pages, prot)`: change how `pages` pages of the
+        /// caller's `map` mappings from `vaddr` may be used, in place
+        /// ([`Protection`]: none, read, write, exec), TLB flushed before it
+        /// returns. The address rule is `map`'s (`InvalidAddress`); `pages`
+        /// from 1 to [`bounds::PROTECT_PAGES`](crate::bounds::PROTECT_PAGES)
+        /// (`InvalidArgument`); every page must be mapped by `map`
+        /// (`NotMapped`; a program-image page, mapped by no capability, is
+        /// `PermissionDenied`) through a capability with the right the
+        /// protection needs (`WRITE`, `EXEC`: `PermissionDenied`), so W^X
+        /// per frame holds. All pages are checked before any changes.
+        Protect = 29, "protect", unsafe
+            fn protect(vaddr: u64 as Addr, pages: u64 as Num, prot: Protection as Num) -> None;
+        /// `page_bits(vaddr, pages, clear) -> bits`: the hardware accessed
+        /// and dirty bits of `pages` (1 to
+        /// [`bounds::PAGE_BITS_PAGES`](crate::bounds::PAGE_BITS_PAGES),
+        /// else `InvalidArgument`) of the caller's pages from `vaddr`: bit
+        /// `2i` is page `i`'s accessed bit, bit `2i + 1` its dirty bit.
+        /// With `clear` they are cleared too (and the pages flushed from
+        /// the TLB, so the MMU sets them again). The address rule is
+        /// `map`'s (`InvalidAddress`); every page must be mapped, with any
+        /// protection (`NotMapped`, checked before anything is cleared).
+        PageBits = 30, "page_bits", safe
+            fn page_bits(vaddr: u64 as Addr, pages: u64 as Num, clear: bool as Num) -> Bits;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame
@@ -554,6 +607,18 @@ syscalls! {
         /// receiver's `reply`, returned as `recv` returns a message (badge
         /// 0). A full queue is `WouldBlock`.
         Call = 5, "call", unsafe fn call(ep: Handle as Handle, w0: u64 as Num, w1: u64 as Num, cap: u64 as Num, flags: u64 as Num) -> Badge;
+        /// `resume(frame_ptr)`: load the user context in the
+        /// [`ExceptionFrame`](crate::ExceptionFrame) at `frame_ptr` (the save
+        /// area, or any copy) and continue there; on success it does not
+        /// return to the caller. The kernel takes the general registers as
+        /// they are, refuses a `rip` at or above `USER_MAP_TOP` or an `rsp`
+        /// outside the lower half (`InvalidAddress`, and the caller goes on),
+        /// keeps only the flags a ring-3 `popfq` may change
+        /// ([`RESUME_RFLAGS`](crate::RESUME_RFLAGS): IF is always set,
+        /// IOPL, NT, RF, VM, VIF, VIP always clear) and ignores `cs`/`ss`
+        /// (always the user selectors). Ends the pending delivery: a fault
+        /// after it is delivered again.
+        Resume = 6, "resume", unsafe fn resume(frame: u64 as Addr) -> None;
     }
 }
 
@@ -657,7 +722,10 @@ mod tests {
 
     #[test]
     fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
-        let unsafe_ones: [Sysnum; 9] = [
+        let unsafe_ones: [Sysnum; 12] = [
+            Sysnum::Protect,
+            Sysnum::ExcHandler,
+            Sysnum::Resume,
             Sysnum::FrameFree,
             Sysnum::Unmap,
             Sysnum::CapTransfer,

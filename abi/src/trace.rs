@@ -83,7 +83,7 @@ pub fn write_record(
         Err(e) => out.write_str(e.name())?,
         Ok(value) => match sys.map(Sysnum::ret).unwrap_or(RetKind::None) {
             RetKind::None => out.write_str("ok")?,
-            RetKind::Handle | RetKind::Phys => write!(out, "ok:{value:#x}")?,
+            RetKind::Handle | RetKind::Phys | RetKind::Bits => write!(out, "ok:{value:#x}")?,
             RetKind::Pid | RetKind::Count | RetKind::Badge => write!(out, "ok:{value}")?,
         },
     }

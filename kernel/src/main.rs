@@ -15,6 +15,7 @@
 extern crate alloc;
 
 mod arch;
+mod exception;
 mod loader;
 mod memory;
 mod process;

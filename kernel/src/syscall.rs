@@ -47,6 +47,8 @@ enum Flow {
     Block,
     /// The caller blocked in `call` and woke this receiver: run it.
     SwitchTo(u64),
+    /// Return to this (sanitised) context instead of the call.
+    Resume(TrapFrame),
 }
 
 /// What a call returns to user space: `rax` = 0 or the [`Error`] code,
@@ -156,6 +158,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
         let flow = match decoded {
             Ok(Call::Switching(SwitchingCall::Yield {})) => Flow::Yield,
             Ok(Call::Switching(SwitchingCall::Exit { code })) => Flow::Exit(code),
+            Ok(Call::Switching(SwitchingCall::Resume { frame: ptr })) => {
+                match crate::exception::resume(k, pid, ptr) {
+                    Ok(to) => Flow::Resume(to),
+                    Err(e) => Flow::Return(Err(e)),
+                }
+            }
             Ok(Call::Switching(call)) => match ipc(k, pid, call) {
                 // Only `recv` completes with a message (`send` with none:
                 // its stub expects only rax and rdx back).
@@ -176,7 +184,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         let result = match &flow {
             Flow::Return(r) => *r,
             Flow::Got(got) => Ok(got.badge),
-            Flow::Yield | Flow::Exit(_) | Flow::Block | Flow::SwitchTo(_) => Ok(0),
+            Flow::Yield | Flow::Exit(_) | Flow::Block | Flow::SwitchTo(_) | Flow::Resume(_) => {
+                Ok(0)
+            }
         };
         let ret = encode(result);
         frame.rax = ret.rax;
@@ -190,6 +200,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         after_call(k, calls);
         match flow {
             Flow::Return(_) | Flow::Got(_) => crate::sched::Next::Run,
+            Flow::Resume(to) => {
+                *frame = to;
+                crate::sched::Next::Run
+            }
             Flow::Yield => {
                 // The program has nothing to do for now: so much the better
                 // for zeroing frames ahead of need (bounded).
@@ -234,7 +248,9 @@ fn ipc(k: &mut Kernel, pid: u64, call: SwitchingCall) -> Result<Outcome, Error> 
             flags,
         } => k.call(pid, ep, [w0, w1], cap, flags),
         SwitchingCall::Recv { ep, timeout } => k.recv(pid, ep, timeout, crate::arch::apic::ticks()),
-        SwitchingCall::Exit { .. } | SwitchingCall::Yield {} => Err(Error::InvalidArgument),
+        SwitchingCall::Exit { .. } | SwitchingCall::Yield {} | SwitchingCall::Resume { .. } => {
+            Err(Error::InvalidArgument)
+        }
     }
 }
 
@@ -308,6 +324,17 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             let info = k.cap_info(pid, cap)?;
             copy_out(k, pid, out, info.as_bytes())
         }),
+        LocalCall::ExcHandler {
+            entry,
+            stack_top,
+            save,
+        } => cold(|| crate::exception::register(k, pid, entry, stack_top, save)),
+        LocalCall::Protect { vaddr, pages, prot } => k.protect(pid, vaddr, pages, prot),
+        LocalCall::PageBits {
+            vaddr,
+            pages,
+            clear,
+        } => k.page_bits(pid, vaddr, pages, clear),
         LocalCall::TraceCtl { on } => {
             TRACE_ON.store(on, Ordering::Relaxed);
             Ok(0)
@@ -357,7 +384,7 @@ fn user_range(addr: u64, len: u64) -> Result<u64, Error> {
 /// copies to and from RAM, through its offset mapping. Device registers are
 /// never read or written on a program's behalf (side effects), and may lie
 /// outside the offset mapping altogether.
-fn is_ram(phys: u64) -> bool {
+pub(crate) fn is_ram(phys: u64) -> bool {
     memory::classify(phys / PAGE) == FrameClass::Usable
 }
 
@@ -391,6 +418,27 @@ fn copy_from_user(p: &mut Process, addr: u64, len: u64) -> Result<Vec<u8>, Error
         at += chunk;
     }
     Ok(out)
+}
+
+/// Fills `out` from user memory at `addr`, as [`copy_from_user`] reads,
+/// without allocating.
+pub(crate) fn copy_from_user_into(p: &mut Process, addr: u64, out: &mut [u8]) -> Result<(), Error> {
+    let end = user_range(addr, out.len() as u64)?;
+    let mut at = addr;
+    let mut done = 0usize;
+    while at < end {
+        let page = at & !(PAGE - 1);
+        let phys = user_ram_page(p, page, false)?;
+        let chunk = ((page + PAGE).min(end) - at) as usize;
+        // SAFETY: as in `copy_from_user`: a RAM frame mapped user-accessible
+        // in the caller's space; the read stays inside it.
+        let src =
+            unsafe { core::slice::from_raw_parts(memory::phys_to_virt(phys + (at - page)), chunk) };
+        out[done..done + chunk].copy_from_slice(src);
+        done += chunk;
+        at += chunk as u64;
+    }
+    Ok(())
 }
 
 fn copy_to_user(p: &mut Process, addr: u64, bytes: &[u8]) -> Result<(), Error> {

@@ -1,6 +1,7 @@
 //! What happens on a trap: timer ticks, NMIs and other interrupts (counted
-//! without a lock, reported later), and CPU exceptions reported with their
-//! vector, error code, RIP and (page faults) CR2. A fault in the kernel
+//! without a lock, reported later), and CPU exceptions: in ring 3 delivered
+//! to the process's handler ([`crate::exception`]) or reported with their
+//! vector, error code, RIP and (page faults) CR2 as the process ends. A fault in the kernel
 //! ends the run with a failure verdict; a breakpoint is reported and
 //! execution continues.
 use crate::arch::trap::{exception_name, TrapFrame, SYSCALL_VECTOR};
@@ -41,13 +42,22 @@ fn dispatch(frame: &mut TrapFrame) {
         return;
     }
     if frame.from_user() {
-        // A fault in a library OS ends that process only.
+        // A fault in a library OS goes to its handler, or ends that
+        // process only.
         let fault = Fault::of(frame);
         let next = process::with(|k| {
             let current = k.current();
+            let cr2 = fault.cr2.unwrap_or(0);
+            let undelivered = match crate::exception::deliver(k, current, frame, cr2) {
+                Ok(()) => {
+                    trace_delivery(current, &fault, frame.rip);
+                    return crate::sched::Next::Run;
+                }
+                Err(why) => why,
+            };
             // Ending a process allocates anyway (its results record); the
             // report above is printed before, allocation-free.
-            let why = alloc::format!("{fault}");
+            let why = alloc::format!("{fault}{undelivered}");
             process::end(k, current, process::Ending::Faulted(why));
             let next = crate::sched::switch_after(k, current, frame);
             if next == crate::sched::Next::Done {
@@ -72,6 +82,16 @@ fn dispatch(frame: &mut TrapFrame) {
 /// Zeroed frames a timer tick may add to the pool (each one `rep stosq`
 /// of 4 KiB: about 515 instructions, 100-200 cycles on hardware).
 const TICK_REFILL: usize = 8;
+
+/// With tracing on, a delivered exception is a plain kernel line beside
+/// the syscall records (which show the handler's calls, `resume` too).
+fn trace_delivery(pid: u64, fault: &Fault, handler: u64) {
+    if crate::arch::syscall::TRACE_ON.load(core::sync::atomic::Ordering::Relaxed) {
+        crate::kprintln!(
+            "[exo] trace: pid {pid}: {fault} delivered to its handler at {handler:#x}"
+        );
+    }
+}
 
 /// An interrupt: the timer ticks and preempts (interrupts arrive only in
 /// ring 3 or in the kernel's idle `hlt`, where no lock is held, so it may

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/klog.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -202,6 +203,119 @@ static void anchor_page_tables(void)
 	}
 }
 
+/*
+ * Appel and Li's rows, as on exo (test-bench.rs): a 128-page anonymous
+ * region, populated; a SIGSEGV handler (SA_SIGINFO) that mprotects the
+ * faulting page read-write and, for appel1, the page opened before
+ * PROT_NONE, then returns (sigreturn). `dirty` has no Linux call.
+ */
+#define VM_PAGES 128
+static char *vm;
+static volatile int appel1_mode;
+static char *volatile open_page;
+static volatile int segv_failed;
+
+static void segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	char *page = (char *)((uintptr_t)si->si_addr & ~(uintptr_t)4095);
+	if (page < vm || page >= vm + VM_PAGES * 4096 ||
+	    mprotect(page, 4096, PROT_READ | PROT_WRITE)) {
+		segv_failed = 1;
+		signal(SIGSEGV, SIG_DFL);
+		return;
+	}
+	if (appel1_mode) {
+		char *before = open_page;
+		open_page = page;
+		if (mprotect(before, 4096, PROT_NONE))
+			segv_failed = 1;
+	}
+}
+
+/* Times a row whose untimed SETUP precedes the timed OP in each iteration. */
+#define MEASURE_AFTER(NAME, SETUP, OP)                                         \
+	do {                                                                   \
+		int ok = 1;                                                    \
+		for (int i = 0; i < WARMUP + ITERS && ok; i++) {               \
+			SETUP;                                                 \
+			int64_t c0 = now_ns();                                 \
+			uint64_t t0 = rdtsc();                                 \
+			OP;                                                    \
+			uint64_t t1 = rdtsc();                                 \
+			int64_t c1 = now_ns();                                 \
+			if (i >= WARMUP) {                                     \
+				tsc_samples[i - WARMUP] = t1 - t0;             \
+				ns_samples[i - WARMUP] = c1 - c0;              \
+			}                                                      \
+		}                                                              \
+		if (ok && !segv_failed)                                        \
+			report(NAME);                                          \
+		else if (segv_failed)                                          \
+			say("bench: %s failed: the SIGSEGV handler failed", NAME); \
+	} while (0)
+
+#define PROT(NAME, P, N, F)                                                    \
+	if (mprotect((P), (N) * 4096, (F))) {                                  \
+		fail(NAME, "mprotect", errno, i);                              \
+		ok = 0;                                                        \
+	}
+
+static void appel_li_rows(void)
+{
+	vm = mmap(NULL, VM_PAGES * 4096, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (vm == MAP_FAILED) {
+		fail("trap", "mmap", errno, 0);
+		return;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = segv;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSEGV, &sa, NULL)) {
+		fail("trap", "sigaction", errno, 0);
+		return;
+	}
+	MEASURE_AFTER("trap", PROT("trap", vm, 1, PROT_READ), { *(volatile char *)vm = 1; });
+	MEASURE_AFTER("prot1", PROT("prot1", vm, 1, PROT_READ | PROT_WRITE),
+		      PROT("prot1", vm, 1, PROT_READ));
+	MEASURE_AFTER("unprot1", PROT("unprot1", vm, 1, PROT_READ),
+		      PROT("unprot1", vm, 1, PROT_READ | PROT_WRITE));
+	MEASURE_AFTER("prot100", PROT("prot100", vm, 100, PROT_READ | PROT_WRITE),
+		      PROT("prot100", vm, 100, PROT_READ));
+	MEASURE_AFTER("unprot100", PROT("unprot100", vm, 100, PROT_READ),
+		      PROT("unprot100", vm, 100, PROT_READ | PROT_WRITE));
+	if (mprotect(vm + 4096, 99 * 4096, PROT_NONE)) {
+		fail("appel1", "mprotect", errno, 0);
+		return;
+	}
+	open_page = vm;
+	appel1_mode = 1;
+	MEASURE_AFTER("appel1", {}, { (void)*(volatile char *)(vm + (1 + i % 99) * 4096); });
+	appel1_mode = 0;
+	{
+		int ok = 1;
+		for (int i = 0; i < WARMUP + ITERS && ok; i++) {
+			int64_t c0 = now_ns();
+			uint64_t t0 = rdtsc();
+			PROT("appel2", vm, 100, PROT_NONE);
+			for (int k = 0; k < 100; k++)
+				(void)*(volatile char *)(vm + k * 4096);
+			uint64_t t1 = rdtsc();
+			int64_t c1 = now_ns();
+			if (i >= WARMUP) {
+				tsc_samples[i - WARMUP] = (t1 - t0) / 100;
+				ns_samples[i - WARMUP] = (c1 - c0) / 100;
+			}
+		}
+		if (ok && !segv_failed)
+			report("appel2");
+	}
+}
+
 /* Kernel log lines about the TSC and clock sources, for the report. */
 static void print_info(void)
 {
@@ -352,6 +466,7 @@ int main(void)
 	});
 
 	cap_transfer_row();
+	appel_li_rows();
 
 	say("bench: end tsc=%llu failures=%d", (unsigned long long)rdtsc(), failures);
 	print_info();

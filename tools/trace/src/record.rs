@@ -376,7 +376,7 @@ fn parse_ret(sys: &str, sysnum: Option<Sysnum>, ret: &str) -> Result<TraceResult
                     quote(ret)
                 ))
             }
-            RetKind::Handle | RetKind::Phys => parse_hex(value).is_some(),
+            RetKind::Handle | RetKind::Phys | RetKind::Bits => parse_hex(value).is_some(),
             RetKind::Pid | RetKind::Count | RetKind::Badge => parse_dec(value).is_some(),
         };
         return if valid {

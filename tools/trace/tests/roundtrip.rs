@@ -78,7 +78,7 @@ fn every_syscall_round_trips_ok_and_errors() {
                     Err(e) => TraceResult::Err(e),
                     Ok(v) => TraceResult::Ok(match sys.ret() {
                         RetKind::None => None,
-                        RetKind::Handle | RetKind::Phys => Some(format!("{v:#x}")),
+                        RetKind::Handle | RetKind::Phys | RetKind::Bits => Some(format!("{v:#x}")),
                         RetKind::Pid | RetKind::Count | RetKind::Badge => Some(v.to_string()),
                     }),
                 };

@@ -78,11 +78,22 @@ const ROWS: &[&str] = &[
     "contiguous-16",
     "grow-1mib",
     "cap-transfer",
+    // Appel and Li's virtual-memory primitives (exo: `protect`, the libOS
+    // exception handler, `resume`; Linux: `mprotect`, a SIGSEGV handler,
+    // `sigreturn`).
+    "trap",
+    "prot1",
+    "unprot1",
+    "prot100",
+    "unprot100",
+    "appel1",
+    "appel2",
 ];
-/// exo-only rows: alloc-map-touch-unmap-free with the pool of zeroed frames
-/// empty (the main row is the pool hit), then the rows that split it into
-/// its calls (one call each, the caller's `rdtsc` pair included), with what
-/// each covers.
+/// exo-only rows, with what each covers: alloc-map-touch-unmap-free with
+/// the pool of zeroed frames empty (the main row is the pool hit), the
+/// rows that split it into its calls (one call each, the caller's `rdtsc`
+/// pair included), `dirty`, and the kernel's share of `trap` in its two
+/// windows.
 const BREAKDOWN: &[(&str, &str)] = &[
     (
         "alloc-map-touch-unmap-free-pool-empty",
@@ -97,6 +108,22 @@ const BREAKDOWN: &[(&str, &str)] = &[
     ("breakdown-map", "map: lookup, rights, walk, record"),
     ("breakdown-unmap", "unmap: walk, tag, record, invlpg"),
     ("breakdown-frame-free", "frame_free: remove, free"),
+    (
+        "dirty",
+        "page_bits of one page (Linux has no call for the dirty bit)",
+    ),
+    (
+        "trap-deliver",
+        "fault to the handler's first instruction (+4 user insns)",
+    ),
+    (
+        "trap-resume",
+        "the handler's resume back to the program (+8 user insns)",
+    ),
+    (
+        "trap-kernel",
+        "the kernel's share of trap: deliver + resume",
+    ),
 ];
 /// The exo program (the image builder adds its `test-bench-*` helpers).
 const EXO_PROGRAM: &str = "test-bench";

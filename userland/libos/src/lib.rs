@@ -79,6 +79,7 @@
 extern crate alloc;
 
 pub mod device;
+pub mod exception;
 #[cfg(feature = "heap")]
 pub mod heap;
 pub mod ipc;

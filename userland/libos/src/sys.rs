@@ -204,3 +204,52 @@ pub fn cap_info(handle: Handle) -> Result<CapInfo, Error> {
 pub fn trace_ctl(on: bool) -> Result<(), Error> {
     ok(raw::trace_ctl(on)).map(drop)
 }
+
+/// Registers the caller's exception handler (see
+/// [`abi::Sysnum::ExcHandler`]); all three 0 removes it. Prefer
+/// [`crate::exception::register`].
+///
+/// # Safety
+/// From now on the kernel writes an [`abi::ExceptionFrame`] at `save` and
+/// runs `entry` on the stack under `stack_top` at any fault: both must be
+/// memory nothing else uses, and `entry` must take the save area in `rdi`
+/// and never return.
+pub unsafe fn exc_handler(entry: u64, stack_top: u64, save: u64) -> Result<(), Error> {
+    // SAFETY: the caller's contract, above.
+    ok(unsafe { raw::exc_handler(entry, stack_top, save) }).map(drop)
+}
+
+/// Loads the context at `frame` (sanitised by the kernel, see
+/// [`abi::Sysnum::Resume`]); returns only with the kernel's refusal.
+///
+/// # Safety
+/// Continuing at the context's `rip` with its registers and stack must be
+/// sound for the program (it is, for an unchanged save area).
+pub unsafe fn resume(frame: *const abi::ExceptionFrame) -> Error {
+    // SAFETY: the caller's contract, above.
+    match ok(unsafe { raw::resume(frame as u64) }) {
+        Err(e) => e,
+        // Success does not come back here.
+        Ok(_) => Error::Unknown(0),
+    }
+}
+
+/// Changes how `pages` pages of the caller's mappings from `vaddr` may be
+/// used (see [`abi::Sysnum::Protect`]), TLB flushed on return.
+///
+/// # Safety
+/// No live reference may be used in a way the new protection forbids
+/// (a `&mut` into a page made read-only, any reference into one made
+/// inaccessible), unless an exception handler deals with the fault.
+pub unsafe fn protect(vaddr: u64, pages: u64, prot: abi::Protection) -> Result<(), Error> {
+    // SAFETY: the caller's contract, above.
+    ok(unsafe { raw::protect(vaddr, pages, prot) }).map(drop)
+}
+
+/// The hardware accessed and dirty bits of `pages` (at most
+/// [`abi::bounds::PAGE_BITS_PAGES`]) of the caller's pages from `vaddr`:
+/// bit `2i` accessed, bit `2i + 1` dirty, of page `i`; cleared too with
+/// `clear` (see [`abi::Sysnum::PageBits`]).
+pub fn page_bits(vaddr: u64, pages: u64, clear: bool) -> Result<u64, Error> {
+    ok(raw::page_bits(vaddr, pages, clear))
+}

@@ -29,7 +29,9 @@ pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
 
 use crate::frame_alloc::AllocError;
 use crate::memmap::FrameClass;
-use abi::{CapInfo, CapKindCode, Error, FrameStats, Handle, MapFlags, Rights, TransferFlags};
+use abi::{
+    CapInfo, CapKindCode, Error, FrameStats, Handle, MapFlags, Protection, Rights, TransferFlags,
+};
 use abi::{USER_MAP_TOP, USER_MIN};
 use ledger::Dropped;
 
@@ -506,6 +508,99 @@ impl<P: Platform> Kernel<P> {
         } else {
             Err(Error::NotMapped)
         }
+    }
+
+    /// `protect`: the address rule of `map`, 1 to
+    /// [`abi::bounds::PROTECT_PAGES`] pages, each a `map` mapping's page
+    /// through a capability with the rights `to` needs; all checked before
+    /// any page changes.
+    pub fn protect(
+        &mut self,
+        pid: u64,
+        vaddr: u64,
+        pages: u64,
+        to: Protection,
+    ) -> Result<u64, Error> {
+        if !vaddr.is_multiple_of(PAGE) || vaddr < USER_MIN {
+            return Err(Error::InvalidAddress);
+        }
+        if pages == 0 || pages > abi::bounds::PROTECT_PAGES {
+            return Err(Error::InvalidArgument);
+        }
+        let end = vaddr
+            .checked_add(pages * PAGE)
+            .filter(|&end| end <= USER_MAP_TOP)
+            .ok_or(Error::InvalidAddress)?;
+        let needed = match to {
+            Protection::None | Protection::Read => Rights::READ,
+            Protection::Write => Rights::WRITE,
+            Protection::Exec => Rights::EXEC,
+        };
+        let p = self.caller(pid)?;
+        let mut page = vaddr;
+        // The record whose capability was checked last: the pages of one
+        // mapping share it.
+        let mut checked = None;
+        while page < end {
+            let (_, tag) = p.space.frame_and_tag(page).ok_or(Error::NotMapped)?;
+            // Program-image pages have no record: no capability to judge by.
+            let tag = tag.ok_or(Error::PermissionDenied)?;
+            if checked != Some(tag) {
+                let record = p.mappings.get(usize::from(tag)).ok_or(Error::NotMapped)?;
+                let cap = p.caps.get(record.handle)?;
+                require(cap.rights, needed)?;
+                checked = Some(tag);
+            }
+            page += PAGE;
+        }
+        let mut page = vaddr;
+        while page < end {
+            p.space.protect(page, to);
+            page += PAGE;
+        }
+        Ok(0)
+    }
+
+    /// `page_bits`: the accessed and dirty bits of 1 to
+    /// [`abi::bounds::PAGE_BITS_PAGES`] mapped pages of the caller (two
+    /// bits a page, accessed first), cleared if `clear`; every page is
+    /// checked before anything is cleared.
+    pub fn page_bits(
+        &mut self,
+        pid: u64,
+        vaddr: u64,
+        pages: u64,
+        clear: bool,
+    ) -> Result<u64, Error> {
+        if !vaddr.is_multiple_of(PAGE) || vaddr < USER_MIN {
+            return Err(Error::InvalidAddress);
+        }
+        if pages == 0 || pages > abi::bounds::PAGE_BITS_PAGES {
+            return Err(Error::InvalidArgument);
+        }
+        let end = vaddr
+            .checked_add(pages * PAGE)
+            .filter(|&end| end <= USER_MAP_TOP)
+            .ok_or(Error::InvalidAddress)?;
+        let p = self.caller(pid)?;
+        if clear {
+            let mut page = vaddr;
+            while page < end {
+                if !p.space.is_mapped(page) {
+                    return Err(Error::NotMapped);
+                }
+                page += PAGE;
+            }
+        }
+        let mut bits = 0;
+        for i in 0..pages {
+            let (accessed, dirty) = p
+                .space
+                .accessed_dirty(vaddr + i * PAGE, clear)
+                .ok_or(Error::NotMapped)?;
+            bits |= (u64::from(accessed) | u64::from(dirty) << 1) << (2 * i);
+        }
+        Ok(bits)
     }
 
     /// `cap_transfer`: needs `TRANSFER`, and passes on a non-empty subset

@@ -6,7 +6,8 @@
 //! space may use [`abi::bounds::PAGE_TABLES`] tables, and a table counts
 //! only while it maps something (the kernel frees the tables unmaps leave
 //! empty, keeping at most one empty level-1 table for reuse).
-use alloc::collections::BTreeMap;
+use abi::Protection;
+use alloc::collections::{BTreeMap, BTreeSet};
 
 /// How a user page is mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +59,19 @@ pub trait AddressSpace {
     fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag>;
     /// The frame page `vaddr` maps and its tag.
     fn frame_and_tag(&self, vaddr: u64) -> Option<(u64, Option<Tag>)>;
-    /// The frame page `vaddr` maps and how.
+    /// The frame page `vaddr` maps and how, if ring 3 may access it at
+    /// all (a page protected to [`Protection::None`] gives `None`).
     fn translate(&self, vaddr: u64) -> Option<(u64, PageFlags)>;
+    /// Changes how mapped page `vaddr` may be used, keeping its frame, tag
+    /// and cache mode, and flushes it from the TLB; false if nothing is
+    /// mapped there. [`Protection::None`] keeps the leaf (so `unmap`,
+    /// `unmap_tagged` and `frame_and_tag` still find it) but makes it
+    /// inaccessible to ring 3 and to [`translate`](Self::translate).
+    fn protect(&mut self, vaddr: u64, to: Protection) -> bool;
+    /// The accessed and dirty bits of mapped page `vaddr`, cleared (and
+    /// the page flushed from the TLB) if `clear`; `None` if nothing is
+    /// mapped there.
+    fn accessed_dirty(&mut self, vaddr: u64, clear: bool) -> Option<(bool, bool)>;
 }
 
 /// An address space as a map from page to leaf, with the tables an x86_64
@@ -68,6 +80,11 @@ pub trait AddressSpace {
 #[derive(Debug, Default)]
 pub struct ModelSpace {
     leaves: BTreeMap<u64, (u64, PageFlags, Option<Tag>)>,
+    /// Leaves protected to no access.
+    inaccessible: BTreeSet<u64>,
+    /// Accessed and dirty bits of leaves that have any (the MMU's part:
+    /// set by [`ModelSpace::touch`]).
+    touched: BTreeMap<u64, (bool, bool)>,
     /// Leaves under each table below the root, keyed by level and the
     /// address bits above the table's span.
     tables: BTreeMap<(u32, u64), u64>,
@@ -96,6 +113,8 @@ impl ModelSpace {
         1 + self.tables.len() as u64
     }
     fn remove_leaf(&mut self, vaddr: u64) {
+        self.inaccessible.remove(&vaddr);
+        self.touched.remove(&vaddr);
         for key in path(vaddr) {
             if let Some(n) = self.tables.get_mut(&key) {
                 *n -= 1;
@@ -105,9 +124,21 @@ impl ModelSpace {
             }
         }
     }
-    /// Every leaf, for tests that compare against a model.
-    pub fn leaves(&self) -> impl Iterator<Item = (u64, u64, PageFlags)> + '_ {
-        self.leaves.iter().map(|(&v, &(p, f, _))| (v, p, f))
+    /// Every leaf, for tests that compare against a model (a page with no
+    /// access has `None` flags).
+    pub fn leaves(&self) -> impl Iterator<Item = (u64, u64, Option<PageFlags>)> + '_ {
+        self.leaves
+            .iter()
+            .map(|(&v, &(p, f, _))| (v, p, (!self.inaccessible.contains(&v)).then_some(f)))
+    }
+    /// What the MMU does on an access to mapped page `vaddr`: sets its
+    /// accessed bit, and its dirty bit for a write.
+    pub fn touch(&mut self, vaddr: u64, write: bool) {
+        if self.leaves.contains_key(&vaddr) {
+            let bits = self.touched.entry(vaddr).or_insert((false, false));
+            bits.0 = true;
+            bits.1 |= write;
+        }
     }
     /// Rewrites the frame of a leaf behind the object model's back (to show
     /// that the invariant check notices).
@@ -167,6 +198,32 @@ impl AddressSpace for ModelSpace {
         self.leaves.get(&vaddr).map(|&(p, _, t)| (p, t))
     }
     fn translate(&self, vaddr: u64) -> Option<(u64, PageFlags)> {
+        if self.inaccessible.contains(&vaddr) {
+            return None;
+        }
         self.leaves.get(&vaddr).map(|&(p, f, _)| (p, f))
+    }
+    fn protect(&mut self, vaddr: u64, to: Protection) -> bool {
+        let Some(leaf) = self.leaves.get_mut(&vaddr) else {
+            return false;
+        };
+        leaf.1.write = to == Protection::Write;
+        leaf.1.exec = to == Protection::Exec;
+        if to == Protection::None {
+            self.inaccessible.insert(vaddr);
+        } else {
+            self.inaccessible.remove(&vaddr);
+        }
+        true
+    }
+    fn accessed_dirty(&mut self, vaddr: u64, clear: bool) -> Option<(bool, bool)> {
+        if !self.leaves.contains_key(&vaddr) {
+            return None;
+        }
+        let bits = self.touched.get(&vaddr).copied().unwrap_or((false, false));
+        if clear {
+            self.touched.remove(&vaddr);
+        }
+        Some(bits)
     }
 }

@@ -31,6 +31,10 @@ struct MProc {
     inbox: VecDeque<MCap>,
     /// Mapping start -> (handle, pages, first frame, flags).
     maps: BTreeMap<u64, (u64, u64, u64, PageFlags)>,
+    /// Pages `protect` changed -> their flags now (`None`: no access).
+    /// Entries of pages no longer mapped are stale and ignored; `map`
+    /// drops those of the pages it maps.
+    prot: BTreeMap<u64, Option<PageFlags>>,
 }
 
 #[derive(Default, Debug)]
@@ -133,6 +137,13 @@ enum Op {
     Recv {
         p: usize,
     },
+    Protect {
+        p: usize,
+        slot: u64,
+        offset: u64,
+        pages: u64,
+        prot: u64,
+    },
     Seal {
         p: usize,
         h: usize,
@@ -156,6 +167,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (0..4usize, 0..12usize, 0..4usize, 0..32u64, any::<bool>())
             .prop_map(|(p, h, to, rights, mv)| Op::Transfer { p, h, to, rights, mv }),
         4 => (0..4usize).prop_map(|p| Op::Recv { p }),
+        5 => (0..4usize, 0..8u64, 0..4u64, 0..7u64, 0..5u64)
+            .prop_map(|(p, slot, offset, pages, prot)| Op::Protect { p, slot, offset, pages, prot }),
         3 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Seal { p, h }),
         1 => (0..4usize).prop_map(|p| Op::Exit { p }),
     ]
@@ -385,15 +398,72 @@ impl World {
                             exec: flags.contains(MapFlags::EXEC),
                             uncached: c.device || flags.contains(MapFlags::UNCACHED),
                         };
-                        self.m
-                            .procs
-                            .get_mut(&pid)
-                            .unwrap()
-                            .maps
-                            .insert(vaddr, (h, c.count, c.first, pf));
+                        let mp = self.m.procs.get_mut(&pid).unwrap();
+                        mp.maps.insert(vaddr, (h, c.count, c.first, pf));
+                        for i in 0..c.count {
+                            mp.prot.remove(&(vaddr + i * PAGE));
+                        }
                     }
                     (Err(e), got) => assert_eq!(got, Err(e), "map {h:#x} at {vaddr:#x}"),
                     (Ok(_), got) => panic!("map {h:#x} at {vaddr:#x}: {got:?}"),
+                }
+            }
+            Op::Protect {
+                p,
+                slot,
+                offset,
+                pages,
+                prot,
+            } => {
+                let Some(pid) = self.pid(p) else { return };
+                // Decoded as the syscall table decodes it.
+                let Ok(to) = <abi::Protection as abi::Arg>::decode(prot) else {
+                    return;
+                };
+                let vaddr = MAP_BASE + slot * SLOT + offset * PAGE;
+                let r = self.k.protect(pid, vaddr, pages, to);
+                let mp = self.m.procs.get_mut(&pid).unwrap();
+                let needed = match to {
+                    abi::Protection::Write => Rights::WRITE,
+                    abi::Protection::Exec => Rights::EXEC,
+                    _ => Rights::READ,
+                };
+                let mut want = if pages == 0 {
+                    Err(Error::InvalidArgument)
+                } else {
+                    Ok(0)
+                };
+                let mut changes = Vec::new();
+                for i in 0..pages {
+                    if want.is_err() {
+                        break;
+                    }
+                    let page = vaddr + i * PAGE;
+                    let found = mp
+                        .maps
+                        .iter()
+                        .find(|(&s, &(_, n, _, _))| s <= page && page < s + n * PAGE);
+                    match found {
+                        None => want = Err(Error::NotMapped),
+                        Some((_, &(h, _, _, pf))) => {
+                            if !mp.caps[&h].rights.contains(needed) {
+                                want = Err(Error::PermissionDenied);
+                            }
+                            let now = match to {
+                                abi::Protection::None => None,
+                                _ => Some(PageFlags {
+                                    write: to == abi::Protection::Write,
+                                    exec: to == abi::Protection::Exec,
+                                    uncached: pf.uncached,
+                                }),
+                            };
+                            changes.push((page, now));
+                        }
+                    }
+                }
+                assert_eq!(r, want, "protect {vaddr:#x} +{pages} {to:?}");
+                if want.is_ok() {
+                    mp.prot.extend(changes);
                 }
             }
             Op::Unmap { p, slot, odd } => {
@@ -548,7 +618,9 @@ impl World {
             let mut want = Vec::new();
             for (&start, &(_, pages, first, flags)) in &mp.maps {
                 for i in 0..pages {
-                    want.push((start + i * PAGE, (first + i) * PAGE, flags));
+                    let page = start + i * PAGE;
+                    let now = mp.prot.get(&page).copied().unwrap_or(Some(flags));
+                    want.push((page, (first + i) * PAGE, now));
                 }
             }
             let got: Vec<_> = self.k.procs().get(pid).unwrap().space.leaves().collect();
@@ -1131,4 +1203,59 @@ proptest! {
         prop_assert_eq!(k.stats(0).free, free_at_start);
         prop_assert!(k.platform.bugs.is_empty(), "{:?}", k.platform.bugs);
     }
+}
+
+#[test]
+fn page_bits_report_and_clear_what_the_mmu_set() {
+    let mut w = World::new();
+    let pid = w.pid(0).unwrap();
+    let h = w.k.frame_alloc(pid).unwrap();
+    let h2 = w.k.frame_alloc(pid).unwrap();
+    w.k.map(pid, Handle::from_raw(h), MAP_BASE, MapFlags::WRITE)
+        .unwrap();
+    w.k.map(pid, Handle::from_raw(h2), MAP_BASE + PAGE, MapFlags::WRITE)
+        .unwrap();
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 2, false), Ok(0));
+    let space = &mut w.k.procs_mut().get_mut(pid).unwrap().space;
+    space.touch(MAP_BASE, false);
+    space.touch(MAP_BASE + PAGE, true);
+    // Page 0 accessed; page 1 accessed and dirty.
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 2, false), Ok(0b1101));
+    assert_eq!(w.k.page_bits(pid, MAP_BASE + PAGE, 1, false), Ok(0b11));
+    // A range running into an unmapped page clears nothing.
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 3, true), Err(Error::NotMapped));
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 2, true), Ok(0b1101));
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 2, false), Ok(0));
+    // No access keeps the leaf: its bits are still there to read.
+    w.k.procs_mut()
+        .get_mut(pid)
+        .unwrap()
+        .space
+        .touch(MAP_BASE, true);
+    w.k.protect(pid, MAP_BASE, 1, abi::Protection::None)
+        .unwrap();
+    assert_eq!(w.k.page_bits(pid, MAP_BASE, 1, false), Ok(0b11));
+    assert_eq!(
+        w.k.page_bits(pid, MAP_BASE + 1, 1, false),
+        Err(Error::InvalidAddress)
+    );
+    assert_eq!(
+        w.k.page_bits(pid, MAP_BASE, 0, false),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.k.page_bits(pid, MAP_BASE, 33, false),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.k.page_bits(pid, abi::USER_MAP_TOP - PAGE, 2, false),
+        Err(Error::InvalidAddress)
+    );
+    // Unmapping drops the bits with the leaf.
+    w.k.unmap(pid, MAP_BASE).unwrap();
+    assert_eq!(
+        w.k.page_bits(pid, MAP_BASE, 1, false),
+        Err(Error::NotMapped)
+    );
+    w.k.check_invariants().unwrap();
 }

@@ -457,9 +457,55 @@ impl exo_core::object::AddressSpace for AddressSpace {
         Ok(())
     }
 
-    /// Whether `vaddr`'s page is mapped.
+    /// Whether `vaddr`'s page is mapped (accessible or not).
     fn is_mapped(&self, vaddr: u64) -> bool {
-        self.translate(vaddr).is_some()
+        self.leaf(vaddr).is_some_and(|entry| entry != 0)
+    }
+
+    /// Rewrites the access bits of `vaddr`'s leaf (keeping frame, tag,
+    /// cache mode, accessed and dirty) and flushes it. No access is a
+    /// present, supervisor-only, read-only, non-executable leaf: ring 3
+    /// faults on it (present bit set in the error code), `translate`
+    /// refuses it, and every walk that frees or checks leaves still sees
+    /// it. The kernel never touches user addresses directly, so a
+    /// supervisor page in the lower half is reachable by nobody.
+    fn protect(&mut self, vaddr: u64, to: abi::Protection) -> bool {
+        let Some((_, pt)) = self.leaf_path(vaddr) else {
+            return false;
+        };
+        // SAFETY: `pt` is the level-1 table of `vaddr` just found.
+        let entry = unsafe { self.leaf_in(pt, vaddr) };
+        if *entry == 0 {
+            return false;
+        }
+        let access = F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE;
+        let f = match to {
+            abi::Protection::None => F::NO_EXECUTE,
+            abi::Protection::Read => F::USER_ACCESSIBLE | F::NO_EXECUTE,
+            abi::Protection::Write => F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE,
+            abi::Protection::Exec => F::USER_ACCESSIBLE,
+        };
+        *entry = (*entry & !access.bits()) | f.bits();
+        self.flush(vaddr);
+        true
+    }
+
+    /// Reads (and, if `clear`, clears and flushes) the accessed and dirty
+    /// bits the MMU keeps in `vaddr`'s leaf.
+    fn accessed_dirty(&mut self, vaddr: u64, clear: bool) -> Option<(bool, bool)> {
+        let (_, pt) = self.leaf_path(vaddr)?;
+        // SAFETY: `pt` is the level-1 table of `vaddr` just found.
+        let entry = unsafe { self.leaf_in(pt, vaddr) };
+        if *entry == 0 {
+            return None;
+        }
+        let ad = (F::ACCESSED | F::DIRTY).bits();
+        let bits = *entry & ad;
+        if clear && bits != 0 {
+            *entry &= !ad;
+            self.flush(vaddr);
+        }
+        Some((bits & F::ACCESSED.bits() != 0, bits & F::DIRTY.bits() != 0))
     }
 
     /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.

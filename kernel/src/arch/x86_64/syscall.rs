@@ -32,9 +32,9 @@ use x86_64::VirtAddr;
 // register but rax and rdx comes back as the user left it, so no kernel
 // value leaks out.
 //
-// Slow path (exit, yield, tracing on): the full `TrapFrame`, built as an
-// interrupt would, through the common trap path, which can end in another
-// process.
+// Slow path (the switching calls: exit, yield, resume; every call while
+// tracing is on): the full `TrapFrame`, built as an interrupt would, through
+// the common trap path, which can end in another process or context.
 //
 // Routing comes from the syscall table (`abi::SWITCHING`, the calls that
 // may switch processes, one block of numbers; `abi::MAX_LOCAL_ARGS`): the

@@ -48,13 +48,17 @@ pub struct TrapFrame {
 }
 
 /// What the kernel keeps of a process that is not running: its trap frame
-/// and its data segment selectors.
+/// and its data segment selectors; and, kept across switches, its exception
+/// handler.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UserContext {
     /// The registers the trap path saves.
     pub frame: TrapFrame,
     /// DS, ES, FS and GS (saved and loaded only when processes switch).
     pub segments: super::gdt::UserSegments,
+    /// The exception handler and whether a delivery is pending (not
+    /// touched by switches).
+    pub exc: crate::exception::ExcState,
 }
 
 impl TrapFrame {

@@ -29,6 +29,25 @@
 //! (both sides hand it on with `TRANSFER_MOVE`; each side polls `cap_recv`
 //! and yields while nothing has arrived), timed here as one round trip.
 //!
+//! Appel and Li's virtual-memory rows, with the fault handled in the
+//! library OS (`libos::exception`, a Rust handler) over a 128-page
+//! region at [`VM`]: `trap` (a write to a read-only page; the handler
+//! makes it writable and resumes; the page is protected again untimed),
+//! `prot1`/`unprot1` (`protect` one page read-only / writable),
+//! `prot100`/`unprot100` (100 pages in one call), `appel1` (a read of a
+//! page with no access; the handler unprotects it and takes access away
+//! from the page unprotected before, so exactly one page is accessible at
+//! a time), `appel2` (protect 100 pages to no access in one call, read
+//! each: 100 faults, each
+//! handler unprotects its page; the sample is the round divided by 100)
+//! and `dirty` (`page_bits` of one page; exo only: Linux has no call).
+//! The kernel's share of `trap` comes from an assembly handler that reads
+//! the TSC first thing (`trap-deliver`: the `rdtsc` before the faulting
+//! write to the handler's first instruction) and just before its
+//! `resume` (`trap-resume`: from there back to the `rdtsc` after the
+//! write); each window also holds a few user instructions (three and
+//! eight, listed at [`trap_kernel`]).
+//!
 //! Only the `abi` stub issues the measured calls (no wrapper in between);
 //! libos provides the entry point, the console and the panic handler. A
 //! failing call ends its row with the kernel's error and the program exits
@@ -37,8 +56,10 @@
 #![no_main]
 
 use abi::raw::syscall6;
-use abi::{Error, MapFlags, Rights, Sysnum, TRANSFER_MOVE};
+use abi::{Error, MapFlags, Protection, Rights, Sysnum, TRANSFER_MOVE};
 use core::arch::x86_64::_rdtsc;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use libos::exception::{self, Action, ExceptionFrame};
 use libos::println;
 
 extern crate alloc;
@@ -288,6 +309,7 @@ fn main() -> Result<(), libos::Error> {
 
     count(cap_transfer(&mut samples));
     count(ipc(&mut samples));
+    count(appel_li(&mut samples));
     breakdown(&mut samples);
 
     println!("bench: end tsc={} failures={failures}", rdtsc());
@@ -426,4 +448,255 @@ fn cap_transfer(samples: &mut [u64; ITERS]) -> bool {
         call(Sysnum::FrameFree, [handle, 0, 0, 0, 0, 0]);
     }
     done
+}
+
+/// Start of the Appel and Li rows' region (128 pages, one contiguous
+/// capability, mapped writable).
+pub const VM: u64 = 0x4100_0000_0000;
+const VM_PAGES: u64 = 128;
+const PAGE: u64 = 4096;
+
+/// `appel1`'s handler also protects the page it unprotected last.
+static APPEL1: AtomicU64 = AtomicU64::new(0);
+/// The one page `appel1` keeps accessible.
+static OPEN: AtomicU64 = AtomicU64::new(0);
+
+#[inline(always)]
+fn protect(vaddr: u64, pages: u64, to: Protection) -> (u64, u64) {
+    call(Sysnum::Protect, [vaddr, pages, to as u64, 0, 0, 0])
+}
+
+/// The rows' handler: a protection fault in the region is unprotected.
+fn vm_handler(f: &mut ExceptionFrame) -> Action {
+    let page = f.cr2 & !(PAGE - 1);
+    if f.vector != 14 || !(VM..VM + VM_PAGES * PAGE).contains(&page) {
+        return Action::Kill;
+    }
+    if protect(page, 1, Protection::Write).0 != 0 {
+        return Action::Kill;
+    }
+    if APPEL1.load(Relaxed) != 0 {
+        let before = OPEN.swap(page, Relaxed);
+        if protect(before, 1, Protection::None).0 != 0 {
+            return Action::Kill;
+        }
+    }
+    Action::Resume
+}
+
+/// One `rdtsc`-timed sample into `samples` (after the warm-up).
+#[inline(always)]
+fn sample(samples: &mut [u64; ITERS], i: usize, t0: u64, t1: u64) {
+    if i >= WARMUP {
+        samples[i - WARMUP] = t1.wrapping_sub(t0);
+    }
+}
+
+fn print_row(name: &str, samples: &mut [u64; ITERS]) {
+    let m = median(samples);
+    println!("bench: {name} median={m} min={} iters={ITERS}", samples[0]);
+}
+
+#[inline(always)]
+fn touch_write(page: u64) {
+    // SAFETY: a page of the region, ours; a fault is handled and resumed.
+    unsafe { core::ptr::write_volatile(page as *mut u8, 1) };
+}
+
+#[inline(always)]
+fn touch_read(page: u64) {
+    // SAFETY: as in `touch_write`.
+    unsafe { core::ptr::read_volatile(page as *const u8) };
+}
+
+/// The Appel and Li rows (see the module documentation).
+fn appel_li(samples: &mut [u64; ITERS]) -> bool {
+    const NAME: &str = "trap";
+    let setup = || -> Result<u64, Failure> {
+        let h = ok(Sysnum::FrameAllocContiguous, [VM_PAGES, 1, 0, 0, 0, 0], 0)?;
+        ok(Sysnum::Map, [h, VM, MapFlags::WRITE.bits(), 0, 0, 0], 0)?;
+        Ok(h)
+    };
+    let h = match setup() {
+        Ok(h) => h,
+        Err(f) => {
+            report_failure(NAME, &f);
+            return false;
+        }
+    };
+    if exception::register(vm_handler).is_err() {
+        println!("bench: {NAME} failed: exc_handler refused");
+        return false;
+    }
+    let mut other = alloc::vec![[0u64; ITERS]; 1];
+    let other = &mut other[0];
+
+    for i in 0..WARMUP + ITERS {
+        protect(VM, 1, Protection::Read);
+        let t0 = rdtsc();
+        touch_write(VM);
+        let t1 = rdtsc();
+        sample(samples, i, t0, t1);
+    }
+    print_row("trap", samples);
+
+    for (n, a, b) in [(1, "prot1", "unprot1"), (100, "prot100", "unprot100")] {
+        for i in 0..WARMUP + ITERS {
+            let t0 = rdtsc();
+            protect(VM, n, Protection::Read);
+            let t1 = rdtsc();
+            protect(VM, n, Protection::Write);
+            let t2 = rdtsc();
+            sample(samples, i, t0, t1);
+            sample(other, i, t1, t2);
+        }
+        print_row(a, samples);
+        print_row(b, other);
+    }
+
+    // appel1: page 0 open, 1..100 protected; read 1, 2, ..., 99, 1, ...
+    protect(VM + PAGE, 99, Protection::None);
+    OPEN.store(VM, Relaxed);
+    APPEL1.store(1, Relaxed);
+    for i in 0..WARMUP + ITERS {
+        let page = VM + (1 + (i as u64 % 99)) * PAGE;
+        let t0 = rdtsc();
+        touch_read(page);
+        let t1 = rdtsc();
+        sample(samples, i, t0, t1);
+    }
+    APPEL1.store(0, Relaxed);
+    print_row("appel1", samples);
+    protect(VM, 100, Protection::Write);
+
+    // appel2: per page of a round (protect 100, read each).
+    for i in 0..WARMUP + ITERS {
+        let t0 = rdtsc();
+        protect(VM, 100, Protection::None);
+        for k in 0..100 {
+            touch_read(VM + k * PAGE);
+        }
+        let t1 = rdtsc();
+        sample(samples, i, 0, t1.wrapping_sub(t0) / 100);
+    }
+    print_row("appel2", samples);
+
+    for i in 0..WARMUP + ITERS {
+        let t0 = rdtsc();
+        call(Sysnum::PageBits, [VM, 1, 0, 0, 0, 0]);
+        let t1 = rdtsc();
+        sample(samples, i, t0, t1);
+    }
+    print_row("dirty", samples);
+
+    let _ = exception::unregister();
+    trap_kernel(samples, other);
+    let _ = exception::unregister();
+    call(Sysnum::Unmap, [VM, 0, 0, 0, 0, 0]);
+    call(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);
+    true
+}
+
+/// TSC values the assembly handler records: at its first instruction,
+/// and just before its `resume`.
+static T_HANDLER: AtomicU64 = AtomicU64::new(0);
+static T_RESUME: AtomicU64 = AtomicU64::new(0);
+
+/// The assembly handler's exception stack and save area.
+#[repr(C, align(4096))]
+struct RawArea(core::cell::UnsafeCell<[u64; 1024]>);
+// SAFETY: one thread; only the kernel (at delivery) and the handler touch it.
+unsafe impl Sync for RawArea {}
+static RAW_AREA: RawArea = RawArea(core::cell::UnsafeCell::new([0; 1024]));
+
+core::arch::global_asm!(
+    ".global exo_bench_raw_handler",
+    "exo_bench_raw_handler:",
+    "rdtsc",
+    "shl rdx, 32",
+    "or rax, rdx",
+    "mov [rip + {t_handler}], rax",
+    "mov rbx, rdi",
+    // protect(VM, 1, Write)
+    "mov eax, {protect}",
+    "mov rdi, {vm}",
+    "mov esi, 1",
+    "mov edx, 2",
+    "syscall",
+    "rdtsc",
+    "shl rdx, 32",
+    "or rax, rdx",
+    "mov [rip + {t_resume}], rax",
+    "mov eax, {resume}",
+    "mov rdi, rbx",
+    "syscall",
+    "ud2",
+    t_handler = sym T_HANDLER,
+    t_resume = sym T_RESUME,
+    protect = const Sysnum::Protect as u64,
+    resume = const Sysnum::Resume as u64,
+    vm = const VM,
+);
+
+extern "C" {
+    fn exo_bench_raw_handler();
+}
+
+/// The kernel's share of `trap`, in two windows (user instructions in
+/// them: `trap-deliver` holds the `shl`, `or` after the first `rdtsc`
+/// and the faulting write, plus the handler's `rdtsc`; `trap-resume` the
+/// handler's `shl`, `or`, `mov`, `mov`, `mov`, `syscall`, the write again
+/// and the final `rdtsc`).
+fn trap_kernel(a: &mut [u64; ITERS], b: &mut [u64; ITERS]) {
+    let area = RAW_AREA.0.get() as u64;
+    // Stack: the top 7 KiB; save area: the bottom.
+    // SAFETY: our own statics; the entry never returns (it resumes).
+    let r = unsafe {
+        libos::sys::exc_handler(exo_bench_raw_handler as *const () as u64, area + 8192, area)
+    };
+    if r.is_err() {
+        println!("bench: trap-kernel failed: exc_handler refused");
+        return;
+    }
+    for i in 0..WARMUP + ITERS {
+        protect(VM, 1, Protection::Read);
+        let (t0, t1): (u64, u64);
+        // SAFETY: the write faults; the handler unprotects and resumes at
+        // the write, which then completes. Registers it uses are declared.
+        unsafe {
+            core::arch::asm!(
+                "rdtsc",
+                "shl rdx, 32",
+                "or rax, rdx",
+                "mov r8, rax",
+                "mov byte ptr [r9], 1",
+                "rdtsc",
+                "shl rdx, 32",
+                "or rax, rdx",
+                in("r9") VM,
+                out("r8") t0,
+                out("rax") t1,
+                // `resume` restores every register as it was at the
+                // fault: the handler's own use of them does not leak.
+                out("rdx") _,
+            );
+        }
+        sample(a, i, t0, T_HANDLER.load(Relaxed));
+        sample(b, i, T_RESUME.load(Relaxed), t1);
+    }
+    let deliver = median(a);
+    let resume = median(b);
+    println!(
+        "bench: trap-deliver median={deliver} min={} iters={ITERS}",
+        a[0]
+    );
+    println!(
+        "bench: trap-resume median={resume} min={} iters={ITERS}",
+        b[0]
+    );
+    println!(
+        "bench: trap-kernel median={} min={} iters={ITERS}",
+        deliver + resume,
+        a[0] + b[0]
+    );
 }

@@ -62,6 +62,8 @@ const PROBE_VA: u64 = 0x0000_5200_0000_0000;
 /// Far-apart places for own RAM (1 GiB apart: each costs page tables, so
 /// the per-process table quota gets hit).
 const FAR: u64 = 0x0000_6000_0000_0000;
+/// Never mapped: handler pieces and contexts there are refused.
+const NEVER: u64 = 0x0000_7100_0000_0000;
 /// Where a flood maps one page many times (see [`Fuzz::flood`]).
 const FLOOD_VA: u64 = 0x0000_5300_0000_0000;
 /// Most mappings a flood makes before giving up on a limit.
@@ -120,18 +122,22 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::FrameFree => 7,
         Sysnum::FramePhys => 4,
         Sysnum::FrameSeal => 2,
-        Sysnum::Map => 15,
-        Sysnum::Unmap => 7,
-        Sysnum::CapTransfer => 6,
-        Sysnum::CapRecv => 6,
+        Sysnum::Map => 14,
+        Sysnum::Unmap => 6,
+        Sysnum::CapTransfer => 5,
+        Sysnum::CapRecv => 5,
         Sysnum::ProcessFind => 3,
-        Sysnum::FrameStats => 6,
+        Sysnum::FrameStats => 5,
         Sysnum::SysInfo => 2,
         Sysnum::CapInfo => 4,
         Sysnum::DebugWrite => 4,
         Sysnum::TraceCtl => 2,
         Sysnum::GetPid => 4,
         Sysnum::Yield => 1,
+        Sysnum::ExcHandler => 1,
+        Sysnum::Resume => 1,
+        Sysnum::Protect => 1,
+        Sysnum::PageBits => 1,
         Sysnum::Exit => 0,
         Sysnum::EndpointCreate => 1,
         Sysnum::EndpointMint => 1,
@@ -278,14 +284,17 @@ struct Fuzz {
     out: OutBuf,
 }
 
-/// An output buffer for the kernel, larger than any ABI struct.
-#[repr(C, align(16))]
+/// An output buffer for the kernel, larger than any ABI struct; 256-aligned
+/// so that an `ExceptionFrame` at its start lies within one page (as
+/// `exc_handler` requires of a save area).
+#[repr(C, align(256))]
 struct OutBuf([u64; 32]);
 
 const _: () = assert!(
     core::mem::size_of::<FrameStats>() <= 128
         && core::mem::size_of::<SysInfo>() <= 128
         && core::mem::size_of::<CapInfo>() <= 128
+        && core::mem::size_of::<abi::ExceptionFrame>() <= 256
 );
 
 fn main() -> Result<(), Error> {
@@ -962,9 +971,157 @@ impl Fuzz {
             Sysnum::Yield => {
                 let _ = self.sc(Sysnum::Yield, [0; 6]);
             }
+            Sysnum::ExcHandler => self.op_exc_handler(),
+            Sysnum::Resume => self.op_resume(),
+            Sysnum::Protect => self.op_protect(),
+            Sysnum::PageBits => self.op_page_bits(),
             // Weight 0: the fuzzer exits once, at the end of its run.
             Sysnum::Exit => {}
         }
+    }
+
+    /// `exc_handler`: removing the handler, or one whose pieces must be
+    /// refused (never one that could run: a fuzzer fault must end us as
+    /// it would without a handler).
+    fn op_exc_handler(&mut self) {
+        let code = Fuzz::op_exc_handler as *const () as u64;
+        let data = self.out.0.as_mut_ptr() as u64;
+        let stack = (data + 128) & !15;
+        let (args, want) = match self.rng.below(6) {
+            0 => ([0, 0, 0], None),
+            1 => ([KERNEL_IMAGE, stack, data], Some(Error::InvalidAddress)),
+            // Writable data is not executable.
+            2 => ([data, stack, data], Some(Error::PermissionDenied)),
+            // Code is not writable: neither a stack nor a save area.
+            3 => (
+                [code, (code & !(PAGE - 1)) + 2048, data],
+                Some(Error::PermissionDenied),
+            ),
+            4 => (
+                [code, stack, (code & !(PAGE - 1)) + 8],
+                Some(Error::PermissionDenied),
+            ),
+            // Within the first page (a save area must not cross one).
+            _ => (
+                [code, stack, NEVER + 8 * self.rng.below(64)],
+                Some(Error::NotMapped),
+            ),
+        };
+        let r = self.sc(Sysnum::ExcHandler, [args[0], args[1], args[2], 0, 0, 0]);
+        match want {
+            None if r.is_err() => self.violation(format_args!("removing the handler: {r:?}")),
+            None => {}
+            Some(e) => self.expect_err("exc_handler", r, e),
+        }
+    }
+
+    /// `protect`: refusals (bad addresses, counts and protections, pages
+    /// nobody mapped, our program image) and, on one of our mappings, the
+    /// protection it has (so the model stays true).
+    fn op_protect(&mut self) {
+        let code = Fuzz::op_protect as *const () as u64 & !(PAGE - 1);
+        let far = NEVER + PAGE * self.rng.below(512);
+        let (va, pages, prot, want) = match self.rng.below(8) {
+            0 => (KERNEL_HALF, 1, 1, Some(Error::InvalidAddress)),
+            1 => (far, 1, 1, Some(Error::NotMapped)),
+            2 => (code, 1, 1, Some(Error::PermissionDenied)),
+            3 => (W_RAM, 0, 1, Some(Error::InvalidArgument)),
+            4 => (
+                W_RAM,
+                abi::bounds::PROTECT_PAGES + 1,
+                1,
+                Some(Error::InvalidArgument),
+            ),
+            5 => (
+                W_RAM,
+                1,
+                4 + self.rng.below(100),
+                Some(Error::InvalidArgument),
+            ),
+            6 => (far + 1, 1, 1, Some(Error::InvalidAddress)),
+            _ => {
+                if self.nmaps == 0 {
+                    return;
+                }
+                let m = self.maps[self.rng.below(self.nmaps as u64) as usize];
+                let exec = !m.write && !m.touch;
+                if exec {
+                    // Possibly mapped executable (sealed): leave it alone.
+                    return;
+                }
+                (m.va, m.pages, if m.write { 2 } else { 1 }, None)
+            }
+        };
+        let r = self.sc(Sysnum::Protect, [va, pages, prot, 0, 0, 0]);
+        match want {
+            None if r.is_err() => {
+                self.violation(format_args!("protect {va:#x}+{pages} as mapped: {r:?}"))
+            }
+            None => {}
+            Some(e) => self.expect_err("protect", r, e),
+        }
+    }
+
+    /// `page_bits`: refusals, and the bits of one of our mappings (read
+    /// or cleared: nothing else depends on them).
+    fn op_page_bits(&mut self) {
+        let far = NEVER + PAGE * self.rng.below(512);
+        let clear = self.rng.below(2);
+        let (va, pages, want) = match self.rng.below(6) {
+            0 => (KERNEL_HALF, 1, Some(Error::InvalidAddress)),
+            1 => (far, 1, Some(Error::NotMapped)),
+            2 => (W_RAM, 0, Some(Error::InvalidArgument)),
+            3 => (
+                W_RAM,
+                abi::bounds::PAGE_BITS_PAGES + 1,
+                Some(Error::InvalidArgument),
+            ),
+            4 => (far + 8, 1, Some(Error::InvalidAddress)),
+            _ => {
+                if self.nmaps == 0 {
+                    return;
+                }
+                let m = self.maps[self.rng.below(self.nmaps as u64) as usize];
+                (m.va, m.pages.min(abi::bounds::PAGE_BITS_PAGES), None)
+            }
+        };
+        let r = self.sc(Sysnum::PageBits, [va, pages, clear, 0, 0, 0]);
+        match want {
+            None => match r {
+                Err(e) => self.violation(format_args!("page_bits {va:#x}+{pages}: {e}")),
+                Ok(bits) if pages < 32 && bits >> (2 * pages) != 0 => {
+                    self.violation(format_args!("page_bits {va:#x}+{pages}: {bits:#x}"))
+                }
+                Ok(_) => {}
+            },
+            Some(e) => self.expect_err("page_bits", r, e),
+        }
+    }
+
+    /// `resume`: contexts that must be refused (a bad pointer, a kernel or
+    /// non-canonical rip, an rsp outside the lower half); the call returns.
+    fn op_resume(&mut self) {
+        let c = abi::ExceptionFrame {
+            rip: match self.rng.below(3) {
+                0 => KERNEL_IMAGE,
+                1 => abi::USER_MAP_TOP + 8 * self.rng.below(512),
+                _ => self.rng.next() | 1 << 47,
+            },
+            rsp: self.rng.next() | 1 << 47,
+            ..abi::ExceptionFrame::default()
+        };
+        let base = self.out.0.as_mut_ptr();
+        let ptr = match self.rng.below(4) {
+            0 => KERNEL_HALF + 8 * self.rng.below(512),
+            1 => base as u64 + 4,
+            2 => NEVER + 8 * self.rng.below(512),
+            _ => base as u64,
+        };
+        // SAFETY: `out` holds 256 bytes, 256-aligned; an ExceptionFrame is
+        // smaller (asserted beside OutBuf).
+        unsafe { core::ptr::write_volatile(base.cast::<abi::ExceptionFrame>(), c) };
+        let r = self.sc(Sysnum::Resume, [ptr, 0, 0, 0, 0, 0]);
+        self.expect_err("resume", r, Error::InvalidAddress);
     }
 
     fn op_alloc(&mut self) {

@@ -477,7 +477,7 @@ fn main() -> Result<(), Error> {
     // from the arguments alone.
     let mut wrong = 0u32;
     let mut calls = 0u32;
-    for num in 0..17u64 {
+    for num in Sysnum::ALL.iter().map(|&s| s as u64) {
         // These take no arguments (garbage is ignored) or end us.
         let argless = [
             Sysnum::Exit,
@@ -698,6 +698,18 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         // The handle is checked before the buffer.
         Sysnum::CapInfo => Error::BadCapability,
         Sysnum::TraceCtl => Error::InvalidArgument,
+        // `a0` (the entry, or the context to load) is beyond every user
+        // address.
+        Sysnum::ExcHandler | Sysnum::Resume => Error::InvalidAddress,
+        // The protection is decoded first; then `map`'s address rule, then
+        // the page count (`a1` is beyond every bound).
+        Sysnum::Protect if a2 >= 4 => Error::InvalidArgument,
+        Sysnum::Protect if a0 % 4096 != 0 => Error::InvalidAddress,
+        Sysnum::Protect => Error::InvalidArgument,
+        // `clear` is decoded first (a boolean), then as `protect`.
+        Sysnum::PageBits if a2 > 1 => Error::InvalidArgument,
+        Sysnum::PageBits if a0 % 4096 != 0 => Error::InvalidAddress,
+        Sysnum::PageBits => Error::InvalidArgument,
     })
 }
 
