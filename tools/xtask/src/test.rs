@@ -763,6 +763,19 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "verdict: FAILURE",
         ],
     ));
+    tests.push(qt(
+        // The inbox attack: runs moved into an idle victim's inbox return
+        // when the sender exits, and are charged to it meanwhile.
+        "inbox-pinning-returns-with-the-sender",
+        programs("test-inbox-pin"),
+        0,
+        &[
+            "test-inbox-pin: moved 16384 frames into the victim's inbox; still charged to us: 16384",
+            "test-inbox-pin-victim: nothing pinned: ok",
+            "(test-inbox-pin-victim) exited with code 0",
+            "success",
+        ],
+    ));
     tests.extend(crate::device_tests::tests());
     tests.extend(crate::fuzz::tests());
     tests.extend(crate::new::tests());

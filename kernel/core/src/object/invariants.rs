@@ -42,7 +42,7 @@ impl<P: Platform> Kernel<P> {
                 .caps
                 .iter()
                 .map(|(_, c)| c)
-                .chain(proc.inbox.iter())
+                .chain(proc.inbox.iter().map(|(_, c)| c))
                 .chain(extra.iter());
             for cap in caps {
                 let kind = cap.kind;

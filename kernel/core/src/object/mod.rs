@@ -211,7 +211,7 @@ impl<P: Platform> Kernel<P> {
         for cap in proc.caps.take_all() {
             self.drop_ref(cap.kind);
         }
-        while let Some(cap) = proc.inbox.pop_front() {
+        while let Some((_, cap)) = proc.inbox.pop_front() {
             self.drop_ref(cap.kind);
         }
         let private = core::mem::take(&mut proc.private);
@@ -222,10 +222,34 @@ impl<P: Platform> Kernel<P> {
         proc.space
     }
 
+    /// What `pid` sent to others' inboxes and they have not received goes
+    /// (its frames back when nobody else names them): a sender that ends
+    /// leaves nothing pinned in an idle receiver.
+    fn end_inbox_entries(&mut self, pid: u64) {
+        let mut dropped = alloc::vec::Vec::new();
+        for p in self.procs.values_mut() {
+            if p.pid == pid {
+                continue;
+            }
+            p.inbox.retain(|&(from, cap)| {
+                if from == pid {
+                    dropped.push(cap);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        for cap in dropped {
+            self.drop_ref(cap.kind);
+        }
+    }
+
     /// Ends process `pid`; returns what ended and its address space.
     pub fn end(&mut self, pid: u64, ending: Ending) -> Option<(Ended, P::Space)> {
         self.end_irqs(pid);
         self.end_endpoints(pid);
+        self.end_inbox_entries(pid);
         let mut proc = self.procs.remove(pid)?;
         let name = core::mem::take(&mut proc.name);
         let space = self.release(proc);
@@ -624,11 +648,14 @@ impl<P: Platform> Kernel<P> {
         if receiver.inbox.len() >= abi::bounds::INBOX {
             return Err(Error::CapTableFull);
         }
-        receiver.inbox.push_back(Cap {
-            kind: cap.kind,
-            rights,
-            mapped: 0,
-        });
+        receiver.inbox.push_back((
+            pid,
+            Cap {
+                kind: cap.kind,
+                rights,
+                mapped: 0,
+            },
+        ));
         self.ledger.add_ref(cap.kind);
         if flags.contains(TransferFlags::MOVE) {
             self.frame_free(pid, h)?;
@@ -639,11 +666,11 @@ impl<P: Platform> Kernel<P> {
     /// `cap_recv`.
     pub fn cap_recv(&mut self, pid: u64) -> Result<u64, Error> {
         let p = self.caller(pid)?;
-        let cap = p.inbox.pop_front().ok_or(Error::WouldBlock)?;
+        let (from, cap) = p.inbox.pop_front().ok_or(Error::WouldBlock)?;
         match p.caps.try_insert(cap) {
             Ok(h) => Ok(h.raw()),
             Err((e, cap)) => {
-                p.inbox.push_front(cap);
+                p.inbox.push_front((from, cap));
                 Err(e.into())
             }
         }
@@ -672,8 +699,14 @@ impl<P: Platform> Kernel<P> {
                     CapKind::EndpointRecv { .. } | CapKind::EndpointSend { .. } => {}
                 }
             }
-            // What it has in queues is still charged to it.
-            for (from, cap) in self.queued_caps() {
+            // What it has in queues and others' inboxes is still charged
+            // to it.
+            let sent = self
+                .procs
+                .values()
+                .flat_map(|p| p.inbox.iter())
+                .map(|&(from, cap)| (from, cap));
+            for (from, cap) in self.queued_caps().chain(sent) {
                 if from == pid {
                     if let CapKind::Ram { count, .. } = cap.kind {
                         ram += count;

@@ -43,8 +43,10 @@ pub struct Process<S, R> {
     /// Its `map` mappings. Each mapped page's leaf carries the index of
     /// its record as a tag.
     pub mappings: Slab<super::procs::MapRecord>,
-    /// Capabilities sent to it, not yet received.
-    pub inbox: VecDeque<Cap>,
+    /// Capabilities sent to it, not yet received, each with its sender:
+    /// charged to the sender until received, and gone (its frames back)
+    /// when the sender ends first.
+    pub inbox: VecDeque<(u64, Cap)>,
     /// Frames of its program image and stack (owned, not capabilities).
     pub private: Vec<u64>,
     /// What it is blocked on (`None`: runnable).

@@ -28,7 +28,8 @@ struct MCap {
 struct MProc {
     driver: bool,
     caps: BTreeMap<u64, MCap>,
-    inbox: VecDeque<MCap>,
+    /// Sender and capability.
+    inbox: VecDeque<(u64, MCap)>,
     /// Mapping start -> (handle, pages, first frame, flags).
     maps: BTreeMap<u64, (u64, u64, u64, PageFlags)>,
     /// Pages `protect` changed -> their flags now (`None`: no access).
@@ -72,7 +73,7 @@ impl Model {
         self.procs.values().any(|p| {
             p.caps
                 .values()
-                .chain(p.inbox.iter())
+                .chain(p.inbox.iter().map(|(_, c)| c))
                 .any(|c| !c.device && (c.first..c.first + c.count).contains(&frame))
         })
     }
@@ -80,7 +81,7 @@ impl Model {
         self.procs.values().any(|p| {
             p.caps
                 .values()
-                .chain(p.inbox.iter())
+                .chain(p.inbox.iter().map(|(_, c)| c))
                 .any(|c| c.device && c.first == frame)
         })
     }
@@ -524,7 +525,12 @@ impl World {
                     (Ok(c), Ok(0)) => {
                         let sent = MCap { rights, ..c };
                         self.m.add_ref(&sent);
-                        self.m.procs.get_mut(&target).unwrap().inbox.push_back(sent);
+                        self.m
+                            .procs
+                            .get_mut(&target)
+                            .unwrap()
+                            .inbox
+                            .push_back((pid, sent));
                         if mv {
                             self.remove_cap(pid, h);
                         }
@@ -537,7 +543,7 @@ impl World {
                 let Some(pid) = self.pid(p) else { return };
                 let r = self.k.cap_recv(pid);
                 let mp = self.m.procs.get_mut(&pid).unwrap();
-                match mp.inbox.pop_front() {
+                match mp.inbox.pop_front().map(|(_, c)| c) {
                     None => assert_eq!(r, Err(Error::WouldBlock)),
                     Some(c) => {
                         let h = r.expect("a capability waits");
@@ -581,7 +587,22 @@ impl World {
                     "every mapping removed before the space goes"
                 );
                 let mp = self.m.procs.remove(&pid).unwrap();
-                for c in mp.caps.values().chain(mp.inbox.iter()) {
+                for c in mp.caps.values().chain(mp.inbox.iter().map(|(_, c)| c)) {
+                    self.m.drop_ref(c);
+                }
+                // What it sent that others have not received goes too.
+                let mut sent = Vec::new();
+                for q in self.m.procs.values_mut() {
+                    q.inbox.retain(|&(from, c)| {
+                        if from == pid {
+                            sent.push(c);
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                }
+                for c in &sent {
                     self.m.drop_ref(c);
                 }
             }
@@ -603,12 +624,23 @@ impl World {
         assert_eq!(s.held_by_all, self.m.held);
         for (&pid, mp) in &self.m.procs {
             let s = self.k.stats(pid);
+            // Its own RAM, and RAM it sent that others have not received
+            // yet (still charged to it).
+            let sent: u64 = self
+                .m
+                .procs
+                .values()
+                .flat_map(|q| q.inbox.iter())
+                .filter(|&&(from, c)| from == pid && !c.device)
+                .map(|(_, c)| c.count)
+                .sum();
             let ram: u64 = mp
                 .caps
                 .values()
                 .filter(|c| !c.device)
                 .map(|c| c.count)
-                .sum();
+                .sum::<u64>()
+                + sent;
             let dev = mp.caps.values().filter(|c| c.device).count() as u64;
             assert_eq!(
                 (s.held_by_caller, s.device_by_caller),
