@@ -495,6 +495,10 @@ pub struct FrameStats {
     /// Of `free`, frames the kernel has zeroed already (its pool of
     /// pre-zeroed frames: taken from the allocator, held by nobody).
     pub zeroed: u64,
+    /// RAM frames the caller sent (endpoint queues, other processes'
+    /// inboxes) that nobody has received yet: still charged to it, and
+    /// back when it ends first.
+    pub queued_by_caller: u64,
 }
 
 /// The save area of an exception delivered to a library OS (see
@@ -893,7 +897,7 @@ mod tests {
 
     #[test]
     fn frame_stats_layout_is_stable() {
-        assert_eq!(core::mem::size_of::<FrameStats>(), 8 * 8);
+        assert_eq!(core::mem::size_of::<FrameStats>(), 9 * 8);
     }
 
     #[test]

@@ -709,7 +709,7 @@ impl<P: Platform> Kernel<P> {
             for (from, cap) in self.queued_caps().chain(sent) {
                 if from == pid {
                     if let CapKind::Ram { count, .. } = cap.kind {
-                        ram += count;
+                        stats.queued_by_caller += count;
                     }
                 }
             }

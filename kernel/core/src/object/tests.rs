@@ -639,8 +639,8 @@ impl World {
                 .values()
                 .filter(|c| !c.device)
                 .map(|c| c.count)
-                .sum::<u64>()
-                + sent;
+                .sum::<u64>();
+            assert_eq!(s.queued_by_caller, sent, "pid {pid}: queued");
             let dev = mp.caps.values().filter(|c| c.device).count() as u64;
             assert_eq!(
                 (s.held_by_caller, s.device_by_caller),
@@ -971,7 +971,11 @@ fn endpoint_call_reply_and_a_queued_capability() {
         w.k.send(b, send, [0, 0], run, 0),
         Ok(Outcome::Done(Received::default()))
     );
-    assert_eq!(w.k.stats(b).held_by_caller, held);
+    let after = w.k.stats(b);
+    assert_eq!(
+        (after.held_by_caller, after.queued_by_caller),
+        (held - 4, 4)
+    );
     w.k.check_invariants().unwrap();
     w.k.end(b, Ending::Exited(0)).unwrap();
     w.m.procs.remove(&b);

@@ -107,14 +107,16 @@ fn main() -> Result<(), Error> {
     let queued = sys::frame_stats();
     t.check(
         "a queued run of 4 frames is still charged to its sender",
-        queued.held_by_caller == base.held_by_caller + 4,
+        queued.held_by_caller == base.held_by_caller && queued.queued_by_caller == 4,
     );
     drop(ep);
     drop(to_self);
     let after = sys::frame_stats();
     t.check(
         "dropping the endpoint returned the queued frames",
-        after.held_by_caller == base.held_by_caller && after.free == base.free,
+        after.held_by_caller == base.held_by_caller
+            && after.queued_by_caller == 0
+            && after.free == base.free,
     );
     // SAFETY: no capability moves.
     let (rax, _) = unsafe { abi::raw::reply(1, 2, 0, 0) };

@@ -31,6 +31,11 @@ fn main() -> Result<(), Error> {
     }
     // SAFETY: a copy: our mapping stays valid until we exit.
     unsafe { sys::cap_transfer(page.handle(), attacker, Rights::READ | Rights::MAP, false) }?;
+    // A copy not yet received would go with us: wait until the attacker
+    // took it (it is charged to us until then).
+    while sys::frame_stats().queued_by_caller > 0 {
+        sys::yield_now();
+    }
     // Exit holding everything: the kernel must return it all but the frame
     // the attacker still holds.
     sys::exit(0)

@@ -31,7 +31,7 @@ fn main() -> Result<(), Error> {
     println!(
         "test-inbox-pin: moved {} frames into the victim's inbox; still charged to us: {}",
         RUNS * RUN,
-        after.held_by_caller - before.held_by_caller
+        after.queued_by_caller - before.queued_by_caller
     );
     Ok(())
 }
