@@ -318,6 +318,46 @@ impl<P: Platform> Kernel<P> {
         Ok(())
     }
 
+    /// Checks `flags` against `allowed`, then finds the endpoint and badge
+    /// of send capability `h` and whether the endpoint's queue is full.
+    fn target(
+        &mut self,
+        pid: u64,
+        h: Handle,
+        flags: u64,
+        allowed: u64,
+    ) -> Result<(u64, u64, bool), Error> {
+        if flags & !allowed != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let (ep, badge) = self.send_target(pid, h)?;
+        match self.endpoints.get(&ep) {
+            None => Err(Error::NoSuchProcess),
+            Some(e) => Ok((ep, badge, e.queue.len() >= abi::bounds::QUEUE)),
+        }
+    }
+
+    /// The message `pid` sends through a capability with `badge`: its
+    /// capability (handle `cap`, 0: none) taken out of the table.
+    fn message(
+        &mut self,
+        pid: u64,
+        badge: u64,
+        words: [u64; 2],
+        cap: u64,
+        flags: u64,
+        call: bool,
+    ) -> Result<Message, Error> {
+        let cap = self.take_cap(pid, cap, cap_mode(flags))?;
+        Ok(Message {
+            badge,
+            words,
+            cap,
+            from: pid,
+            call,
+        })
+    }
+
     /// `send(ep, w0, w1, cap, flags)`.
     pub fn send(
         &mut self,
@@ -327,25 +367,11 @@ impl<P: Platform> Kernel<P> {
         cap: u64,
         flags: u64,
     ) -> Result<Outcome, Error> {
-        if flags & !(abi::SEND_COPY | abi::SEND_BLOCK) != 0 {
-            return Err(Error::InvalidArgument);
-        }
-        let (ep, badge) = self.send_target(pid, h)?;
-        let full = match self.endpoints.get(&ep) {
-            None => return Err(Error::NoSuchProcess),
-            Some(e) => e.queue.len() >= abi::bounds::QUEUE,
-        };
+        let (ep, badge, full) = self.target(pid, h, flags, abi::SEND_COPY | abi::SEND_BLOCK)?;
         if full && flags & abi::SEND_BLOCK == 0 {
             return Err(Error::WouldBlock);
         }
-        let cap = self.take_cap(pid, cap, cap_mode(flags))?;
-        let msg = Message {
-            badge,
-            words,
-            cap,
-            from: pid,
-            call: false,
-        };
+        let msg = self.message(pid, badge, words, cap, flags, false)?;
         if full {
             self.caller(pid)?.wait = Some(Wait::Send { ep, msg });
             return Ok(Outcome::Blocked);
@@ -370,23 +396,11 @@ impl<P: Platform> Kernel<P> {
         cap: u64,
         flags: u64,
     ) -> Result<Outcome, Error> {
-        if flags & !abi::SEND_COPY != 0 {
-            return Err(Error::InvalidArgument);
+        let (ep, badge, full) = self.target(pid, h, flags, abi::SEND_COPY)?;
+        if full {
+            return Err(Error::WouldBlock);
         }
-        let (ep, badge) = self.send_target(pid, h)?;
-        match self.endpoints.get(&ep) {
-            None => return Err(Error::NoSuchProcess),
-            Some(e) if e.queue.len() >= abi::bounds::QUEUE => return Err(Error::WouldBlock),
-            Some(_) => {}
-        }
-        let cap = self.take_cap(pid, cap, cap_mode(flags))?;
-        let msg = Message {
-            badge,
-            words,
-            cap,
-            from: pid,
-            call: true,
-        };
+        let msg = self.message(pid, badge, words, cap, flags, true)?;
         // Blocked before the delivery, so that a receiver that answers at
         // once finds it waiting.
         self.caller(pid)?.wait = Some(Wait::Reply { deadline: None });
@@ -471,14 +485,7 @@ impl<P: Platform> Kernel<P> {
             self.caller(pid)?.reply_to = None;
             return Err(Error::NoSuchProcess);
         }
-        let cap = self.take_cap(pid, cap, cap_mode(flags))?;
-        let msg = Message {
-            badge: 0,
-            words,
-            cap,
-            from: pid,
-            call: false,
-        };
+        let msg = self.message(pid, 0, words, cap, flags, false)?;
         match self.hand_over(to, msg) {
             Ok(got) => {
                 self.caller(pid)?.reply_to = None;
