@@ -82,6 +82,8 @@ pub mod bounds {
     pub const PAGE_TABLES: u64 = 1024;
     /// Messages waiting in one endpoint's queue.
     pub const QUEUE: usize = 16;
+    /// Endpoints one process may own (each queue costs kernel heap).
+    pub const ENDPOINTS: usize = 64;
     /// Pages one `protect` call may change (the kernel walks each twice
     /// with interrupts off).
     pub const PROTECT_PAGES: u64 = 4096;
@@ -100,6 +102,10 @@ pub const RECV_CALL: u64 = 1 << 0;
 /// Where a device's MSI goes to reach the (one) CPU's local APIC
 /// (destination 0); the data is the vector `irq_bind` gave.
 pub const MSI_ADDRESS: u64 = 0xfee0_0000;
+/// In a received message's flags: the kernel made it for an interrupt
+/// bound with `irq_bind` (words: the vector, how many interrupts); no
+/// program can send one.
+pub const RECV_IRQ: u64 = 1 << 1;
 /// `recv` timeout that never expires.
 pub const FOREVER: u64 = u64::MAX;
 

@@ -270,6 +270,10 @@ impl exo_core::object::SetResult for crate::arch::trap::UserContext {
         f.rax = rax;
         [f.rdx, f.rsi, f.rdi, f.r8, f.r9] = values;
     }
+    fn set_status(&mut self, rax: u64) {
+        self.frame.rax = rax;
+        self.frame.rdx = 0;
+    }
 }
 
 fn trace(k: &Kernel, pid: u64, num: u64, args: &[u64; 6], result: Result<u64, Error>, cycles: u64) {

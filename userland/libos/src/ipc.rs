@@ -21,6 +21,9 @@ pub struct Msg {
     pub cap: Option<Handle>,
     /// A `call`: the receiver owes a [`reply`].
     pub call: bool,
+    /// Made by the kernel for a bound interrupt (words: the vector, how
+    /// many interrupts): no program can send one.
+    pub irq: bool,
 }
 
 fn decode([rax, badge, w0, w1, cap, flags]: [u64; 6]) -> Result<Msg, Error> {
@@ -30,6 +33,7 @@ fn decode([rax, badge, w0, w1, cap, flags]: [u64; 6]) -> Result<Msg, Error> {
         words: [w0, w1],
         cap: (cap != 0).then(|| Handle::from_raw(cap)),
         call: flags & abi::RECV_CALL != 0,
+        irq: flags & abi::RECV_IRQ != 0,
     })
 }
 

@@ -43,6 +43,9 @@ pub struct Message {
     pub from: u64,
     /// Sent by `call`: the receiver owes `from` a reply.
     pub call: bool,
+    /// Made by the kernel for a bound interrupt (`words`: the vector and a
+    /// count), never by a program: the receiver sees [`abi::RECV_IRQ`].
+    pub irq: bool,
 }
 
 /// An endpoint: its owner (the only receiver) and its queue.
@@ -83,12 +86,17 @@ pub enum Wait {
 /// the error code or 0, then badge, the two words, the handle of the
 /// capability received (0: none) and flags ([`abi::RECV_CALL`]).
 pub trait SetResult {
-    /// Sets the result registers.
+    /// Sets the result registers of a call that delivers a message
+    /// (`recv`, `call`: their stubs declare all six).
     fn set_result(&mut self, rax: u64, values: [u64; 5]);
+    /// Sets only `rax` (and `rdx` to 0): the result of a `send` that
+    /// waited, whose stub declares no other register written.
+    fn set_status(&mut self, rax: u64);
 }
 
 impl SetResult for () {
     fn set_result(&mut self, _: u64, _: [u64; 5]) {}
+    fn set_status(&mut self, _: u64) {}
 }
 
 /// What a message looks like to its receiver.
@@ -140,6 +148,10 @@ impl<P: Platform> Kernel<P> {
     /// of the caller's name finds it (one published endpoint per process:
     /// a second replaces the first).
     pub fn endpoint_create(&mut self, pid: u64, publish: bool) -> Result<u64, Error> {
+        // Each endpoint's queue costs kernel heap: a bounded number each.
+        if self.endpoints.values().filter(|e| e.owner == pid).count() >= abi::bounds::ENDPOINTS {
+            return Err(Error::OutOfMemory);
+        }
         let id = self.next_endpoint;
         let cap = Cap {
             kind: CapKind::EndpointRecv { ep: id },
@@ -251,6 +263,14 @@ impl<P: Platform> Kernel<P> {
         }
     }
 
+    /// Wakes `pid`, blocked in `send`, with `rax` alone.
+    fn wake_sender(&mut self, pid: u64, rax: u64) {
+        if let Some(p) = self.procs.get_mut(pid) {
+            p.wait = None;
+            p.regs.set_status(rax);
+        }
+    }
+
     /// Hands `msg` to `receiver` (its capability into its table): the
     /// results it gets. On a full table the message stays with the caller
     /// (`Err`).
@@ -275,7 +295,8 @@ impl<P: Platform> Kernel<P> {
             badge: msg.badge,
             words: msg.words,
             cap,
-            flags: if msg.call { abi::RECV_CALL } else { 0 },
+            flags: if msg.call { abi::RECV_CALL } else { 0 }
+                | if msg.irq { abi::RECV_IRQ } else { 0 },
         })
     }
 
@@ -355,6 +376,7 @@ impl<P: Platform> Kernel<P> {
             cap,
             from: pid,
             call,
+            irq: false,
         })
     }
 
@@ -435,7 +457,7 @@ impl<P: Platform> Kernel<P> {
                     return Err(e);
                 }
             };
-            self.admit_blocked_sender(ep);
+            self.admit_blocked_senders(ep);
             return Ok(Outcome::Done(got));
         }
         if timeout == 0 {
@@ -446,18 +468,25 @@ impl<P: Platform> Kernel<P> {
         Ok(Outcome::Blocked)
     }
 
-    /// A message left endpoint `ep`'s queue: the oldest sender blocked on
-    /// it (lowest pid first: fair enough for a bounded queue) gets in.
-    fn admit_blocked_sender(&mut self, ep: u64) {
-        let sender = self.procs.values().find_map(|p| match p.wait {
-            Some(Wait::Send { ep: e, msg }) if e == ep => Some((p.pid, msg)),
-            _ => None,
-        });
-        if let Some((pid, msg)) = sender {
+    /// Messages left endpoint `ep`'s queue: senders blocked on it (lowest
+    /// pid first) get in while there is room.
+    fn admit_blocked_senders(&mut self, ep: u64) {
+        loop {
+            let room = self
+                .endpoints
+                .get(&ep)
+                .is_some_and(|e| e.queue.len() < abi::bounds::QUEUE);
+            let sender = self.procs.values().find_map(|p| match p.wait {
+                Some(Wait::Send { ep: e, msg }) if e == ep => Some((p.pid, msg)),
+                _ => None,
+            });
+            let (true, Some((pid, msg))) = (room, sender) else {
+                return;
+            };
             if let Some(endpoint) = self.endpoints.get_mut(&ep) {
                 endpoint.queue.push_back(msg);
-                self.wake(pid, 0, [0; 5]);
             }
+            self.wake_sender(pid, 0);
         }
     }
 
@@ -484,6 +513,16 @@ impl<P: Platform> Kernel<P> {
             // It gave up (ended, or timed out): nothing to answer.
             self.caller(pid)?.reply_to = None;
             return Err(Error::NoSuchProcess);
+        }
+        // Room for the capability first: a refusal must leave the
+        // replier's handle (and its mappings) as they were.
+        if cap != 0
+            && self
+                .procs
+                .get(to)
+                .is_some_and(|p| p.caps.len() >= p.caps.capacity())
+        {
+            return Err(Error::CapTableFull);
         }
         let msg = self.message(pid, 0, words, cap, flags, false)?;
         match self.hand_over(to, msg) {
@@ -584,9 +623,11 @@ impl<P: Platform> Kernel<P> {
             })
             .collect();
         for (sender, msg) in blocked {
-            self.wake(sender, Error::NoSuchProcess as u64, [0; 5]);
+            self.wake_sender(sender, Error::NoSuchProcess as u64);
             self.return_cap(sender, msg.cap);
         }
+        // Interrupts bound to it have nowhere to go.
+        self.irqs.retain(|_, b| b.ep != id);
     }
 
     /// What ending `pid` does to endpoints: its own go (see
@@ -620,13 +661,15 @@ impl<P: Platform> Kernel<P> {
                 self.drop_ref(cap.kind);
             }
         }
-        let Some(p) = self.procs.get_mut(pid) else {
-            return;
-        };
-        let owed = p.reply_to.take();
-        let pending = match p.wait.take() {
-            Some(Wait::Send { msg, .. }) => msg.cap,
-            _ => None,
+        let (owed, pending) = match self.procs.get_mut(pid) {
+            Some(p) => {
+                let pending = match p.wait.take() {
+                    Some(Wait::Send { msg, .. }) => msg.cap,
+                    _ => None,
+                };
+                (p.reply_to.take(), pending)
+            }
+            None => (None, None),
         };
         if let Some(caller) = owed {
             let waiting = self
@@ -639,6 +682,11 @@ impl<P: Platform> Kernel<P> {
         }
         if let Some(cap) = pending {
             self.drop_ref(cap.kind);
+        }
+        // Room made in queues: senders blocked on them get in.
+        let ids: alloc::vec::Vec<u64> = self.endpoints.keys().copied().collect();
+        for id in ids {
+            self.admit_blocked_senders(id);
         }
     }
 
@@ -748,12 +796,12 @@ impl<P: Platform> Kernel<P> {
     pub fn irq_fire(&mut self, vector: u8) -> Option<Option<u64>> {
         let b = *self.irqs.get(&vector)?;
         let queued = self.endpoints.get_mut(&b.ep).and_then(|e| {
-            e.queue.iter_mut().find(|m| {
-                m.from == b.owner && m.badge == b.badge && m.words[0] == u64::from(vector)
-            })
+            e.queue
+                .iter_mut()
+                .find(|m| m.irq && m.words[0] == u64::from(vector))
         });
         if let Some(m) = queued {
-            m.words[1] += 1;
+            m.words[1] = m.words[1].saturating_add(1);
             return Some(None);
         }
         let msg = Message {
@@ -762,6 +810,7 @@ impl<P: Platform> Kernel<P> {
             cap: None,
             from: b.owner,
             call: false,
+            irq: true,
         };
         match self.deliver(b.ep, msg) {
             Ok(woke) => Some(woke),

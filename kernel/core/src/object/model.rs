@@ -52,6 +52,10 @@ impl super::SetResult for ModelRegs {
     fn set_result(&mut self, rax: u64, values: [u64; 5]) {
         *self = ModelRegs { rax, values };
     }
+    fn set_status(&mut self, rax: u64) {
+        self.rax = rax;
+        self.values[0] = 0;
+    }
 }
 
 impl Platform for ModelPlatform {

@@ -1295,3 +1295,38 @@ fn page_bits_report_and_clear_what_the_mmu_set() {
     );
     w.k.check_invariants().unwrap();
 }
+
+/// A sender blocked on a full queue gets in when another sender's queued
+/// messages go with it (the review's scenario), and is woken with rax
+/// alone (its `send` stub declares no other register written).
+#[test]
+fn a_blocked_sender_gets_in_when_room_is_made_by_an_exit() {
+    let mut w = World::new();
+    let (s, x) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+    let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+    let xs = Handle::from_raw(w.k.endpoint_lookup(x, b"server").unwrap());
+    for i in 0..abi::bounds::QUEUE as u64 {
+        assert!(w.k.send(x, xs, [i, 0], 0, 0).is_ok());
+    }
+    let y = {
+        let p = w.k.new_process("y", ModelSpace::default(), false).unwrap();
+        w.k.admit(p)
+    };
+    let ys = Handle::from_raw(w.k.endpoint_lookup(y, b"server").unwrap());
+    w.k.procs_mut().get_mut(y).unwrap().regs.values = [9; 5];
+    assert_eq!(
+        w.k.send(y, ys, [7, 7], 0, abi::SEND_BLOCK),
+        Ok(Outcome::Blocked)
+    );
+    w.k.end(x, Ending::Exited(0)).unwrap();
+    w.m.procs.remove(&x);
+    let yp = w.k.procs().get(y).unwrap();
+    assert!(yp.wait.is_none(), "y got in");
+    assert_eq!((yp.regs.rax, yp.regs.values), (0, [0, 9, 9, 9, 9]));
+    let Ok(Outcome::Done(got)) = w.k.recv(s, recv, 0, 0) else {
+        panic!("y's message is queued");
+    };
+    assert_eq!((got.badge, got.words), (y, [7, 7]));
+    w.k.check_invariants().unwrap();
+}

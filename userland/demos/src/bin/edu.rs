@@ -247,7 +247,7 @@ impl Wait<'_> {
     /// acknowledges it at the device.
     fn for_interrupt(&self, what: &str, regs: &DeviceRegion) -> Result<(), Error> {
         match self.irq.recv(PATIENCE) {
-            Ok(m) if m.badge == 0xed && m.words[0] == u64::from(self.vector) => {
+            Ok(m) if m.irq && m.badge == 0xed && m.words[0] == u64::from(self.vector) => {
                 regs.write32(INTERRUPT_ACK, u32::MAX);
                 Ok(())
             }
