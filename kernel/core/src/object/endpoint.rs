@@ -457,6 +457,7 @@ impl<P: Platform> Kernel<P> {
                     return Err(e);
                 }
             };
+            self.deliver_pending_irqs(ep);
             self.admit_blocked_senders(ep);
             return Ok(Outcome::Done(got));
         }
@@ -755,6 +756,9 @@ pub struct IrqBinding {
     pub ep: u64,
     /// The send capability's badge.
     pub badge: u64,
+    /// Interrupts that found the queue full: delivered as one message as
+    /// soon as a `recv` makes room.
+    pub pending: u64,
 }
 
 /// The vectors drivers may bind (below the timer's class, above the PICs').
@@ -784,6 +788,7 @@ impl<P: Platform> Kernel<P> {
                 owner: pid,
                 ep,
                 badge,
+                pending: 0,
             },
         );
         Ok(u64::from(vector))
@@ -792,7 +797,8 @@ impl<P: Platform> Kernel<P> {
     /// An interrupt on `vector`: `None` if nobody bound it; else whether a
     /// blocked receiver woke (`Some(Some(pid))`). An interrupt whose
     /// message is still queued only adds to its count, so a queue never
-    /// fills with interrupts.
+    /// fills with interrupts; one that finds the queue full (others' messages)
+    /// is kept as pending and comes with the next `recv`, never lost.
     pub fn irq_fire(&mut self, vector: u8) -> Option<Option<u64>> {
         let b = *self.irqs.get(&vector)?;
         let queued = self.endpoints.get_mut(&b.ep).and_then(|e| {
@@ -814,13 +820,45 @@ impl<P: Platform> Kernel<P> {
         };
         match self.deliver(b.ep, msg) {
             Ok(woke) => Some(woke),
-            // The endpoint is gone: the binding goes too. A full queue
-            // drops the interrupt (counted by the caller as unexpected).
+            // The endpoint is gone: the binding goes too.
             Err((Error::NoSuchProcess, _)) => {
                 self.irqs.remove(&vector);
                 Some(None)
             }
-            Err(_) => Some(None),
+            // A full queue: kept as pending, delivered when there is room.
+            Err(_) => {
+                if let Some(b) = self.irqs.get_mut(&vector) {
+                    b.pending = b.pending.saturating_add(1);
+                }
+                Some(None)
+            }
+        }
+    }
+
+    /// Interrupts for endpoint `ep` that found its queue full go in now,
+    /// one message per vector with their count, while there is room.
+    fn deliver_pending_irqs(&mut self, ep: u64) {
+        let due: alloc::vec::Vec<(u8, IrqBinding)> = self
+            .irqs
+            .iter()
+            .filter(|(_, b)| b.ep == ep && b.pending > 0)
+            .map(|(&v, &b)| (v, b))
+            .collect();
+        for (vector, b) in due {
+            let msg = Message {
+                badge: b.badge,
+                words: [u64::from(vector), b.pending],
+                cap: None,
+                from: b.owner,
+                call: false,
+                irq: true,
+            };
+            if self.enqueue(ep, msg).is_err() {
+                return;
+            }
+            if let Some(b) = self.irqs.get_mut(&vector) {
+                b.pending = 0;
+            }
         }
     }
 

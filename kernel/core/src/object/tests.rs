@@ -1330,3 +1330,38 @@ fn a_blocked_sender_gets_in_when_room_is_made_by_an_exit() {
     assert_eq!((got.badge, got.words), (y, [7, 7]));
     w.k.check_invariants().unwrap();
 }
+
+/// An interrupt that finds its endpoint's queue full (a program filled it)
+/// is not lost: it arrives, with its count, once a `recv` makes room.
+#[test]
+fn an_interrupt_on_a_full_queue_arrives_later() {
+    let mut w = World::new();
+    let (d, x) = (w.pid(1).unwrap(), w.pid(0).unwrap());
+    assert!(w.k.procs().get(d).unwrap().driver);
+    w.k.procs_mut().get_mut(d).unwrap().name = "drv".into();
+    let recv = Handle::from_raw(w.k.endpoint_create(d, true).unwrap());
+    let to_irq = Handle::from_raw(w.k.endpoint_mint(d, recv, 0xed).unwrap());
+    let dev = Handle::from_raw(
+        w.k.frame_alloc_at(d, (FIRST_RAM + FRAMES + 1) * PAGE)
+            .unwrap(),
+    );
+    let vector = w.k.irq_bind(d, dev, to_irq).unwrap() as u8;
+    let xs = Handle::from_raw(w.k.endpoint_lookup(x, b"drv").unwrap());
+    for i in 0..abi::bounds::QUEUE as u64 {
+        assert!(w.k.send(x, xs, [i, 0], 0, 0).is_ok());
+    }
+    assert_eq!(w.k.irq_fire(vector), Some(None));
+    assert_eq!(w.k.irq_fire(vector), Some(None));
+    w.k.check_invariants().unwrap();
+    let mut irq = None;
+    for _ in 0..=abi::bounds::QUEUE {
+        match w.k.recv(d, recv, 0, 0) {
+            Ok(Outcome::Done(got)) if got.flags & abi::RECV_IRQ != 0 => irq = Some(got),
+            Ok(Outcome::Done(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let got = irq.expect("the interrupts came");
+    assert_eq!((got.badge, got.words), (0xed, [u64::from(vector), 2]));
+    w.k.check_invariants().unwrap();
+}
