@@ -15,6 +15,14 @@ use libos::{println, sys, DeviceRegion, Error};
 pub mod pci;
 pub mod virtio;
 
+/// The time-stamp counter (an exact instruction count under `-icount`).
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` is allowed in ring 3 (the kernel leaves CR4.TSD
+    // clear) and has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 /// The page `test-device-claim` and `test-device-claim-peer` both claim,
 /// and the layout of the RAM page they share to step through the test.
 pub mod device_claim {

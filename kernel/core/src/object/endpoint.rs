@@ -560,11 +560,6 @@ impl<P: Platform> Kernel<P> {
         !expired.is_empty()
     }
 
-    /// Whether some process can run.
-    pub fn any_runnable(&self) -> bool {
-        self.procs.values().any(|p| p.wait.is_none())
-    }
-
     /// Whether anything could still wake a blocked process when none runs:
     /// a timeout, or an interrupt bound to an endpoint. If not, every
     /// process waits for another that waits too: a deadlock.

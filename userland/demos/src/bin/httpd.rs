@@ -152,12 +152,12 @@ impl Clock {
         let config = hpet.read64(Clock::CONFIGURATION);
         hpet.write64(Clock::CONFIGURATION, config | 1);
         let ticks = Clock::SPAN_FS / period;
-        let (t0, c0) = (rdtsc(), hpet.read64(Clock::COUNTER));
+        let (t0, c0) = (exo_demos::rdtsc(), hpet.read64(Clock::COUNTER));
         let mut c1 = c0;
         while c1.wrapping_sub(c0) < ticks {
             c1 = hpet.read64(Clock::COUNTER);
         }
-        let t1 = rdtsc();
+        let t1 = exo_demos::rdtsc();
         hpet.write64(Clock::CONFIGURATION, config);
         drop::<DeviceRegion>(hpet);
         let fs = u128::from(c1.wrapping_sub(c0)) * u128::from(period);
@@ -171,18 +171,13 @@ impl Clock {
 
     /// Milliseconds since httpd started, for smoltcp.
     fn now(&self) -> Instant {
-        Instant::from_millis(((rdtsc() - self.start) / self.per_ms) as i64)
+        Instant::from_millis(((exo_demos::rdtsc() - self.start) / self.per_ms) as i64)
     }
 
     /// Milliseconds since the CPU's reset (about the machine's uptime).
     fn uptime_ms(&self) -> u64 {
-        rdtsc() / self.per_ms
+        exo_demos::rdtsc() / self.per_ms
     }
-}
-
-fn rdtsc() -> u64 {
-    // SAFETY: rdtsc only reads the time-stamp counter (CR4.TSD is clear).
-    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 type Net = VirtIONetRaw<ExoHal, PciTransport, QUEUE>;
@@ -382,7 +377,7 @@ fn serve(transport: PciTransport, clock: &Clock) -> Result<(), Error> {
     let mac = net.mac_address();
     let mut nic = Nic::new(net)?;
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    config.random_seed = rdtsc();
+    config.random_seed = exo_demos::rdtsc();
     let mut iface = Interface::new(config, &mut nic, clock.now());
     iface.update_ip_addrs(|addresses| {
         addresses

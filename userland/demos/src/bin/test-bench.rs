@@ -57,8 +57,8 @@
 
 use abi::raw::syscall6;
 use abi::{Error, MapFlags, Protection, Rights, Sysnum, TRANSFER_MOVE};
-use core::arch::x86_64::_rdtsc;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use exo_demos::rdtsc;
 use libos::exception::{self, Action, ExceptionFrame};
 use libos::println;
 
@@ -107,16 +107,6 @@ fn ok(num: Sysnum, args: [u64; 6], iteration: usize) -> Result<u64, Failure> {
             rax,
             iteration,
         })
-    }
-}
-
-#[inline(always)]
-fn rdtsc() -> u64 {
-    // SAFETY: `rdtsc` is allowed in ring 3 (the kernel leaves CR4.TSD clear)
-    // and has no side effects.
-    #[allow(unused_unsafe)]
-    unsafe {
-        _rdtsc()
     }
 }
 

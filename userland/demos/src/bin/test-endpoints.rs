@@ -60,11 +60,9 @@ fn main() -> Result<(), Error> {
         ep.recv(0),
         Error::WouldBlock,
     );
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    let t0 = unsafe { core::arch::x86_64::_rdtsc() };
+    let t0 = exo_demos::rdtsc();
     t.expect("recv with a 3-tick timeout", ep.recv(3), Error::WouldBlock);
-    // SAFETY: as above.
-    let waited = unsafe { core::arch::x86_64::_rdtsc() } - t0;
+    let waited = exo_demos::rdtsc() - t0;
     t.check(
         "the timeout waited (the kernel idled meanwhile)",
         waited > 0,

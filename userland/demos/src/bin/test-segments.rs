@@ -58,11 +58,6 @@ fn read() -> [u16; 4] {
     [ds, es, fs, gs]
 }
 
-fn rdtsc() -> u64 {
-    // SAFETY: rdtsc only reads the time-stamp counter (CR4.TSD is clear).
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 fn main() -> Result<(), Error> {
     let pid = sys::getpid();
     let mut x = pid.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -88,9 +83,9 @@ fn main() -> Result<(), Error> {
             sys::yield_now();
             yields += 1;
         } else {
-            let mut last = rdtsc();
+            let mut last = exo_demos::rdtsc();
             loop {
-                let now = rdtsc();
+                let now = exo_demos::rdtsc();
                 spins += 1;
                 if now - last > GAP {
                     preemptions += 1;
