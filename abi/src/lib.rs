@@ -89,6 +89,11 @@ pub mod bounds {
     pub const PROTECT_PAGES: u64 = 4096;
     /// Pages one `page_bits` call reports (two bits each in one register).
     pub const PAGE_BITS_PAGES: u64 = 32;
+    /// Handles one bulk call takes or gives (`frame_alloc_many`'s frames,
+    /// `map_many`'s and `free_many`'s handles): 8 KiB of handle array.
+    pub const BULK: usize = 1024;
+    /// Pages one `map_many` or `unmap_many` call maps or unmaps (16 MiB).
+    pub const BULK_PAGES: u64 = 4096;
 }
 
 /// `send`/`call`/`reply` flag: the capability is copied (both hold it),

@@ -12,6 +12,13 @@
 //! `rep stos`) to [`ZeroPool::refill`] and zeroes what [`ZeroPool::alloc`]
 //! says is not zeroed.
 //!
+//! It holds two kinds: single frames (up to [`CAPACITY`], for
+//! `frame_alloc` and page tables) and blocks of [`BLOCK`] frames aligned to
+//! their size (up to [`BLOCKS`], for the bulk call `frame_alloc_many`, which
+//! hands a heap growing by a megabyte four zeroed blocks instead of zeroing
+//! them on the call path). A frame of a pooled block that allocate-at asks
+//! for splits the block: that frame is handed out, the rest goes back.
+//!
 //! Accounting, in the allocator's view: a pooled frame is allocated, and
 //! nobody's (neither the kernel's nor a process's). So `allocator free +
 //! pool = free to programs`, and conservation reads `total = free +
@@ -22,11 +29,20 @@ use crate::frame_alloc::{AllocError, FrameAllocator};
 /// How many zeroed frames the pool holds at most.
 pub const CAPACITY: usize = 32;
 
+/// Frames in one pooled block (aligned to its size).
+pub const BLOCK: u64 = 64;
+
+/// How many zeroed blocks the pool holds at most (2 MiB).
+pub const BLOCKS: usize = 8;
+
 /// Zeroed frames, allocated from the allocator, held by nobody.
 #[derive(Debug, Clone)]
 pub struct ZeroPool {
     frames: [u64; CAPACITY],
     len: usize,
+    /// First frames of zeroed blocks.
+    blocks: [u64; BLOCKS],
+    nblocks: usize,
 }
 
 impl Default for ZeroPool {
@@ -41,22 +57,79 @@ impl ZeroPool {
         ZeroPool {
             frames: [0; CAPACITY],
             len: 0,
+            blocks: [0; BLOCKS],
+            nblocks: 0,
         }
     }
 
-    /// Zeroed frames in the pool.
+    /// Zeroed frames in the pool, single frames and blocks' frames.
     pub fn len(&self) -> usize {
-        self.len
+        self.len + self.nblocks * BLOCK as usize
+    }
+
+    /// Zeroed blocks in the pool.
+    pub fn blocks(&self) -> usize {
+        self.nblocks
     }
 
     /// Whether the pool is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len == 0 && self.nblocks == 0
     }
 
-    /// Whether `frame` is in the pool.
+    /// Whether `frame` is in the pool (alone or in a block).
     pub fn contains(&self, frame: u64) -> bool {
-        self.frames[..self.len].contains(&frame)
+        self.frames[..self.len].contains(&frame) || self.block_of(frame).is_some()
+    }
+
+    /// The index of the pooled block holding `frame`.
+    fn block_of(&self, frame: u64) -> Option<usize> {
+        self.blocks[..self.nblocks]
+            .iter()
+            .position(|&b| (b..b + BLOCK).contains(&frame))
+    }
+
+    /// One block of [`BLOCK`] frames aligned to its size, and whether it is
+    /// zeroed already: a pooled block if there is one, else the
+    /// allocator's lowest free aligned block (the caller must zero it).
+    ///
+    /// # Errors
+    /// [`AllocError::OutOfMemory`] when the pool has no block and the
+    /// allocator no free aligned block.
+    pub fn alloc_block(
+        &mut self,
+        alloc: &mut FrameAllocator<'_>,
+    ) -> Result<(u64, bool), AllocError> {
+        if let Some(i) = self.nblocks.checked_sub(1) {
+            self.nblocks = i;
+            return Ok((self.blocks[i], true));
+        }
+        alloc
+            .alloc_contiguous(BLOCK, BLOCK, None)
+            .map(|first| (first, false))
+    }
+
+    /// Takes up to `budget` blocks from the allocator, zeroes each with
+    /// `zero(first, BLOCK)` and adds it to the pool, until the pool has
+    /// [`BLOCKS`] or the allocator no free aligned block; returns how many
+    /// it added.
+    pub fn refill_blocks(
+        &mut self,
+        alloc: &mut FrameAllocator<'_>,
+        budget: usize,
+        mut zero: impl FnMut(u64, u64),
+    ) -> usize {
+        let mut added = 0;
+        while added < budget && self.nblocks < BLOCKS {
+            let Ok(first) = alloc.alloc_contiguous(BLOCK, BLOCK, None) else {
+                break;
+            };
+            zero(first, BLOCK);
+            self.blocks[self.nblocks] = first;
+            self.nblocks += 1;
+            added += 1;
+        }
+        added
     }
 
     /// One frame for a program or the kernel, and whether it is zeroed
@@ -89,14 +162,24 @@ impl ZeroPool {
         match alloc.alloc_at(frame) {
             Ok(()) => Ok(false),
             Err(AllocError::InUse) => {
-                match self.frames[..self.len].iter().position(|&f| f == frame) {
-                    Some(i) => {
-                        self.len -= 1;
-                        self.frames[i] = self.frames[self.len];
-                        Ok(true)
-                    }
-                    None => Err(AllocError::InUse),
+                if let Some(i) = self.frames[..self.len].iter().position(|&f| f == frame) {
+                    self.len -= 1;
+                    self.frames[i] = self.frames[self.len];
+                    return Ok(true);
                 }
+                let Some(i) = self.block_of(frame) else {
+                    return Err(AllocError::InUse);
+                };
+                // Split the block: `frame` is handed out, the rest goes
+                // back (allocated, so the frees cannot fail).
+                let first = self.blocks[i];
+                self.nblocks -= 1;
+                self.blocks[i] = self.blocks[self.nblocks];
+                for f in (first..first + BLOCK).filter(|&f| f != frame) {
+                    let freed = alloc.free(f);
+                    debug_assert!(freed.is_ok());
+                }
+                Ok(true)
             }
             Err(e) => Err(e),
         }
@@ -131,6 +214,11 @@ impl ZeroPool {
             debug_assert!(freed.is_ok());
         }
         self.len = 0;
+        for &first in &self.blocks[..self.nblocks] {
+            let freed = alloc.free_range(first, BLOCK);
+            debug_assert!(freed.is_ok());
+        }
+        self.nblocks = 0;
     }
 
     /// Takes up to `budget` frames from the allocator, zeroes each with
@@ -227,6 +315,40 @@ mod tests {
     }
 
     #[test]
+    fn blocks_are_aligned_zeroed_and_stay_reachable() {
+        let map = map(4 * BLOCK + 10);
+        let mut storage = vec![0; storage_words(&map)];
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        let mut pool = ZeroPool::new();
+        let mut zeroed = Vec::new();
+        // Bounded by the budget, then by what the allocator has.
+        assert_eq!(pool.refill_blocks(&mut a, 2, |f, n| zeroed.push((f, n))), 2);
+        assert_eq!(zeroed, [(0, BLOCK), (BLOCK, BLOCK)]);
+        assert_eq!(pool.refill_blocks(&mut a, 100, |_, _| {}), 2);
+        assert_eq!((pool.blocks(), pool.len()), (4, 4 * BLOCK as usize));
+        assert_eq!(a.free_frames(), 10);
+        // Handed out zeroed, then from the allocator (none left: 10 frames
+        // are no aligned block).
+        let (first, z) = pool.alloc_block(&mut a).unwrap();
+        assert!(z && first % BLOCK == 0);
+        // Allocate-at a frame of a pooled block splits it.
+        let inside = BLOCK + 5;
+        assert!(pool.contains(inside));
+        assert_eq!(pool.alloc_at(&mut a, inside), Ok(true));
+        assert!(!pool.contains(inside) && !pool.contains(BLOCK));
+        assert_eq!(pool.blocks(), 2);
+        assert_eq!(a.free_frames(), 10 + BLOCK - 1);
+        // A contiguous request gives the blocks back first: the lowest fit
+        // is the pooled block at 0 (the block at 3 * BLOCK was handed out,
+        // frame BLOCK + 5 is allocated).
+        assert_eq!(pool.alloc_contiguous(&mut a, BLOCK, BLOCK, None), Ok(0));
+        assert_eq!(pool.alloc_contiguous(&mut a, 7, 1, None), Ok(BLOCK + 6));
+        assert!(pool.is_empty());
+        while pool.alloc_block(&mut a).is_ok() {}
+        assert_eq!(pool.alloc_block(&mut a), Err(AllocError::OutOfMemory));
+    }
+
+    #[test]
     fn conservation_counts_the_pool_as_free_to_programs() {
         let map = map(200);
         let mut storage = vec![0; storage_words(&map)];
@@ -234,10 +356,12 @@ mod tests {
         let mut pool = ZeroPool::new();
         let mut held = 0u64;
         for step in 0..300u64 {
-            match step % 5 {
+            match step % 7 {
                 0 => drop(pool.refill(&mut a, 3, |_| {})),
                 1 | 2 => held += u64::from(pool.alloc(&mut a).is_ok()),
                 3 => held += pool.alloc_contiguous(&mut a, 4, 4, None).map_or(0, |_| 4),
+                4 => drop(pool.refill_blocks(&mut a, 1, |_, _| {})),
+                5 if step % 3 == 0 => held += pool.alloc_block(&mut a).map_or(0, |_| BLOCK),
                 _ => drop(pool.alloc_at(&mut a, step % 200).map(|_| held += 1)),
             }
             let free_to_programs = a.free_frames() + pool.len() as u64;

@@ -11,6 +11,7 @@
 //!
 //! Every method runs with the kernel lock held; none panics on anything a
 //! program passes.
+pub mod bulk;
 pub mod endpoint;
 pub mod invariants;
 pub mod ledger;
@@ -57,6 +58,10 @@ pub trait Platform {
         align: u64,
         limit: Option<u64>,
     ) -> Result<u64, AllocError>;
+    /// A run of [`crate::zero_pool::BLOCK`] free frames aligned to its
+    /// size, zeroed (for `frame_alloc_many`; the kernel keeps a pool of
+    /// them zeroed ahead of need).
+    fn alloc_block(&mut self) -> Result<u64, AllocError>;
     /// Gives a run back.
     fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError>;
     /// Whether `frame` is free.
@@ -488,32 +493,8 @@ impl<P: Platform> Kernel<P> {
             }
             page += PAGE;
         }
-        let pf = PageFlags {
-            write: flags.contains(MapFlags::WRITE),
-            exec: flags.contains(MapFlags::EXEC),
-            uncached: device || flags.contains(MapFlags::UNCACHED),
-        };
-        let slot = p
-            .mappings
-            .insert(MapRecord {
-                start: vaddr,
-                handle: h,
-                pages: count,
-            })
-            .map_err(|_| Error::OutOfMemory)?;
-        let tag = Some(slot as Tag);
-        for i in 0..count {
-            if let Err(e) = p.space.map(vaddr + i * PAGE, (first + i) * PAGE, pf, tag) {
-                for j in 0..i {
-                    p.space.unmap(vaddr + j * PAGE);
-                }
-                p.mappings.remove(slot);
-                return Err(match e {
-                    MapError::AlreadyMapped => Error::AlreadyMapped,
-                    MapError::OutOfMemory => Error::OutOfMemory,
-                });
-            }
-        }
+        let pf = page_flags(flags, device);
+        install(&mut p.space, &mut p.mappings, h, first, count, vaddr, pf)?;
         cap.mapped += 1;
         Ok(0)
     }
@@ -718,6 +699,54 @@ impl<P: Platform> Kernel<P> {
         }
         stats
     }
+}
+
+/// The page flags of a mapping made with `flags` (device frames are always
+/// uncached).
+#[inline(always)]
+pub(super) fn page_flags(flags: MapFlags, device: bool) -> PageFlags {
+    PageFlags {
+        write: flags.contains(MapFlags::WRITE),
+        exec: flags.contains(MapFlags::EXEC),
+        uncached: device || flags.contains(MapFlags::UNCACHED),
+    }
+}
+
+/// Records a mapping of `count` frames from `first` through `h` at `vaddr`
+/// (checked by the caller: rights, range, nothing mapped there) and maps
+/// its pages, tagged with the record; on a failure maps nothing. The
+/// capability's `mapped` count is the caller's to raise.
+#[inline(always)]
+pub(super) fn install<S: AddressSpace>(
+    space: &mut S,
+    mappings: &mut crate::slab::Slab<MapRecord>,
+    h: Handle,
+    first: u64,
+    count: u64,
+    vaddr: u64,
+    pf: PageFlags,
+) -> Result<(), Error> {
+    let slot = mappings
+        .insert(MapRecord {
+            start: vaddr,
+            handle: h,
+            pages: count,
+        })
+        .map_err(|_| Error::OutOfMemory)?;
+    let tag = Some(slot as Tag);
+    for i in 0..count {
+        if let Err(e) = space.map(vaddr + i * PAGE, (first + i) * PAGE, pf, tag) {
+            for j in 0..i {
+                space.unmap(vaddr + j * PAGE);
+            }
+            mappings.remove(slot);
+            return Err(match e {
+                MapError::AlreadyMapped => Error::AlreadyMapped,
+                MapError::OutOfMemory => Error::OutOfMemory,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Removes every mapping made through `handle` in `proc`.

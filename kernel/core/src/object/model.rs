@@ -75,6 +75,10 @@ impl Platform for ModelPlatform {
     ) -> Result<u64, AllocError> {
         self.alloc.alloc_contiguous(count, align, limit)
     }
+    fn alloc_block(&mut self) -> Result<u64, AllocError> {
+        let block = crate::zero_pool::BLOCK;
+        self.alloc.alloc_contiguous(block, block, None)
+    }
     fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
         self.alloc.free_range(first, count)
     }

@@ -152,6 +152,26 @@ enum Op {
     Exit {
         p: usize,
     },
+    AllocMany {
+        p: usize,
+        count: u64,
+        fail_write: bool,
+    },
+    MapMany {
+        p: usize,
+        hs: Vec<usize>,
+        slot: u64,
+        flags: u64,
+    },
+    UnmapMany {
+        p: usize,
+        slot: u64,
+        pages: u64,
+    },
+    FreeMany {
+        p: usize,
+        hs: Vec<usize>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -172,6 +192,13 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(p, slot, offset, pages, prot)| Op::Protect { p, slot, offset, pages, prot }),
         3 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Seal { p, h }),
         1 => (0..4usize).prop_map(|p| Op::Exit { p }),
+        3 => (0..4usize, prop_oneof![0..8u64, 60..100u64], prop::bool::weighted(0.1))
+            .prop_map(|(p, count, fail_write)| Op::AllocMany { p, count, fail_write }),
+        4 => (0..4usize, prop::collection::vec(0..14usize, 0..5), 0..8u64, 0..9u64)
+            .prop_map(|(p, hs, slot, flags)| Op::MapMany { p, hs, slot, flags }),
+        3 => (0..4usize, 0..8u64, prop_oneof![0..12u64, 60..80u64])
+            .prop_map(|(p, slot, pages)| Op::UnmapMany { p, slot, pages }),
+        3 => (0..4usize, prop::collection::vec(0..14usize, 0..5)).prop_map(|(p, hs)| Op::FreeMany { p, hs }),
     ]
 }
 
@@ -576,6 +603,178 @@ impl World {
                         .unwrap();
                     let sealed = c.rights.bits() & Rights::EXECUTABLE.bits() | Rights::EXEC.bits();
                     c.rights = Rights::from_bits(sealed).unwrap();
+                }
+            }
+            Op::AllocMany {
+                p,
+                count,
+                fail_write,
+            } => {
+                let Some(pid) = self.pid(p) else { return };
+                let free = self.k.stats(0).free;
+                let mut got = Vec::new();
+                let r = self.k.frame_alloc_many(pid, count, |_, hs| {
+                    got.extend_from_slice(hs);
+                    if fail_write {
+                        Err(Error::InvalidAddress)
+                    } else {
+                        Ok(())
+                    }
+                });
+                let want = if count == 0 {
+                    Err(Error::InvalidArgument)
+                } else if free < count {
+                    Err(Error::OutOfMemory)
+                } else if fail_write {
+                    Err(Error::InvalidAddress)
+                } else {
+                    Ok(got.len() as u64)
+                };
+                assert_eq!(r, want, "frame_alloc_many({count})");
+                if r.is_err() {
+                    assert_eq!(
+                        self.k.stats(0).free,
+                        free,
+                        "a refused frame_alloc_many gives back"
+                    );
+                    return;
+                }
+                let mut frames = 0;
+                for &h in &got {
+                    let info = self.k.cap_info(pid, Handle::from_raw(h)).expect("granted");
+                    assert!(info.frames == 1 || info.frames == crate::zero_pool::BLOCK);
+                    assert_eq!(info.phys / PAGE % info.frames, 0, "a block is aligned");
+                    self.granted(pid, h, false, info.frames);
+                    frames += info.frames;
+                }
+                assert_eq!(frames, count);
+            }
+            Op::MapMany {
+                p,
+                ref hs,
+                slot,
+                flags,
+            } => {
+                let Some(pid) = self.pid(p) else { return };
+                let Ok(flags) = <MapFlags as abi::Arg>::decode(flags) else {
+                    return;
+                };
+                let handles: Vec<u64> = hs.iter().map(|&h| self.handle(pid, h)).collect();
+                let raw: Vec<Handle> = handles.iter().map(|&h| Handle::from_raw(h)).collect();
+                let vaddr = MAP_BASE + slot * SLOT;
+                let r = self.k.map_many(pid, &raw, vaddr, flags);
+                let mp = &self.m.procs[&pid];
+                let mut want = if handles.is_empty() {
+                    Err(Error::InvalidArgument)
+                } else {
+                    Ok(0)
+                };
+                let mut pages = 0;
+                for h in &handles {
+                    if want.is_err() {
+                        break;
+                    }
+                    match mp.caps.get(h) {
+                        None => want = Err(Error::BadCapability),
+                        Some(c) => {
+                            if !c.rights.contains(Rights::MAP | Rights::READ)
+                                || (flags.contains(MapFlags::WRITE)
+                                    && !c.rights.contains(Rights::WRITE))
+                            {
+                                want = Err(Error::PermissionDenied);
+                            } else if c.device && flags.contains(MapFlags::EXEC) {
+                                want = Err(Error::InvalidArgument);
+                            } else if flags.contains(MapFlags::EXEC)
+                                && !c.rights.contains(Rights::EXEC)
+                            {
+                                want = Err(Error::PermissionDenied);
+                            }
+                            pages += c.count;
+                        }
+                    }
+                }
+                let end = vaddr + pages * PAGE;
+                let overlaps = mp
+                    .maps
+                    .iter()
+                    .any(|(&s, &(_, n, _, _))| s < end && vaddr < s + n * PAGE);
+                if want.is_ok() && overlaps {
+                    want = Err(Error::AlreadyMapped);
+                }
+                assert_eq!(r, want, "map_many {handles:x?} at {vaddr:#x}");
+                if want.is_ok() {
+                    let mut at = vaddr;
+                    let mp = self.m.procs.get_mut(&pid).unwrap();
+                    for h in &handles {
+                        let c = mp.caps[h];
+                        let pf = PageFlags {
+                            write: flags.contains(MapFlags::WRITE),
+                            exec: flags.contains(MapFlags::EXEC),
+                            uncached: c.device || flags.contains(MapFlags::UNCACHED),
+                        };
+                        mp.maps.insert(at, (*h, c.count, c.first, pf));
+                        for i in 0..c.count {
+                            mp.prot.remove(&(at + i * PAGE));
+                        }
+                        at += c.count * PAGE;
+                    }
+                }
+            }
+            Op::UnmapMany { p, slot, pages } => {
+                let Some(pid) = self.pid(p) else { return };
+                let vaddr = MAP_BASE + slot * SLOT;
+                let r = self.k.unmap_many(pid, vaddr, pages);
+                let mp = self.m.procs.get_mut(&pid).unwrap();
+                let end = vaddr + pages * PAGE;
+                let mut starts = Vec::new();
+                let mut page = vaddr;
+                let mut want = if pages == 0 {
+                    Err(Error::InvalidArgument)
+                } else {
+                    Ok(0)
+                };
+                while want.is_ok() && page < end {
+                    match mp.maps.get(&page) {
+                        Some(&(_, n, _, _)) => {
+                            starts.push(page);
+                            page += n * PAGE;
+                        }
+                        None => want = Err(Error::NotMapped),
+                    }
+                }
+                if want.is_ok() && page != end {
+                    want = Err(Error::InvalidArgument);
+                }
+                assert_eq!(r, want, "unmap_many {vaddr:#x} +{pages}");
+                if want.is_ok() {
+                    for s in starts {
+                        mp.maps.remove(&s);
+                    }
+                }
+            }
+            Op::FreeMany { p, ref hs } => {
+                let Some(pid) = self.pid(p) else { return };
+                let handles: Vec<u64> = hs.iter().map(|&h| self.handle(pid, h)).collect();
+                let raw: Vec<Handle> = handles.iter().map(|&h| Handle::from_raw(h)).collect();
+                let r = self.k.free_many(pid, &raw);
+                let mp = &self.m.procs[&pid];
+                let mut sorted = handles.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                let want = if handles.is_empty() {
+                    Err(Error::InvalidArgument)
+                } else if handles.iter().any(|h| !mp.caps.contains_key(h))
+                    || sorted.len() != handles.len()
+                {
+                    Err(Error::BadCapability)
+                } else {
+                    Ok(0)
+                };
+                assert_eq!(r, want, "free_many {handles:x?}");
+                if want.is_ok() {
+                    for h in handles {
+                        self.remove_cap(pid, h);
+                    }
                 }
             }
             Op::Exit { p } => {
