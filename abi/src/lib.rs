@@ -785,6 +785,10 @@ mod tests {
             (29, "protect"),
             (30, "page_bits"),
             (31, "irq_bind"),
+            (32, "frame_alloc_many"),
+            (33, "map_many"),
+            (34, "unmap_many"),
+            (35, "free_many"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {

@@ -585,6 +585,39 @@ syscalls! {
         /// protection (`NotMapped`, checked before anything is cleared).
         PageBits = 30, "page_bits", safe
             fn page_bits(vaddr: u64 as Addr, pages: u64 as Num, clear: bool as Num) -> Bits;
+        /// `frame_alloc_many(count, out) -> handles`: `count` zeroed RAM
+        /// frames (1 to [`bounds::BULK`](crate::bounds::BULK), else
+        /// `InvalidArgument`) as few capabilities (`WRITABLE`): one per
+        /// block of 64 frames aligned to 64 (zeroed ahead of need when the
+        /// kernel's pool has them) and one per remaining frame. Writes the
+        /// handles to the `u64` array at `out` (room for `count`) and
+        /// returns how many; the capabilities' sizes add up to `count`
+        /// (`cap_info` tells each one's). All or nothing: `OutOfMemory`,
+        /// `CapTableFull` or a bad `out` (`InvalidAddress`) leaves nothing
+        /// allocated.
+        FrameAllocMany = 32, "frame_alloc_many", unsafe
+            fn frame_alloc_many(count: u64 as Num, out: u64 as Addr) -> Count;
+        /// `map_many(handles, count, vaddr, flags)`: `map` each of the
+        /// `count` capabilities (1 to [`bounds::BULK`](crate::bounds::BULK))
+        /// listed at `handles` back to back from `vaddr`, at most
+        /// [`bounds::BULK_PAGES`](crate::bounds::BULK_PAGES) pages in all
+        /// (`InvalidArgument`); `map`'s rights, address rule and errors, one
+        /// record each. Everything is checked before anything maps.
+        MapMany = 33, "map_many", safe
+            fn map_many(handles: u64 as Addr, count: u64 as Num, vaddr: u64 as Addr, flags: MapFlags as MapFlags) -> None;
+        /// `unmap_many(vaddr, pages)`: remove the `map` mappings that tile
+        /// `pages` pages from `vaddr` (1 to
+        /// [`bounds::BULK_PAGES`](crate::bounds::BULK_PAGES), else
+        /// `InvalidArgument`). `unmap`'s address rule; a page where the
+        /// next mapping should start but none does is `NotMapped`, a
+        /// mapping reaching past the range `InvalidArgument`. Checked
+        /// before anything is removed.
+        UnmapMany = 34, "unmap_many", unsafe fn unmap_many(vaddr: u64 as Addr, pages: u64 as Num) -> None;
+        /// `free_many(handles, count)`: `frame_free` each of the `count`
+        /// capabilities (1 to [`bounds::BULK`](crate::bounds::BULK)) listed
+        /// at `handles`. A handle not held, or listed twice, is
+        /// `BadCapability` and nothing is freed.
+        FreeMany = 35, "free_many", unsafe fn free_many(handles: u64 as Addr, count: u64 as Num) -> None;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame
@@ -722,7 +755,7 @@ mod tests {
 
     #[test]
     fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
-        let unsafe_ones: [Sysnum; 12] = [
+        let unsafe_ones: [Sysnum; 15] = [
             Sysnum::Protect,
             Sysnum::ExcHandler,
             Sysnum::Resume,
@@ -736,6 +769,10 @@ mod tests {
             Sysnum::Send,
             Sysnum::Call,
             Sysnum::Reply,
+            // Bulk: writes handles to user memory; unmaps; frees (mappings go).
+            Sysnum::FrameAllocMany,
+            Sysnum::UnmapMany,
+            Sysnum::FreeMany,
         ];
         for &s in Sysnum::ALL {
             assert_eq!(s.stub_is_unsafe(), unsafe_ones.contains(&s), "{s:?}");

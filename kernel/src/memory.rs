@@ -12,7 +12,9 @@
 //! Zeroing: a frame comes from the pool, zeroed while the CPU had nothing
 //! better to do ([`refill_zero_pool`]: at a timer tick that interrupts a
 //! program, and when a program yields), or, when the pool is empty, is
-//! zeroed on the call path with `rep stosq`.
+//! zeroed on the call path with `rep stosq`. Blocks of 64 frames for
+//! `frame_alloc_many` are pooled the same way ([`refill_zero_blocks`]: at
+//! a `yield` and in the idle loop).
 use crate::kprintln;
 use alloc::vec::Vec;
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
@@ -257,6 +259,22 @@ pub fn refill_zero_pool(budget: usize) -> usize {
             // SAFETY: `refill` passes each frame just taken from the
             // allocator, before the pool holds it: RAM nobody else holds.
             unsafe { zero_frames(frame * PAGE, 1) }
+        })
+    })
+}
+
+/// Tops the pool's zeroed blocks (64 frames each, for `frame_alloc_many`)
+/// up by at most `budget` blocks; returns how many it added. Each block
+/// costs a `rep stosq` of 256 KiB, so only where a program would not be
+/// waiting: a `yield` (one block) and the idle loop.
+///
+/// Call it with the frame allocator's lock not held.
+pub fn refill_zero_blocks(budget: usize) -> usize {
+    frames(|f| {
+        f.pool.refill_blocks(&mut f.alloc, budget, |first, count| {
+            // SAFETY: `refill_blocks` passes each block just taken from the
+            // allocator, before the pool holds it: RAM nobody else holds.
+            unsafe { zero_frames(first * PAGE, count) }
         })
     })
 }

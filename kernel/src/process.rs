@@ -48,6 +48,14 @@ impl exo_core::object::Platform for Hw {
         unsafe { memory::zero_frames(first * PAGE, count) };
         Ok(first)
     }
+    fn alloc_block(&mut self) -> Result<u64, AllocError> {
+        let (first, zeroed) = memory::frames(|f| f.pool.alloc_block(&mut f.alloc))?;
+        if !zeroed {
+            // SAFETY: as in `alloc`: the whole block was just taken.
+            unsafe { memory::zero_frames(first * PAGE, exo_core::zero_pool::BLOCK) };
+        }
+        Ok(first)
+    }
     #[inline]
     fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
         memory::frames(|f| f.alloc.free_range(first, count))

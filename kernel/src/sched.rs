@@ -25,6 +25,11 @@ pub enum Next {
 /// holds 32).
 const IDLE_REFILL: usize = 32;
 
+/// Zeroed 64-frame blocks the idle loop adds to the pool before each halt
+/// (one: 256 KiB of `rep stosq`, a bounded delay to the interrupt that
+/// ends the halt).
+const IDLE_BLOCK_REFILL: usize = 1;
+
 /// Cycles (TSC) the CPU spent halted in [`idle`].
 static HALTED_CYCLES: AtomicU64 = AtomicU64::new(0);
 
@@ -103,6 +108,7 @@ pub fn idle(frame: &mut TrapFrame) {
         // Nothing to run: the time to zero frames for the pool (bounded,
         // no lock held), before the CPU halts.
         crate::memory::refill_zero_pool(IDLE_REFILL);
+        crate::memory::refill_zero_blocks(IDLE_BLOCK_REFILL);
         let start = crate::arch::rdtsc();
         x86_64::instructions::interrupts::enable_and_hlt();
         x86_64::instructions::interrupts::disable();

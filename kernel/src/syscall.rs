@@ -127,6 +127,10 @@ fn check_invariants(k: &mut Kernel, calls: u64) {
 /// [`crate::memory::refill_zero_pool`]).
 const YIELD_REFILL: usize = 8;
 
+/// Zeroed 64-frame blocks a `yield` may add to the pool (see
+/// [`crate::memory::refill_zero_blocks`]).
+const YIELD_BLOCK_REFILL: usize = 1;
+
 /// Handles the syscall whose registers `frame` holds (from the trap path,
 /// vector `SYSCALL_VECTOR`: `exit`, `yield`, and every call while tracing
 /// is on), and leaves in `frame` what to return to.
@@ -208,6 +212,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
                 // The program has nothing to do for now: so much the better
                 // for zeroing frames ahead of need (bounded).
                 crate::memory::refill_zero_pool(YIELD_REFILL);
+                crate::memory::refill_zero_blocks(YIELD_BLOCK_REFILL);
                 crate::sched::save_current(k, frame);
                 crate::sched::switch_after(k, pid, frame)
             }
@@ -344,7 +349,55 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             Ok(0)
         }
         LocalCall::GetPid {} => Ok(pid),
+        LocalCall::FrameAllocMany { count, out } => cold(|| {
+            // The count, then the address rule, so that a hopeless `out`
+            // allocates nothing; a page that turns out unwritable undoes
+            // the call.
+            if count == 0 || count > abi::bounds::BULK as u64 {
+                return Err(Error::InvalidArgument);
+            }
+            user_range(out, count * 8)?;
+            k.frame_alloc_many(pid, count, |p, handles| {
+                copy_to_user(p, out, handles.as_bytes())
+            })
+        }),
+        LocalCall::MapMany {
+            handles,
+            count,
+            vaddr,
+            flags,
+        } => cold(|| {
+            let handles = handles_from_user(k, pid, handles, count)?;
+            k.map_many(pid, &handles, vaddr, flags)
+        }),
+        LocalCall::UnmapMany { vaddr, pages } => cold(|| k.unmap_many(pid, vaddr, pages)),
+        LocalCall::FreeMany { handles, count } => cold(|| {
+            let handles = handles_from_user(k, pid, handles, count)?;
+            k.free_many(pid, &handles)
+        }),
     }
+}
+
+/// The `count` handles (1 to `abi::bounds::BULK`, else `InvalidArgument`)
+/// of the caller's `u64` array at `ptr`, for `map_many` and `free_many`.
+fn handles_from_user(
+    k: &mut Kernel,
+    pid: u64,
+    ptr: u64,
+    count: u64,
+) -> Result<Vec<abi::Handle>, Error> {
+    if count == 0 || count > abi::bounds::BULK as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    let bytes = copy_from_user(k.caller(pid)?, ptr, count * 8)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(c);
+            abi::Handle::from_raw(u64::from_ne_bytes(raw))
+        })
+        .collect())
 }
 
 /// Runs a rarely used call out of line, keeping the hot paths short.

@@ -99,6 +99,10 @@ const BREAKDOWN: &[(&str, &str)] = &[
         "alloc-map-touch-unmap-free-pool-empty",
         "the same, back to back: zeroed pool empty, rep stosq on the call path",
     ),
+    (
+        "grow-1mib-pool-empty",
+        "grow-1mib back to back: no pooled blocks, rep stosq of 256 frames on the call path",
+    ),
     ("breakdown-entry-exit", "a call with no work: trace_ctl(7)"),
     ("breakdown-frame-phys", "frame_phys: one capability lookup"),
     (

@@ -424,7 +424,11 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 ("trap", TRAP_BUDGET),
                 ("appel1", APPEL1_BUDGET),
             ],
-            shown: vec!["alloc-map-touch-unmap-free-pool-empty", "grow-1mib"],
+            shown: vec![
+                "alloc-map-touch-unmap-free-pool-empty",
+                "grow-1mib",
+                "grow-1mib-pool-empty",
+            ],
             timeout: Duration::from_secs(180),
             ..qt(
                 "instruction-budgets",

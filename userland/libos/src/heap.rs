@@ -10,7 +10,10 @@
 //!   growth took goes straight back and the allocation fails. Only then
 //!   does it try for more (at least [`MIN_GROW_PAGES`], and an eighth of
 //!   the heap's size, so the number of growths stays logarithmic), taking
-//!   what it gets. Each growth asks for physically contiguous runs
+//!   what it gets. Each growth takes its whole 64-page blocks with the bulk
+//!   calls (`frame_alloc_many` + `map_many`: two kernel entries for up to
+//!   4 MiB, frames the kernel zeroed ahead of need when its pool has
+//!   them), and the rest as physically contiguous runs
 //!   (`frame_alloc_contiguous`), so a big heap costs few capabilities (a
 //!   process holds at most 1024), falling back to smaller runs, down to
 //!   single frames, when memory is fragmented. Talc's frames stay with the
@@ -68,11 +71,58 @@ fn is_large(layout: &Layout) -> bool {
 
 /// Gives capabilities back; they were mapped only where nothing refers.
 fn give_back(handles: &[Handle]) {
+    if handles.is_empty() {
+        return;
+    }
+    // SAFETY: the callers pass handles of frames they mapped for an
+    // allocation that failed or is being freed: no reference into those
+    // pages exists.
+    if unsafe { crate::sys::free_many(handles) }.is_ok() {
+        return;
+    }
     for &h in handles.iter().rev() {
-        // SAFETY: the callers pass handles of frames they mapped for an
-        // allocation that failed or is being freed: no reference into
-        // those pages exists.
+        // SAFETY: as above (one at a time: more than one call takes).
         let _ = unsafe { crate::sys::frame_free(h) };
+    }
+}
+
+/// Frames in a block `frame_alloc_many` hands out as one capability.
+const BLOCK_PAGES: u64 = 64;
+
+/// Blocks one `frame_alloc_many` of [`map_blocks`] asks for: 1 MiB, with
+/// a 2 KiB handle buffer on the stack (room for a frame each, as the call
+/// requires).
+const BLOCKS_PER_CALL: u64 = 4;
+
+/// Maps as many whole 64-page blocks of fresh zeroed frames as fit in
+/// `pages` and in `handles` (one capability each), writable from `at`,
+/// two calls (`frame_alloc_many` + `map_many`) per [`BLOCKS_PER_CALL`].
+/// Returns the pages and handles it took; it stops at the first refusal
+/// (the caller goes on with contiguous runs from there).
+fn map_blocks(at: u64, pages: u64, handles: &mut [Handle]) -> (u64, usize) {
+    let (mut mapped, mut used) = (0, 0);
+    loop {
+        let blocks = ((pages - mapped) / BLOCK_PAGES)
+            .min((handles.len() - used) as u64)
+            .min(BLOCKS_PER_CALL);
+        if blocks == 0 {
+            return (mapped, used);
+        }
+        let count = blocks * BLOCK_PAGES;
+        let mut got = [Handle::from_raw(0); (BLOCKS_PER_CALL * BLOCK_PAGES) as usize];
+        let Ok(n) = crate::sys::frame_alloc_many(count, &mut got[..count as usize]) else {
+            return (mapped, used);
+        };
+        // Single frames (no aligned block was free) would cost a handle
+        // and a mapping each: not for the heap.
+        let va = at + mapped * PAGE_SIZE;
+        if n as u64 != blocks || crate::sys::map_many(&got[..n], va, MapFlags::WRITE).is_err() {
+            give_back(&got[..n]);
+            return (mapped, used);
+        }
+        handles[used..used + n].copy_from_slice(&got[..n]);
+        mapped += count;
+        used += n;
     }
 }
 
@@ -82,8 +132,7 @@ fn give_back(handles: &[Handle]) {
 /// kernel ran out of frames or capability slots or `handles` is full
 /// before all `pages` were mapped.
 fn map_all(at: u64, pages: u64, handles: &mut [Handle]) -> Option<usize> {
-    let mut mapped = 0;
-    let mut runs = 0;
+    let (mut mapped, mut runs) = map_blocks(at, pages, handles);
     let mut run = pages.min(MAX_RUN_PAGES);
     while mapped < pages {
         run = run.min(pages - mapped);
@@ -114,7 +163,10 @@ fn map_all(at: u64, pages: u64, handles: &mut [Handle]) -> Option<usize> {
 /// Maps up to `pages` fresh frames writable from `at`, as many as the
 /// kernel gives (they stay: the small heap's margin); returns how many.
 fn map_some(at: u64, pages: u64) -> u64 {
-    let mut mapped = 0;
+    // The blocks' handles are not kept: the margin stays for the life of
+    // the process.
+    let mut blocks = [Handle::from_raw(0); 64];
+    let (mut mapped, _) = map_blocks(at, pages, &mut blocks);
     let mut run = pages.min(MAX_RUN_PAGES);
     while mapped < pages {
         run = run.min(pages - mapped);
@@ -235,6 +287,15 @@ unsafe fn dealloc_large(ptr: *mut u8) {
     // SAFETY: `alloc_large` wrote the header in the page before the data,
     // which stays mapped until its own run (the first) is freed, last.
     let runs = unsafe { (*header).runs } as usize;
+    // All at once: the kernel reads the list (in the header page, which
+    // goes too) before it frees anything; no reference to it is made.
+    let list = header as u64 + core::mem::offset_of!(Header, handles) as u64;
+    // SAFETY: the caller guarantees nothing refers into the data; the
+    // header is named only by the raw pointer, and not read after.
+    let (rax, _) = unsafe { abi::raw::free_many(list, runs.min(LARGE_RUNS) as u64) };
+    if rax == 0 {
+        return;
+    }
     for i in (0..runs.min(LARGE_RUNS)).rev() {
         // SAFETY: as above; run `i > 0` does not hold the header page, and
         // run 0 is read before it is freed.

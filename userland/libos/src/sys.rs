@@ -114,6 +114,54 @@ pub fn map(handle: Handle, vaddr: u64, flags: MapFlags) -> Result<(), Error> {
     ok(raw::map(handle, vaddr, flags)).map(drop)
 }
 
+/// Allocates `count` zeroed frames (1 to [`abi::bounds::BULK`]) as few
+/// capabilities: one per block of 64 frames aligned to 64 (zeroed ahead
+/// of need when the kernel's pool has them), one per remaining frame.
+/// Writes the handles to the front of `out` (which needs room for `count`,
+/// else `InvalidArgument`) and returns how many; their sizes add up to
+/// `count`. All or nothing.
+pub fn frame_alloc_many(count: u64, out: &mut [Handle]) -> Result<usize, Error> {
+    if (out.len() as u64) < count {
+        return Err(Error::InvalidArgument);
+    }
+    let ptr = out.as_mut_ptr() as u64;
+    // SAFETY: the kernel writes at most `count` handles (`u64`s: `Handle`
+    // is `repr(transparent)`) to `out`, which we borrow exclusively and has
+    // room for them; nothing else refers to it during the call.
+    ok(unsafe { raw::frame_alloc_many(count, ptr) }).map(|n| n as usize)
+}
+
+/// Maps the capabilities of `handles` back to back from `vaddr`, as
+/// [`map`] would one at a time; all or nothing.
+pub fn map_many(handles: &[Handle], vaddr: u64, flags: MapFlags) -> Result<(), Error> {
+    let ptr = handles.as_ptr() as u64;
+    ok(raw::map_many(ptr, handles.len() as u64, vaddr, flags)).map(drop)
+}
+
+/// Removes the mappings that tile `pages` pages from `vaddr`; all or
+/// nothing.
+///
+/// # Safety
+/// No live reference may point into those mappings.
+pub unsafe fn unmap_many(vaddr: u64, pages: u64) -> Result<(), Error> {
+    // SAFETY: the caller guarantees no reference into the mappings.
+    ok(unsafe { raw::unmap_many(vaddr, pages) }).map(drop)
+}
+
+/// Gives every capability of `handles` back, as [`frame_free`] does; a
+/// handle not held or listed twice frees nothing (`BadCapability`).
+///
+/// # Safety
+/// No live reference may point into a mapping made through any of them.
+/// `handles` itself may lie in such a mapping: the kernel reads the list
+/// before it frees anything.
+pub unsafe fn free_many(handles: &[Handle]) -> Result<(), Error> {
+    let ptr = handles.as_ptr() as u64;
+    // SAFETY: the caller guarantees no reference into the mappings that
+    // go; the kernel only reads `handles`.
+    ok(unsafe { raw::free_many(ptr, handles.len() as u64) }).map(drop)
+}
+
 /// Removes the mapping that starts at `vaddr`.
 ///
 /// # Safety

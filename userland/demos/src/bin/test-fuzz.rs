@@ -68,6 +68,11 @@ const NEVER: u64 = 0x0000_7100_0000_0000;
 const FLOOD_VA: u64 = 0x0000_5300_0000_0000;
 /// Most mappings a flood makes before giving up on a limit.
 const FLOOD_MAX: u64 = 8192;
+/// Where the bulk cycle maps what `frame_alloc_many` gave (nothing else
+/// maps there).
+const BULK_VA: u64 = 0x0000_5400_0000_0000;
+/// Most frames one bulk cycle allocates.
+const BULK_MAX: u64 = 130;
 /// Our board: a page peers map read-only to learn our handle values.
 const BOARD_VA: u64 = 0x0000_4000_0000_0000;
 /// Where peers' boards are mapped (one page each).
@@ -147,6 +152,12 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::Call => 1,
         Sysnum::Reply => 1,
         Sysnum::IrqBind => 1,
+        // A whole cycle: allocate, map, check, unmap, free, refusals.
+        Sysnum::FrameAllocMany => 1,
+        Sysnum::MapMany => 1,
+        Sysnum::UnmapMany => 1,
+        // In `FrameAllocMany`'s cycle (the weights must stay below 100).
+        Sysnum::FreeMany => 0,
     }
 }
 
@@ -975,9 +986,102 @@ impl Fuzz {
             Sysnum::Resume => self.op_resume(),
             Sysnum::Protect => self.op_protect(),
             Sysnum::PageBits => self.op_page_bits(),
+            Sysnum::FrameAllocMany => self.op_bulk_cycle(),
+            Sysnum::MapMany => {
+                // A list with a handle we do not hold, or a bad count.
+                let mut list = [self.handle(), 0x5eed_f00d];
+                let (count, want) = match self.rng.below(3) {
+                    0 => (0, Error::InvalidArgument),
+                    1 => (abi::bounds::BULK as u64 + 1, Error::InvalidArgument),
+                    _ => (2, Error::BadCapability),
+                };
+                if self.find_live(list[0]).is_some() || self.is_board(list[0]) {
+                    list[0] = 0x5eed_0001;
+                }
+                let args = [list.as_mut_ptr() as u64, count, BULK_VA, 1, 0, 0];
+                let r = self.sc(Sysnum::MapMany, args);
+                self.expect_err("map_many of forged handles", r, want);
+            }
+            Sysnum::UnmapMany => {
+                let (va, pages, want) = match self.rng.below(3) {
+                    0 => (BULK_VA + 8, 1, Error::InvalidAddress),
+                    1 => (BULK_VA, 0, Error::InvalidArgument),
+                    _ => (BULK_VA, 1 + self.rng.below(64), Error::NotMapped),
+                };
+                let r = self.sc(Sysnum::UnmapMany, [va, pages, 0, 0, 0, 0]);
+                self.expect_err("unmap_many where nothing is mapped", r, want);
+            }
+            Sysnum::FreeMany => {}
             // Weight 0: the fuzzer exits once, at the end of its run.
             Sysnum::Exit => {}
         }
+    }
+
+    /// The bulk calls end to end, on frames only this cycle holds:
+    /// `frame_alloc_many` of 1 to [`BULK_MAX`] frames (every handle a
+    /// fresh capability, sizes adding up), `map_many` of all of them at
+    /// [`BULK_VA`] (every page reads zero, takes a write), `unmap_many`
+    /// of the range, and `free_many` refused for a duplicate, then done,
+    /// then refused again (the handles are dead).
+    fn op_bulk_cycle(&mut self) {
+        let mut handles = [0u64; BULK_MAX as usize];
+        let count = 1 + self.rng.below(BULK_MAX);
+        let ptr = handles.as_mut_ptr() as u64;
+        let n = match self.sc(Sysnum::FrameAllocMany, [count, ptr, 0, 0, 0, 0]) {
+            Ok(n) if n >= 1 && n <= count => n,
+            Ok(n) => {
+                return self.violation(format_args!("frame_alloc_many({count}) gave {n} handles"))
+            }
+            // Memory is short or the table full (a hog instance): fine.
+            Err(Error::OutOfMemory | Error::CapTableFull) => return,
+            Err(e) => return self.violation(format_args!("frame_alloc_many({count}): {e}")),
+        };
+        let handles = &mut handles[..n as usize];
+        let mut pages = 0;
+        for &h in handles.iter() {
+            match sys::cap_info(abi::Handle::from_raw(h)) {
+                Ok(info) if info.frames == 1 || info.frames == 64 => pages += info.frames,
+                other => self.violation(format_args!("frame_alloc_many handle: {other:?}")),
+            }
+        }
+        if pages != count {
+            self.violation(format_args!(
+                "frame_alloc_many({count}) gave {pages} frames"
+            ));
+        }
+        let hp = handles.as_mut_ptr() as u64;
+        match self.sc(Sysnum::MapMany, [hp, n, BULK_VA, 1, 0, 0]) {
+            Ok(_) => {
+                for page in 0..pages {
+                    let va = BULK_VA + page * PAGE;
+                    // SAFETY: just mapped writable, our own fresh RAM, used
+                    // only through these raw pointers until `unmap_many`.
+                    let word = unsafe { peek(va + 8 * (page % 512)) };
+                    if word != 0 {
+                        self.violation(format_args!("bulk page {page} reads {word:#x}"));
+                    }
+                    // SAFETY: as above.
+                    unsafe { poke(va, page + 1) };
+                }
+                let r = self.sc(Sysnum::UnmapMany, [BULK_VA, pages, 0, 0, 0, 0]);
+                if r != Ok(0) {
+                    self.violation(format_args!("unmap_many of the bulk range: {r:?}"));
+                }
+            }
+            Err(Error::OutOfMemory) => {}
+            Err(e) => self.violation(format_args!("map_many of fresh handles: {e}")),
+        }
+        if n >= 2 {
+            let mut dup = [handles[0], handles[1], handles[0]];
+            let r = self.sc(Sysnum::FreeMany, [dup.as_mut_ptr() as u64, 3, 0, 0, 0, 0]);
+            self.expect_err("free_many of a duplicate", r, Error::BadCapability);
+        }
+        let r = self.sc(Sysnum::FreeMany, [hp, n, 0, 0, 0, 0]);
+        if r != Ok(0) {
+            self.violation(format_args!("free_many of fresh handles: {r:?}"));
+        }
+        let r = self.sc(Sysnum::FreeMany, [hp, n, 0, 0, 0, 0]);
+        self.expect_err("free_many of freed handles", r, Error::BadCapability);
     }
 
     /// `exc_handler`: removing the handler, or one whose pieces must be

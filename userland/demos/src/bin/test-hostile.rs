@@ -710,6 +710,17 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         Sysnum::PageBits if a2 > 1 => Error::InvalidArgument,
         Sysnum::PageBits if a0 % 4096 != 0 => Error::InvalidAddress,
         Sysnum::PageBits => Error::InvalidArgument,
+        // The bulk calls check their counts (`a1`, or `a0` for
+        // `frame_alloc_many`: beyond every bound) before any pointer;
+        // `map_many`'s flags (`a3`) are decoded first.
+        Sysnum::FrameAllocMany | Sysnum::MapMany | Sysnum::FreeMany => Error::InvalidArgument,
+        // `unmap`'s address rule first, then the page count.
+        Sysnum::UnmapMany
+            if a0 % 4096 != 0 || !(abi::USER_MIN..abi::USER_MAP_TOP).contains(&a0) =>
+        {
+            Error::InvalidAddress
+        }
+        Sysnum::UnmapMany => Error::InvalidArgument,
     })
 }
 
