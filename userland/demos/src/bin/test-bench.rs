@@ -317,7 +317,11 @@ fn grow_1mib(i: usize) -> Result<(), Failure> {
     let mut handles = [0u64; GROW_PAGES as usize];
     let hp = handles.as_mut_ptr() as u64;
     let n = ok(Sysnum::FrameAllocMany, [GROW_PAGES, hp, 0, 0, 0, 0], i)?;
-    let mapped = ok(Sysnum::MapMany, [hp, n, VADDR, MapFlags::WRITE.bits(), 0, 0], i);
+    let mapped = ok(
+        Sysnum::MapMany,
+        [hp, n, VADDR, MapFlags::WRITE.bits(), 0, 0],
+        i,
+    );
     if let Err(f) = mapped {
         call(Sysnum::FreeMany, [hp, n, 0, 0, 0, 0]);
         return Err(f);
