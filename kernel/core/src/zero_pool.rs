@@ -145,7 +145,31 @@ impl ZeroPool {
             self.len = i;
             return Ok((self.frames[i], true));
         }
-        alloc.alloc().map(|frame| (frame, false))
+        match alloc.alloc() {
+            Err(AllocError::OutOfMemory) if self.nblocks > 0 => Ok((self.split_block(alloc), true)),
+            other => other.map(|frame| (frame, false)),
+        }
+    }
+
+    /// With the allocator empty and no single frame pooled: a pooled
+    /// block's first frame, its next frames as pooled single frames (they
+    /// are zeroed), the rest back to the allocator, so every frame the
+    /// counters call free can still be had one at a time.
+    #[cold]
+    fn split_block(&mut self, alloc: &mut FrameAllocator<'_>) -> u64 {
+        self.nblocks -= 1;
+        let first = self.blocks[self.nblocks];
+        for frame in first + 1..first + BLOCK {
+            if self.len < CAPACITY {
+                self.frames[self.len] = frame;
+                self.len += 1;
+            } else {
+                // Allocated (pooled), so this cannot fail.
+                let freed = alloc.free(frame);
+                debug_assert!(freed.is_ok());
+            }
+        }
+        first
     }
 
     /// Allocates frame `frame`, and says whether it is zeroed already (it
@@ -346,6 +370,34 @@ mod tests {
         assert!(pool.is_empty());
         while pool.alloc_block(&mut a).is_ok() {}
         assert_eq!(pool.alloc_block(&mut a), Err(AllocError::OutOfMemory));
+    }
+
+    #[test]
+    fn pooled_blocks_still_come_out_one_frame_at_a_time() {
+        let map = map(2 * BLOCK);
+        let mut storage = vec![0; storage_words(&map)];
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        let mut pool = ZeroPool::new();
+        assert_eq!(pool.refill_blocks(&mut a, 2, |_, _| {}), 2);
+        assert_eq!(a.free_frames(), 0);
+        // Every frame the counters call free, one at a time: the first
+        // through a split block (zeroed), then its frames the single pool
+        // took (zeroed), then what went back to the allocator.
+        let mut got = Vec::new();
+        let mut zeroed = 0;
+        while let Ok((frame, z)) = pool.alloc(&mut a) {
+            zeroed += usize::from(z);
+            got.push(frame);
+            assert_eq!(
+                a.free_frames() + pool.len() as u64 + got.len() as u64,
+                2 * BLOCK
+            );
+        }
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(got.len() as u64, 2 * BLOCK);
+        assert_eq!(zeroed, 2 * (1 + CAPACITY));
+        assert!(pool.is_empty());
     }
 
     #[test]
