@@ -28,10 +28,6 @@ pub fn rdtsc() -> u64 {
 pub mod device_claim {
     /// The HPET's registers (q35): capabilities and ID at +0x00.
     pub const DEVICE: u64 = 0xfed0_0000;
-    /// Byte of the shared page where the owner writes the step.
-    pub const STEP: usize = 0;
-    /// Byte where the peer acknowledges step `n` by writing `n`.
-    pub const ACK: usize = 1;
 }
 
 /// Yields a demo waits for another process (to let a page go, to answer)

@@ -1,5 +1,7 @@
-//! Endpoints: how library OSes talk to each other and wait, instead of
-//! polling an open inbox.
+//! Endpoints: how library OSes talk to each other, pass capabilities and
+//! wait. They are the only way a capability reaches another process: the
+//! open inbox (`cap_transfer` to any pid, numbers 10 and 11, retired) let
+//! anyone queue capabilities into anyone's table without consent.
 //!
 //! An endpoint belongs to the process that created it, which holds its
 //! one *receive* capability (not transferable). It hands out *send*
@@ -137,9 +139,18 @@ pub enum Outcome {
     Blocked,
 }
 
-/// How a `send` or `call` moves its capability.
-fn cap_mode(flags: u64) -> bool {
-    flags & abi::SEND_COPY != 0
+/// The rights a message's capability travels with under `flags`: those
+/// of [`abi::SEND_RIGHTS`], which must be a non-empty subset of `held`
+/// (`InvalidArgument`, `PermissionDenied`), else all of `held`.
+fn sent_rights(flags: u64, held: Rights) -> Result<Rights, Error> {
+    if flags & abi::SEND_RIGHTS == 0 {
+        return Ok(held);
+    }
+    let asked = Rights::from_bits((flags >> abi::SEND_RIGHTS_SHIFT) & Rights::ALL.bits())
+        .filter(|r| !r.is_empty())
+        .ok_or(Error::InvalidArgument)?;
+    require(held, asked)?;
+    Ok(asked)
 }
 
 impl<P: Platform> Kernel<P> {
@@ -217,15 +228,26 @@ impl<P: Platform> Kernel<P> {
     }
 
     /// Takes the capability a message carries out of the sender's table
-    /// (moved, or copied with `SEND_COPY`); needs `TRANSFER`.
-    fn take_cap(&mut self, pid: u64, cap: u64, copy: bool) -> Result<Option<Cap>, Error> {
+    /// (moved, or copied with `SEND_COPY`; with only the rights of
+    /// `SEND_RIGHTS`); needs `TRANSFER`.
+    fn take_cap(&mut self, pid: u64, cap: u64, flags: u64) -> Result<Option<Cap>, Error> {
+        let copy = flags & abi::SEND_COPY != 0;
         if cap == 0 {
+            // Rights for no capability: a caller's mistake, said so.
+            if flags & abi::SEND_RIGHTS != 0 {
+                return Err(Error::InvalidArgument);
+            }
             return Ok(None);
         }
         let h = Handle::from_raw(cap);
         let held = *self.caller(pid)?.caps.get(h)?;
         require(held.rights, Rights::TRANSFER)?;
-        let sent = Cap { mapped: 0, ..held };
+        let rights = sent_rights(flags, held.rights)?;
+        let sent = Cap {
+            mapped: 0,
+            rights,
+            ..held
+        };
         if copy {
             if matches!(held.kind, CapKind::EndpointRecv { .. }) {
                 return Err(Error::PermissionDenied);
@@ -369,7 +391,7 @@ impl<P: Platform> Kernel<P> {
         flags: u64,
         call: bool,
     ) -> Result<Message, Error> {
-        let cap = self.take_cap(pid, cap, cap_mode(flags))?;
+        let cap = self.take_cap(pid, cap, flags)?;
         Ok(Message {
             badge,
             words,
@@ -389,7 +411,8 @@ impl<P: Platform> Kernel<P> {
         cap: u64,
         flags: u64,
     ) -> Result<Outcome, Error> {
-        let (ep, badge, full) = self.target(pid, h, flags, abi::SEND_COPY | abi::SEND_BLOCK)?;
+        let (ep, badge, full) =
+            self.target(pid, h, flags, abi::SEND_CAP_FLAGS | abi::SEND_BLOCK)?;
         if full && flags & abi::SEND_BLOCK == 0 {
             return Err(Error::WouldBlock);
         }
@@ -418,7 +441,7 @@ impl<P: Platform> Kernel<P> {
         cap: u64,
         flags: u64,
     ) -> Result<Outcome, Error> {
-        let (ep, badge, full) = self.target(pid, h, flags, abi::SEND_COPY)?;
+        let (ep, badge, full) = self.target(pid, h, flags, abi::SEND_CAP_FLAGS)?;
         if full {
             return Err(Error::WouldBlock);
         }
@@ -500,7 +523,7 @@ impl<P: Platform> Kernel<P> {
         cap: u64,
         flags: u64,
     ) -> Result<Outcome, Error> {
-        if flags & !abi::SEND_COPY != 0 {
+        if flags & !abi::SEND_CAP_FLAGS != 0 {
             return Err(Error::InvalidArgument);
         }
         let Some(to) = self.caller(pid)?.reply_to else {
