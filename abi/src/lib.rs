@@ -82,6 +82,9 @@ pub mod bounds {
     pub const QUEUE: usize = 16;
     /// Endpoints one process may own (each queue costs kernel heap).
     pub const ENDPOINTS: usize = 64;
+    /// Interrupt vectors bound (`irq_bind`) through one device page at
+    /// once: a driver cannot take every vector.
+    pub const IRQS_PER_DEVICE: usize = 8;
     /// Pages one `protect` call may change (the kernel walks each twice
     /// with interrupts off).
     pub const PROTECT_PAGES: u64 = 4096;

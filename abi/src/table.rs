@@ -464,7 +464,12 @@ syscalls! {
         /// `ep` (badge: `ep`'s; words: the vector and how many interrupts
         /// the message stands for). Needs a device capability (a driver's);
         /// program the device's MSI with address [`MSI_ADDRESS`](crate::MSI_ADDRESS)
-        /// and data = the vector. Unbound when the caller ends.
+        /// and data = the vector. At most
+        /// [`bounds::IRQS_PER_DEVICE`](crate::bounds::IRQS_PER_DEVICE)
+        /// vectors per device page (`OutOfMemory`). `ep` = 0 unbinds
+        /// every vector the caller bound through `device` and returns how
+        /// many (an interrupt on one is then spurious). Unbound when the
+        /// caller ends.
         IrqBind = 31, "irq_bind", safe fn irq_bind(device: Handle as Handle, ep: Handle as Handle) -> Count;
         /// `frame_alloc_contiguous(count, align, max_phys) -> handle`:
         /// `count` physically contiguous zeroed frames
@@ -513,7 +518,10 @@ syscalls! {
         /// `reply(w0, w1, cap, flags)`: answer the `call` received last
         /// (`InvalidArgument` if none is owed; `NoSuchProcess` if the
         /// caller gave up); the caller wakes with the two words and the
-        /// capability (moved, or copied with `SEND_COPY`).
+        /// capability (moved, or copied with `SEND_COPY`; `SEND_RIGHTS` as
+        /// `send`). One reply is owed at a time: receiving a second call
+        /// before answering the first cancels the first (its caller wakes
+        /// with `NoSuchProcess`).
         Reply = 23, "reply", unsafe fn reply(w0: u64 as Num, w1: u64 as Num, cap: u64 as Num, flags: u64 as Num) -> None;
         /// `endpoint_create(publish) -> handle`: a new endpoint; the handle
         /// is its receive capability (not transferable). With `publish`,
@@ -572,8 +580,10 @@ syscalls! {
         Yield = 2, "yield", safe fn yield_now() -> None;
         /// `send(ep, w0, w1, cap, flags)`: a message of two words and at
         /// most one capability (handle, 0 = none; moved, or copied with
-        /// `SEND_COPY`; needs `TRANSFER`) through send capability `ep`. A
-        /// full queue is `WouldBlock`, or with `SEND_BLOCK` waits for room.
+        /// `SEND_COPY`; with only some of its rights with `SEND_RIGHTS`;
+        /// needs `TRANSFER`) through send capability `ep`. A full queue is
+        /// `WouldBlock`, or with `SEND_BLOCK` waits for room (senders
+        /// waiting on one endpoint get in first come, first served).
         Send = 3, "send", unsafe fn send(ep: Handle as Handle, w0: u64 as Num, w1: u64 as Num, cap: u64 as Num, flags: u64 as Num) -> None;
         /// `recv(ep, timeout) -> badge`: the oldest message on the caller's
         /// endpoint; with none, waits up to `timeout` timer ticks (0: at

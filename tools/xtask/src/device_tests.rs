@@ -70,6 +70,7 @@ pub fn tests() -> Vec<QemuTest> {
                 "edu: DMA 4095 bytes RAM ",
                 "-> edu 0x40000 -> RAM ",
                 ": every byte matches",
+                "edu: released 1 interrupt vector",
                 "edu: ok",
                 "(edu) exited with code 0",
                 "success",

@@ -231,3 +231,12 @@ pub fn copy_with(cap: Handle, rights: abi::Rights) -> Result<Handle, Error> {
     unsafe { to.send_with([0, 0], cap, abi::SEND_COPY | abi::send_rights(rights)) }?;
     ep.recv(0)?.cap.ok_or(Error::InvalidArgument)
 }
+
+/// Releases every vector the caller bound through device capability
+/// `device` ([`irq_bind`]); returns how many. An interrupt on one of them
+/// is then spurious (counted by the kernel, blamed on nobody).
+pub fn irq_unbind(device: Handle) -> Result<u64, Error> {
+    let (rax, rdx) = abi::raw::irq_bind(device, Handle::from_raw(0));
+    Error::check(rax)?;
+    Ok(rdx)
+}

@@ -57,6 +57,9 @@ pub struct Endpoint {
     pub owner: u64,
     /// Messages not yet received, oldest first.
     pub queue: VecDeque<Message>,
+    /// Senders blocked for room (`SEND_BLOCK` on a full queue), in the
+    /// order they blocked: they get in first come, first served.
+    pub blocked: VecDeque<u64>,
 }
 
 /// What a blocked process waits for.
@@ -180,6 +183,7 @@ impl<P: Platform> Kernel<P> {
             Endpoint {
                 owner: pid,
                 queue: VecDeque::new(),
+                blocked: VecDeque::new(),
             },
         );
         Ok(h.raw())
@@ -419,6 +423,9 @@ impl<P: Platform> Kernel<P> {
         let msg = self.message(pid, badge, words, cap, flags, false)?;
         if full {
             self.caller(pid)?.wait = Some(Wait::Send { ep, msg });
+            if let Some(e) = self.endpoints.get_mut(&ep) {
+                e.blocked.push_back(pid);
+            }
             return Ok(Outcome::Blocked);
         }
         match self.deliver(ep, msg) {
@@ -492,20 +499,23 @@ impl<P: Platform> Kernel<P> {
         Ok(Outcome::Blocked)
     }
 
-    /// Messages left endpoint `ep`'s queue: senders blocked on it (lowest
-    /// pid first) get in while there is room.
+    /// Messages left endpoint `ep`'s queue: senders blocked on it get in,
+    /// in the order they blocked, while there is room.
     fn admit_blocked_senders(&mut self, ep: u64) {
         loop {
-            let room = self
-                .endpoints
-                .get(&ep)
-                .is_some_and(|e| e.queue.len() < abi::bounds::QUEUE);
-            let sender = self.procs.values().find_map(|p| match p.wait {
-                Some(Wait::Send { ep: e, msg }) if e == ep => Some((p.pid, msg)),
-                _ => None,
-            });
-            let (true, Some((pid, msg))) = (room, sender) else {
+            let Some(endpoint) = self.endpoints.get_mut(&ep) else {
                 return;
+            };
+            if endpoint.queue.len() >= abi::bounds::QUEUE {
+                return;
+            }
+            let Some(pid) = endpoint.blocked.pop_front() else {
+                return;
+            };
+            let msg = match self.procs.get(pid).and_then(|p| p.wait) {
+                Some(Wait::Send { ep: e, msg }) if e == ep => msg,
+                // Not waiting here any more (kept in order only).
+                _ => continue,
             };
             if let Some(endpoint) = self.endpoints.get_mut(&ep) {
                 endpoint.queue.push_back(msg);
@@ -665,6 +675,7 @@ impl<P: Platform> Kernel<P> {
         }
         let mut dropped: alloc::vec::Vec<Message> = alloc::vec::Vec::new();
         for e in self.endpoints.values_mut() {
+            e.blocked.retain(|&p| p != pid);
             let mut kept = VecDeque::with_capacity(e.queue.len());
             for msg in e.queue.drain(..) {
                 if msg.from == pid {
@@ -774,6 +785,9 @@ pub struct IrqBinding {
     pub ep: u64,
     /// The send capability's badge.
     pub badge: u64,
+    /// The device page (frame number) whose capability bound it: at most
+    /// [`abi::bounds::IRQS_PER_DEVICE`] vectors each.
+    pub device: u64,
     /// Interrupts that found the queue full: delivered as one message as
     /// soon as a `recv` makes room.
     pub pending: u64,
@@ -789,12 +803,25 @@ impl<P: Platform> Kernel<P> {
     /// its MSI with the vector); `OutOfMemory` when none is free.
     pub fn irq_bind(&mut self, pid: u64, device: Handle, ep: Handle) -> Result<u64, Error> {
         let p = self.caller(pid)?;
-        if !matches!(p.caps.get(device)?.kind, CapKind::Device { .. }) {
+        let CapKind::Device { frame } = p.caps.get(device)?.kind else {
             return Err(Error::PermissionDenied);
+        };
+        if ep.raw() == 0 {
+            // Unbind: the caller's vectors of this device are free again
+            // (an interrupt on one now is spurious, blamed on nobody).
+            let before = self.irqs.len();
+            self.irqs
+                .retain(|_, b| !(b.owner == pid && b.device == frame));
+            return Ok((before - self.irqs.len()) as u64);
         }
         let (ep, badge) = self.send_target(pid, ep)?;
         if !self.endpoints.contains_key(&ep) {
             return Err(Error::NoSuchProcess);
+        }
+        // A device page is exclusive, so these are all the caller's.
+        let bound = self.irqs.values().filter(|b| b.device == frame).count();
+        if bound >= abi::bounds::IRQS_PER_DEVICE {
+            return Err(Error::OutOfMemory);
         }
         let vector = IRQ_VECTORS
             .clone()
@@ -806,6 +833,7 @@ impl<P: Platform> Kernel<P> {
                 owner: pid,
                 ep,
                 badge,
+                device: frame,
                 pending: 0,
             },
         );

@@ -1439,3 +1439,140 @@ fn an_interrupt_on_a_full_queue_arrives_later() {
     assert_eq!((got.badge, got.words), (0xed, [u64::from(vector), 2]));
     w.k.check_invariants().unwrap();
 }
+
+/// Senders blocked on a full queue get in first come, first served (not
+/// by pid): three block in the order 3rd, 1st, 2nd spawned, and their
+/// messages queue in that order as the receiver makes room.
+#[test]
+fn blocked_senders_get_in_in_the_order_they_blocked() {
+    let mut w = World::new();
+    let (s, x) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+    let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+    let xs = Handle::from_raw(w.k.endpoint_lookup(x, b"server").unwrap());
+    for i in 0..abi::bounds::QUEUE as u64 {
+        assert!(w.k.send(x, xs, [i, 0], 0, 0).is_ok());
+    }
+    let senders: Vec<(u64, Handle)> = (0..3)
+        .map(|_| {
+            let p = w.k.new_process("y", ModelSpace::default(), false).unwrap();
+            let pid = w.k.admit(p);
+            (
+                pid,
+                Handle::from_raw(w.k.endpoint_lookup(pid, b"server").unwrap()),
+            )
+        })
+        .collect();
+    let order = [2, 0, 1];
+    for &i in &order {
+        let (pid, h) = senders[i];
+        assert_eq!(
+            w.k.send(pid, h, [100 + i as u64, 0], 0, abi::SEND_BLOCK),
+            Ok(Outcome::Blocked)
+        );
+    }
+    // Each recv makes room for exactly one, the longest waiting.
+    for (n, &i) in order.iter().enumerate() {
+        assert!(matches!(w.k.recv(s, recv, 0, 0), Ok(Outcome::Done(_))));
+        for (j, &(pid, _)) in senders.iter().enumerate() {
+            let admitted = order[..=n].contains(&j);
+            assert_eq!(
+                w.k.procs().get(pid).unwrap().wait.is_none(),
+                admitted,
+                "{n}: {j}"
+            );
+        }
+        assert!(w.k.procs().get(senders[i].0).unwrap().wait.is_none());
+    }
+    // The 16 first messages, then the blocked senders' in blocking order.
+    for _ in 3..abi::bounds::QUEUE {
+        assert!(matches!(w.k.recv(s, recv, 0, 0), Ok(Outcome::Done(_))));
+    }
+    for &i in &order {
+        let Ok(Outcome::Done(got)) = w.k.recv(s, recv, 0, 0) else {
+            panic!("queued");
+        };
+        assert_eq!((got.badge, got.words[0]), (senders[i].0, 100 + i as u64));
+    }
+    w.k.check_invariants().unwrap();
+}
+
+/// A server that receives a second call before answering the first: the
+/// first caller's call is cancelled (it wakes with `NoSuchProcess`, and a
+/// capability it sent stays where the message put it: received), the
+/// reply goes to the second.
+#[test]
+fn a_second_call_received_before_the_reply_cancels_the_first() {
+    let mut w = World::new();
+    let (s, a) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+    let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+    let b = {
+        let p = w.k.new_process("b", ModelSpace::default(), false).unwrap();
+        w.k.admit(p)
+    };
+    let as_ = Handle::from_raw(w.k.endpoint_lookup(a, b"server").unwrap());
+    let bs = Handle::from_raw(w.k.endpoint_lookup(b, b"server").unwrap());
+    assert_eq!(w.k.call(a, as_, [1, 0], 0, 0), Ok(Outcome::Blocked));
+    assert_eq!(w.k.call(b, bs, [2, 0], 0, 0), Ok(Outcome::Blocked));
+    let Ok(Outcome::Done(first)) = w.k.recv(s, recv, 0, 0) else {
+        panic!("a's call");
+    };
+    assert_eq!((first.badge, first.flags), (a, abi::RECV_CALL));
+    assert!(w.k.procs().get(a).unwrap().wait.is_some());
+    let Ok(Outcome::Done(second)) = w.k.recv(s, recv, 0, 0) else {
+        panic!("b's call");
+    };
+    assert_eq!((second.badge, second.flags), (b, abi::RECV_CALL));
+    let ap = w.k.procs().get(a).unwrap();
+    assert!(ap.wait.is_none(), "a's call was cancelled");
+    assert_eq!(ap.regs.rax, Error::NoSuchProcess as u64);
+    // The reply answers b; nothing is owed after it.
+    assert_eq!(w.k.reply(s, [5, 5], 0, 0), Ok(Outcome::Woke(b)));
+    let bp = w.k.procs().get(b).unwrap();
+    assert_eq!((bp.regs.rax, bp.regs.values[1]), (0, 5));
+    assert_eq!(w.k.reply(s, [0, 0], 0, 0), Err(Error::InvalidArgument));
+    w.k.check_invariants().unwrap();
+}
+
+/// `irq_bind`: only through a device capability the caller holds (another
+/// process's handle is refused); at most `IRQS_PER_DEVICE` vectors per
+/// device page; `ep` = 0 unbinds them, the vectors free for others and
+/// their interrupts spurious (nobody's).
+#[test]
+fn irq_bindings_are_limited_per_device_and_can_be_released() {
+    let mut w = World::new();
+    let (x, d) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    let recv = Handle::from_raw(w.k.endpoint_create(d, false).unwrap());
+    let to_irq = Handle::from_raw(w.k.endpoint_mint(d, recv, 1).unwrap());
+    let dev = Handle::from_raw(
+        w.k.frame_alloc_at(d, (FIRST_RAM + FRAMES + 1) * PAGE)
+            .unwrap(),
+    );
+    // A non-holder naming the driver's handles.
+    assert_eq!(w.k.irq_bind(x, dev, to_irq), Err(Error::BadCapability));
+    let mut vectors = Vec::new();
+    for _ in 0..abi::bounds::IRQS_PER_DEVICE {
+        vectors.push(w.k.irq_bind(d, dev, to_irq).unwrap() as u8);
+    }
+    assert_eq!(w.k.irq_bind(d, dev, to_irq), Err(Error::OutOfMemory));
+    // Another device page still gets one.
+    let dev2 = Handle::from_raw(
+        w.k.frame_alloc_at(d, (FIRST_RAM + FRAMES + 2) * PAGE)
+            .unwrap(),
+    );
+    let other = w.k.irq_bind(d, dev2, to_irq).unwrap() as u8;
+    assert!(!vectors.contains(&other));
+    assert_eq!(
+        w.k.irq_bind(d, dev, Handle::from_raw(0)),
+        Ok(abi::bounds::IRQS_PER_DEVICE as u64)
+    );
+    for &v in &vectors {
+        assert_eq!(w.k.irq_fire(v), None, "vector {v:#x} unbound");
+    }
+    assert!(w.k.irq_fire(other).is_some());
+    assert_eq!(w.k.irq_bind(d, dev, Handle::from_raw(0)), Ok(0));
+    // Released: binding again works, from the lowest free vector.
+    assert_eq!(w.k.irq_bind(d, dev, to_irq), Ok(u64::from(vectors[0])));
+    w.k.check_invariants().unwrap();
+}
