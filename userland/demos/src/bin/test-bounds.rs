@@ -1,7 +1,7 @@
 //! test-bounds: takes every per-process bound at once, to be booted as many
 //! copies (`--copies test-bounds=64`, the kernel's process limit): 1024
 //! capabilities (half of them copies of the other half, so the sharing
-//! ledger has an entry per frame), 2048 mappings, 64 endpoints with full
+//! ledger has an entry per frame), 2048 mappings, 16 endpoints with full
 //! queues (16 messages each, a read-only copy in every one). Then it
 //! keeps making syscalls while the others are full too, so that the
 //! kernel's periodic invariant check runs with the kernel heap at its
@@ -13,8 +13,6 @@
 
 use abi::{Rights, Sysnum};
 use libos::{println, sys, Error};
-
-extern crate alloc;
 
 libos::entry!(main);
 
@@ -35,19 +33,25 @@ fn sc(num: Sysnum, a: [u64; 6]) -> Result<u64, Error> {
 fn main() -> Result<(), Error> {
     let me = sys::getpid();
     let mut ok = true;
-    // Endpoints until the bound, each with a send capability to it.
-    let mut eps = alloc::vec::Vec::with_capacity(abi::bounds::ENDPOINTS);
+    // Endpoints until the bound, each with a send capability to it (in an
+    // array: a heap would take a frame and a mapping of the bounds).
+    let mut eps = [(0, 0); abi::bounds::ENDPOINTS];
+    let mut n = 0;
     let ep_bound = loop {
         let recv = match sc(Sysnum::EndpointCreate, [0; 6]) {
             Ok(h) => h,
             Err(e) => break e,
         };
         match sc(Sysnum::EndpointMint, [recv, 0, 0, 0, 0, 0]) {
-            Ok(send) => eps.push((recv, send)),
+            Ok(send) if n < eps.len() => {
+                eps[n] = (recv, send);
+                n += 1;
+            }
+            Ok(_) => break Error::InvalidArgument,
             Err(e) => break e,
         }
     };
-    if ep_bound != Error::OutOfMemory || eps.len() != abi::bounds::ENDPOINTS {
+    if ep_bound != Error::OutOfMemory || n != abi::bounds::ENDPOINTS {
         println!("bounds: creating endpoints ended with {ep_bound}");
         ok = false;
     }
@@ -55,7 +59,7 @@ fn main() -> Result<(), Error> {
     // Pairs of capabilities naming one frame, until the table is full
     // (the second a copy sent to ourselves).
     let mut first = 0;
-    let mut caps = 2 * eps.len() as u64;
+    let mut caps = 2 * n as u64;
     let table_full = loop {
         let h = match sc(Sysnum::FrameAlloc, [0; 6]) {
             Ok(h) => h,
