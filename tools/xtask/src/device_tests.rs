@@ -83,9 +83,11 @@ pub fn tests() -> Vec<QemuTest> {
             &[
                 "virtio-blk: found 1af4:1001 at 00:",
                 "device pages, mapped uncached",
+                "virtio-blk: completions by MSI-X on vector 0x",
                 "virtio-blk: 2048 sectors of 512 bytes (1024 KiB)",
                 "virtio-blk: sector 1 holds the pattern the xtask wrote",
                 "virtio-blk: wrote sector 2, flushed, read it back: same bytes",
+                " completion interrupts, waited for in recv",
                 "virtio-blk: device reset; DMA allocations left: 0",
                 "virtio-blk: ok",
                 "(virtio-blk) exited with code 0",
