@@ -399,6 +399,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                     "hostile: both of the victim's messages carry its pid as badge (stamped by lookup): ok",
                     "hostile: the badge is the sender's pid, whatever it sends: ok",
                     "hostile: send through a frame capability (no send capability): refused: InvalidArgument",
+                    "hostile: irq_bind through another process's handle: refused: BadCapability",
                     "hostile: send with more rights than held: refused: PermissionDenied",
                     "hostile: send with no rights at all: refused: InvalidArgument",
                     "hostile: the retired cap_transfer (10): refused: UnknownSyscall",
@@ -777,6 +778,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         programs("test-queue-pin"),
         0,
         &[
+            "test-queue-pin: the full queue refused one more: WouldBlock",
             "test-queue-pin: moved 16384 frames into the victim's queue (call true); still charged to us: 16384",
             "test-queue-pin-victim: the sender is gone (Err(NoSuchProcess))",
             "test-queue-pin-victim: nothing pinned, conservation exact: ok",

@@ -221,6 +221,11 @@ fn main() -> Result<(), Error> {
         Error::PermissionDenied,
     );
     t.expect(
+        "irq_bind through another process's handle",
+        s(Sysnum::IrqBind, [foreign, to_ep, 0, 0, 0, 0]),
+        Error::BadCapability,
+    );
+    t.expect(
         "send with undefined flags",
         s(Sysnum::Send, [to_ep, 0, 0, weak, 1 << 5, 0]),
         Error::InvalidArgument,

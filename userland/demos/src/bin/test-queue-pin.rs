@@ -29,6 +29,20 @@ fn main() -> Result<(), Error> {
             return Err(e);
         }
     }
+    // The queue is full: one more is refused at once (no SEND_BLOCK), and
+    // the run stays ours.
+    let extra = Frame::alloc_contiguous(RUN, 1, 0)?;
+    match extra.send(&victim, [RUNS, 0], Rights::WRITABLE) {
+        Err((Error::WouldBlock, back)) => {
+            println!("test-queue-pin: the full queue refused one more: WouldBlock");
+            drop(back);
+        }
+        Err((e, _)) => return Err(e),
+        Ok(()) => {
+            println!("test-queue-pin: FAILED: a full queue took one more");
+            return Err(Error::InvalidArgument);
+        }
+    }
     let after = sys::frame_stats();
     println!(
         "test-queue-pin: moved {} frames into the victim's queue (call {}); still charged to us: {}",
