@@ -234,15 +234,24 @@ impl<P: Platform> Kernel<P> {
     /// Takes the capability a message carries out of the sender's table
     /// (moved, or copied with `SEND_COPY`; with only the rights of
     /// `SEND_RIGHTS`); needs `TRANSFER`.
+    #[inline(always)]
     fn take_cap(&mut self, pid: u64, cap: u64, flags: u64) -> Result<Option<Cap>, Error> {
-        let copy = flags & abi::SEND_COPY != 0;
         if cap == 0 {
             // Rights for no capability: a caller's mistake, said so.
-            if flags & abi::SEND_RIGHTS != 0 {
-                return Err(Error::InvalidArgument);
-            }
-            return Ok(None);
+            return if flags & abi::SEND_RIGHTS == 0 {
+                Ok(None)
+            } else {
+                Err(Error::InvalidArgument)
+            };
         }
+        self.take_held_cap(pid, cap, flags).map(Some)
+    }
+
+    /// [`take_cap`](Self::take_cap) of a real handle (off the one-word
+    /// `call`/`reply` path).
+    #[inline(never)]
+    fn take_held_cap(&mut self, pid: u64, cap: u64, flags: u64) -> Result<Cap, Error> {
+        let copy = flags & abi::SEND_COPY != 0;
         let h = Handle::from_raw(cap);
         let held = *self.caller(pid)?.caps.get(h)?;
         require(held.rights, Rights::TRANSFER)?;
@@ -265,7 +274,7 @@ impl<P: Platform> Kernel<P> {
                 super::unmap_handle(p, h);
             }
         }
-        Ok(Some(sent))
+        Ok(sent)
     }
 
     /// Puts a capability that was taken for a message back into `pid`'s
