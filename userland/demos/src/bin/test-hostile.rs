@@ -522,10 +522,10 @@ fn main() -> Result<(), Error> {
         "1000 undefined syscall numbers with garbage arguments: UnknownSyscall",
         all_unknown,
     );
-    // The only live capabilities now are the heap's, which a random value
-    // does not name (handles are scrambled per process and carry a
-    // generation), and the inbox is empty: the verdict on garbage follows
-    // from the arguments alone.
+    // The only live capabilities now are the heap's and our endpoint's,
+    // which a random value does not name (handles are scrambled per
+    // process and carry a generation), and nothing is queued for us: the
+    // verdict on garbage follows from the arguments alone.
     let mut wrong = 0u32;
     let mut calls = 0u32;
     for num in Sysnum::ALL.iter().map(|&s| s as u64) {
