@@ -76,14 +76,17 @@ pub mod bounds {
     pub const CAPS: usize = 1024;
     /// `map` mappings (each names a record by an 11-bit page-table tag).
     pub const MAPPINGS: usize = 2048;
-    /// Capabilities waiting in one inbox.
-    pub const INBOX: usize = 64;
     /// Page-table frames of one address space.
     pub const PAGE_TABLES: u64 = 1024;
     /// Messages waiting in one endpoint's queue.
     pub const QUEUE: usize = 16;
-    /// Endpoints one process may own (each queue costs kernel heap).
-    pub const ENDPOINTS: usize = 64;
+    /// Endpoints one process may own (each queue costs kernel heap: with
+    /// every queue full, 64 processes at every bound must fit the kernel's
+    /// 16 MiB heap; 64 endpoints each did not, `test-bounds` showed).
+    pub const ENDPOINTS: usize = 16;
+    /// Interrupt vectors bound (`irq_bind`) through one device page at
+    /// once: a driver cannot take every vector.
+    pub const IRQS_PER_DEVICE: usize = 8;
     /// Pages one `protect` call may change (the kernel walks each twice
     /// with interrupts off).
     pub const PROTECT_PAGES: u64 = 4096;
@@ -101,6 +104,28 @@ pub mod bounds {
 pub const SEND_COPY: u64 = 1 << 0;
 /// `send` flag: on a full queue, wait for room instead of `WouldBlock`.
 pub const SEND_BLOCK: u64 = 1 << 1;
+/// `send`/`call`/`reply` flag: the capability travels with only the
+/// [`Rights`] in bits 8..16 of the flags (see [`send_rights`]): a
+/// non-empty subset of the held ones (`InvalidArgument` if empty or
+/// without a capability, `PermissionDenied` if not held).
+pub const SEND_RIGHTS: u64 = 1 << 2;
+/// Where [`SEND_RIGHTS`] finds the rights in the flags.
+pub const SEND_RIGHTS_SHIFT: u32 = 8;
+/// Every flag bit `send`, `call` and `reply` may carry about the
+/// capability ([`SEND_COPY`], [`SEND_RIGHTS`] and its rights).
+pub const SEND_CAP_FLAGS: u64 = SEND_COPY | SEND_RIGHTS | (Rights::ALL.bits() << SEND_RIGHTS_SHIFT);
+
+/// The flags that send a capability with only `rights` ([`SEND_RIGHTS`]).
+pub const fn send_rights(rights: Rights) -> u64 {
+    SEND_RIGHTS | (rights.bits() << SEND_RIGHTS_SHIFT)
+}
+
+/// Syscall numbers that named a call once and never will again: they
+/// answer `UnknownSyscall`. 10 and 11 were `cap_transfer` and `cap_recv`,
+/// the open inbox (any process could queue capabilities into any other's
+/// without consent or accounting); a capability now travels in a message
+/// on an endpoint.
+pub const RETIRED: &[u64] = &[10, 11];
 /// In a received message's flags: it came from `call`, and the receiver
 /// owes the caller a `reply`.
 pub const RECV_CALL: u64 = 1 << 0;
@@ -454,7 +479,8 @@ abi_flags! {
         /// Map at all (with `READ`), and learn the physical address
         /// (`frame_phys`, `cap_info`).
         const MAP = 1 << 2, "MAP";
-        /// Hand on to another process (`cap_transfer`).
+        /// Hand on to another process (in a message: `send`, `call`,
+        /// `reply`).
         const TRANSFER = 1 << 3, "TRANSFER";
         /// Map executable (only after `frame_seal`: never with `WRITE`).
         const EXEC = 1 << 4, "EXEC";
@@ -467,18 +493,6 @@ impl Rights {
     /// What `frame_seal` leaves: everything but `WRITE`.
     pub const EXECUTABLE: Rights = Rights(Rights::ALL.0 & !Rights::WRITE.0);
 }
-
-abi_flags! {
-    /// `cap_transfer` flags.
-    pub struct TransferFlags {
-        /// The caller gives its own handle up.
-        const MOVE = 1 << 0, "MOVE";
-    }
-}
-
-/// `cap_transfer` flag: the caller gives its own handle up
-/// ([`TransferFlags::MOVE`] as a register value).
-pub const TRANSFER_MOVE: u64 = TransferFlags::MOVE.bits();
 
 /// The kernel's frame counters, written by `frame_stats`.
 ///
@@ -506,8 +520,7 @@ pub struct FrameStats {
     /// Of `free`, frames the kernel has zeroed already (its pool of
     /// pre-zeroed frames: taken from the allocator, held by nobody).
     pub zeroed: u64,
-    /// RAM frames the caller sent (endpoint queues, other processes'
-    /// inboxes) that nobody has received yet: still charged to it, and
+    /// RAM frames the caller sent (endpoint queues) that nobody has received yet: still charged to it, and
     /// back when it ends first.
     pub queued_by_caller: u64,
 }
@@ -716,8 +729,6 @@ pub enum ArgKind {
     Rights,
     /// A process id (decimal).
     Pid,
-    /// Transfer flags (`MOVE`).
-    TransferFlags,
 }
 
 /// What a successful call returns in `rdx`.
@@ -764,8 +775,6 @@ mod tests {
             (7, "frame_alloc_contiguous"),
             (8, "map"),
             (9, "unmap"),
-            (10, "cap_transfer"),
-            (11, "cap_recv"),
             (12, "process_find"),
             (13, "frame_stats"),
             (14, "trace_ctl"),

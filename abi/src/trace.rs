@@ -18,7 +18,7 @@
 //! [`write_record`] is the one encoder (the kernel uses it); the host decoder
 //! in `tools/trace` parses exactly this.
 
-use crate::{ArgKind, Error, MapFlags, RetKind, Rights, Sysnum, TransferFlags};
+use crate::{ArgKind, Error, MapFlags, RetKind, Rights, Sysnum};
 use core::fmt::{self, Write};
 
 /// First token of every trace line.
@@ -40,11 +40,6 @@ pub fn write_arg(out: &mut dyn Write, kind: ArgKind, value: u64) -> fmt::Result 
             out,
             value,
             Rights::NAMES.iter().map(|(v, n)| (v.bits(), *n)),
-        ),
-        ArgKind::TransferFlags => crate::write_flag_names(
-            out,
-            value,
-            TransferFlags::NAMES.iter().map(|(v, n)| (v.bits(), *n)),
         ),
     }
 }
@@ -119,9 +114,8 @@ mod tests {
              args=cap=0x1234,vaddr=0x400000,flags=WRITE|UNCACHED ret=ok cycles=812"
         );
         assert_eq!(
-            record(10, [1, 3, 0xf, 1, 0, 0], Ok(0)),
-            "@exo-trace 1 pid=2 proc=frames sys=cap_transfer \
-             args=cap=0x1,pid=3,rights=READ|WRITE|MAP|TRANSFER,flags=MOVE ret=ok cycles=812"
+            record(10, [1, 3, 0xf, 1, 0, 0], Err(Error::UnknownSyscall)),
+            "@exo-trace 1 pid=2 proc=frames sys=unknown#10 args= ret=UnknownSyscall cycles=812"
         );
         assert_eq!(
             record(19, [0; 6], Ok(0xabc)),

@@ -316,13 +316,6 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             align,
             max_phys,
         } => cold(|| k.frame_alloc_contiguous(pid, count, align, max_phys)),
-        LocalCall::CapTransfer {
-            cap,
-            pid: to,
-            rights,
-            flags,
-        } => cold(|| k.cap_transfer(pid, cap, to, rights, flags)),
-        LocalCall::CapRecv {} => cold(|| k.cap_recv(pid)),
         LocalCall::ProcessFind { name, len } => cold(|| process_find(k, pid, name, len)),
         LocalCall::FrameStats { out } => cold(|| {
             let stats = k.stats(pid);

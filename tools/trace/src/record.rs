@@ -330,7 +330,6 @@ fn describe(kind: ArgKind) -> &'static str {
         ArgKind::Num | ArgKind::Pid => "a decimal number",
         ArgKind::MapFlags => "map flags like WRITE|UNCACHED",
         ArgKind::Rights => "rights like READ|MAP",
-        ArgKind::TransferFlags => "transfer flags (MOVE or 0)",
     }
 }
 
@@ -341,7 +340,6 @@ fn valid_arg(kind: ArgKind, value: &str) -> bool {
         ArgKind::Num | ArgKind::Pid => parse_dec(value).is_some(),
         ArgKind::MapFlags => valid_flags(value, MapFlags::NAMES.iter().map(|(_, n)| *n)),
         ArgKind::Rights => valid_flags(value, Rights::NAMES.iter().map(|(_, n)| *n)),
-        ArgKind::TransferFlags => valid_flags(value, ["MOVE"].into_iter()),
     }
 }
 

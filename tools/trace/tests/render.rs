@@ -60,9 +60,9 @@ fn json_lines() {
     );
     assert_eq!(
         json_line(&parse(
-            "@exo-trace 1 pid=2 proc=frames sys=cap_transfer args=cap=0x1,pid=3,rights=READ|WRITE,flags=MOVE ret=ok cycles=7"
+            "@exo-trace 1 pid=2 proc=frames sys=send args=ep=0x1,w0=3,w1=0,cap=2,flags=0 ret=ok cycles=7"
         )),
-        r#"{"pid":2,"proc":"frames","syscall":"cap_transfer","args":{"cap":"0x1","pid":"3","rights":"READ|WRITE","flags":"MOVE"},"ok":true,"value":null,"cycles":7}"#
+        r#"{"pid":2,"proc":"frames","syscall":"send","args":{"ep":"0x1","w0":"3","w1":"0","cap":"2","flags":"0"},"ok":true,"value":null,"cycles":7}"#
     );
 }
 

@@ -821,7 +821,7 @@ mod tests {
         let serial = "exo: boot complete\n\
             bench: start tsc=100\n\
             bench: null-syscall median=60 min=58 iters=2000\r\n\
-            bench: cap-transfer failed: cap_recv returned BadCapability (rax=2) at iteration 3\n\
+            bench: cap-transfer failed: recv returned BadCapability (rax=2) at iteration 3\n\
             bench: frame-alloc-free median=900 min=850 iters=2000 ns_median=12\n\
             info: clocksource=tsc\n\
             test-bench-peer: test-bench is gone after 3 round trips\n\
@@ -849,7 +849,7 @@ mod tests {
         );
         assert_eq!(
             p.rows["cap-transfer"],
-            Row::Failed("cap_recv returned BadCapability (rax=2) at iteration 3".into())
+            Row::Failed("recv returned BadCapability (rax=2) at iteration 3".into())
         );
         assert_eq!(p.info, vec!["clocksource=tsc".to_string()]);
         assert_eq!(p.problems.len(), 1);

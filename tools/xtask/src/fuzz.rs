@@ -99,7 +99,7 @@ pub fn tests() -> Vec<QemuTest> {
             ImageSpec::default(),
             0,
             &[
-                "bounds: pid 64: 1024 capabilities, 2048 mappings, 64 queued",
+                "bounds: pid 64: 1024 capabilities, 2048 mappings, 256 queued",
                 "[exo] all 64 processes finished",
                 "invariants checked",
                 "hold; programs: all as expected; verdict: success",

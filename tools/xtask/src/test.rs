@@ -401,7 +401,14 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                     "hostile: another process's handle: refused: BadCapability",
                     "hostile: a frame stays alive after its sharer died (a non-driver, it could not claim a device): ok",
                     "hostile: claiming the local APIC: refused: PermissionDenied",
-                    "hostile: transfer with no rights at all: refused: InvalidArgument",
+                    "hostile: a call blocked on an endpoint whose owner exits wakes with an error: refused: NoSuchProcess",
+                    "hostile: both of the victim's messages carry its pid as badge (stamped by lookup): ok",
+                    "hostile: the badge is the sender's pid, whatever it sends: ok",
+                    "hostile: send through a frame capability (no send capability): refused: InvalidArgument",
+                    "hostile: irq_bind through another process's handle: refused: BadCapability",
+                    "hostile: send with more rights than held: refused: PermissionDenied",
+                    "hostile: send with no rights at all: refused: InvalidArgument",
+                    "hostile: the retired cap_transfer (10): refused: UnknownSyscall",
                     "| @exo-trace 1 pid=1 proc=forged",
                     "| [exo] forged kernel line",
                     "\\x0d[exo] forged after a carriage return",
@@ -771,15 +778,18 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         ],
     ));
     tests.push(qt(
-        // The inbox attack: runs moved into an idle victim's inbox return
-        // when the sender exits, and are charged to it meanwhile.
-        "inbox-pinning-returns-with-the-sender",
-        programs("test-inbox-pin"),
+        // The inbox attack, on an endpoint: runs moved into an idle
+        // victim's queue return when the sender exits (its blocked call
+        // wakes), and are charged to the sender meanwhile.
+        "queue-pinning-returns-with-the-sender",
+        programs("test-queue-pin"),
         0,
         &[
-            "test-inbox-pin: moved 16384 frames into the victim's inbox; still charged to us: 16384",
-            "test-inbox-pin-victim: nothing pinned: ok",
-            "(test-inbox-pin-victim) exited with code 0",
+            "test-queue-pin: the full queue refused one more: WouldBlock",
+            "test-queue-pin: moved 16384 frames into the victim's queue (call true); still charged to us: 16384",
+            "test-queue-pin-victim: the sender is gone (Err(NoSuchProcess))",
+            "test-queue-pin-victim: nothing pinned, conservation exact: ok",
+            "(test-queue-pin-victim) exited with code 0",
             "success",
         ],
     ));

@@ -10,7 +10,7 @@
 extern crate alloc;
 
 use core::fmt;
-use libos::{println, sys, DeviceRegion, Error};
+use libos::{println, DeviceRegion, Error};
 
 pub mod pci;
 pub mod virtio;
@@ -28,20 +28,23 @@ pub fn rdtsc() -> u64 {
 pub mod device_claim {
     /// The HPET's registers (q35): capabilities and ID at +0x00.
     pub const DEVICE: u64 = 0xfed0_0000;
-    /// Byte of the shared page where the owner writes the step.
-    pub const STEP: usize = 0;
-    /// Byte where the peer acknowledges step `n` by writing `n`.
-    pub const ACK: usize = 1;
 }
 
 /// Yields a demo waits for another process (to let a page go, to answer)
 /// before giving up.
 pub const PATIENCE: u32 = 1_000_000;
 
+/// Timer ticks (100 Hz) [`claim`] waits, in all, for a device page
+/// another process holds: 10 s.
+pub const CLAIM_PATIENCE_TICKS: u64 = 1000;
+
 /// Claims and maps `len` bytes of device memory at `phys` (a
-/// [`DeviceRegion`]), waiting while another process holds a page of it.
-/// `who` prefixes the line that says so (or why the claim failed); `what`
-/// names the range.
+/// [`DeviceRegion`]), waiting while another process holds a page of it:
+/// asleep for a timer tick between tries (a `recv` that times out on an
+/// endpoint nobody sends to), not spinning on `yield`, so that a holder
+/// blocked on its device's interrupt leaves the CPU idle. `who` prefixes
+/// the line that says so (or why the claim failed); `what` names the
+/// range.
 pub fn claim(
     who: &str,
     what: &dyn fmt::Display,
@@ -49,14 +52,25 @@ pub fn claim(
     len: usize,
 ) -> Result<DeviceRegion, Error> {
     let mut waited = 0;
+    let mut nap = None;
     loop {
         match DeviceRegion::new(phys, len) {
-            Err(Error::FrameInUse) if waited < PATIENCE => {
+            Err(Error::FrameInUse) if waited < CLAIM_PATIENCE_TICKS => {
                 if waited == 0 {
                     println!("{who}: {what} is held by another process (FrameInUse): waiting");
                 }
                 waited += 1;
-                sys::yield_now();
+                let nap = match &mut nap {
+                    Some(ep) => ep,
+                    None => nap.insert(libos::ipc::Endpoint::create(false)?),
+                };
+                match nap.recv(1) {
+                    Err(Error::WouldBlock) => {}
+                    other => {
+                        println!("{who}: FAILED: sleeping a tick gave {other:?}");
+                        return Err(Error::InvalidArgument);
+                    }
+                }
             }
             Err(e) => {
                 println!("{who}: claiming {what} at {phys:#x}: {e}");

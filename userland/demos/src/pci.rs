@@ -368,18 +368,9 @@ impl Msi {
 
     /// Finds `f`'s MSI capability.
     pub fn find(config: &Ecam, f: Function) -> Option<Msi> {
-        let mut at = (config.read32(f, Self::CAPABILITIES) & 0xfc) as u16;
-        let mut hops = 0;
-        while at != 0 && hops < 48 {
-            let head = config.read32(f, at);
-            if head & 0xff == Self::ID {
-                let wide = head & Self::WIDE != 0;
-                return Some(Msi { f, at, wide });
-            }
-            at = ((head >> 8) & 0xfc) as u16;
-            hops += 1;
-        }
-        None
+        let at = find_capability(config, f, Self::ID)?;
+        let wide = config.read32(f, at) & Self::WIDE != 0;
+        Some(Msi { f, at, wide })
     }
 
     /// Points the messages at `address` with `data` and enables them.
@@ -393,6 +384,85 @@ impl Msi {
         }
         let head = config.read32(self.f, self.at);
         config.write32(self.f, self.at, head | Self::ENABLE);
+    }
+
+    /// Turns the messages off.
+    pub fn disable(&self, config: &Ecam) {
+        let head = config.read32(self.f, self.at);
+        config.write32(self.f, self.at, head & !Self::ENABLE);
+    }
+}
+
+/// The first capability with `id` in `f`'s list (its offset).
+fn find_capability(config: &Ecam, f: Function, id: u32) -> Option<u16> {
+    find_capabilities(config, f, id).next()
+}
+
+/// Every capability with `id` in `f`'s list (their offsets), at most 48.
+pub fn find_capabilities(config: &Ecam, f: Function, id: u32) -> impl Iterator<Item = u16> + '_ {
+    let mut at = (config.read32(f, Msi::CAPABILITIES) & 0xfc) as u16;
+    let mut hops = 0;
+    core::iter::from_fn(move || {
+        while at != 0 && hops < 48 {
+            let here = at;
+            let head = config.read32(f, here);
+            at = ((head >> 8) & 0xfc) as u16;
+            hops += 1;
+            if head & 0xff == id {
+                return Some(here);
+            }
+        }
+        None
+    })
+}
+
+/// A function's MSI-X capability (ID 0x11): its interrupt messages come
+/// from a table in one of its memory BARs, one entry (address, data,
+/// mask) per message. The function sends them only while it may master
+/// the bus.
+#[derive(Clone, Copy, Debug)]
+pub struct MsiX {
+    f: Function,
+    at: u16,
+    /// The BAR holding the table.
+    pub table_bar: usize,
+    /// The table's offset in it.
+    pub table_offset: u64,
+    /// Entries in the table.
+    pub entries: u16,
+}
+
+impl MsiX {
+    const ID: u32 = 0x11;
+    /// Control bit 15 (enable) and bit 14 (function mask), in the
+    /// header's upper half.
+    const ENABLE: u32 = 1 << 31;
+    const FUNCTION_MASK: u32 = 1 << 30;
+    /// Bytes per table entry: address (low, high), data, vector control.
+    pub const ENTRY: u64 = 16;
+
+    /// Finds `f`'s MSI-X capability.
+    pub fn find(config: &Ecam, f: Function) -> Option<MsiX> {
+        let at = find_capability(config, f, Self::ID)?;
+        let head = config.read32(f, at);
+        let table = config.read32(f, at + 4);
+        Some(MsiX {
+            f,
+            at,
+            table_bar: (table & 7) as usize,
+            table_offset: u64::from(table & !7),
+            entries: ((head >> 16) & 0x7ff) as u16 + 1,
+        })
+    }
+
+    /// Enables the messages (each entry still masked by its own bit).
+    pub fn enable(&self, config: &Ecam) {
+        let head = config.read32(self.f, self.at);
+        config.write32(
+            self.f,
+            self.at,
+            (head | Self::ENABLE) & !Self::FUNCTION_MASK,
+        );
     }
 
     /// Turns the messages off.

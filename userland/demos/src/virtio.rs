@@ -69,6 +69,84 @@ pub fn release() {
     });
 }
 
+/// Routes queue `queue`'s interrupts to `vector` of the local APIC by
+/// MSI-X (after [`transport`], which claimed the BARs): entry 0 of `f`'s
+/// MSI-X table gets the address and data and is unmasked, MSI-X is
+/// enabled, and the queue's `queue_msix_vector` in the virtio common
+/// configuration (found through its vendor capability, type 1) is set to
+/// entry 0. `virtio-drivers` 0.12 leaves both alone (it polls). Returns the
+/// capability, to disable it again before the device goes.
+pub fn route_queue_to(
+    f: Function,
+    config: &Ecam,
+    queue: u16,
+    vector: u8,
+) -> Result<pci::MsiX, Error> {
+    let who = with(|r| r.who);
+    let Some(msix) = pci::MsiX::find(config, f) else {
+        println!("{who}: FAILED: no MSI-X capability");
+        return Err(Error::InvalidArgument);
+    };
+    let bars = config.bars(f);
+    let bar_address = |i: usize| match bars.get(i).copied().flatten() {
+        Some(Bar::Memory { address, .. }) => Some(address),
+        _ => None,
+    };
+    let table = bar_address(msix.table_bar).ok_or(Error::InvalidArgument)? + msix.table_offset;
+    with_bar(table, pci::MsiX::ENTRY as usize, |r, o| {
+        r.write32(o, abi::MSI_ADDRESS as u32);
+        r.write32(o + 4, 0);
+        r.write32(o + 8, u32::from(vector));
+        // Vector control: bit 0 clear, unmasked.
+        r.write32(o + 12, 0);
+    })
+    .ok_or(Error::InvalidArgument)?;
+    msix.enable(config);
+    // The common configuration: a vendor capability (ID 9) of type 1,
+    // with its BAR at +4 and offset at +8.
+    let common = pci::find_capabilities(config, f, 0x09)
+        .find(|&at| config.read32(f, at) >> 24 == 1)
+        .and_then(|at| {
+            let bar = (config.read32(f, at + 4) & 0xff) as usize;
+            Some(bar_address(bar)? + u64::from(config.read32(f, at + 8)))
+        })
+        .ok_or(Error::InvalidArgument)?;
+    // queue_select at +0x16, queue_msix_vector at +0x1a (16 bits each);
+    // the device answers 0xffff (no vector) if it refuses.
+    let set = with_bar(common, 0x20, |r, o| {
+        r.write16(o + 0x16, queue);
+        r.write16(o + 0x1a, 0);
+        r.read16(o + 0x1a)
+    });
+    if set != Some(0) {
+        println!("{who}: FAILED: queue {queue} refused MSI-X entry 0 ({set:?})");
+        msix.disable(config);
+        return Err(Error::InvalidArgument);
+    }
+    Ok(msix)
+}
+
+/// Binds a free interrupt vector to `to`'s endpoint through the first page
+/// of the device's first claimed BAR (its device capability proves the
+/// device is ours); returns the vector (see `libos::ipc::irq_bind`).
+pub fn bind_irq(to: &libos::ipc::SendCap) -> Result<u8, Error> {
+    let device =
+        with(|r| r.mmio.first().and_then(|m| m.handle(0))).ok_or(Error::InvalidArgument)?;
+    libos::ipc::irq_bind(device, to)
+}
+
+/// Runs `f` on the claimed BAR region holding `[phys, phys + len)`, with
+/// the offset of `phys` in it; `None` if no claimed BAR does.
+fn with_bar<R>(phys: u64, len: usize, f: impl FnOnce(&DeviceRegion, usize) -> R) -> Option<R> {
+    with(|r| {
+        let m = r.mmio.iter().find(|m| {
+            phys.checked_sub(m.phys())
+                .is_some_and(|o| o + len as u64 <= m.len() as u64)
+        })?;
+        Some(f(m, (phys - m.phys()) as usize))
+    })
+}
+
 /// DMA allocations and shared buffers still live (0 once the driver is
 /// dropped).
 pub fn allocations_left() -> usize {

@@ -4,7 +4,8 @@
 //! received in a message). Blocking is the kernel's: [`Endpoint::recv`]
 //! waits up to a timeout, [`SendCap::call`] waits for the [`reply`].
 //!
-//! A message is two words and at most one capability ([`Handle`]). Sending
+//! A message is two words and at most one capability ([`Handle`]): the
+//! only way a capability reaches another process. Sending
 //! a capability moves it: the caller's handle dies (and its mappings, as
 //! with `frame_free`), which is why the calls that carry one are `unsafe`.
 use crate::Error;
@@ -143,6 +144,29 @@ impl SendCap {
         Error::check(rax)
     }
 
+    /// Sends two words and capability `cap` with `flags`:
+    /// [`abi::SEND_COPY`], [`abi::send_rights`] (the capability travels
+    /// with only those rights), [`abi::SEND_BLOCK`].
+    ///
+    /// # Safety
+    /// As [`send_cap`](Self::send_cap).
+    pub unsafe fn send_with(&self, words: [u64; 2], cap: Handle, flags: u64) -> Result<(), Error> {
+        // SAFETY: the caller's contract.
+        let (rax, _) = unsafe { abi::raw::send(self.handle, words[0], words[1], cap.raw(), flags) };
+        Error::check(rax)
+    }
+
+    /// Sends two words and capability `cap` with `flags` (as
+    /// [`send_with`](Self::send_with), but [`abi::SEND_BLOCK`]) and waits
+    /// for the reply.
+    ///
+    /// # Safety
+    /// As [`send_cap`](Self::send_cap).
+    pub unsafe fn call_with(&self, words: [u64; 2], cap: Handle, flags: u64) -> Result<Msg, Error> {
+        // SAFETY: the caller's contract.
+        decode(unsafe { abi::raw::call(self.handle, words[0], words[1], cap.raw(), flags) })
+    }
+
     /// Sends two words and waits for the reply.
     pub fn call(&self, words: [u64; 2]) -> Result<Msg, Error> {
         // SAFETY: no capability moves (cap 0).
@@ -194,4 +218,25 @@ pub fn irq_bind(device: Handle, ep: &SendCap) -> Result<u8, Error> {
     let (rax, rdx) = abi::raw::irq_bind(device, ep.handle);
     Error::check(rax)?;
     Ok(rdx as u8)
+}
+
+/// A second capability to what `cap` names, with only `rights` (a
+/// non-empty subset of its own, else `InvalidArgument`/`PermissionDenied`;
+/// `cap` needs `TRANSFER`): sent to ourselves as a copy on a fresh
+/// endpoint (the way to drop rights, say to map a page read-only).
+pub fn copy_with(cap: Handle, rights: abi::Rights) -> Result<Handle, Error> {
+    let ep = Endpoint::create(false)?;
+    let to = ep.mint(0)?;
+    // SAFETY: a copy: `cap` and its mappings stay.
+    unsafe { to.send_with([0, 0], cap, abi::SEND_COPY | abi::send_rights(rights)) }?;
+    ep.recv(0)?.cap.ok_or(Error::InvalidArgument)
+}
+
+/// Releases every vector the caller bound through device capability
+/// `device` ([`irq_bind`]); returns how many. An interrupt on one of them
+/// is then spurious (counted by the kernel, blamed on nobody).
+pub fn irq_unbind(device: Handle) -> Result<u64, Error> {
+    let (rax, rdx) = abi::raw::irq_bind(device, Handle::from_raw(0));
+    Error::check(rax)?;
+    Ok(rdx)
 }

@@ -14,6 +14,7 @@
 //! [`DeviceRegion`](crate::DeviceRegion), which offers volatile accesses
 //! and never a reference.
 
+use crate::ipc::SendCap;
 use crate::Error;
 use abi::{CapKindCode, Handle, MapFlags, Rights, PAGE_SIZE};
 use core::marker::PhantomData;
@@ -137,8 +138,8 @@ impl Frame {
         })
     }
 
-    /// Takes ownership of a raw capability (for instance one from
-    /// [`sys::cap_recv`](crate::sys::cap_recv)); its size comes from the
+    /// Takes ownership of a raw capability (for instance one that came
+    /// with a message, [`Msg::cap`](crate::ipc::Msg::cap)); its size comes from the
     /// kernel ([`sys::cap_info`](crate::sys::cap_info)). `InvalidFrame` if
     /// it is not RAM (a device capability is a
     /// [`DeviceFrame`](crate::DeviceFrame)), `BadCapability` if the caller
@@ -194,13 +195,14 @@ impl Frame {
         crate::sys::frame_seal(self.handle)
     }
 
-    /// Gives the frame to process `pid` with `rights`; the caller no longer
-    /// holds it (its mappings are gone: they borrowed `self`). On failure
-    /// the frame comes back with the error.
-    pub fn transfer(self, pid: u64, rights: Rights) -> Result<(), (Error, Frame)> {
+    /// Sends the frame, with only `rights`, in a message of `words`
+    /// through `to`; the caller no longer holds it (its mappings are gone:
+    /// they borrowed `self`). On failure the frame comes back with the
+    /// error.
+    pub fn send(self, to: &SendCap, words: [u64; 2], rights: Rights) -> Result<(), (Error, Frame)> {
         // SAFETY: `self` is consumed, so no `Mapping` of it is alive; the
         // move ends our access, so the receiver's writes cannot be seen.
-        match unsafe { crate::sys::cap_transfer(self.handle, pid, rights, true) } {
+        match unsafe { to.send_with(words, self.handle, abi::send_rights(rights)) } {
             Ok(()) => {
                 core::mem::forget(self);
                 Ok(())
@@ -209,17 +211,18 @@ impl Frame {
         }
     }
 
-    /// Gives process `pid` a copy of the capability with `rights`; both
-    /// processes hold the frame.
+    /// Sends a copy of the capability with only `rights` in a message of
+    /// `words` through `to`; both processes hold the frame.
     ///
     /// # Safety
-    /// If `rights` include `WRITE`, the other process may write the frame
-    /// at any time: from now on read its mappings only through volatile
-    /// accesses ([`Mapping::volatile_read`]), never through slices.
-    pub unsafe fn share(&self, pid: u64, rights: Rights) -> Result<(), Error> {
+    /// If `rights` include `WRITE`, the receiver may write the frame at any
+    /// time: from now on read its mappings only through volatile accesses
+    /// ([`Mapping::volatile_read`]), never through slices.
+    pub unsafe fn share(&self, to: &SendCap, words: [u64; 2], rights: Rights) -> Result<(), Error> {
+        let flags = abi::SEND_COPY | abi::send_rights(rights);
         // SAFETY: no move, so no mapping goes; the caller accepts the
         // contract on concurrent writes.
-        unsafe { crate::sys::cap_transfer(self.handle, pid, rights, false) }
+        unsafe { to.send_with(words, self.handle, flags) }
     }
 }
 

@@ -8,9 +8,9 @@
 //! # Which calls are `unsafe`
 //! A call is `unsafe` when it can remove memory from under live Rust
 //! references: [`unmap`], [`frame_free`] (which also removes the mappings
-//! made through the handle) and [`cap_transfer`] (a move frees the caller's
-//! handle; granting `WRITE` lets another process change the frame at any
-//! time). [`map`] is safe: it only adds pages at addresses that were not
+//! made through the handle); sending a capability in a message
+//! ([`crate::ipc`]) is too (a move frees the caller's handle; granting
+//! `WRITE` lets another process change the frame at any time). [`map`] is safe: it only adds pages at addresses that were not
 //! mapped, and reading them needs `unsafe` code of its own.
 //!
 //! The compiler checks that split: each wrapper calls the typed raw stub
@@ -20,7 +20,7 @@
 //! any registers.
 
 use crate::Error;
-use abi::{CapInfo, FrameStats, Handle, MapFlags, Rights, SysInfo, TransferFlags};
+use abi::{CapInfo, FrameStats, Handle, MapFlags, SysInfo};
 
 pub use abi::raw;
 
@@ -171,38 +171,9 @@ pub unsafe fn unmap(vaddr: u64) -> Result<(), Error> {
     ok(unsafe { raw::unmap(vaddr) }).map(drop)
 }
 
-/// Hands capability `handle` to process `pid` with `rights` (a non-empty
-/// subset of the held rights, else `InvalidArgument` for none and
-/// `PermissionDenied` for more; the held rights must include `TRANSFER`). With `move_`
-/// the caller's handle dies (as with [`frame_free`]); otherwise both hold it.
-///
-/// # Safety
-/// With `move_`, as [`frame_free`]. If `rights` include `WRITE`, the
-/// receiver may write the frame at any time: from then on the caller must
-/// access its mappings of the frame only through volatile accesses or raw
-/// pointers, never through references.
-pub unsafe fn cap_transfer(
-    handle: Handle,
-    pid: u64,
-    rights: Rights,
-    move_: bool,
-) -> Result<(), Error> {
-    let flags = if move_ {
-        TransferFlags::MOVE
-    } else {
-        TransferFlags::NONE
-    };
-    // SAFETY: forwarded contract.
-    ok(unsafe { raw::cap_transfer(handle, pid, rights, flags) }).map(drop)
-}
-
-/// Takes the oldest capability sent to the caller; `WouldBlock` if none is
-/// waiting (the kernel never blocks: poll with [`yield_now`]).
-pub fn cap_recv() -> Result<Handle, Error> {
-    ok(raw::cap_recv()).map(Handle::from_raw)
-}
-
 /// The pid of the live process called `name` (`NoSuchProcess` if none).
+/// It gives no way to reach the process: that takes a send capability
+/// ([`crate::ipc::SendCap::lookup`] of its published endpoint).
 pub fn process_find(name: &str) -> Result<u64, Error> {
     ok(raw::process_find(name.as_ptr() as u64, name.len() as u64))
 }

@@ -1,5 +1,7 @@
-//! Endpoints: how library OSes talk to each other and wait, instead of
-//! polling an open inbox.
+//! Endpoints: how library OSes talk to each other, pass capabilities and
+//! wait. They are the only way a capability reaches another process: the
+//! open inbox (`cap_transfer` to any pid, numbers 10 and 11, retired) let
+//! anyone queue capabilities into anyone's table without consent.
 //!
 //! An endpoint belongs to the process that created it, which holds its
 //! one *receive* capability (not transferable). It hands out *send*
@@ -55,6 +57,9 @@ pub struct Endpoint {
     pub owner: u64,
     /// Messages not yet received, oldest first.
     pub queue: VecDeque<Message>,
+    /// Senders blocked for room (`SEND_BLOCK` on a full queue), in the
+    /// order they blocked: they get in first come, first served.
+    pub blocked: VecDeque<u64>,
 }
 
 /// What a blocked process waits for.
@@ -137,9 +142,18 @@ pub enum Outcome {
     Blocked,
 }
 
-/// How a `send` or `call` moves its capability.
-fn cap_mode(flags: u64) -> bool {
-    flags & abi::SEND_COPY != 0
+/// The rights a message's capability travels with under `flags`: those
+/// of [`abi::SEND_RIGHTS`], which must be a non-empty subset of `held`
+/// (`InvalidArgument`, `PermissionDenied`), else all of `held`.
+fn sent_rights(flags: u64, held: Rights) -> Result<Rights, Error> {
+    if flags & abi::SEND_RIGHTS == 0 {
+        return Ok(held);
+    }
+    let asked = Rights::from_bits((flags >> abi::SEND_RIGHTS_SHIFT) & Rights::ALL.bits())
+        .filter(|r| !r.is_empty())
+        .ok_or(Error::InvalidArgument)?;
+    require(held, asked)?;
+    Ok(asked)
 }
 
 impl<P: Platform> Kernel<P> {
@@ -169,6 +183,7 @@ impl<P: Platform> Kernel<P> {
             Endpoint {
                 owner: pid,
                 queue: VecDeque::new(),
+                blocked: VecDeque::new(),
             },
         );
         Ok(h.raw())
@@ -217,15 +232,35 @@ impl<P: Platform> Kernel<P> {
     }
 
     /// Takes the capability a message carries out of the sender's table
-    /// (moved, or copied with `SEND_COPY`); needs `TRANSFER`.
-    fn take_cap(&mut self, pid: u64, cap: u64, copy: bool) -> Result<Option<Cap>, Error> {
+    /// (moved, or copied with `SEND_COPY`; with only the rights of
+    /// `SEND_RIGHTS`); needs `TRANSFER`.
+    #[inline(always)]
+    fn take_cap(&mut self, pid: u64, cap: u64, flags: u64) -> Result<Option<Cap>, Error> {
         if cap == 0 {
-            return Ok(None);
+            // Rights for no capability: a caller's mistake, said so.
+            return if flags & abi::SEND_RIGHTS == 0 {
+                Ok(None)
+            } else {
+                Err(Error::InvalidArgument)
+            };
         }
+        self.take_held_cap(pid, cap, flags).map(Some)
+    }
+
+    /// [`take_cap`](Self::take_cap) of a real handle (off the one-word
+    /// `call`/`reply` path).
+    #[inline(never)]
+    fn take_held_cap(&mut self, pid: u64, cap: u64, flags: u64) -> Result<Cap, Error> {
+        let copy = flags & abi::SEND_COPY != 0;
         let h = Handle::from_raw(cap);
         let held = *self.caller(pid)?.caps.get(h)?;
         require(held.rights, Rights::TRANSFER)?;
-        let sent = Cap { mapped: 0, ..held };
+        let rights = sent_rights(flags, held.rights)?;
+        let sent = Cap {
+            mapped: 0,
+            rights,
+            ..held
+        };
         if copy {
             if matches!(held.kind, CapKind::EndpointRecv { .. }) {
                 return Err(Error::PermissionDenied);
@@ -239,7 +274,7 @@ impl<P: Platform> Kernel<P> {
                 super::unmap_handle(p, h);
             }
         }
-        Ok(Some(sent))
+        Ok(sent)
     }
 
     /// Puts a capability that was taken for a message back into `pid`'s
@@ -369,7 +404,7 @@ impl<P: Platform> Kernel<P> {
         flags: u64,
         call: bool,
     ) -> Result<Message, Error> {
-        let cap = self.take_cap(pid, cap, cap_mode(flags))?;
+        let cap = self.take_cap(pid, cap, flags)?;
         Ok(Message {
             badge,
             words,
@@ -389,13 +424,17 @@ impl<P: Platform> Kernel<P> {
         cap: u64,
         flags: u64,
     ) -> Result<Outcome, Error> {
-        let (ep, badge, full) = self.target(pid, h, flags, abi::SEND_COPY | abi::SEND_BLOCK)?;
+        let (ep, badge, full) =
+            self.target(pid, h, flags, abi::SEND_CAP_FLAGS | abi::SEND_BLOCK)?;
         if full && flags & abi::SEND_BLOCK == 0 {
             return Err(Error::WouldBlock);
         }
         let msg = self.message(pid, badge, words, cap, flags, false)?;
         if full {
             self.caller(pid)?.wait = Some(Wait::Send { ep, msg });
+            if let Some(e) = self.endpoints.get_mut(&ep) {
+                e.blocked.push_back(pid);
+            }
             return Ok(Outcome::Blocked);
         }
         match self.deliver(ep, msg) {
@@ -418,7 +457,7 @@ impl<P: Platform> Kernel<P> {
         cap: u64,
         flags: u64,
     ) -> Result<Outcome, Error> {
-        let (ep, badge, full) = self.target(pid, h, flags, abi::SEND_COPY)?;
+        let (ep, badge, full) = self.target(pid, h, flags, abi::SEND_CAP_FLAGS)?;
         if full {
             return Err(Error::WouldBlock);
         }
@@ -469,20 +508,23 @@ impl<P: Platform> Kernel<P> {
         Ok(Outcome::Blocked)
     }
 
-    /// Messages left endpoint `ep`'s queue: senders blocked on it (lowest
-    /// pid first) get in while there is room.
+    /// Messages left endpoint `ep`'s queue: senders blocked on it get in,
+    /// in the order they blocked, while there is room.
     fn admit_blocked_senders(&mut self, ep: u64) {
         loop {
-            let room = self
-                .endpoints
-                .get(&ep)
-                .is_some_and(|e| e.queue.len() < abi::bounds::QUEUE);
-            let sender = self.procs.values().find_map(|p| match p.wait {
-                Some(Wait::Send { ep: e, msg }) if e == ep => Some((p.pid, msg)),
-                _ => None,
-            });
-            let (true, Some((pid, msg))) = (room, sender) else {
+            let Some(endpoint) = self.endpoints.get_mut(&ep) else {
                 return;
+            };
+            if endpoint.queue.len() >= abi::bounds::QUEUE {
+                return;
+            }
+            let Some(pid) = endpoint.blocked.pop_front() else {
+                return;
+            };
+            let msg = match self.procs.get(pid).and_then(|p| p.wait) {
+                Some(Wait::Send { ep: e, msg }) if e == ep => msg,
+                // Not waiting here any more (kept in order only).
+                _ => continue,
             };
             if let Some(endpoint) = self.endpoints.get_mut(&ep) {
                 endpoint.queue.push_back(msg);
@@ -500,7 +542,7 @@ impl<P: Platform> Kernel<P> {
         cap: u64,
         flags: u64,
     ) -> Result<Outcome, Error> {
-        if flags & !abi::SEND_COPY != 0 {
+        if flags & !abi::SEND_CAP_FLAGS != 0 {
             return Err(Error::InvalidArgument);
         }
         let Some(to) = self.caller(pid)?.reply_to else {
@@ -642,6 +684,7 @@ impl<P: Platform> Kernel<P> {
         }
         let mut dropped: alloc::vec::Vec<Message> = alloc::vec::Vec::new();
         for e in self.endpoints.values_mut() {
+            e.blocked.retain(|&p| p != pid);
             let mut kept = VecDeque::with_capacity(e.queue.len());
             for msg in e.queue.drain(..) {
                 if msg.from == pid {
@@ -751,6 +794,9 @@ pub struct IrqBinding {
     pub ep: u64,
     /// The send capability's badge.
     pub badge: u64,
+    /// The device page (frame number) whose capability bound it: at most
+    /// [`abi::bounds::IRQS_PER_DEVICE`] vectors each.
+    pub device: u64,
     /// Interrupts that found the queue full: delivered as one message as
     /// soon as a `recv` makes room.
     pub pending: u64,
@@ -766,12 +812,25 @@ impl<P: Platform> Kernel<P> {
     /// its MSI with the vector); `OutOfMemory` when none is free.
     pub fn irq_bind(&mut self, pid: u64, device: Handle, ep: Handle) -> Result<u64, Error> {
         let p = self.caller(pid)?;
-        if !matches!(p.caps.get(device)?.kind, CapKind::Device { .. }) {
+        let CapKind::Device { frame } = p.caps.get(device)?.kind else {
             return Err(Error::PermissionDenied);
+        };
+        if ep.raw() == 0 {
+            // Unbind: the caller's vectors of this device are free again
+            // (an interrupt on one now is spurious, blamed on nobody).
+            let before = self.irqs.len();
+            self.irqs
+                .retain(|_, b| !(b.owner == pid && b.device == frame));
+            return Ok((before - self.irqs.len()) as u64);
         }
         let (ep, badge) = self.send_target(pid, ep)?;
         if !self.endpoints.contains_key(&ep) {
             return Err(Error::NoSuchProcess);
+        }
+        // A device page is exclusive, so these are all the caller's.
+        let bound = self.irqs.values().filter(|b| b.device == frame).count();
+        if bound >= abi::bounds::IRQS_PER_DEVICE {
+            return Err(Error::OutOfMemory);
         }
         let vector = IRQ_VECTORS
             .clone()
@@ -783,6 +842,7 @@ impl<P: Platform> Kernel<P> {
                 owner: pid,
                 ep,
                 badge,
+                device: frame,
                 pending: 0,
             },
         );

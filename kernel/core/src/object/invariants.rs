@@ -28,7 +28,7 @@ impl<P: Platform> Kernel<P> {
                 s.total, s.free, s.reserved, s.kernel, s.held_by_all
             ));
         }
-        // Count the references each run has in tables and inboxes, and
+        // Count the references each run has in tables and queues, and
         // which of WRITE and EXEC they hold (W^X per frame: never both).
         let mut refs: BTreeMap<u64, (CapKind, u64)> = BTreeMap::new();
         let mut write_exec: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
@@ -38,12 +38,7 @@ impl<P: Platform> Kernel<P> {
         for (i, proc) in self.procs.values().enumerate() {
             private += proc.private.len() as u64;
             let extra = if i == 0 { &queued[..] } else { &[][..] };
-            let caps = proc
-                .caps
-                .iter()
-                .map(|(_, c)| c)
-                .chain(proc.inbox.iter().map(|(_, c)| c))
-                .chain(extra.iter());
+            let caps = proc.caps.iter().map(|(_, c)| c).chain(extra.iter());
             for cap in caps {
                 let kind = cap.kind;
                 if !kind.is_frames() {

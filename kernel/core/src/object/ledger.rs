@@ -67,7 +67,7 @@ pub struct Cap {
 /// References to runs beyond the first, device claims and the RAM count.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// Runs named by more than one capability (in tables or inboxes),
+    /// Runs named by more than one capability (in tables or queues),
     /// keyed by first frame: how many references beyond the first. A run
     /// held by exactly one capability has no entry, so allocating and
     /// freeing an unshared frame touch no map.

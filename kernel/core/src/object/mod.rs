@@ -1,5 +1,5 @@
 //! The kernel's object model, policy-free and host-tested: processes, their
-//! capability tables, `map` records and inboxes, the frame-ownership
+//! capability tables, `map` records and endpoints, the frame-ownership
 //! ledger, the semantics of every memory syscall, and the invariant checks
 //! that tie them together.
 //!
@@ -30,9 +30,7 @@ pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
 
 use crate::frame_alloc::AllocError;
 use crate::memmap::FrameClass;
-use abi::{
-    CapInfo, CapKindCode, Error, FrameStats, Handle, MapFlags, Protection, Rights, TransferFlags,
-};
+use abi::{CapInfo, CapKindCode, Error, FrameStats, Handle, MapFlags, Protection, Rights};
 use abi::{USER_MAP_TOP, USER_MIN};
 use ledger::Dropped;
 
@@ -207,16 +205,13 @@ impl<P: Platform> Kernel<P> {
     }
 
     /// Gives back everything a process holds that the object model knows
-    /// of (mappings, capabilities, inbox, private frames) and returns its
+    /// of (mappings, capabilities, private frames) and returns its
     /// address space for the caller to free.
     pub fn release(&mut self, mut proc: Proc<P>) -> P::Space {
         for slot in proc.mappings.indices_where(|_| true) {
             unmap_slot(&mut proc, slot);
         }
         for cap in proc.caps.take_all() {
-            self.drop_ref(cap.kind);
-        }
-        while let Some((_, cap)) = proc.inbox.pop_front() {
             self.drop_ref(cap.kind);
         }
         let private = core::mem::take(&mut proc.private);
@@ -227,34 +222,10 @@ impl<P: Platform> Kernel<P> {
         proc.space
     }
 
-    /// What `pid` sent to others' inboxes and they have not received goes
-    /// (its frames back when nobody else names them): a sender that ends
-    /// leaves nothing pinned in an idle receiver.
-    fn end_inbox_entries(&mut self, pid: u64) {
-        let mut dropped = alloc::vec::Vec::new();
-        for p in self.procs.values_mut() {
-            if p.pid == pid {
-                continue;
-            }
-            p.inbox.retain(|&(from, cap)| {
-                if from == pid {
-                    dropped.push(cap);
-                    false
-                } else {
-                    true
-                }
-            });
-        }
-        for cap in dropped {
-            self.drop_ref(cap.kind);
-        }
-    }
-
     /// Ends process `pid`; returns what ended and its address space.
     pub fn end(&mut self, pid: u64, ending: Ending) -> Option<(Ended, P::Space)> {
         self.end_irqs(pid);
         self.end_endpoints(pid);
-        self.end_inbox_entries(pid);
         let mut proc = self.procs.remove(pid)?;
         let name = core::mem::take(&mut proc.name);
         let space = self.release(proc);
@@ -404,7 +375,7 @@ impl<P: Platform> Kernel<P> {
     /// gone, `EXEC` gained). Checked in this order: the handle, the kind
     /// (a device is `InvalidArgument`), the right (`PermissionDenied`),
     /// its mappings (`AlreadyMapped`), other references (`FrameInUse`: in
-    /// any table or inbox, the caller's own included).
+    /// any table or queue, the caller's own included).
     pub fn frame_seal(&mut self, pid: u64, h: Handle) -> Result<u64, Error> {
         let shared = &self.ledger.shared;
         let proc = self.procs.running_mut(pid).ok_or(Error::NoSuchProcess)?;
@@ -608,55 +579,6 @@ impl<P: Platform> Kernel<P> {
         Ok(bits)
     }
 
-    /// `cap_transfer`: needs `TRANSFER`, and passes on a non-empty subset
-    /// of the held rights (a capability with no rights is useless, so
-    /// asking for one is `InvalidArgument`, checked before the handle).
-    pub fn cap_transfer(
-        &mut self,
-        pid: u64,
-        h: Handle,
-        target: u64,
-        rights: Rights,
-        flags: TransferFlags,
-    ) -> Result<u64, Error> {
-        if rights.is_empty() {
-            return Err(Error::InvalidArgument);
-        }
-        let cap = *self.caller(pid)?.caps.get(h)?;
-        require(cap.rights, Rights::TRANSFER)?;
-        require(cap.rights, rights)?;
-        let receiver = self.procs.get_mut(target).ok_or(Error::NoSuchProcess)?;
-        if receiver.inbox.len() >= abi::bounds::INBOX {
-            return Err(Error::CapTableFull);
-        }
-        receiver.inbox.push_back((
-            pid,
-            Cap {
-                kind: cap.kind,
-                rights,
-                mapped: 0,
-            },
-        ));
-        self.ledger.add_ref(cap.kind);
-        if flags.contains(TransferFlags::MOVE) {
-            self.frame_free(pid, h)?;
-        }
-        Ok(0)
-    }
-
-    /// `cap_recv`.
-    pub fn cap_recv(&mut self, pid: u64) -> Result<u64, Error> {
-        let p = self.caller(pid)?;
-        let (from, cap) = p.inbox.pop_front().ok_or(Error::WouldBlock)?;
-        match p.caps.try_insert(cap) {
-            Ok(h) => Ok(h.raw()),
-            Err((e, cap)) => {
-                p.inbox.push_front((from, cap));
-                Err(e.into())
-            }
-        }
-    }
-
     /// `process_find` once the name is copied in.
     pub fn find(&self, name: &[u8]) -> Result<u64, Error> {
         self.procs
@@ -680,14 +602,8 @@ impl<P: Platform> Kernel<P> {
                     CapKind::EndpointRecv { .. } | CapKind::EndpointSend { .. } => {}
                 }
             }
-            // What it has in queues and others' inboxes is still charged
-            // to it.
-            let sent = self
-                .procs
-                .values()
-                .flat_map(|p| p.inbox.iter())
-                .map(|&(from, cap)| (from, cap));
-            for (from, cap) in self.queued_caps().chain(sent) {
+            // What it has in queues is still charged to it.
+            for (from, cap) in self.queued_caps() {
                 if from == pid {
                     if let CapKind::Ram { count, .. } = cap.kind {
                         stats.queued_by_caller += count;

@@ -3,7 +3,6 @@ use super::ledger::Cap;
 use crate::captable::CapTable;
 use crate::slab::Slab;
 use abi::Handle;
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -28,7 +27,7 @@ pub enum Ending {
 }
 
 /// A library OS: its address space `S`, saved registers `R`, capabilities,
-/// `map` records, inbox and private frames.
+/// `map` records, private frames and what it is blocked on.
 pub struct Process<S, R> {
     /// Process id (never reused).
     pub pid: u64,
@@ -43,10 +42,6 @@ pub struct Process<S, R> {
     /// Its `map` mappings. Each mapped page's leaf carries the index of
     /// its record as a tag.
     pub mappings: Slab<super::procs::MapRecord>,
-    /// Capabilities sent to it, not yet received, each with its sender:
-    /// charged to the sender until received, and gone (its frames back)
-    /// when the sender ends first.
-    pub inbox: VecDeque<(u64, Cap)>,
     /// Frames of its program image and stack (owned, not capabilities).
     pub private: Vec<u64>,
     /// What it is blocked on (`None`: runnable).
@@ -71,7 +66,6 @@ impl<S, R: Default> Process<S, R> {
             space,
             caps: CapTable::new(abi::bounds::CAPS, key),
             mappings: Slab::new(abi::bounds::MAPPINGS),
-            inbox: VecDeque::new(),
             private: Vec::new(),
             wait: None,
             reply_to: None,

@@ -3,7 +3,8 @@
 use super::model::{ModelPlatform, KEPT_DEVICE_PAGE};
 use super::space::ModelSpace;
 use super::*;
-use abi::{Error, Handle, MapFlags, Rights, TransferFlags};
+use abi::{Error, Handle, MapFlags, Rights};
+use endpoint::{Outcome, Received};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 use std::vec::Vec;
@@ -28,8 +29,9 @@ struct MCap {
 struct MProc {
     driver: bool,
     caps: BTreeMap<u64, MCap>,
-    /// Sender and capability.
-    inbox: VecDeque<(u64, MCap)>,
+    /// Capabilities sent to its (published) endpoint, not yet received,
+    /// each with its sender.
+    queue: VecDeque<(u64, MCap)>,
     /// Mapping start -> (handle, pages, first frame, flags).
     maps: BTreeMap<u64, (u64, u64, u64, PageFlags)>,
     /// Pages `protect` changed -> their flags now (`None`: no access).
@@ -41,7 +43,7 @@ struct MProc {
 #[derive(Default, Debug)]
 struct Model {
     procs: BTreeMap<u64, MProc>,
-    /// First frame -> references (tables and inboxes).
+    /// First frame -> references (tables and queues).
     refs: BTreeMap<u64, u64>,
     /// RAM frames held (each once).
     held: u64,
@@ -73,7 +75,7 @@ impl Model {
         self.procs.values().any(|p| {
             p.caps
                 .values()
-                .chain(p.inbox.iter().map(|(_, c)| c))
+                .chain(p.queue.iter().map(|(_, c)| c))
                 .any(|c| !c.device && (c.first..c.first + c.count).contains(&frame))
         })
     }
@@ -81,7 +83,7 @@ impl Model {
         self.procs.values().any(|p| {
             p.caps
                 .values()
-                .chain(p.inbox.iter().map(|(_, c)| c))
+                .chain(p.queue.iter().map(|(_, c)| c))
                 .any(|c| c.device && c.first == frame)
         })
     }
@@ -185,7 +187,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..4usize, 0..12usize).prop_map(|(p, h)| Op::Info { p, h }),
         8 => (0..4usize, 0..12usize, 0..8u64, 0..9u64).prop_map(|(p, h, slot, flags)| Op::Map { p, h, slot, flags }),
         5 => (0..4usize, 0..8u64, 0..6u8).prop_map(|(p, slot, odd)| Op::Unmap { p, slot, odd }),
-        5 => (0..4usize, 0..12usize, 0..4usize, 0..32u64, any::<bool>())
+        5 => (0..4usize, 0..12usize, 0..4usize, 0..=32u64, any::<bool>())
             .prop_map(|(p, h, to, rights, mv)| Op::Transfer { p, h, to, rights, mv }),
         4 => (0..4usize).prop_map(|p| Op::Recv { p }),
         5 => (0..4usize, 0..8u64, 0..4u64, 0..7u64, 0..5u64)
@@ -205,6 +207,12 @@ fn op() -> impl Strategy<Value = Op> {
 struct World {
     k: K,
     m: Model,
+    /// Each process's endpoint (published under its name `p<pid>`): its
+    /// receive capability.
+    eps: BTreeMap<u64, Handle>,
+    /// (sender, receiver) -> the sender's send capability to the
+    /// receiver's endpoint (found by name: badged with the sender's pid).
+    sends: BTreeMap<(u64, u64), Handle>,
 }
 
 impl World {
@@ -217,6 +225,8 @@ impl World {
                 free_at_start,
                 ..Model::default()
             },
+            eps: BTreeMap::new(),
+            sends: BTreeMap::new(),
         };
         w.spawn(false);
         w.spawn(true);
@@ -227,6 +237,9 @@ impl World {
         let space = ModelSpace::default();
         if let Some(p) = self.k.new_process("p", space, driver) {
             let pid = self.k.admit(p);
+            self.k.procs_mut().get_mut(pid).unwrap().name = std::format!("p{pid}");
+            let ep = self.k.endpoint_create(pid, true).expect("an endpoint");
+            self.eps.insert(pid, Handle::from_raw(ep));
             self.m.procs.insert(
                 pid,
                 MProc {
@@ -268,6 +281,24 @@ impl World {
         }
         self.m.own_new(&c);
         self.m.procs.get_mut(&pid).unwrap().caps.insert(h, c);
+    }
+
+    /// `from` sends capability `h` (with `flags`) to `to`'s endpoint,
+    /// through a send capability found by name.
+    fn give(&mut self, from: u64, h: Handle, to: u64, flags: u64) -> Result<Outcome, Error> {
+        let name = std::format!("p{to}");
+        let send = Handle::from_raw(self.k.endpoint_lookup(from, name.as_bytes())?);
+        let r = self.k.send(from, send, [0, 0], h.raw(), flags);
+        self.k.frame_free(from, send).expect("a send capability");
+        r
+    }
+
+    /// What `pid`'s endpoint has: the capability that came with it.
+    fn take(&mut self, pid: u64) -> Result<Handle, Error> {
+        match self.k.recv(pid, self.eps[&pid], 0, 0)? {
+            Outcome::Done(got) if got.cap != 0 => Ok(Handle::from_raw(got.cap)),
+            other => panic!("no capability: {other:?}"),
+        }
     }
 
     fn remove_cap(&mut self, pid: u64, h: u64) {
@@ -526,55 +557,76 @@ impl World {
                     return;
                 };
                 let h = self.handle(pid, h);
-                let rights = Rights::from_bits(rights).unwrap();
-                let flags = if mv {
-                    TransferFlags::MOVE
-                } else {
-                    TransferFlags::NONE
-                };
-                let r = self
-                    .k
-                    .cap_transfer(pid, Handle::from_raw(h), target, rights, flags);
-                let want = match self.m.procs[&pid].caps.get(&h) {
-                    _ if rights.is_empty() => Err(Error::InvalidArgument),
-                    None => Err(Error::BadCapability),
-                    Some(c)
-                        if !c.rights.contains(Rights::TRANSFER) || !c.rights.contains(rights) =>
-                    {
-                        Err(Error::PermissionDenied)
+                // 32: the capability keeps its rights (no `SEND_RIGHTS`).
+                let restrict = rights < 32;
+                let rights = Rights::from_bits(rights & 31).unwrap();
+                let mut flags = if mv { 0 } else { abi::SEND_COPY };
+                if restrict {
+                    flags |= abi::send_rights(rights);
+                }
+                let send = match self.sends.get(&(pid, target)) {
+                    Some(&s) => s,
+                    None => {
+                        let name = std::format!("p{target}");
+                        let s = Handle::from_raw(
+                            self.k
+                                .endpoint_lookup(pid, name.as_bytes())
+                                .expect("published"),
+                        );
+                        self.sends.insert((pid, target), s);
+                        s
                     }
-                    Some(_) if self.m.procs[&target].inbox.len() >= abi::bounds::INBOX => {
-                        Err(Error::CapTableFull)
+                };
+                let r = self.k.send(pid, send, [h, 0], h, flags);
+                let full = self.m.procs[&target].queue.len() >= abi::bounds::QUEUE;
+                let want = match self.m.procs[&pid].caps.get(&h) {
+                    _ if full => Err(Error::WouldBlock),
+                    None => Err(Error::BadCapability),
+                    Some(c) if !c.rights.contains(Rights::TRANSFER) => Err(Error::PermissionDenied),
+                    Some(_) if restrict && rights.is_empty() => Err(Error::InvalidArgument),
+                    Some(c) if restrict && !c.rights.contains(rights) => {
+                        Err(Error::PermissionDenied)
                     }
                     Some(&c) => Ok(c),
                 };
                 match (want, r) {
-                    (Ok(c), Ok(0)) => {
-                        let sent = MCap { rights, ..c };
+                    (Ok(c), Ok(Outcome::Done(got))) => {
+                        assert_eq!(got, Received::default());
+                        let sent = MCap {
+                            rights: if restrict { rights } else { c.rights },
+                            ..c
+                        };
                         self.m.add_ref(&sent);
                         self.m
                             .procs
                             .get_mut(&target)
                             .unwrap()
-                            .inbox
+                            .queue
                             .push_back((pid, sent));
                         if mv {
                             self.remove_cap(pid, h);
                         }
                     }
                     (Err(e), got) => assert_eq!(got, Err(e)),
-                    (Ok(_), got) => panic!("transfer: {got:?}"),
+                    (Ok(_), got) => panic!("send: {got:?}"),
                 }
             }
             Op::Recv { p } => {
                 let Some(pid) = self.pid(p) else { return };
-                let r = self.k.cap_recv(pid);
+                let r = self.k.recv(pid, self.eps[&pid], 0, 0);
                 let mp = self.m.procs.get_mut(&pid).unwrap();
-                match mp.inbox.pop_front().map(|(_, c)| c) {
+                match mp.queue.pop_front() {
                     None => assert_eq!(r, Err(Error::WouldBlock)),
-                    Some(c) => {
-                        let h = r.expect("a capability waits");
-                        assert!(mp.caps.insert(h, c).is_none(), "handle reused while live");
+                    Some((from, c)) => {
+                        let Ok(Outcome::Done(got)) = r else {
+                            panic!("a capability waits: {r:?}");
+                        };
+                        // The badge is the sender's pid, stamped by lookup.
+                        assert_eq!((got.badge, got.flags), (from, 0));
+                        assert!(
+                            mp.caps.insert(got.cap, c).is_none(),
+                            "handle reused while live"
+                        );
                     }
                 }
             }
@@ -786,13 +838,15 @@ impl World {
                     "every mapping removed before the space goes"
                 );
                 let mp = self.m.procs.remove(&pid).unwrap();
-                for c in mp.caps.values().chain(mp.inbox.iter().map(|(_, c)| c)) {
+                for c in mp.caps.values().chain(mp.queue.iter().map(|(_, c)| c)) {
                     self.m.drop_ref(c);
                 }
+                self.eps.remove(&pid);
+                self.sends.retain(|&(from, to), _| from != pid && to != pid);
                 // What it sent that others have not received goes too.
                 let mut sent = Vec::new();
                 for q in self.m.procs.values_mut() {
-                    q.inbox.retain(|&(from, c)| {
+                    q.queue.retain(|&(from, c)| {
                         if from == pid {
                             sent.push(c);
                             false
@@ -829,7 +883,7 @@ impl World {
                 .m
                 .procs
                 .values()
-                .flat_map(|q| q.inbox.iter())
+                .flat_map(|q| q.queue.iter())
                 .filter(|&&(from, c)| from == pid && !c.device)
                 .map(|(_, c)| c.count)
                 .sum();
@@ -983,7 +1037,12 @@ fn planted_write_exec_on_one_frame_is_caught() {
     // it EXEC as if a transfer had amplified its rights.
     let pid = w.pid(1).unwrap();
     let p = w.k.procs_mut().get_mut(pid).unwrap();
-    let h = p.caps.iter().next().map(|(h, _)| h).unwrap();
+    let h = p
+        .caps
+        .iter()
+        .find(|(_, c)| matches!(c.kind, CapKind::Ram { .. }))
+        .map(|(h, _)| h)
+        .unwrap();
     p.caps.get_mut(h).unwrap().rights = Rights::EXECUTABLE;
     let why = w.k.check_invariants().unwrap_err();
     assert!(why.contains("W^X"), "{why}");
@@ -1007,11 +1066,11 @@ fn w_xor_x_holds_per_frame_across_mappings_and_processes() {
     );
     assert_eq!(w.k.frame_seal(a, h), Err(Error::AlreadyMapped));
     w.k.unmap(a, at).unwrap();
-    // Shared (a copy in b's inbox): not alone, so not sealable.
-    w.k.cap_transfer(a, h, b, Rights::READ | Rights::MAP, TransferFlags::NONE)
-        .unwrap();
+    // Shared (a read-only copy queued for b): not alone, so not sealable.
+    let copy_ro = abi::SEND_COPY | abi::send_rights(Rights::READ | Rights::MAP);
+    w.give(a, h, b, copy_ro).unwrap();
     assert_eq!(w.k.frame_seal(a, h), Err(Error::FrameInUse));
-    let copy = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    let copy = w.take(b).unwrap();
     w.k.frame_free(b, copy).unwrap();
     assert_eq!(w.k.frame_seal(a, h), Ok(0));
     assert_eq!(w.k.frame_seal(a, h), Err(Error::PermissionDenied));
@@ -1022,12 +1081,17 @@ fn w_xor_x_holds_per_frame_across_mappings_and_processes() {
     w.k.map(a, h, alias, MapFlags::EXEC).unwrap();
     // Handed on, it stays code: WRITE cannot come back with it.
     assert_eq!(
-        w.k.cap_transfer(a, h, b, Rights::WRITABLE, TransferFlags::NONE),
+        w.give(a, h, b, abi::SEND_COPY | abi::send_rights(Rights::WRITABLE)),
         Err(Error::PermissionDenied)
     );
-    w.k.cap_transfer(a, h, b, Rights::EXECUTABLE, TransferFlags::NONE)
-        .unwrap();
-    let code = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    w.give(
+        a,
+        h,
+        b,
+        abi::SEND_COPY | abi::send_rights(Rights::EXECUTABLE),
+    )
+    .unwrap();
+    let code = w.take(b).unwrap();
     w.k.map(b, code, at, MapFlags::EXEC).unwrap();
     assert_eq!(
         w.k.map(b, code, alias, MapFlags::WRITE),
@@ -1052,9 +1116,9 @@ fn cap_info_reports_kind_size_rights_and_phys_by_the_map_rule() {
     assert_eq!(info.frames, 4);
     // A copy without MAP: its holder learns kind, size and rights, not
     // where the frames are.
-    w.k.cap_transfer(a, run, b, Rights::READ, TransferFlags::NONE)
+    w.give(a, run, b, abi::SEND_COPY | abi::send_rights(Rights::READ))
         .unwrap();
-    let got = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    let got = w.take(b).unwrap();
     let info = w.k.cap_info(b, got).unwrap();
     assert_eq!(
         info,
@@ -1082,27 +1146,44 @@ fn cap_info_reports_kind_size_rights_and_phys_by_the_map_rule() {
     w.k.check_invariants().unwrap();
 }
 
+/// `SEND_RIGHTS` asking for no rights (useless), for rights not held, or
+/// with no capability is refused, and nothing moves.
 #[test]
-fn a_transfer_with_no_rights_is_refused_before_the_handle() {
+fn a_send_with_no_rights_or_more_rights_is_refused_and_nothing_moves() {
     let mut w = World::new();
     let (a, b) = (w.pid(0).unwrap(), w.pid(1).unwrap());
     let h = Handle::from_raw(w.k.frame_alloc(a).unwrap());
-    for flags in [TransferFlags::NONE, TransferFlags::MOVE] {
+    for mode in [0, abi::SEND_COPY] {
+        let none = mode | abi::send_rights(Rights::NONE);
+        assert_eq!(w.give(a, h, b, none), Err(Error::InvalidArgument));
         assert_eq!(
-            w.k.cap_transfer(a, h, b, Rights::NONE, flags),
-            Err(Error::InvalidArgument)
+            w.give(a, Handle::from_raw(0x5eed), b, none),
+            Err(Error::BadCapability)
         );
         assert_eq!(
-            w.k.cap_transfer(a, Handle::from_raw(0x5eed), b, Rights::NONE, flags),
+            w.give(a, Handle::from_raw(0), b, abi::send_rights(Rights::READ)),
             Err(Error::InvalidArgument)
         );
     }
-    // Nothing was sent, and the handle is still the sender's.
-    assert_eq!(w.k.cap_recv(b), Err(Error::WouldBlock));
+    // A read-only copy cannot be widened on the way on.
+    w.give(
+        a,
+        h,
+        b,
+        abi::SEND_COPY | abi::send_rights(Rights::READ | Rights::TRANSFER),
+    )
+    .unwrap();
+    let ro = w.take(b).unwrap();
+    assert_eq!(
+        w.give(b, ro, a, abi::send_rights(Rights::READ | Rights::WRITE)),
+        Err(Error::PermissionDenied)
+    );
+    // Nothing was sent, and the handles are still their holders'.
+    assert_eq!(w.k.recv(a, w.eps[&a], 0, 0), Err(Error::WouldBlock));
     assert!(w.k.frame_phys(a, h).is_ok());
     assert_eq!(
-        w.k.cap_transfer(a, h, b, Rights::READ, TransferFlags::NONE),
-        Ok(0)
+        w.k.cap_info(b, ro).unwrap().rights(),
+        Some(Rights::READ | Rights::TRANSFER)
     );
     w.k.check_invariants().unwrap();
 }
@@ -1196,16 +1277,9 @@ fn endpoint_owner_death_timeouts_and_refusals() {
         w.k.send(a, recv, [0, 0], 0, 0),
         Err(Error::PermissionDenied)
     );
-    // Hand the send capability to b through the old inbox.
-    w.k.cap_transfer(
-        a,
-        Handle::from_raw(send),
-        b,
-        Rights::TRANSFER,
-        TransferFlags::NONE,
-    )
-    .unwrap();
-    let bsend = Handle::from_raw(w.k.cap_recv(b).unwrap());
+    // Hand the send capability to b in a message.
+    w.give(a, Handle::from_raw(send), b, 0).unwrap();
+    let bsend = w.take(b).unwrap();
     assert_eq!(w.k.recv(a, recv, 5, 100), Ok(Outcome::Blocked));
     assert!(!w.k.tick(104));
     assert!(w.k.tick(105));
@@ -1562,5 +1636,142 @@ fn an_interrupt_on_a_full_queue_arrives_later() {
     }
     let got = irq.expect("the interrupts came");
     assert_eq!((got.badge, got.words), (0xed, [u64::from(vector), 2]));
+    w.k.check_invariants().unwrap();
+}
+
+/// Senders blocked on a full queue get in first come, first served (not
+/// by pid): three block in the order 3rd, 1st, 2nd spawned, and their
+/// messages queue in that order as the receiver makes room.
+#[test]
+fn blocked_senders_get_in_in_the_order_they_blocked() {
+    let mut w = World::new();
+    let (s, x) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+    let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+    let xs = Handle::from_raw(w.k.endpoint_lookup(x, b"server").unwrap());
+    for i in 0..abi::bounds::QUEUE as u64 {
+        assert!(w.k.send(x, xs, [i, 0], 0, 0).is_ok());
+    }
+    let senders: Vec<(u64, Handle)> = (0..3)
+        .map(|_| {
+            let p = w.k.new_process("y", ModelSpace::default(), false).unwrap();
+            let pid = w.k.admit(p);
+            (
+                pid,
+                Handle::from_raw(w.k.endpoint_lookup(pid, b"server").unwrap()),
+            )
+        })
+        .collect();
+    let order = [2, 0, 1];
+    for &i in &order {
+        let (pid, h) = senders[i];
+        assert_eq!(
+            w.k.send(pid, h, [100 + i as u64, 0], 0, abi::SEND_BLOCK),
+            Ok(Outcome::Blocked)
+        );
+    }
+    // Each recv makes room for exactly one, the longest waiting.
+    for (n, &i) in order.iter().enumerate() {
+        assert!(matches!(w.k.recv(s, recv, 0, 0), Ok(Outcome::Done(_))));
+        for (j, &(pid, _)) in senders.iter().enumerate() {
+            let admitted = order[..=n].contains(&j);
+            assert_eq!(
+                w.k.procs().get(pid).unwrap().wait.is_none(),
+                admitted,
+                "{n}: {j}"
+            );
+        }
+        assert!(w.k.procs().get(senders[i].0).unwrap().wait.is_none());
+    }
+    // The 16 first messages, then the blocked senders' in blocking order.
+    for _ in 3..abi::bounds::QUEUE {
+        assert!(matches!(w.k.recv(s, recv, 0, 0), Ok(Outcome::Done(_))));
+    }
+    for &i in &order {
+        let Ok(Outcome::Done(got)) = w.k.recv(s, recv, 0, 0) else {
+            panic!("queued");
+        };
+        assert_eq!((got.badge, got.words[0]), (senders[i].0, 100 + i as u64));
+    }
+    w.k.check_invariants().unwrap();
+}
+
+/// A server that receives a second call before answering the first: the
+/// first caller's call is cancelled (it wakes with `NoSuchProcess`, and a
+/// capability it sent stays where the message put it: received), the
+/// reply goes to the second.
+#[test]
+fn a_second_call_received_before_the_reply_cancels_the_first() {
+    let mut w = World::new();
+    let (s, a) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+    let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+    let b = {
+        let p = w.k.new_process("b", ModelSpace::default(), false).unwrap();
+        w.k.admit(p)
+    };
+    let as_ = Handle::from_raw(w.k.endpoint_lookup(a, b"server").unwrap());
+    let bs = Handle::from_raw(w.k.endpoint_lookup(b, b"server").unwrap());
+    assert_eq!(w.k.call(a, as_, [1, 0], 0, 0), Ok(Outcome::Blocked));
+    assert_eq!(w.k.call(b, bs, [2, 0], 0, 0), Ok(Outcome::Blocked));
+    let Ok(Outcome::Done(first)) = w.k.recv(s, recv, 0, 0) else {
+        panic!("a's call");
+    };
+    assert_eq!((first.badge, first.flags), (a, abi::RECV_CALL));
+    assert!(w.k.procs().get(a).unwrap().wait.is_some());
+    let Ok(Outcome::Done(second)) = w.k.recv(s, recv, 0, 0) else {
+        panic!("b's call");
+    };
+    assert_eq!((second.badge, second.flags), (b, abi::RECV_CALL));
+    let ap = w.k.procs().get(a).unwrap();
+    assert!(ap.wait.is_none(), "a's call was cancelled");
+    assert_eq!(ap.regs.rax, Error::NoSuchProcess as u64);
+    // The reply answers b; nothing is owed after it.
+    assert_eq!(w.k.reply(s, [5, 5], 0, 0), Ok(Outcome::Woke(b)));
+    let bp = w.k.procs().get(b).unwrap();
+    assert_eq!((bp.regs.rax, bp.regs.values[1]), (0, 5));
+    assert_eq!(w.k.reply(s, [0, 0], 0, 0), Err(Error::InvalidArgument));
+    w.k.check_invariants().unwrap();
+}
+
+/// `irq_bind`: only through a device capability the caller holds (another
+/// process's handle is refused); at most `IRQS_PER_DEVICE` vectors per
+/// device page; `ep` = 0 unbinds them, the vectors free for others and
+/// their interrupts spurious (nobody's).
+#[test]
+fn irq_bindings_are_limited_per_device_and_can_be_released() {
+    let mut w = World::new();
+    let (x, d) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    let recv = Handle::from_raw(w.k.endpoint_create(d, false).unwrap());
+    let to_irq = Handle::from_raw(w.k.endpoint_mint(d, recv, 1).unwrap());
+    let dev = Handle::from_raw(
+        w.k.frame_alloc_at(d, (FIRST_RAM + FRAMES + 1) * PAGE)
+            .unwrap(),
+    );
+    // A non-holder naming the driver's handles.
+    assert_eq!(w.k.irq_bind(x, dev, to_irq), Err(Error::BadCapability));
+    let mut vectors = Vec::new();
+    for _ in 0..abi::bounds::IRQS_PER_DEVICE {
+        vectors.push(w.k.irq_bind(d, dev, to_irq).unwrap() as u8);
+    }
+    assert_eq!(w.k.irq_bind(d, dev, to_irq), Err(Error::OutOfMemory));
+    // Another device page still gets one.
+    let dev2 = Handle::from_raw(
+        w.k.frame_alloc_at(d, (FIRST_RAM + FRAMES + 2) * PAGE)
+            .unwrap(),
+    );
+    let other = w.k.irq_bind(d, dev2, to_irq).unwrap() as u8;
+    assert!(!vectors.contains(&other));
+    assert_eq!(
+        w.k.irq_bind(d, dev, Handle::from_raw(0)),
+        Ok(abi::bounds::IRQS_PER_DEVICE as u64)
+    );
+    for &v in &vectors {
+        assert_eq!(w.k.irq_fire(v), None, "vector {v:#x} unbound");
+    }
+    assert!(w.k.irq_fire(other).is_some());
+    assert_eq!(w.k.irq_bind(d, dev, Handle::from_raw(0)), Ok(0));
+    // Released: binding again works, from the lowest free vector.
+    assert_eq!(w.k.irq_bind(d, dev, to_irq), Ok(u64::from(vectors[0])));
     w.k.check_invariants().unwrap();
 }

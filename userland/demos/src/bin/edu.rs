@@ -108,6 +108,9 @@ fn main() -> Result<(), Error> {
     let wait = Wait { irq: &irq, vector };
     let result = drive(&regs, &mut source, &destination, &wait);
     msi.disable(&config);
+    // The vector goes back (exit would release it too).
+    let released = ipc::irq_unbind(regs.handle(0).ok_or(Error::InvalidArgument)?)?;
+    println!("edu: released {released} interrupt vector");
     // Quiesce before anything goes back: without bus mastering the device
     // cannot reach the DMA buffers any more, so freeing them is safe even
     // if a transfer had not finished.

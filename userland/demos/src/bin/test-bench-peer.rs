@@ -1,15 +1,16 @@
 //! test-bench-peer: the other end of `test-bench`'s `cap-transfer` row.
 //!
-//! Polls `cap_recv`; every capability that arrives goes straight back to
-//! `test-bench` with `TRANSFER_MOVE`, then it yields. It exits 0 after
-//! exactly `WARMUP + ITERS` round trips (test-bench's numbers), or 1 if a
-//! call fails or `test-bench` is gone before that (so a failed run ends
-//! instead of spinning until the timeout).
+//! Publishes an endpoint and waits in `recv`; every capability that
+//! arrives goes straight back to `test-bench`'s endpoint with a `send`
+//! (moved). After exactly `WARMUP + ITERS` round trips (test-bench's
+//! numbers) it serves the `ipc-*` rows; it exits 1 if a call fails (if
+//! `test-bench` ends first, its blocked `recv` is the kernel's deadlock
+//! report, not a hang).
 #![no_std]
 #![no_main]
 
-use abi::raw::syscall6;
-use abi::{Error, Rights, Sysnum, TRANSFER_MOVE};
+use abi::raw::{syscall6, syscall6_ipc};
+use abi::{Error, Sysnum};
 use libos::println;
 
 libos::entry!(main);
@@ -38,54 +39,46 @@ fn error_name(rax: u64) -> &'static str {
 }
 
 fn main() -> Result<(), libos::Error> {
-    let find = [BENCH.as_ptr() as u64, BENCH.len() as u64, 0, 0, 0, 0];
-    let (rax, bench) = call(Sysnum::ProcessFind, find);
-    if rax != 0 {
-        println!(
-            "test-bench-peer: process_find(test-bench) returned {}",
-            error_name(rax)
-        );
-        exit(1);
-    }
-    let mut done = 0u64;
-    loop {
-        let (rax, handle) = call(Sysnum::CapRecv, [0; 6]);
-        if rax == 0 {
-            let back = [handle, bench, Rights::WRITABLE.bits(), TRANSFER_MOVE, 0, 0];
-            let (rax, _) = call(Sysnum::CapTransfer, back);
-            if rax != 0 {
-                println!(
-                    "test-bench-peer: cap_transfer back returned {} (rax={rax}) after {done} round trips",
-                    error_name(rax)
-                );
-                exit(1);
-            }
-            done += 1;
-            if done == ROUND_TRIPS {
-                return serve_calls();
-            }
-        } else if rax == Error::WouldBlock as u64 {
-            // Nothing yet: is the sender still there?
-            if call(Sysnum::ProcessFind, find).0 != 0 {
-                println!("test-bench-peer: test-bench is gone after {done} round trips");
-                exit(1);
-            }
-        } else {
+    let service = libos::ipc::Endpoint::create(true)?;
+    let from = service.handle().raw();
+    let mut bench = 0;
+    for done in 0..ROUND_TRIPS {
+        // SAFETY: recv writes only registers, all outputs of syscall6_ipc.
+        let [rax, _, _, _, cap, _] =
+            unsafe { syscall6_ipc(Sysnum::Recv as u64, [from, abi::FOREVER, 0, 0, 0, 0]) };
+        if rax != 0 || cap == 0 {
             println!(
-                "test-bench-peer: cap_recv returned {} (rax={rax}) after {done} round trips",
+                "test-bench-peer: recv returned {} (rax={rax}, cap {cap:#x}) after {done} round trips",
                 error_name(rax)
             );
             exit(1);
         }
-        call(Sysnum::Yield, [0; 6]);
+        if bench == 0 {
+            // test-bench published its endpoint before it sent.
+            bench = match libos::ipc::SendCap::lookup(BENCH) {
+                Ok(cap) => cap.into_raw().raw(),
+                Err(e) => {
+                    println!("test-bench-peer: endpoint_lookup(test-bench) returned {e}");
+                    exit(1);
+                }
+            };
+        }
+        let (rax, _) = call(Sysnum::Send, [bench, 0, 0, cap, 0, 0]);
+        if rax != 0 {
+            println!(
+                "test-bench-peer: send back returned {} (rax={rax}) after {done} round trips",
+                error_name(rax)
+            );
+            exit(1);
+        }
     }
+    serve_calls(service)
 }
 
 /// The other end of `ipc-call-reply` and `ipc-cap-transfer`: publishes an
 /// endpoint and answers `ROUND_TRIPS` calls of each kind (a word back; the
 /// capability back), blocked in `recv` between them.
-fn serve_calls() -> Result<(), libos::Error> {
-    let service = libos::ipc::Endpoint::create(true)?;
+fn serve_calls(service: libos::ipc::Endpoint) -> Result<(), libos::Error> {
     for i in 0..2 * ROUND_TRIPS {
         let msg = service.recv(abi::FOREVER)?;
         match msg.cap {

@@ -29,8 +29,8 @@
 //! to back as `grow-1mib-pool-empty` (the blocks are zeroed on the call
 //! path) and
 //! `cap-transfer`: a capability goes to `test-bench-peer` and comes back
-//! (both sides hand it on with `TRANSFER_MOVE`; each side polls `cap_recv`
-//! and yields while nothing has arrived), timed here as one round trip.
+//! (each side moves it on with `send` and waits for it blocked in `recv`),
+//! timed here as one round trip.
 //!
 //! Appel and Li's virtual-memory rows, with the fault handled in the
 //! library OS (`libos::exception`, a Rust handler) over a 128-page
@@ -58,8 +58,8 @@
 #![no_std]
 #![no_main]
 
-use abi::raw::syscall6;
-use abi::{Error, MapFlags, Protection, Rights, Sysnum, TRANSFER_MOVE};
+use abi::raw::{syscall6, syscall6_ipc};
+use abi::{Error, MapFlags, Protection, Sysnum};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use exo_demos::rdtsc;
 use libos::exception::{self, Action, ExceptionFrame};
@@ -343,7 +343,7 @@ fn ipc(samples: &mut [u64; ITERS]) -> bool {
     let peer = loop {
         match libos::ipc::SendCap::lookup(PEER) {
             Ok(cap) => break cap,
-            // Not published yet: it is finishing the cap-transfer row.
+            // Not published yet (it publishes before the first row).
             Err(libos::Error::NoSuchProcess) => {
                 call(Sysnum::Yield, [0; 6]);
             }
@@ -417,18 +417,28 @@ fn alloc_map_touch_unmap_free(i: usize) -> Result<(), Failure> {
 }
 
 /// The `cap-transfer` row: one frame capability goes to the peer and back
-/// per iteration.
+/// per iteration, as two `send`s (moved), each side blocked in `recv`
+/// until it arrives: the counterpart of Linux's pipe round trip (a write
+/// and a blocking read each way).
 fn cap_transfer(samples: &mut [u64; ITERS]) -> bool {
     const NAME: &str = "cap-transfer";
-    let peer = match ok(
-        Sysnum::ProcessFind,
-        [PEER.as_ptr() as u64, PEER.len() as u64, 0, 0, 0, 0],
-        0,
-    ) {
-        Ok(pid) => pid,
-        Err(f) => {
-            report_failure(NAME, &f);
-            return false;
+    let fail = |what: &str, e: libos::Error| {
+        println!("bench: {NAME} failed: {what} returned {e}");
+        false
+    };
+    // Ours first (published: the peer sends the capability back through
+    // it), then the peer's, once it is there.
+    let own = match libos::ipc::Endpoint::create(true) {
+        Ok(ep) => ep,
+        Err(e) => return fail("endpoint_create", e),
+    };
+    let peer = loop {
+        match libos::ipc::SendCap::lookup(PEER) {
+            Ok(cap) => break cap,
+            Err(libos::Error::NoSuchProcess) => {
+                call(Sysnum::Yield, [0; 6]);
+            }
+            Err(e) => return fail("endpoint_lookup", e),
         }
     };
     let mut handle = match ok(Sysnum::FrameAlloc, [0; 6], 0) {
@@ -438,28 +448,22 @@ fn cap_transfer(samples: &mut [u64; ITERS]) -> bool {
             return false;
         }
     };
+    let (to, from) = (peer.handle().raw(), own.handle().raw());
     let held = &mut handle;
     let done = measure(NAME, samples, |i| {
-        ok(
-            Sysnum::CapTransfer,
-            [*held, peer, Rights::WRITABLE.bits(), TRANSFER_MOVE, 0, 0],
-            i,
-        )?;
-        loop {
-            call(Sysnum::Yield, [0; 6]);
-            let (rax, rdx) = call(Sysnum::CapRecv, [0; 6]);
-            if rax == 0 {
-                *held = rdx;
-                return Ok(());
-            }
-            if rax != Error::WouldBlock as u64 {
-                return Err(Failure {
-                    call: Sysnum::CapRecv,
-                    rax,
-                    iteration: i,
-                });
-            }
+        ok(Sysnum::Send, [to, 0, 0, *held, 0, 0], i)?;
+        // SAFETY: recv writes only registers, all outputs of syscall6_ipc.
+        let [rax, _, _, _, cap, _] =
+            unsafe { syscall6_ipc(Sysnum::Recv as u64, [from, abi::FOREVER, 0, 0, 0, 0]) };
+        if rax != 0 || cap == 0 {
+            return Err(Failure {
+                call: Sysnum::Recv,
+                rax,
+                iteration: i,
+            });
         }
+        *held = cap;
+        Ok(())
     });
     if done {
         call(Sysnum::FrameFree, [handle, 0, 0, 0, 0, 0]);

@@ -1,7 +1,8 @@
 //! test-bounds: takes every per-process bound at once, to be booted as many
 //! copies (`--copies test-bounds=64`, the kernel's process limit): 1024
 //! capabilities (half of them copies of the other half, so the sharing
-//! ledger has an entry per frame), 2048 mappings, 64 inbox entries. Then it
+//! ledger has an entry per frame), 2048 mappings, 16 endpoints with full
+//! queues (16 messages each, a read-only copy in every one). Then it
 //! keeps making syscalls while the others are full too, so that the
 //! kernel's periodic invariant check runs with the kernel heap at its
 //! worst case. The kernel must refuse at each bound with the documented
@@ -21,18 +22,44 @@ const VA: u64 = 0x0000_4000_0000_0000;
 const ROUNDS: u32 = 4096;
 
 fn sc(num: Sysnum, a: [u64; 6]) -> Result<u64, Error> {
-    // SAFETY: only allocation, transfer, receive and map at VA (which
-    // nothing else uses): no memory Rust relies on changes.
-    let (rax, rdx) = unsafe { abi::raw::syscall6(num as u64, a) };
+    // SAFETY: only allocation, endpoints, sends of copies (nothing moves),
+    // receives and maps at VA (which nothing else uses): no memory Rust
+    // relies on changes. `syscall6_ipc`: `recv` writes every result
+    // register.
+    let [rax, rdx, ..] = unsafe { abi::raw::syscall6_ipc(num as u64, a) };
     Error::check(rax).map(|()| rdx)
 }
 
 fn main() -> Result<(), Error> {
     let me = sys::getpid();
     let mut ok = true;
-    // Pairs of capabilities naming one frame, until the table is full.
+    // Endpoints until the bound, each with a send capability to it (in an
+    // array: a heap would take a frame and a mapping of the bounds).
+    let mut eps = [(0, 0); abi::bounds::ENDPOINTS];
+    let mut n = 0;
+    let ep_bound = loop {
+        let recv = match sc(Sysnum::EndpointCreate, [0; 6]) {
+            Ok(h) => h,
+            Err(e) => break e,
+        };
+        match sc(Sysnum::EndpointMint, [recv, 0, 0, 0, 0, 0]) {
+            Ok(send) if n < eps.len() => {
+                eps[n] = (recv, send);
+                n += 1;
+            }
+            Ok(_) => break Error::InvalidArgument,
+            Err(e) => break e,
+        }
+    };
+    if ep_bound != Error::OutOfMemory || n != abi::bounds::ENDPOINTS {
+        println!("bounds: creating endpoints ended with {ep_bound}");
+        ok = false;
+    }
+    let (recv, to_self) = eps[0];
+    // Pairs of capabilities naming one frame, until the table is full
+    // (the second a copy sent to ourselves).
     let mut first = 0;
-    let mut caps = 0u64;
+    let mut caps = 2 * n as u64;
     let table_full = loop {
         let h = match sc(Sysnum::FrameAlloc, [0; 6]) {
             Ok(h) => h,
@@ -42,11 +69,10 @@ fn main() -> Result<(), Error> {
         if first == 0 {
             first = h;
         }
-        let all = Rights::WRITABLE.bits();
-        if let Err(e) = sc(Sysnum::CapTransfer, [h, me, all, 0, 0, 0]) {
+        if let Err(e) = sc(Sysnum::Send, [to_self, 0, 0, h, abi::SEND_COPY, 0]) {
             break e;
         }
-        match sc(Sysnum::CapRecv, [0; 6]) {
+        match sc(Sysnum::Recv, [recv, 0, 0, 0, 0, 0]) {
             Ok(_) => caps += 1,
             Err(e) => break e,
         }
@@ -67,20 +93,20 @@ fn main() -> Result<(), Error> {
         println!("bounds: mapping ended with {map_bound}");
         ok = false;
     }
-    // Copies into our own inbox, until it is full.
+    // Read-only copies into every endpoint's queue, until each is full.
     let mut queued = 0u64;
-    let inbox_full = loop {
-        match sc(
-            Sysnum::CapTransfer,
-            [first, me, Rights::READ.bits(), 0, 0, 0],
-        ) {
-            Ok(_) => queued += 1,
-            Err(e) => break e,
+    let copy_ro = abi::SEND_COPY | abi::send_rights(Rights::READ);
+    for &(_, send) in &eps {
+        let full = loop {
+            match sc(Sysnum::Send, [send, 0, 0, first, copy_ro, 0]) {
+                Ok(_) => queued += 1,
+                Err(e) => break e,
+            }
+        };
+        if full != Error::WouldBlock {
+            println!("bounds: filling a queue ended with {full}");
+            ok = false;
         }
-    };
-    if inbox_full != Error::CapTableFull {
-        println!("bounds: filling the inbox ended with {inbox_full}");
-        ok = false;
     }
     for _ in 0..ROUNDS {
         sys::yield_now();

@@ -9,23 +9,24 @@
 //! physical address and counts as a device frame, not RAM, and reads the
 //! HPET's capabilities register through a `DeviceRegion` of it. (The
 //! IOAPIC and the local APIC, the kernel's own interrupt hardware, cannot
-//! be claimed.) Then, in steps the two processes agree on through a
-//! shared RAM page:
+//! be claimed.) Then, in steps: each is a `call` to the peer's published
+//! endpoint (words: the step), answered by its `reply` once it checked
+//! (words: the step, 0 for ok); nobody polls:
 //!
 //! 1. it holds the page: the peer's claim must get `FrameInUse`;
 //! 2. it frees the page: the peer's claim must succeed (and the peer frees
 //!    it again);
 //! 3. it claims the page again and exits without freeing it: the peer's
-//!    claim must get `FrameInUse` until this process is gone, then succeed.
-//!
-//! Shared page layout: byte [`STEP`] written here, byte [`ACK`] by the
-//! peer (it acknowledges step `n` by writing `n`).
+//!    claim must get `FrameInUse` until this process is gone, then succeed
+//!    (the peer learns we are gone when its call to our published
+//!    endpoint, which we never receive, wakes with `NoSuchProcess`).
 #![no_std]
 #![no_main]
 
-use exo_demos::device_claim::{ACK, DEVICE, STEP};
+use exo_demos::device_claim::DEVICE;
 use exo_demos::PATIENCE;
-use libos::{println, sys, DeviceFrame, DeviceRegion, Error, Frame, MapFlags, Mapping, Rights};
+use libos::ipc::{Endpoint, SendCap};
+use libos::{println, sys, DeviceFrame, DeviceRegion, Error, Frame};
 
 libos::entry!(main);
 
@@ -61,30 +62,21 @@ fn main() -> Result<(), Error> {
         ((id >> 8) & 0x1f) + 1
     );
 
-    let mut frame = Frame::alloc()?;
-    let mut page = Mapping::new(&mut frame, MapFlags::WRITE)?;
+    // The peer calls this once it has seen step 3; we never receive, so
+    // its call wakes when we are gone.
+    let _gone = Endpoint::create(true)?;
     let peer = find(PEER)?;
-    // SAFETY: a copy (no move), so our mapping stays; from here the peer
-    // writes the page too, and we access it only with volatile accesses.
-    unsafe {
-        sys::cap_transfer(
-            page.handle(),
-            peer,
-            Rights::READ | Rights::WRITE | Rights::MAP,
-            false,
-        )
-    }?;
 
     // 1. We hold it; the peer must be refused.
-    step(&mut page, 1)?;
+    step(&peer, 1)?;
     // 2. Free it; the peer must get it (and gives it back).
     drop(device);
     println!("test-device-claim: freed the device page");
-    step(&mut page, 2)?;
+    step(&peer, 2)?;
     // 3. Claim it again and exit holding it.
     let _held = DeviceFrame::claim(DEVICE)?;
     println!("test-device-claim: claimed it again");
-    step(&mut page, 3)?;
+    step(&peer, 3)?;
     println!("test-device-claim: exiting while holding the device page");
     println!("test-device-claim: ok");
     Ok(())
@@ -132,29 +124,22 @@ fn kinds() -> Result<(), Error> {
     Ok(())
 }
 
-/// Announces step `n` and waits for the peer to acknowledge it.
-fn step(page: &mut Mapping<'_>, n: u8) -> Result<(), Error> {
-    page.volatile_write(STEP, &[n]);
-    for _ in 0..PATIENCE {
-        let mut ack = [0u8];
-        page.volatile_read(ACK, &mut ack);
-        if ack[0] == n {
-            return Ok(());
+/// Announces step `n` and waits for the peer's verdict.
+fn step(peer: &SendCap, n: u64) -> Result<(), Error> {
+    match peer.call([n, 0]) {
+        Ok(m) if m.words == [n, 0] => Ok(()),
+        other => {
+            println!("test-device-claim: FAILED: step {n}: the peer answered {other:?}");
+            Err(Error::InvalidArgument)
         }
-        if ack[0] == u8::MAX {
-            println!("test-device-claim: FAILED: the peer reports a failure at step {n}");
-            return Err(Error::InvalidArgument);
-        }
-        sys::yield_now();
     }
-    println!("test-device-claim: FAILED: no acknowledgement of step {n}");
-    Err(Error::WouldBlock)
 }
 
-/// The pid of process `name`, waiting (a bounded while) for it to appear.
-fn find(name: &str) -> Result<u64, Error> {
+/// A send capability to `name`'s published endpoint, waiting (a bounded
+/// while) for it to appear.
+fn find(name: &str) -> Result<SendCap, Error> {
     for _ in 0..PATIENCE {
-        match sys::process_find(name) {
+        match SendCap::lookup(name) {
             Err(Error::NoSuchProcess) => sys::yield_now(),
             other => return other,
         }

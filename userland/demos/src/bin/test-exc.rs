@@ -220,14 +220,11 @@ fn main() -> Result<(), Error> {
         passed: 0,
         failed: 0,
     };
-    let me = sys::getpid();
     let page = sys::frame_alloc()?;
     sys::map(page, PAGE_VA, MapFlags::WRITE)?;
     // The same frame, but only READ|MAP: a page we may read, never write.
     let shared = sys::frame_alloc()?;
-    // SAFETY: a copy to ourselves; our handle stays.
-    unsafe { sys::cap_transfer(shared, me, Rights::READ | Rights::MAP, false)? };
-    let read_only = sys::cap_recv()?;
+    let read_only = libos::ipc::copy_with(shared, Rights::READ | Rights::MAP)?;
     sys::map(
         read_only,
         READ_ONLY,

@@ -37,7 +37,13 @@ use abi::{
     USER_STACK_TOP, USER_TOP,
 };
 use exo_demos::Line;
-use libos::{println, sys, Error};
+use libos::ipc::SendCap;
+use libos::{println, sys, Error, Handle};
+
+/// A raw stub's `(rax, rdx)` as a result.
+fn sys_ok((rax, rdx): (u64, u64)) -> Result<u64, Error> {
+    Error::check(rax).map(|()| rdx)
+}
 
 libos::entry!(main);
 
@@ -129,8 +135,8 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::FrameSeal => 2,
         Sysnum::Map => 14,
         Sysnum::Unmap => 6,
-        Sysnum::CapTransfer => 5,
-        Sysnum::CapRecv => 5,
+        Sysnum::Send => 6,
+        Sysnum::Recv => 5,
         Sysnum::ProcessFind => 3,
         Sysnum::FrameStats => 5,
         Sysnum::SysInfo => 2,
@@ -147,8 +153,6 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::EndpointCreate => 1,
         Sysnum::EndpointMint => 1,
         Sysnum::EndpointLookup => 1,
-        Sysnum::Send => 1,
-        Sysnum::Recv => 1,
         Sysnum::Call => 1,
         Sysnum::Reply => 1,
         Sysnum::IrqBind => 1,
@@ -264,9 +268,14 @@ struct Fuzz {
     /// Booted as a driver (may claim device frames).
     driver: bool,
     pid: u64,
-    peers: [u64; MAX_INSTANCES],
     /// Our board's handle.
     own_board: u64,
+    /// Our (published) endpoint's receive capability: peers' boards and
+    /// whatever they send arrive there.
+    own_recv: u64,
+    /// Send capabilities to each instance's endpoint (ours included,
+    /// found by name during set-up: badged with our pid).
+    sends: [u64; MAX_INSTANCES],
     /// Peers' boards we hold (mapped at `PEER_BOARDS_VA`).
     boards: [u64; MAX_INSTANCES],
     nboards: usize,
@@ -341,7 +350,8 @@ fn main() -> Result<(), Error> {
         instances,
         driver,
         pid: sys::getpid(),
-        peers: [0; MAX_INSTANCES],
+        own_recv: 0,
+        sends: [0; MAX_INSTANCES],
         own_board: 0,
         boards: [0; MAX_INSTANCES],
         nboards: 0,
@@ -841,22 +851,6 @@ impl Fuzz {
         self.rng.below(abi::Rights::ALL.bits() + 1)
     }
 
-    fn pid_arg(&mut self) -> u64 {
-        let r = self.rng.below(100);
-        if r < 45 && self.instances > 1 {
-            let mut j = self.rng.below(self.instances as u64) as usize;
-            if j == self.me {
-                j = (j + 1) % self.instances;
-            }
-            return self.peers[j];
-        }
-        if r < 70 {
-            return self.pid;
-        }
-        let items = [0, 999_999, u64::MAX, 1 << 32 | self.pid, self.rng.next()];
-        self.rng.pick(&items)
-    }
-
     // ----- the steps -----
 
     fn step(&mut self) {
@@ -903,8 +897,8 @@ impl Fuzz {
             Sysnum::FrameSeal => self.op_seal(),
             Sysnum::Map => self.op_map(),
             Sysnum::Unmap => self.op_unmap(),
-            Sysnum::CapTransfer => self.op_transfer(),
-            Sysnum::CapRecv => self.op_recv(),
+            Sysnum::Send => self.op_transfer(),
+            Sysnum::Recv => self.op_recv(),
             Sysnum::ProcessFind => self.op_find(),
             Sysnum::FrameStats => self.op_stats(),
             Sysnum::SysInfo => self.op_info(),
@@ -939,7 +933,7 @@ impl Fuzz {
                     Err(e) => self.violation(format_args!("endpoint_lookup of a fuzzer: {e}")),
                 }
             }
-            Sysnum::Send | Sysnum::Call | Sysnum::Recv => {
+            Sysnum::Call => {
                 // Through a handle that names no endpoint.
                 let h = self.handle();
                 let r = self.sc(sys, [h, 1, 2, 0, 0, 0]);
@@ -1592,62 +1586,96 @@ impl Fuzz {
         }
     }
 
+    /// `send` of a capability through a send capability to a peer's
+    /// endpoint or our own: moved or copied, with all its rights or a
+    /// subset, or with flags or rights no call may carry.
     fn op_transfer(&mut self) {
         let h = self.handle();
-        if self.is_board(h) {
+        // Handle 0 is "no capability": a plain message, not a transfer.
+        if self.is_board(h) || h == 0 {
             return;
         }
         let live = self.find_live(h);
-        let pid = self.pid_arg();
+        let to = self.sends[self.rng.below(self.instances as u64) as usize];
         let rights = self.rights();
-        let flags = match self.rng.below(10) {
-            0..=5 => 0,
-            6..=8 => abi::TRANSFER_MOVE,
-            _ => self.rng.pick(&[2, 3, u64::MAX]),
+        let mut flags = if self.rng.chance(2) {
+            abi::SEND_COPY
+        } else {
+            0
         };
-        let r = self.sc(Sysnum::CapTransfer, [h, pid, rights, flags, 0, 0]);
+        if self.rng.below(10) < 6 {
+            flags |= abi::SEND_RIGHTS | rights << abi::SEND_RIGHTS_SHIFT;
+        }
+        if self.rng.chance(10) {
+            flags |= self.rng.pick(&[1 << 5, 1 << 40, u64::MAX]);
+        }
+        // Never SEND_BLOCK: a full queue must answer, not wait.
+        flags &= !abi::SEND_BLOCK;
+        let r = self.sc(Sysnum::Send, [to, 0, 0, h, flags, 0]);
+        let flags_ok = flags & !abi::SEND_CAP_FLAGS == 0;
+        let restrict = flags & abi::SEND_RIGHTS != 0;
+        let asked = (flags >> abi::SEND_RIGHTS_SHIFT) & ALL_RIGHTS;
         match (live, r) {
-            (None, Ok(_)) => {
-                self.violation(format_args!("transferred {h:#x}, which we do not hold"))
+            // Flags before the handle.
+            (_, Err(e)) if !flags_ok => {
+                self.expect_err("send with undefined flags", Err(e), Error::InvalidArgument)
             }
-            // Flags and rights are checked before the handle; no rights at
-            // all is refused like undefined ones.
-            (_, Err(e)) if flags & !abi::TRANSFER_MOVE == 0 && rights == 0 => {
-                self.expect_err("transfer with no rights", Err(e), Error::InvalidArgument)
+            // A peer's queue is full, or the peer is gone.
+            (_, Err(Error::WouldBlock | Error::NoSuchProcess)) => {}
+            (None, Ok(_)) => self.violation(format_args!("sent {h:#x}, which we do not hold")),
+            (None, Err(e)) => {
+                self.expect_err("send of a dead handle", Err(e), Error::BadCapability)
             }
-            (None, Err(e)) if flags & !abi::TRANSFER_MOVE == 0 && rights <= ALL_RIGHTS => {
-                self.expect_err("transfer of a dead handle", Err(e), Error::BadCapability)
+            // A received capability may lack TRANSFER, checked first.
+            (Some(i), Err(Error::PermissionDenied)) if self.live[i].kind == Kind::Unknown => {}
+            (Some(_), Err(e)) if restrict && asked == 0 => {
+                self.expect_err("send with no rights", Err(e), Error::InvalidArgument)
             }
-            (None, Err(_)) => {}
+            (Some(_), Err(_)) => {}
             (Some(i), Ok(_)) => {
-                if flags != 0 && flags != abi::TRANSFER_MOVE || rights > ALL_RIGHTS || rights == 0 {
-                    self.violation(format_args!(
-                        "transfer with flags {flags:#x} rights {rights:#x} succeeded"
-                    ));
+                if !flags_ok || restrict && asked == 0 {
+                    self.violation(format_args!("send with flags {flags:#x} succeeded"));
                 }
                 // Rights only shrink: no EXEC from unsealed RAM, no WRITE
                 // from sealed.
                 let kind = self.live[i].kind;
-                let (write, exec) = (rights & 2 != 0, rights & 0x10 != 0);
-                if (kind == Kind::Own && exec) || (kind == Kind::Sealed && write) {
+                let (write, exec) = (asked & 2 != 0, asked & 0x10 != 0);
+                if restrict && ((kind == Kind::Own && exec) || (kind == Kind::Sealed && write)) {
                     self.violation(format_args!(
-                        "transfer of {kind:?} {h:#x} with rights {rights:#x} succeeded"
+                        "send of {kind:?} {h:#x} with rights {asked:#x} succeeded"
                     ));
                 }
-                if flags & abi::TRANSFER_MOVE != 0 {
+                if flags & abi::SEND_COPY == 0 {
                     self.forget(h);
                 }
             }
-            (Some(_), Err(_)) => {}
         }
     }
 
+    /// `recv` on our endpoint without waiting: a capability a peer (or we)
+    /// sent, or nothing.
     fn op_recv(&mut self) {
         self.make_room(1);
-        if let Ok(h) = self.sc(Sysnum::CapRecv, [0; 6]) {
+        if let Some(h) = self.take() {
             // Its size is unknown: the model counts one page per mapping
             // (fewer than there may be, which only hides collisions).
             self.add_live(h, Kind::Unknown, 1);
+        }
+    }
+
+    /// The capability of the oldest message on our endpoint, if any.
+    fn take(&mut self) -> Option<u64> {
+        // SAFETY: recv writes only registers, all outputs of syscall6_ipc.
+        let [rax, _, _, _, cap, _] =
+            unsafe { abi::raw::syscall6_ipc(Sysnum::Recv as u64, [self.own_recv, 0, 0, 0, 0, 0]) };
+        self.calls += 1;
+        match Error::check(rax) {
+            Ok(()) => (cap != 0).then_some(cap),
+            Err(Error::WouldBlock) => None,
+            Err(e) => {
+                self.violation(format_args!("recv on our endpoint: {e}"));
+                None
+            }
         }
     }
 
@@ -2038,7 +2066,7 @@ impl Fuzz {
     }
 
     /// TLB check: a page read through one mapping, then unmapped (by
-    /// `unmap`, `frame_free` or a moving transfer) and mapped again to a
+    /// `unmap`, `frame_free` or a move in a message) and mapped again to a
     /// fresh frame, must read the fresh frame, not the old one.
     fn remap(&mut self) {
         let Some(m) = self.maps[..self.nmaps]
@@ -2063,16 +2091,12 @@ impl Fuzz {
             0 => self.sc(Sysnum::Unmap, [m.va, 0, 0, 0, 0, 0]),
             1 => self.sc(Sysnum::FrameFree, [m.h, 0, 0, 0, 0, 0]),
             _ => {
-                let rights = abi::Rights::WRITABLE.bits();
-                let pid = self.pid;
-                self.sc(
-                    Sysnum::CapTransfer,
-                    [m.h, pid, rights, abi::TRANSFER_MOVE, 0, 0],
-                )
+                let own = self.sends[self.me];
+                self.sc(Sysnum::Send, [own, 0, 0, m.h, 0, 0])
             }
         };
-        if how == 2 && r == Err(Error::CapTableFull) {
-            // Our own inbox is full (peers fill it too): a refusal the
+        if how == 2 && r == Err(Error::WouldBlock) {
+            // Our own queue is full (peers fill it too): a refusal the
             // kernel owes us. Give the frame back instead.
             how = 1;
             r = self.sc(Sysnum::FrameFree, [m.h, 0, 0, 0, 0, 0]);
@@ -2176,44 +2200,66 @@ impl Fuzz {
         // SAFETY: just mapped writable at BOARD_VA, used by nothing else.
         unsafe { poke(BOARD_VA + SLOT_MAGIC * 8, BOARD_MAGIC) };
         self.own_board = board.raw();
+        self.own_recv = sys_ok(abi::raw::endpoint_create(true))?;
+        self.sends[self.me] = sys_ok(abi::raw::endpoint_mint(
+            Handle::from_raw(self.own_recv),
+            self.pid,
+        ))?;
         if self.instances == 1 {
             // SAFETY: as above.
             unsafe { poke(BOARD_VA + SLOT_READY * 8, READY) };
             return Ok(());
         }
+        // Boards travel as read-only copies in messages to each peer's
+        // published endpoint.
         let mut buf = [0u8; 32];
         for j in 0..self.instances {
             let name = instance_name(j, &mut buf);
-            let pid = sys::process_find(name).inspect_err(|e| {
-                println!("fuzz[{}]: no peer {name}: {e}", self.me);
-            })?;
-            self.peers[j] = pid;
-            if j != self.me {
-                let rights = abi::Rights::READ | abi::Rights::MAP;
-                // SAFETY: a copy without WRITE: our mapping stays, peers
-                // can only read.
-                unsafe { sys::cap_transfer(board, pid, rights, false) }?;
+            if j == self.me {
+                continue;
             }
+            let mut waited = 0;
+            let to = loop {
+                match SendCap::lookup(name) {
+                    Ok(cap) => break cap.into_raw(),
+                    Err(Error::NoSuchProcess) if waited < PATIENCE => {
+                        waited += 1;
+                        sys::yield_now();
+                    }
+                    Err(e) => {
+                        println!("fuzz[{}]: no endpoint of {name}: {e}", self.me);
+                        return Err(e);
+                    }
+                }
+            };
+            self.sends[j] = to.raw();
+            let flags = abi::SEND_COPY
+                | abi::SEND_BLOCK
+                | abi::send_rights(abi::Rights::READ | abi::Rights::MAP);
+            // SAFETY: a copy without WRITE: our mapping stays, peers can
+            // only read.
+            let (rax, _) = unsafe { abi::raw::send(to, 0, 0, board.raw(), flags) };
+            Error::check(rax)?;
         }
-        let mut waited = 0;
         let mut got = 0;
         while got + 1 < self.instances {
-            match sys::cap_recv() {
-                Ok(h) => {
-                    sys::map(h, PEER_BOARDS_VA + got as u64 * PAGE, abi::MapFlags::NONE)?;
-                    self.boards[got] = h.raw();
-                    got += 1;
-                }
-                Err(Error::WouldBlock) if waited < PATIENCE => {
-                    waited += 1;
-                    sys::yield_now();
-                }
-                Err(e) => {
-                    println!("fuzz[{}]: waiting for boards: {e}", self.me);
-                    return Err(e);
-                }
+            // SAFETY: recv writes only registers, all outputs of syscall6_ipc.
+            let [rax, _, _, _, h, _] = unsafe {
+                abi::raw::syscall6_ipc(
+                    Sysnum::Recv as u64,
+                    [self.own_recv, PATIENCE as u64, 0, 0, 0, 0],
+                )
+            };
+            if let Err(e) = Error::check(rax) {
+                println!("fuzz[{}]: waiting for boards: {e}", self.me);
+                return Err(e);
             }
+            let h = Handle::from_raw(h);
+            sys::map(h, PEER_BOARDS_VA + got as u64 * PAGE, abi::MapFlags::NONE)?;
+            self.boards[got] = h.raw();
+            got += 1;
         }
+        let mut waited = 0;
         self.nboards = got;
         // SAFETY: our board is mapped writable.
         unsafe { poke(BOARD_VA + SLOT_READY * 8, READY) };
@@ -2265,7 +2311,7 @@ impl Fuzz {
         }
         // Whatever peers sent and we did not take yet.
         for _ in 0..1000 {
-            let Ok(h) = self.sc(Sysnum::CapRecv, [0; 6]) else {
+            let Some(h) = self.take() else {
                 break;
             };
             let r = self.sc(Sysnum::FrameFree, [h, 0, 0, 0, 0, 0]);

@@ -1,11 +1,14 @@
-//! test-hostile-victim: shares a frame with test-hostile, writes a marker
-//! and one of its own live handles into it, then exits while the frame is
-//! still shared (the frame must outlive it; its handle must be useless to
-//! anyone else).
+//! test-hostile-victim: shares a frame (read-only, in a message) with
+//! test-hostile, writes a marker and one of its own live handles into it,
+//! hands test-hostile a send capability to its own endpoint, then exits
+//! while the frame is still shared (the frame must outlive it; its handle
+//! must be useless to anyone else; a call blocked on its endpoint wakes
+//! with an error).
 #![no_std]
 #![no_main]
 
 use abi::Rights;
+use libos::ipc::{Endpoint, SendCap};
 use libos::{sys, Error, Frame, MapFlags, Mapping};
 
 libos::entry!(main);
@@ -17,9 +20,12 @@ fn main() -> Result<(), Error> {
     // Not a driver: device space is out of reach. test-hostile sees the
     // marker only if this claim was refused.
     let refused = sys::frame_alloc_at(0xfed0_0000) == Err(Error::PermissionDenied);
+    // Our own endpoint: test-hostile calls it once we answered nothing.
+    let ep = Endpoint::create(false)?;
+    let mine = ep.mint(1)?;
     let attacker = loop {
-        match sys::process_find("test-hostile") {
-            Ok(pid) => break pid,
+        match SendCap::lookup("test-hostile") {
+            Ok(cap) => break cap,
             Err(_) => sys::yield_now(),
         }
     };
@@ -29,14 +35,16 @@ fn main() -> Result<(), Error> {
         core::ptr::write_volatile(page.address() as *mut u64, marker);
         core::ptr::write_volatile((page.address() + 8) as *mut u64, other.handle().raw());
     }
+    let read_only = abi::SEND_COPY | abi::send_rights(Rights::READ | Rights::MAP);
     // SAFETY: a copy: our mapping stays valid until we exit.
-    unsafe { sys::cap_transfer(page.handle(), attacker, Rights::READ | Rights::MAP, false) }?;
-    // A copy not yet received would go with us: wait until the attacker
-    // took it (it is charged to us until then).
-    while sys::frame_stats().queued_by_caller > 0 {
-        sys::yield_now();
-    }
-    // Exit holding everything: the kernel must return it all but the frame
-    // the attacker still holds.
+    unsafe { attacker.send_with([1, 0], page.handle(), read_only) }?;
+    // The call returns once the attacker took both messages (a copy not
+    // yet received would go with us).
+    // SAFETY: `mine` is a send capability: no mapping goes with it.
+    unsafe { attacker.call_with([2, 0], mine.into_raw(), 0) }?;
+    // Exit holding everything, our endpoint included (test-hostile calls
+    // it next): the kernel must return it all but the frame the attacker
+    // still holds, and wake the attacker with an error.
+    let _ = ep;
     sys::exit(0)
 }

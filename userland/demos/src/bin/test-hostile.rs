@@ -15,6 +15,7 @@
 
 use abi::{Rights, Sysnum};
 use exo_demos::Line;
+use libos::ipc::{Endpoint, SendCap};
 use libos::{println, sys, Error};
 
 libos::entry!(main);
@@ -90,27 +91,26 @@ fn main() -> Result<(), Error> {
     let me = sys::getpid();
 
     // A foreign handle and a frame whose sharer died: see test-hostile-victim.
-    let shared = loop {
-        match s(Sysnum::CapRecv, [0; 6]) {
-            Ok(h) => break h,
-            Err(Error::WouldBlock) => sys::yield_now(),
-            Err(e) => {
-                println!("hostile: waiting for the victim's frame: FAILED: {e}");
-                return Err(e);
-            }
-        }
-    };
-    // The victim writes its own (still live) handle value into the page and exits.
-    loop {
-        match sys::process_find("test-hostile-victim") {
-            Ok(_) => sys::yield_now(),
-            Err(Error::NoSuchProcess) => break,
-            Err(e) => {
-                println!("hostile: waiting for the victim to exit: FAILED: {e}");
-                return Err(e);
-            }
-        }
-    }
+    // It sends us a read-only copy of its page, then calls us with a send
+    // capability to its own endpoint; we answer, then call it: it exits
+    // instead of receiving, and we must wake with NoSuchProcess.
+    let ep = Endpoint::create(true)?;
+    let first = ep.recv(abi::FOREVER)?;
+    let shared = first.cap.ok_or(Error::InvalidArgument)?.raw();
+    let second = ep.recv(abi::FOREVER)?;
+    t.check(
+        "both of the victim's messages carry its pid as badge (stamped by lookup)",
+        first.badge == second.badge && first.badge != me && second.call,
+    );
+    // SAFETY: `second` came with the victim's send capability, ours now.
+    let victim = unsafe { SendCap::from_raw(second.cap.ok_or(Error::InvalidArgument)?) };
+    libos::ipc::reply([0, 0])?;
+    t.expect(
+        "a call blocked on an endpoint whose owner exits wakes with an error",
+        victim.call([1, 2]).map(|m| m.words[0]),
+        Error::NoSuchProcess,
+    );
+    drop(victim);
     s(Sysnum::Map, [shared, VA, 0, 0, 0, 0]).expect("map shared");
     // SAFETY: VA maps the shared frame readable (just mapped).
     let foreign = unsafe { core::ptr::read_volatile((VA + 8) as *const u64) };
@@ -178,22 +178,31 @@ fn main() -> Result<(), Error> {
         Error::BadCapability,
     );
 
-    // Transfers.
-    let no_write = (Rights::READ | Rights::MAP | Rights::TRANSFER).bits();
+    // Capabilities in messages (the only way they travel).
+    let no_write = Rights::READ | Rights::MAP | Rights::TRANSFER;
+    let to_ep = SendCap::lookup("test-hostile")?.into_raw().raw();
     s(
-        Sysnum::CapTransfer,
-        [h2, me, no_write, abi::TRANSFER_MOVE, 0, 0],
+        Sysnum::Send,
+        [to_ep, 0, 0, h2, abi::send_rights(no_write), 0],
     )
-    .expect("transfer to self");
+    .expect("send to ourselves, without WRITE");
     t.expect(
-        "handle used after transferring it away",
+        "handle used after sending it away",
         free(h2),
         Error::BadCapability,
     );
-    let weak = s(Sysnum::CapRecv, [0; 6]).expect("recv");
+    let got = ep.recv(0)?;
+    t.check(
+        "the badge is the sender's pid, whatever it sends",
+        got.badge == me && got.words == [0, 0],
+    );
+    let weak = got.cap.ok_or(Error::InvalidArgument)?.raw();
     t.expect(
-        "transfer with more rights than held",
-        s(Sysnum::CapTransfer, [weak, me, Rights::ALL.bits(), 0, 0, 0]),
+        "send with more rights than held",
+        s(
+            Sysnum::Send,
+            [to_ep, 0, 0, weak, abi::send_rights(Rights::ALL), 0],
+        ),
         Error::PermissionDenied,
     );
     t.expect(
@@ -202,31 +211,73 @@ fn main() -> Result<(), Error> {
         Error::PermissionDenied,
     );
     t.expect(
-        "transfer to no such process",
-        s(Sysnum::CapTransfer, [weak, 999_999, 1, 0, 0, 0]),
-        Error::NoSuchProcess,
-    );
-    t.expect(
-        "transfer with undefined flags",
-        s(Sysnum::CapTransfer, [weak, me, 1, 2, 0, 0]),
+        "send through a frame capability (no send capability)",
+        s(Sysnum::Send, [weak, 0, 0, 0, 0, 0]),
         Error::InvalidArgument,
     );
     t.expect(
-        "transfer with no rights at all",
-        s(Sysnum::CapTransfer, [weak, me, 0, 0, 0, 0]),
+        "send through our receive capability",
+        s(Sysnum::Send, [ep.handle().raw(), 0, 0, 0, 0, 0]),
+        Error::PermissionDenied,
+    );
+    t.expect(
+        "irq_bind through another process's handle",
+        s(Sysnum::IrqBind, [foreign, to_ep, 0, 0, 0, 0]),
+        Error::BadCapability,
+    );
+    t.expect(
+        "send with undefined flags",
+        s(Sysnum::Send, [to_ep, 0, 0, weak, 1 << 5, 0]),
         Error::InvalidArgument,
     );
     t.expect(
-        "transfer with undefined rights",
-        s(Sysnum::CapTransfer, [weak, me, 0x100, 0, 0, 0]),
+        "send with no rights at all",
+        s(
+            Sysnum::Send,
+            [to_ep, 0, 0, weak, abi::send_rights(Rights::NONE), 0],
+        ),
         Error::InvalidArgument,
     );
     t.expect(
-        "receive with an empty inbox",
-        s(Sysnum::CapRecv, [0; 6]),
+        "send with undefined rights",
+        s(
+            Sysnum::Send,
+            [
+                to_ep,
+                0,
+                0,
+                weak,
+                abi::SEND_RIGHTS | 0x20 << abi::SEND_RIGHTS_SHIFT,
+                0,
+            ],
+        ),
+        Error::InvalidArgument,
+    );
+    t.expect(
+        "send rights without a capability",
+        s(
+            Sysnum::Send,
+            [to_ep, 0, 0, 0, abi::send_rights(Rights::READ), 0],
+        ),
+        Error::InvalidArgument,
+    );
+    t.expect(
+        "the retired cap_transfer (10)",
+        sc(10, [weak, me, 1, 0, 0, 0]),
+        Error::UnknownSyscall,
+    );
+    t.expect(
+        "the retired cap_recv (11)",
+        sc(11, [0; 6]),
+        Error::UnknownSyscall,
+    );
+    t.expect(
+        "receive on an empty queue",
+        ep.recv(0).map(|m| m.badge),
         Error::WouldBlock,
     );
     free(weak).expect("free weak");
+    free(to_ep).expect("free the send capability");
 
     // Mappings.
     let h = alloc();
@@ -471,10 +522,10 @@ fn main() -> Result<(), Error> {
         "1000 undefined syscall numbers with garbage arguments: UnknownSyscall",
         all_unknown,
     );
-    // The only live capabilities now are the heap's, which a random value
-    // does not name (handles are scrambled per process and carry a
-    // generation), and the inbox is empty: the verdict on garbage follows
-    // from the arguments alone.
+    // The only live capabilities now are the heap's and our endpoint's,
+    // which a random value does not name (handles are scrambled per
+    // process and carry a generation), and nothing is queued for us: the
+    // verdict on garbage follows from the arguments alone.
     let mut wrong = 0u32;
     let mut calls = 0u32;
     for num in Sysnum::ALL.iter().map(|&s| s as u64) {
@@ -656,13 +707,16 @@ fn main() -> Result<(), Error> {
 /// What the kernel must answer to syscall `num` with the garbage `args`
 /// of the loop above (`a0` has bit 47 set: beyond every user address and
 /// the physical address width; `a1` has bit 63 set: beyond every length),
-/// while the caller's inbox is empty and no live handle is named; `None`
+/// while no live handle is named; `None`
 /// for calls whose answer the garbage does not decide (they are skipped).
 /// Arguments are validated before any capability is looked up.
 fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Error> {
-    let [a0, _, a2, a3, a4, _] = *args;
+    let [a0, _, a2, _, a4, _] = *args;
     let flags_ok = abi::MapFlags::from_bits(a2)
         .is_some_and(|f| !f.contains(abi::MapFlags::WRITE | abi::MapFlags::EXEC));
+    if abi::RETIRED.contains(&num) {
+        return Some(Error::UnknownSyscall);
+    }
     let sys = Sysnum::try_from(num).ok()?;
     Some(match sys {
         Sysnum::Exit | Sysnum::Yield | Sysnum::GetPid | Sysnum::FrameAlloc => return None,
@@ -671,8 +725,10 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         Sysnum::EndpointCreate => Error::InvalidArgument,
         Sysnum::EndpointMint | Sysnum::Recv | Sysnum::IrqBind => Error::BadCapability,
         // Flags before the handle; `reply` owes nothing here either way.
-        Sysnum::Send if a4 & !(abi::SEND_COPY | abi::SEND_BLOCK) != 0 => Error::InvalidArgument,
-        Sysnum::Call if a4 & !abi::SEND_COPY != 0 => Error::InvalidArgument,
+        Sysnum::Send if a4 & !(abi::SEND_CAP_FLAGS | abi::SEND_BLOCK) != 0 => {
+            Error::InvalidArgument
+        }
+        Sysnum::Call if a4 & !abi::SEND_CAP_FLAGS != 0 => Error::InvalidArgument,
         Sysnum::Send | Sysnum::Call => Error::BadCapability,
         Sysnum::Reply => Error::InvalidArgument,
         Sysnum::FrameAllocAt if a0 % 4096 != 0 => Error::InvalidArgument,
@@ -688,12 +744,6 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
             Error::InvalidAddress
         }
         Sysnum::Unmap => Error::NotMapped,
-        Sysnum::CapTransfer if a3 & !abi::TRANSFER_MOVE != 0 => Error::InvalidArgument,
-        Sysnum::CapTransfer if Rights::from_bits(a2).is_none_or(|r| r.is_empty()) => {
-            Error::InvalidArgument
-        }
-        Sysnum::CapTransfer => Error::BadCapability,
-        Sysnum::CapRecv => Error::WouldBlock,
         Sysnum::FrameStats | Sysnum::SysInfo => Error::InvalidAddress,
         // The handle is checked before the buffer.
         Sysnum::CapInfo => Error::BadCapability,

@@ -48,17 +48,14 @@ fn main() -> Result<(), Error> {
     )?;
     // SAFETY: nothing refers to the page at WRITABLE_AT (raw pointer only).
     unsafe { sys::unmap(WRITABLE_AT)? };
-    // A second capability to the frame (a copy sent to ourselves).
-    let me = sys::getpid();
-    // SAFETY: not a move; the copy is writable, and we access the frame
-    // only through raw pointers.
-    unsafe { sys::cap_transfer(frame, me, Rights::WRITABLE, false)? };
+    // A second capability to the frame (a copy sent to ourselves; we
+    // access the frame only through raw pointers).
+    let copy = libos::ipc::copy_with(frame, Rights::WRITABLE)?;
     check(
         "sealing while another capability names the frame",
         sys::frame_seal(frame),
         Err(Error::FrameInUse),
     )?;
-    let copy = sys::cap_recv()?;
     // SAFETY: the copy is mapped nowhere.
     unsafe { sys::frame_free(copy)? };
     check(
@@ -73,8 +70,7 @@ fn main() -> Result<(), Error> {
     )?;
     check(
         "a copy of the sealed frame with WRITE",
-        // SAFETY: refused before anything moves (and not a move).
-        unsafe { sys::cap_transfer(frame, me, Rights::WRITABLE, false) },
+        libos::ipc::copy_with(frame, Rights::WRITABLE).map(drop),
         Err(Error::PermissionDenied),
     )?;
     check(
