@@ -51,7 +51,16 @@ pub struct AddressSpace {
     /// The 2 MiB region (`vaddr >> 21`) of the idle level-1 table, or
     /// [`NO_IDLE`].
     idle: u64,
+    /// The pages of the exception handler the delivery fast path trusts
+    /// (entry, stack, save area; see [`crate::exception`]), and its slot
+    /// there, or [`NO_WATCH`]: a `protect` or `unmap` of one of them, or
+    /// the end of the space, disarms the slot before it returns.
+    watch: [u64; 3],
+    watch_slot: usize,
 }
+
+/// No watched handler.
+const NO_WATCH: usize = usize::MAX;
 
 /// No idle table (no lower-half region has this number).
 const NO_IDLE: u64 = u64::MAX;
@@ -142,6 +151,8 @@ impl AddressSpace {
             pml4,
             tables: 1,
             idle: NO_IDLE,
+            watch: [0; 3],
+            watch_slot: NO_WATCH,
         })
     }
 
@@ -162,6 +173,36 @@ impl AddressSpace {
 
     fn is_active(&self) -> bool {
         active_pml4() == self.pml4
+    }
+
+    /// The PML4's physical address (names the space while it lives).
+    pub fn pml4(&self) -> u64 {
+        self.pml4
+    }
+
+    /// Watches `pages` (page-aligned) for the exception fast path's slot
+    /// `slot`, replacing any earlier watch.
+    pub fn watch(&mut self, pages: [u64; 3], slot: usize) {
+        self.watch = pages;
+        self.watch_slot = slot;
+    }
+
+    /// Ends the watch, disarming its slot if this space still owns it.
+    #[cold]
+    pub fn unwatch(&mut self) {
+        if self.watch_slot != NO_WATCH {
+            crate::exception::fast_disarm(self.watch_slot, self.pml4);
+            self.watch_slot = NO_WATCH;
+        }
+    }
+
+    /// Called before the leaf of page `vaddr` changes (protect, unmap):
+    /// ends the watch if `vaddr` is a watched page.
+    #[inline(always)]
+    fn leaf_changes(&mut self, vaddr: u64) {
+        if self.watch_slot != NO_WATCH && self.watch.contains(&(vaddr & !0xfff)) {
+            self.unwatch();
+        }
     }
 
     /// Walks to the level-1 table of `vaddr` (a lower-half address),
@@ -392,7 +433,8 @@ impl AddressSpace {
     /// Frees every lower-half table and the PML4 (switching to the boot
     /// PML4 first if this space is active). Leaf frames belong to their
     /// owners (capabilities, the program image) and are not touched.
-    pub fn destroy(self) {
+    pub fn destroy(mut self) {
+        self.unwatch();
         if self.is_active() {
             let frame = PhysFrame::containing_address(PhysAddr::new(boot_pml4()));
             // SAFETY: the boot PML4 maps the kernel half (every space's
@@ -470,6 +512,7 @@ impl exo_core::object::AddressSpace for AddressSpace {
     /// it. The kernel never touches user addresses directly, so a
     /// supervisor page in the lower half is reachable by nobody.
     fn protect(&mut self, vaddr: u64, to: abi::Protection) -> bool {
+        self.leaf_changes(vaddr);
         let Some((_, pt)) = self.leaf_path(vaddr) else {
             return false;
         };
@@ -510,6 +553,7 @@ impl exo_core::object::AddressSpace for AddressSpace {
 
     /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.
     fn unmap(&mut self, vaddr: u64) -> Option<u64> {
+        self.leaf_changes(vaddr);
         let (pde, pt) = self.leaf_path(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };
@@ -528,6 +572,7 @@ impl exo_core::object::AddressSpace for AddressSpace {
     /// caller: it is the hot path.)
     #[inline(always)]
     fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
+        self.leaf_changes(vaddr);
         let (pde, pt) = self.leaf_path(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };
