@@ -128,6 +128,32 @@ const TAG_SHIFT: u32 = 52;
 const TAG_MASK: u64 = 0x7ff;
 const _: () = assert!(TAGS == 1 << 11, "tags are PTE bits 52..=62");
 
+/// The access bits `protect` rewrites in a leaf.
+const ACCESS: u64 = F::USER_ACCESSIBLE.bits() | F::WRITABLE.bits() | F::NO_EXECUTE.bits();
+
+/// What `to` sets of [`ACCESS`]. No access is a present, supervisor-only,
+/// read-only, non-executable leaf.
+fn access_bits(to: abi::Protection) -> u64 {
+    let f = match to {
+        abi::Protection::None => F::NO_EXECUTE,
+        abi::Protection::Read => F::USER_ACCESSIBLE | F::NO_EXECUTE,
+        abi::Protection::Write => F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE,
+        abi::Protection::Exec => F::USER_ACCESSIBLE,
+    };
+    f.bits()
+}
+
+/// Bytes of a page.
+const PAGE: u64 = 4096;
+
+/// Above this many pages `protect` reloads CR3 (drops every non-global TLB
+/// entry at once) instead of one `invlpg` a page: Linux's default ceiling
+/// (`tlb_single_page_flush_ceiling`). On hardware an `invlpg` costs some
+/// 100-250 cycles; a CR3 reload without PCIDs about as much as two, plus a
+/// TLB refill (a page walk, tens of cycles with warm paging-structure
+/// caches) for every page the program touches again afterwards.
+const FLUSH_ALL_ABOVE: u64 = 33;
+
 /// The tag a leaf entry carries, if any.
 fn tag_of(entry: u64) -> Option<Tag> {
     (entry & TAGGED != 0).then_some(((entry >> TAG_SHIFT) & TAG_MASK) as Tag)
@@ -521,16 +547,93 @@ impl exo_core::object::AddressSpace for AddressSpace {
         if *entry == 0 {
             return false;
         }
-        let access = F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE;
-        let f = match to {
-            abi::Protection::None => F::NO_EXECUTE,
-            abi::Protection::Read => F::USER_ACCESSIBLE | F::NO_EXECUTE,
-            abi::Protection::Write => F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE,
-            abi::Protection::Exec => F::USER_ACCESSIBLE,
-        };
-        *entry = (*entry & !access.bits()) | f.bits();
+        *entry = (*entry & !ACCESS) | access_bits(to);
         self.flush(vaddr);
         true
+    }
+
+    /// `protect` of a run of pages, one walk per level-1 table and pass:
+    /// the first pass walks to each table and checks its leaves in the
+    /// run, the second rewrites them (walking again to every table but
+    /// the first, so a run within one table is walked once); then one
+    /// flush (see [`FLUSH_ALL_ABOVE`]).
+    fn protect_range(
+        &mut self,
+        vaddr: u64,
+        pages: u64,
+        to: abi::Protection,
+        mut allow: impl FnMut(Tag) -> Result<(), abi::Error>,
+    ) -> Result<(), abi::Error> {
+        if pages > abi::bounds::PROTECT_PAGES || vaddr >= LOWER_HALF_END {
+            return Err(abi::Error::InvalidArgument);
+        }
+        let end = vaddr + pages * PAGE;
+        // The part of the run in `page`'s level-1 table: the next page
+        // after it, and the leaves' indices.
+        let part = |page: u64| {
+            let stop = end.min(((page >> 21) + 1) << 21);
+            (stop, index(page, 1), index(stop - PAGE, 1) + 1)
+        };
+        let mut checked = None;
+        let mut first_table = 0;
+        let mut page = vaddr;
+        while page < end {
+            let (_, pt) = self.leaf_path(page).ok_or(abi::Error::NotMapped)?;
+            if page == vaddr {
+                first_table = pt;
+            }
+            let (stop, first, last) = part(page);
+            // SAFETY: `pt` is a level-1 table of this space; `&mut self`
+            // excludes writers while the copy is read.
+            let leaves = unsafe { entries_ref(pt) };
+            for &entry in &leaves[first..last] {
+                if entry == 0 {
+                    return Err(abi::Error::NotMapped);
+                }
+                let tag = tag_of(entry).ok_or(abi::Error::PermissionDenied)?;
+                if checked != Some(tag) {
+                    allow(tag)?;
+                    checked = Some(tag);
+                }
+            }
+            page = stop;
+        }
+        if self.watch_slot != NO_WATCH && self.watch.iter().any(|w| (vaddr..end).contains(w)) {
+            self.unwatch();
+        }
+        let bits = access_bits(to);
+        let mut page = vaddr;
+        while page < end {
+            // Found by the first pass (nothing has freed a table since).
+            let pt = if page == vaddr {
+                first_table
+            } else if let Some((_, pt)) = self.leaf_path(page) {
+                pt
+            } else {
+                break;
+            };
+            let (stop, first, last) = part(page);
+            // SAFETY: `pt` is a level-1 table of this space; `&mut self`
+            // excludes every other use.
+            let leaves = unsafe { entries(pt) };
+            for entry in &mut leaves[first..last] {
+                *entry = (*entry & !ACCESS) | bits;
+            }
+            page = stop;
+        }
+        if pages > FLUSH_ALL_ABOVE {
+            if self.is_active() {
+                let (frame, flags) = Cr3::read();
+                // SAFETY: the same PML4 again: the mappings do not change,
+                // the TLB and paging-structure caches are dropped.
+                unsafe { Cr3::write(frame, flags) };
+            }
+        } else {
+            for i in 0..pages {
+                self.flush(vaddr + i * PAGE);
+            }
+        }
+        Ok(())
     }
 
     /// Reads (and, if `clear`, clears and flushes) the accessed and dirty
