@@ -126,6 +126,8 @@ const COUNT_MASK: u64 = 0x3ff << 52;
 /// keys, bits 59..=62 would pick a key).
 const TAG_SHIFT: u32 = 52;
 const TAG_MASK: u64 = 0x7ff;
+/// Every bit of a leaf that says whether and how it is tagged.
+const TAG_BITS: u64 = TAGGED | (TAG_MASK << TAG_SHIFT);
 const _: () = assert!(TAGS == 1 << 11, "tags are PTE bits 52..=62");
 
 /// The access bits `protect` rewrites in a leaf.
@@ -574,7 +576,11 @@ impl exo_core::object::AddressSpace for AddressSpace {
             let stop = end.min(((page >> 21) + 1) << 21);
             (stop, index(page, 1), index(stop - PAGE, 1) + 1)
         };
-        let mut checked = None;
+        // The tag bits of the last leaf whose tag `allow` accepted (none
+        // yet: no leaf has these bits), so a run of one mapping's leaves
+        // costs a mask and a compare each; an empty or untagged leaf never
+        // matches.
+        let mut checked = u64::MAX;
         let mut first_table = 0;
         let mut page = vaddr;
         while page < end {
@@ -587,18 +593,18 @@ impl exo_core::object::AddressSpace for AddressSpace {
             // excludes writers while the copy is read.
             let leaves = unsafe { entries_ref(pt) };
             for &entry in &leaves[first..last] {
-                if entry == 0 {
-                    return Err(abi::Error::NotMapped);
-                }
-                let tag = tag_of(entry).ok_or(abi::Error::PermissionDenied)?;
-                if checked != Some(tag) {
-                    allow(tag)?;
-                    checked = Some(tag);
+                if entry & TAG_BITS != checked {
+                    if entry == 0 {
+                        return Err(abi::Error::NotMapped);
+                    }
+                    allow(tag_of(entry).ok_or(abi::Error::PermissionDenied)?)?;
+                    checked = entry & TAG_BITS;
                 }
             }
             page = stop;
         }
-        if self.watch_slot != NO_WATCH && self.watch.iter().any(|w| (vaddr..end).contains(w)) {
+        let len = pages * PAGE;
+        if self.watch_slot != NO_WATCH && self.watch.iter().any(|w| w.wrapping_sub(vaddr) < len) {
             self.unwatch();
         }
         let bits = access_bits(to);
