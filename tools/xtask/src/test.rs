@@ -576,11 +576,11 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         )
     });
     tests.push(qt(
-        // Application-level virtual memory: demand paging and
-        // copy-on-write in the library OS (`cargo xtask run --programs
-        // pager,cow`).
+        // Application-level virtual memory: demand paging, copy-on-write
+        // and a stack that grows on fault in the library OS (`cargo xtask
+        // run --programs pager,cow,growstack`).
         "libos-vm-demos",
-        programs("pager,cow"),
+        programs("pager,cow,growstack"),
         0,
         &[
             "pager: 64 frames used for a 256 MiB region (65536 pages reserved), 64 pages touched",
@@ -591,8 +591,13 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "cow: each side sees its own writes and the other's old data: ok",
             "cow: the dirty bits name exactly the written pages: ok",
             "cow: ok",
+            "growstack: the recursion's result is right: ok",
+            "growstack: the stack grew page by page, a fraction of the region: ok",
+            "growstack: one frame per page reached: ok",
+            "growstack: ok",
             "(pager) exited with code 0",
             "(cow) exited with code 0",
+            "(growstack) exited with code 0",
             "success",
         ],
     ));
