@@ -577,10 +577,11 @@ pub fn qemu_tests() -> Vec<QemuTest> {
     });
     tests.push(qt(
         // Application-level virtual memory: demand paging, copy-on-write
-        // and a stack that grows on fault in the library OS (`cargo xtask
-        // run --programs pager,cow,growstack`).
+        // (within a process and between two), a stack that grows on fault
+        // and the heap over a demand-paged region, in the library OS
+        // (`cargo xtask run --programs pager,cow,growstack,demandheap`).
         "libos-vm-demos",
-        programs("pager,cow,growstack"),
+        programs("pager,cow,growstack,demandheap"),
         0,
         &[
             "pager: 64 frames used for a 256 MiB region (65536 pages reserved), 64 pages touched",
@@ -601,6 +602,11 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             "growstack: the stack grew page by page, a fraction of the region: ok",
             "growstack: one frame per page reached: ok",
             "growstack: ok",
+            "demandheap: every allocation kept its contents: ok",
+            "demandheap: the heap grew over the region, page by page: ok",
+            "demandheap: one frame per touched page: ok",
+            "demandheap: ok",
+            "(demandheap) exited with code 0",
             "(pager) exited with code 0",
             "(cow) exited with code 0",
             "(cow-peer) exited with code 0",

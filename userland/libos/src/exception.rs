@@ -17,7 +17,9 @@
 //! `resume` refuses, so the program ends with a clear report).
 //!
 //! This module owns the exception stack (16 KiB) and the save area, both
-//! statics, and the entry point the kernel jumps to.
+//! statics, and the entry point the kernel jumps to, which first serves
+//! first touches of the demand-paged region ([`crate::demand`]) and gives
+//! the handler everything else.
 //!
 //! The handler runs on the exception stack while the program is stopped
 //! wherever it faulted, possibly inside the heap allocator or `println!`
@@ -93,9 +95,16 @@ static SAVE: Save = Save(UnsafeCell::new(ExceptionFrame {
 static HANDLER: AtomicUsize = AtomicUsize::new(0);
 
 /// Registers `handler` for the program's faults (#DE, #BP, #UD, #NM, #GP,
-/// #PF, #AC), replacing any other.
+/// #PF, #AC), replacing any other. (First touches of the demand-paged
+/// region, [`crate::demand`], never reach it.)
 pub fn register(handler: Handler) -> Result<(), Error> {
     HANDLER.store(handler as usize, Ordering::Relaxed);
+    ensure_entry()
+}
+
+/// Registers this module's entry with the kernel (again: that also ends
+/// any pending delivery), with or without a [`Handler`].
+pub(crate) fn ensure_entry() -> Result<(), Error> {
     let stack_top = STACK.0.get() as u64 + STACK_BYTES as u64;
     // SAFETY: `entry` takes the save area in rdi and never returns; the
     // stack and the save area are this module's statics, used by nothing
@@ -164,8 +173,18 @@ core::arch::global_asm!(
     rip = const off::RIP,
 );
 
-/// Removes the handler: faults end the program again.
+/// Removes the handler: faults end the program again (except first
+/// touches of the demand-paged region, which the entry keeps serving).
 pub fn unregister() -> Result<(), Error> {
+    HANDLER.store(0, Ordering::Relaxed);
+    if crate::demand::active() {
+        return Ok(());
+    }
+    remove_entry()
+}
+
+/// Removes the entry from the kernel: every fault ends the program.
+fn remove_entry() -> Result<(), Error> {
     // SAFETY: removing registers nothing the kernel could write.
     unsafe { sys::exc_handler(0, 0, 0) }
 }
@@ -174,7 +193,10 @@ pub fn unregister() -> Result<(), Error> {
 /// of [`STACK`] minus 8 (as after a call).
 extern "C" fn entry(save: *mut ExceptionFrame) -> ! {
     let handler = HANDLER.load(Ordering::Relaxed);
-    let action = if handler == 0 {
+    // SAFETY: the kernel just wrote the save area; nothing refers to it.
+    let action = if crate::demand::serve(unsafe { &*save }) {
+        Action::Resume
+    } else if handler == 0 {
         Action::Kill
     } else {
         // SAFETY: `HANDLER` only ever holds a `Handler` stored by `register`.
@@ -184,7 +206,7 @@ extern "C" fn entry(save: *mut ExceptionFrame) -> ! {
         handler(unsafe { &mut *save })
     };
     if action == Action::Kill {
-        let _ = unregister();
+        let _ = remove_entry();
     } else if save == SAVE.0.get() {
         // SAFETY: the save area is ours and nothing else refers to it now.
         let f = unsafe { &mut *save };
