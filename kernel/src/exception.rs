@@ -72,10 +72,11 @@ pub struct Handler {
     /// The save area: an [`ExceptionFrame`], 8-aligned, within one page.
     pub save: u64,
     /// The RAM frames (physical addresses) of the entry's, the stack's
-    /// and the save area's page at registration. A delivery walks the
-    /// page tables again and takes the fast path only if each page still
-    /// maps the same frame the same way: a frame that was RAM is RAM for
-    /// ever, so the memory-map lookup need not be repeated.
+    /// and the save area's page at registration. A delivery by the
+    /// general path walks the page tables again and skips the full check
+    /// if each page still maps the same frame the same way: a frame that
+    /// was RAM is RAM for ever, so the memory-map lookup need not be
+    /// repeated.
     frames: [u64; 3],
 }
 

@@ -2,7 +2,10 @@
 //! state as a [`TrapFrame`] on the kernel stack and calls
 //! [`crate::trap::dispatch`]; returning pops whatever frame is there now, so
 //! the dispatcher switches processes by rewriting the frame. `syscall` entry
-//! (syscall.rs) builds the same frame and leaves through the same exit.
+//! (syscall.rs) builds the same frame and leaves through the same exit. The
+//! stubs of the exceptions a library OS may handle first try the delivery
+//! fast path (`exo_exc_fast`, in [`crate::exception`]), which joins the
+//! common path whenever it cannot deliver.
 use core::arch::global_asm;
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
