@@ -21,12 +21,12 @@ const IPC_CALL_REPLY_BUDGET: u64 = 1700;
 const AMTUF_BUDGET: u64 = 1260;
 /// Instruction budget of `trap`: a write to a read-only page, delivered to
 /// the libOS's Rust handler, which `protect`s the page writable and
-/// resumes in ring 3 (today 463; 1155 with deliveries through the trap
+/// resumes in ring 3 (today 473; 1155 with deliveries through the trap
 /// path and `resume`; 2380 before deliveries and `resume` used the frames
 /// found at registration).
 const TRAP_BUDGET: u64 = 480;
 /// Instruction budget of `appel1`: a read of a page with no access; the
-/// handler unprotects it and protects another, then resumes (today 785;
+/// handler unprotects it and protects another, then resumes (today 795;
 /// 1416 before the delivery fast path and the ring-3 resume).
 const APPEL1_BUDGET: u64 = 800;
 
