@@ -527,8 +527,9 @@ pub struct FrameStats {
 
 /// The save area of an exception delivered to a library OS (see
 /// `exc_handler`), and the context `resume` loads: the interrupted
-/// registers in the kernel's trap-frame order, then the page-fault address.
-/// No padding (see [`FrameStats`]); `FromBytes` lets the kernel read one
+/// registers in the kernel's trap-frame order (the kernel const-asserts
+/// that its `TrapFrame` has these offsets), then the page-fault address and
+/// the pending word. No padding (see [`FrameStats`]); `FromBytes` lets the kernel read one
 /// back from user memory without `unsafe`.
 #[derive(
     Clone,
@@ -574,6 +575,44 @@ pub struct ExceptionFrame {
     pub ss: u64,
     /// The faulting address of a page fault (vector 14), else 0.
     pub cr2: u64,
+    /// Non-zero while a delivery is pending: the kernel sets it when it
+    /// writes the frame and enters the handler; the handler clears it
+    /// when it resumes (`resume` does, and a library OS that resumes in
+    /// ring 3 by itself clears it first). A fault while it is set is a
+    /// nested fault and ends the process.
+    pub pending: u64,
+}
+
+/// Byte offsets of [`ExceptionFrame`]'s fields (for assembly: the
+/// kernel's delivery fast path, a library OS's ring-3 resume).
+#[allow(missing_docs)]
+pub mod exc_offsets {
+    use super::ExceptionFrame as F;
+    use core::mem::offset_of;
+    pub const R15: usize = offset_of!(F, r15);
+    pub const R14: usize = offset_of!(F, r14);
+    pub const R13: usize = offset_of!(F, r13);
+    pub const R12: usize = offset_of!(F, r12);
+    pub const R11: usize = offset_of!(F, r11);
+    pub const R10: usize = offset_of!(F, r10);
+    pub const R9: usize = offset_of!(F, r9);
+    pub const R8: usize = offset_of!(F, r8);
+    pub const RBP: usize = offset_of!(F, rbp);
+    pub const RDI: usize = offset_of!(F, rdi);
+    pub const RSI: usize = offset_of!(F, rsi);
+    pub const RDX: usize = offset_of!(F, rdx);
+    pub const RCX: usize = offset_of!(F, rcx);
+    pub const RBX: usize = offset_of!(F, rbx);
+    pub const RAX: usize = offset_of!(F, rax);
+    pub const VECTOR: usize = offset_of!(F, vector);
+    pub const ERROR: usize = offset_of!(F, error);
+    pub const RIP: usize = offset_of!(F, rip);
+    pub const CS: usize = offset_of!(F, cs);
+    pub const RFLAGS: usize = offset_of!(F, rflags);
+    pub const RSP: usize = offset_of!(F, rsp);
+    pub const SS: usize = offset_of!(F, ss);
+    pub const CR2: usize = offset_of!(F, cr2);
+    pub const PENDING: usize = offset_of!(F, pending);
 }
 
 /// What `protect` makes of pages: no access at all, read-only, read and

@@ -122,11 +122,11 @@ const BREAKDOWN: &[(&str, &str)] = &[
     ),
     (
         "trap-resume",
-        "the handler's resume back to the program (+8 user insns)",
+        "the handler's ring-3 resume back to the program (25 user insns, no kernel)",
     ),
     (
         "trap-kernel",
-        "the kernel's share of trap: deliver + resume",
+        "the kernel's share of trap: deliver + resume, user insns taken out",
     ),
 ];
 /// The exo program (the image builder adds its `test-bench-*` helpers).

@@ -241,6 +241,22 @@ impl OomHandler for GrowOnOom {
     }
 }
 
+/// Lets the small heap grow over a demand-paged region of `pages` pages,
+/// at most `limit` of them backed by frames ([`crate::demand::reserve`]):
+/// talc gets the whole region as a second arena at once, and a page costs
+/// a frame only when an allocation first touches it. Its first address.
+pub fn use_demand_region(pages: u64, limit: u64) -> Result<u64, crate::Error> {
+    let base = crate::demand::reserve(pages, limit)?;
+    let span = Span::from_base_size(base as *mut u8, (pages * PAGE_SIZE) as usize);
+    let mut talc = ALLOCATOR.small.lock();
+    // SAFETY: the region is address space reserved for this allocator
+    // alone (not null); each page is mapped writable, zeroed, at its first
+    // touch by the exception entry, which allocates nothing.
+    unsafe { talc.claim(span) }
+        .map(|_| base)
+        .map_err(|()| crate::Error::OutOfMemory)
+}
+
 /// A large allocation's header page: how many runs, then their handles.
 #[repr(C)]
 struct Header {

@@ -78,6 +78,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod demand;
 pub mod device;
 pub mod exception;
 #[cfg(feature = "heap")]

@@ -503,7 +503,7 @@ impl<P: Platform> Kernel<P> {
         if pages == 0 || pages > abi::bounds::PROTECT_PAGES {
             return Err(Error::InvalidArgument);
         }
-        let end = vaddr
+        vaddr
             .checked_add(pages * PAGE)
             .filter(|&end| end <= USER_MAP_TOP)
             .ok_or(Error::InvalidAddress)?;
@@ -513,27 +513,14 @@ impl<P: Platform> Kernel<P> {
             Protection::Exec => Rights::EXEC,
         };
         let p = self.caller(pid)?;
-        let mut page = vaddr;
-        // The record whose capability was checked last: the pages of one
-        // mapping share it.
-        let mut checked = None;
-        while page < end {
-            let (_, tag) = p.space.frame_and_tag(page).ok_or(Error::NotMapped)?;
-            // Program-image pages have no record: no capability to judge by.
-            let tag = tag.ok_or(Error::PermissionDenied)?;
-            if checked != Some(tag) {
-                let record = p.mappings.get(usize::from(tag)).ok_or(Error::NotMapped)?;
-                let cap = p.caps.get(record.handle)?;
-                require(cap.rights, needed)?;
-                checked = Some(tag);
-            }
-            page += PAGE;
-        }
-        let mut page = vaddr;
-        while page < end {
-            p.space.protect(page, to);
-            page += PAGE;
-        }
+        let (mappings, caps) = (&p.mappings, &p.caps);
+        // Each tag names a mapping record, whose capability bounds what
+        // its pages may become (program-image pages have no record, no
+        // capability to judge by: `protect_range` refuses them).
+        p.space.protect_range(vaddr, pages, to, |tag| {
+            let record = mappings.get(usize::from(tag)).ok_or(Error::NotMapped)?;
+            require(caps.get(record.handle)?.rights, needed)
+        })?;
         Ok(0)
     }
 

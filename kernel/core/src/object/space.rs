@@ -72,7 +72,41 @@ pub trait AddressSpace {
     /// the page flushed from the TLB) if `clear`; `None` if nothing is
     /// mapped there.
     fn accessed_dirty(&mut self, vaddr: u64, clear: bool) -> Option<(bool, bool)>;
+    /// Changes pages `vaddr, vaddr + 4096, ...` (`pages` of them) to `to`,
+    /// all or none: first every page must be mapped (else `NotMapped`)
+    /// and carry a tag (else `PermissionDenied`, a program-image page)
+    /// that `allow` accepts (else its error; it is asked once per run of
+    /// pages with the same tag), checked in address order; then every
+    /// page changes, and the TLB is flushed before it returns. This
+    /// default does it page by page ([`protect`](Self::protect)); an
+    /// implementation may walk each page table once.
+    fn protect_range(
+        &mut self,
+        vaddr: u64,
+        pages: u64,
+        to: Protection,
+        mut allow: impl FnMut(Tag) -> Result<(), abi::Error>,
+    ) -> Result<(), abi::Error> {
+        let mut checked = None;
+        for i in 0..pages {
+            let (_, tag) = self
+                .frame_and_tag(vaddr + i * PAGE)
+                .ok_or(abi::Error::NotMapped)?;
+            let tag = tag.ok_or(abi::Error::PermissionDenied)?;
+            if checked != Some(tag) {
+                allow(tag)?;
+                checked = Some(tag);
+            }
+        }
+        for i in 0..pages {
+            self.protect(vaddr + i * PAGE, to);
+        }
+        Ok(())
+    }
 }
+
+/// Bytes of a page.
+const PAGE: u64 = abi::PAGE_SIZE;
 
 /// An address space as a map from page to leaf, with the tables an x86_64
 /// four-level space would need for those leaves counted against a quota.

@@ -51,7 +51,16 @@ pub struct AddressSpace {
     /// The 2 MiB region (`vaddr >> 21`) of the idle level-1 table, or
     /// [`NO_IDLE`].
     idle: u64,
+    /// The pages of the exception handler the delivery fast path trusts
+    /// (entry, stack, save area; see [`crate::exception`]), and its slot
+    /// there, or [`NO_WATCH`]: a `protect` or `unmap` of one of them, or
+    /// the end of the space, disarms the slot before it returns.
+    watch: [u64; 3],
+    watch_slot: usize,
 }
+
+/// No watched handler.
+const NO_WATCH: usize = usize::MAX;
 
 /// No idle table (no lower-half region has this number).
 const NO_IDLE: u64 = u64::MAX;
@@ -117,7 +126,35 @@ const COUNT_MASK: u64 = 0x3ff << 52;
 /// keys, bits 59..=62 would pick a key).
 const TAG_SHIFT: u32 = 52;
 const TAG_MASK: u64 = 0x7ff;
+/// Every bit of a leaf that says whether and how it is tagged.
+const TAG_BITS: u64 = TAGGED | (TAG_MASK << TAG_SHIFT);
 const _: () = assert!(TAGS == 1 << 11, "tags are PTE bits 52..=62");
+
+/// The access bits `protect` rewrites in a leaf.
+const ACCESS: u64 = F::USER_ACCESSIBLE.bits() | F::WRITABLE.bits() | F::NO_EXECUTE.bits();
+
+/// What `to` sets of [`ACCESS`]. No access is a present, supervisor-only,
+/// read-only, non-executable leaf.
+fn access_bits(to: abi::Protection) -> u64 {
+    let f = match to {
+        abi::Protection::None => F::NO_EXECUTE,
+        abi::Protection::Read => F::USER_ACCESSIBLE | F::NO_EXECUTE,
+        abi::Protection::Write => F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE,
+        abi::Protection::Exec => F::USER_ACCESSIBLE,
+    };
+    f.bits()
+}
+
+/// Bytes of a page.
+const PAGE: u64 = 4096;
+
+/// Above this many pages `protect` reloads CR3 (drops every non-global TLB
+/// entry at once) instead of one `invlpg` a page: Linux's default ceiling
+/// (`tlb_single_page_flush_ceiling`). On hardware an `invlpg` costs some
+/// 100-250 cycles; a CR3 reload without PCIDs about as much as two, plus a
+/// TLB refill (a page walk, tens of cycles with warm paging-structure
+/// caches) for every page the program touches again afterwards.
+const FLUSH_ALL_ABOVE: u64 = 33;
 
 /// The tag a leaf entry carries, if any.
 fn tag_of(entry: u64) -> Option<Tag> {
@@ -142,6 +179,8 @@ impl AddressSpace {
             pml4,
             tables: 1,
             idle: NO_IDLE,
+            watch: [0; 3],
+            watch_slot: NO_WATCH,
         })
     }
 
@@ -162,6 +201,36 @@ impl AddressSpace {
 
     fn is_active(&self) -> bool {
         active_pml4() == self.pml4
+    }
+
+    /// The PML4's physical address (names the space while it lives).
+    pub fn pml4(&self) -> u64 {
+        self.pml4
+    }
+
+    /// Watches `pages` (page-aligned) for the exception fast path's slot
+    /// `slot`, replacing any earlier watch.
+    pub fn watch(&mut self, pages: [u64; 3], slot: usize) {
+        self.watch = pages;
+        self.watch_slot = slot;
+    }
+
+    /// Ends the watch, disarming its slot if this space still owns it.
+    #[cold]
+    pub fn unwatch(&mut self) {
+        if self.watch_slot != NO_WATCH {
+            crate::exception::fast_disarm(self.watch_slot, self.pml4);
+            self.watch_slot = NO_WATCH;
+        }
+    }
+
+    /// Called before the leaf of page `vaddr` changes (protect, unmap):
+    /// ends the watch if `vaddr` is a watched page.
+    #[inline(always)]
+    fn leaf_changes(&mut self, vaddr: u64) {
+        if self.watch_slot != NO_WATCH && self.watch.contains(&(vaddr & !0xfff)) {
+            self.unwatch();
+        }
     }
 
     /// Walks to the level-1 table of `vaddr` (a lower-half address),
@@ -392,7 +461,8 @@ impl AddressSpace {
     /// Frees every lower-half table and the PML4 (switching to the boot
     /// PML4 first if this space is active). Leaf frames belong to their
     /// owners (capabilities, the program image) and are not touched.
-    pub fn destroy(self) {
+    pub fn destroy(mut self) {
+        self.unwatch();
         if self.is_active() {
             let frame = PhysFrame::containing_address(PhysAddr::new(boot_pml4()));
             // SAFETY: the boot PML4 maps the kernel half (every space's
@@ -470,6 +540,7 @@ impl exo_core::object::AddressSpace for AddressSpace {
     /// it. The kernel never touches user addresses directly, so a
     /// supervisor page in the lower half is reachable by nobody.
     fn protect(&mut self, vaddr: u64, to: abi::Protection) -> bool {
+        self.leaf_changes(vaddr);
         let Some((_, pt)) = self.leaf_path(vaddr) else {
             return false;
         };
@@ -478,16 +549,97 @@ impl exo_core::object::AddressSpace for AddressSpace {
         if *entry == 0 {
             return false;
         }
-        let access = F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE;
-        let f = match to {
-            abi::Protection::None => F::NO_EXECUTE,
-            abi::Protection::Read => F::USER_ACCESSIBLE | F::NO_EXECUTE,
-            abi::Protection::Write => F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE,
-            abi::Protection::Exec => F::USER_ACCESSIBLE,
-        };
-        *entry = (*entry & !access.bits()) | f.bits();
+        *entry = (*entry & !ACCESS) | access_bits(to);
         self.flush(vaddr);
         true
+    }
+
+    /// `protect` of a run of pages, one walk per level-1 table and pass:
+    /// the first pass walks to each table and checks its leaves in the
+    /// run, the second rewrites them (walking again to every table but
+    /// the first, so a run within one table is walked once); then one
+    /// flush (see [`FLUSH_ALL_ABOVE`]).
+    fn protect_range(
+        &mut self,
+        vaddr: u64,
+        pages: u64,
+        to: abi::Protection,
+        mut allow: impl FnMut(Tag) -> Result<(), abi::Error>,
+    ) -> Result<(), abi::Error> {
+        if pages > abi::bounds::PROTECT_PAGES || vaddr >= LOWER_HALF_END {
+            return Err(abi::Error::InvalidArgument);
+        }
+        let end = vaddr + pages * PAGE;
+        // The part of the run in `page`'s level-1 table: the next page
+        // after it, and the leaves' indices.
+        let part = |page: u64| {
+            let stop = end.min(((page >> 21) + 1) << 21);
+            (stop, index(page, 1), index(stop - PAGE, 1) + 1)
+        };
+        // The tag bits of the last leaf whose tag `allow` accepted (none
+        // yet: no leaf has these bits), so a run of one mapping's leaves
+        // costs a mask and a compare each; an empty or untagged leaf never
+        // matches.
+        let mut checked = u64::MAX;
+        let mut first_table = 0;
+        let mut page = vaddr;
+        while page < end {
+            let (_, pt) = self.leaf_path(page).ok_or(abi::Error::NotMapped)?;
+            if page == vaddr {
+                first_table = pt;
+            }
+            let (stop, first, last) = part(page);
+            // SAFETY: `pt` is a level-1 table of this space; `&mut self`
+            // excludes writers while the copy is read.
+            let leaves = unsafe { entries_ref(pt) };
+            for &entry in &leaves[first..last] {
+                if entry & TAG_BITS != checked {
+                    if entry == 0 {
+                        return Err(abi::Error::NotMapped);
+                    }
+                    allow(tag_of(entry).ok_or(abi::Error::PermissionDenied)?)?;
+                    checked = entry & TAG_BITS;
+                }
+            }
+            page = stop;
+        }
+        let len = pages * PAGE;
+        if self.watch_slot != NO_WATCH && self.watch.iter().any(|w| w.wrapping_sub(vaddr) < len) {
+            self.unwatch();
+        }
+        let bits = access_bits(to);
+        let mut page = vaddr;
+        while page < end {
+            // Found by the first pass (nothing has freed a table since).
+            let pt = if page == vaddr {
+                first_table
+            } else if let Some((_, pt)) = self.leaf_path(page) {
+                pt
+            } else {
+                break;
+            };
+            let (stop, first, last) = part(page);
+            // SAFETY: `pt` is a level-1 table of this space; `&mut self`
+            // excludes every other use.
+            let leaves = unsafe { entries(pt) };
+            for entry in &mut leaves[first..last] {
+                *entry = (*entry & !ACCESS) | bits;
+            }
+            page = stop;
+        }
+        if pages > FLUSH_ALL_ABOVE {
+            if self.is_active() {
+                let (frame, flags) = Cr3::read();
+                // SAFETY: the same PML4 again: the mappings do not change,
+                // the TLB and paging-structure caches are dropped.
+                unsafe { Cr3::write(frame, flags) };
+            }
+        } else {
+            for i in 0..pages {
+                self.flush(vaddr + i * PAGE);
+            }
+        }
+        Ok(())
     }
 
     /// Reads (and, if `clear`, clears and flushes) the accessed and dirty
@@ -510,6 +662,7 @@ impl exo_core::object::AddressSpace for AddressSpace {
 
     /// Removes the mapping of `vaddr`'s page; returns the frame it mapped.
     fn unmap(&mut self, vaddr: u64) -> Option<u64> {
+        self.leaf_changes(vaddr);
         let (pde, pt) = self.leaf_path(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };
@@ -528,6 +681,7 @@ impl exo_core::object::AddressSpace for AddressSpace {
     /// caller: it is the hot path.)
     #[inline(always)]
     fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
+        self.leaf_changes(vaddr);
         let (pde, pt) = self.leaf_path(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };

@@ -2,7 +2,10 @@
 //! state as a [`TrapFrame`] on the kernel stack and calls
 //! [`crate::trap::dispatch`]; returning pops whatever frame is there now, so
 //! the dispatcher switches processes by rewriting the frame. `syscall` entry
-//! (syscall.rs) builds the same frame and leaves through the same exit.
+//! (syscall.rs) builds the same frame and leaves through the same exit. The
+//! stubs of the exceptions a library OS may handle first try the delivery
+//! fast path (`exo_exc_fast`, in [`crate::exception`]), which joins the
+//! common path whenever it cannot deliver.
 use core::arch::global_asm;
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
@@ -91,23 +94,40 @@ exo_trap_\n:
     push \n
     jmp exo_trap_common
 .endm
+// The exceptions a library OS's handler may take first try the delivery
+// fast path (crate::exception), which falls back to exo_trap_common.
+.macro TRAP_NOERR_EXC n
+exo_trap_\n:
+    push 0
+    push \n
+    jmp exo_exc_fast
+.endm
+.macro TRAP_ERR_EXC n
+exo_trap_\n:
+    test spl, 8
+    jz 1f
+    push 0
+1:
+    push \n
+    jmp exo_exc_fast
+.endm
 
 .section .text
-TRAP_NOERR 0
+TRAP_NOERR_EXC 0
 TRAP_NOERR 1
 TRAP_NOERR 2
-TRAP_NOERR 3
+TRAP_NOERR_EXC 3
 TRAP_NOERR 4
 TRAP_NOERR 5
-TRAP_NOERR 6
-TRAP_NOERR 7
+TRAP_NOERR_EXC 6
+TRAP_NOERR_EXC 7
 TRAP_ERR 8
 TRAP_NOERR 9
 TRAP_ERR 10
 TRAP_ERR 11
 TRAP_ERR 12
-TRAP_ERR 13
-TRAP_ERR 14
+TRAP_ERR_EXC 13
+TRAP_ERR_EXC 14
 TRAP_NOERR 15
 TRAP_NOERR 16
 TRAP_ERR 17

@@ -157,11 +157,14 @@ fn main() -> Result<(), Error> {
     // SAFETY: nothing is mapped at `spare`, so nothing refers into it.
     let unmapped = unsafe { sys::unmap(spare) };
     refused("unmap of an unmapped page", unmapped, Error::NotMapped)?;
+    // Allocate-at: the frame just freed is free RAM again. Claimed right
+    // after the free, before anything is printed: beside other programs
+    // that allocate (demandheap, growstack), a preemption in a slow serial
+    // write between the two let another take it (the lowest free frame).
     drop(frame);
+    let again = Frame::alloc_at(phys);
     println!("frames: freed it");
-
-    // Allocate-at: the frame just freed is free RAM again.
-    let again = Frame::alloc_at(phys)?;
+    let again = again?;
     if again.phys()? != phys {
         return Err(failed(format_args!(
             "allocate-at {phys:#x} gave another frame"

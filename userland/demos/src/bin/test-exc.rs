@@ -31,6 +31,9 @@ const NEVER: u64 = 0x0000_7100_0000_0000;
 /// Our pages: a writable one, then (READ_ONLY) a read-only one.
 const PAGE_VA: u64 = 0x0000_3100_0000_0000;
 const READ_ONLY: u64 = PAGE_VA + 0x10_0000;
+/// A run of pages across a level-1 table boundary (2 MiB).
+const RUN_VA: u64 = PAGE_VA + 0x40_0000 - 12 * 4096;
+const RUN_PAGES: u64 = 40;
 const DEVICE_VA: u64 = PAGE_VA + 0x20_0000;
 const HPET: u64 = 0xfed0_0000;
 const STORM: u64 = 10_000;
@@ -598,6 +601,50 @@ fn main() -> Result<(), Error> {
         copied.map(drop),
         Error::InvalidAddress,
     );
+
+    // A run across two page tables (12 pages under a 2 MiB boundary, 28
+    // above): refused when its last page is unmapped (nothing changed,
+    // not even in the first table), then protected in one call of more
+    // pages than the kernel flushes one by one: every page faults once.
+    let run = sys::frame_alloc_contiguous(RUN_PAGES, 1, 0)?;
+    sys::map(run, RUN_VA, MapFlags::WRITE)?;
+    let write = |i: u64| {
+        // SAFETY: our own run's pages; a fault is handled (WATCH).
+        unsafe { core::ptr::write_volatile((RUN_VA + i * 4096 + 8) as *mut u64, i) }
+    };
+    FAULTS.store(0, Relaxed);
+    t.expect(
+        "protect a run across two page tables into an unmapped page",
+        prot(RUN_VA, RUN_PAGES + 1, P::Read),
+        Error::NotMapped,
+    );
+    (0..RUN_PAGES).for_each(write);
+    t.check(
+        "the refused run changed no page of either table",
+        FAULTS.load(Relaxed) == 0,
+        format_args!("{} faults", FAULTS.load(Relaxed)),
+    );
+    t.check(
+        "protect a run across two page tables read-only",
+        prot(RUN_VA, RUN_PAGES, P::Read).is_ok(),
+        format_args!("refused"),
+    );
+    (0..RUN_PAGES).for_each(write);
+    t.check(
+        "every page of the run faulted once, then took the write",
+        FAULTS.load(Relaxed) == RUN_PAGES
+            && WATCH_RESULT.load(Relaxed) == 0
+            // SAFETY: our own run's pages, writable again.
+            && (0..RUN_PAGES).all(|i| unsafe {
+                core::ptr::read_volatile((RUN_VA + i * 4096 + 8) as *const u64) == i
+            }),
+        format_args!("{} faults", FAULTS.load(Relaxed)),
+    );
+    // SAFETY: nothing refers to the run.
+    unsafe {
+        sys::unmap(RUN_VA)?;
+        sys::frame_free(run)?;
+    }
     MODE.store(NORMAL, Relaxed);
 
     exception::unregister()?;
