@@ -59,7 +59,7 @@
 #![no_main]
 
 use abi::raw::{syscall6, syscall6_ipc};
-use abi::{exc_offsets as off, Error, MapFlags, Protection, Rights, Sysnum};
+use abi::{exc_offsets as off, Error, MapFlags, Protection, Sysnum};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use exo_demos::rdtsc;
 use libos::exception::{self, Action, ExceptionFrame};
