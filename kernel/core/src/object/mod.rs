@@ -12,10 +12,12 @@
 //! Every method runs with the kernel lock held; none panics on anything a
 //! program passes.
 pub mod endpoint;
+pub mod fast;
 pub mod invariants;
 pub mod ledger;
 pub mod model;
 pub mod procs;
+pub mod reply_recv;
 pub mod space;
 #[cfg(test)]
 mod tests;
@@ -25,6 +27,7 @@ pub use endpoint::{
 };
 pub use ledger::{Cap, CapKind, Ledger};
 pub use procs::{Ending, MapRecord, Process, Procs};
+pub use reply_recv::ReplyRecv;
 pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
 
 use crate::frame_alloc::AllocError;

@@ -1068,6 +1068,13 @@ enum EpOp {
         p: usize,
         cap: bool,
     },
+    /// `reply_recv`, through the fast path first when it carries no
+    /// capability.
+    ReplyRecv {
+        p: usize,
+        e: usize,
+        cap: bool,
+    },
     Tick {
         by: u64,
     },
@@ -1094,6 +1101,7 @@ fn ep_op() -> impl Strategy<Value = EpOp> {
         3 => (0..4usize, 0..8usize, any::<bool>()).prop_map(|(p, s, cap)| EpOp::Call { p, s, cap }),
         5 => (0..4usize, 0..4usize, 0..3u64).prop_map(|(p, e, timeout)| EpOp::Recv { p, e, timeout }),
         3 => (0..4usize, any::<bool>()).prop_map(|(p, cap)| EpOp::Reply { p, cap }),
+        3 => (0..4usize, 0..4usize, any::<bool>()).prop_map(|(p, e, cap)| EpOp::ReplyRecv { p, e, cap }),
         2 => (1..4u64).prop_map(|by| EpOp::Tick { by }),
         2 => (0..4usize, 0..16usize).prop_map(|(p, h)| EpOp::FreeAny { p, h }),
         3 => (0..4usize).prop_map(|p| EpOp::Alloc { p }),
@@ -1179,7 +1187,10 @@ proptest! {
                         let rams = handles_of(&k, pid, is_ram);
                         if let Some(&h) = sends.get(s % sends.len().max(1)) {
                             let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
-                            let _ = k.call(pid, h, [3, 4], c, 0);
+                            // A word-only call tries the fast path first.
+                            if c != 0 || k.call_fast(pid, h, [3, 4]).is_none() {
+                                let _ = k.call(pid, h, [3, 4], c, 0);
+                            }
                         }
                     }
                 }
@@ -1196,6 +1207,18 @@ proptest! {
                         let rams = handles_of(&k, pid, is_ram);
                         let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
                         let _ = k.reply(pid, [5, 6], c, 0);
+                    }
+                }
+                EpOp::ReplyRecv { p, e, cap } => {
+                    if let Some(pid) = pick(p) {
+                        let recvs = handles_of(&k, pid, is_recv);
+                        let rams = handles_of(&k, pid, is_ram);
+                        if let Some(&h) = recvs.get(e % recvs.len().max(1)) {
+                            let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
+                            if c != 0 || k.reply_recv_fast(pid, h, [7, 8]).is_none() {
+                                let _ = k.reply_recv(pid, h, [7, 8], c, 0, now);
+                            }
+                        }
                     }
                 }
                 EpOp::Tick { by } => {
@@ -1363,5 +1386,96 @@ fn an_interrupt_on_a_full_queue_arrives_later() {
     }
     let got = irq.expect("the interrupts came");
     assert_eq!((got.badge, got.words), (0xed, [u64::from(vector), 2]));
+    w.k.check_invariants().unwrap();
+}
+
+/// The IPC fast path does what the general `call` and `reply_recv` do:
+/// two worlds driven alike, one through each, end in the same waits,
+/// results and reply obligations; where its conditions do not hold it
+/// changes nothing.
+#[test]
+fn the_ipc_fast_path_matches_the_general_path() {
+    let setup = || {
+        let mut w = World::new();
+        let (s, c) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+        w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+        let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+        let send = Handle::from_raw(w.k.endpoint_lookup(c, b"server").unwrap());
+        (w, s, c, recv, send)
+    };
+    let state = |k: &K, pid: u64| {
+        let p = k.procs().get(pid).unwrap();
+        (p.wait, p.reply_to, p.regs.rax, p.regs.values)
+    };
+    let (mut fast, s, c, recv, send) = setup();
+    let (mut slow, ..) = setup();
+    // Nobody receives yet: the fast path declines and changes nothing.
+    let before = (state(&fast.k, s), state(&fast.k, c));
+    assert_eq!(fast.k.call_fast(c, send, [1, 2]), None);
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [1, 2]), None);
+    assert_eq!((state(&fast.k, s), state(&fast.k, c)), before);
+    // Through the receive capability, or a handle of the wrong kind.
+    assert_eq!(fast.k.call_fast(s, recv, [1, 2]), None);
+    assert_eq!(fast.k.reply_recv_fast(c, send, [1, 2]), None);
+    for w in [&mut fast, &mut slow] {
+        assert_eq!(w.k.recv(s, recv, abi::FOREVER, 0), Ok(Outcome::Blocked));
+    }
+    assert_eq!(fast.k.call_fast(c, send, [1, 2]), Some(s));
+    assert_eq!(slow.k.call(c, send, [1, 2], 0, 0), Ok(Outcome::Woke(s)));
+    for pid in [s, c] {
+        assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
+    }
+    assert_eq!(
+        state(&fast.k, s).3,
+        [c, 1, 2, 0, abi::RECV_CALL],
+        "badge (the looker's pid), words, no capability, a reply owed"
+    );
+    fast.k.check_invariants().unwrap();
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [3, 4]), Some(c));
+    let rr = slow.k.reply_recv(s, recv, [3, 4], 0, 0, 0).unwrap();
+    assert_eq!((rr.answered, rr.recv), (c, Ok(Outcome::Blocked)));
+    for pid in [s, c] {
+        assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
+    }
+    assert_eq!(state(&fast.k, c).3, [0, 3, 4, 0, 0]);
+    fast.k.check_invariants().unwrap();
+    // The server waits again and owes nothing: a second answer is refused
+    // by both paths.
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [5, 6]), None);
+    assert_eq!(
+        slow.k.reply_recv(s, recv, [5, 6], 0, 0, 0),
+        Err(Error::InvalidArgument)
+    );
+    // A queued message: `reply_recv` answers and returns it at once; the
+    // fast path declines.
+    let (mut w, s, c, recv, send) = setup();
+    let x = {
+        let p = w.k.new_process("x", ModelSpace::default(), false).unwrap();
+        w.k.admit(p)
+    };
+    let xs = Handle::from_raw(w.k.endpoint_lookup(x, b"server").unwrap());
+    assert_eq!(w.k.call(c, send, [1, 0], 0, 0), Ok(Outcome::Blocked));
+    assert!(matches!(w.k.recv(s, recv, 0, 0), Ok(Outcome::Done(_))));
+    assert_eq!(
+        w.k.send(x, xs, [9, 9], 0, 0),
+        Ok(Outcome::Done(Received::default()))
+    );
+    assert_eq!(w.k.reply_recv_fast(s, recv, [2, 0]), None);
+    let rr = w.k.reply_recv(s, recv, [2, 0], 0, 0, 0).unwrap();
+    assert_eq!(rr.answered, c);
+    let Ok(Outcome::Done(got)) = rr.recv else {
+        panic!("x's message was queued: {:?}", rr.recv);
+    };
+    assert_eq!((got.badge, got.words), (x, [9, 9]));
+    assert_eq!(state(&w.k, c).3, [0, 2, 0, 0, 0]);
+    // Bad flags and a bad handle are refused before anything is sent.
+    assert_eq!(
+        w.k.reply_recv(s, recv, [0, 0], 0, abi::SEND_BLOCK, 0),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.k.reply_recv(s, send, [0, 0], 0, 0, 0),
+        Err(Error::BadCapability)
+    );
     w.k.check_invariants().unwrap();
 }

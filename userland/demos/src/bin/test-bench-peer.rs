@@ -83,20 +83,25 @@ fn main() -> Result<(), libos::Error> {
 
 /// The other end of `ipc-call-reply` and `ipc-cap-transfer`: publishes an
 /// endpoint and answers `ROUND_TRIPS` calls of each kind (a word back; the
-/// capability back), blocked in `recv` between them.
+/// capability back), each answer and the wait for the next call in one
+/// `reply_recv`; the last answer is a plain `reply`.
 fn serve_calls() -> Result<(), libos::Error> {
     let service = libos::ipc::Endpoint::create(true)?;
+    let mut msg = service.recv(abi::FOREVER)?;
     for i in 0..2 * ROUND_TRIPS {
-        let msg = service.recv(abi::FOREVER)?;
-        match msg.cap {
-            None => libos::ipc::reply([msg.words[0] + 1, 0])?,
-            // SAFETY: moved back unmapped (we never map it).
-            Some(cap) => unsafe { libos::ipc::reply_cap([0, 0], cap, false)? },
-        }
         if i == 0 && msg.cap.is_some() {
             println!("test-bench-peer: a capability came first");
             exit(1);
         }
+        let last = i + 1 == 2 * ROUND_TRIPS;
+        msg = match (msg.cap, last) {
+            (None, false) => service.reply_recv([msg.words[0] + 1, 0])?,
+            // SAFETY: moved back unmapped (we never map it).
+            (Some(cap), false) => unsafe { service.reply_recv_cap([0, 0], cap, false)? },
+            (None, true) => return libos::ipc::reply([msg.words[0] + 1, 0]),
+            // SAFETY: as above.
+            (Some(cap), true) => return unsafe { libos::ipc::reply_cap([0, 0], cap, false) },
+        };
     }
     Ok(())
 }

@@ -146,6 +146,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::Recv => 1,
         Sysnum::Call => 1,
         Sysnum::Reply => 1,
+        Sysnum::ReplyRecv => 1,
         Sysnum::IrqBind => 1,
     }
 }
@@ -928,7 +929,7 @@ impl Fuzz {
                     Err(e) => self.violation(format_args!("endpoint_lookup of a fuzzer: {e}")),
                 }
             }
-            Sysnum::Send | Sysnum::Call | Sysnum::Recv => {
+            Sysnum::Send | Sysnum::Call | Sysnum::Recv | Sysnum::ReplyRecv => {
                 // Through a handle that names no endpoint.
                 let h = self.handle();
                 let r = self.sc(sys, [h, 1, 2, 0, 0, 0]);
