@@ -48,13 +48,12 @@ pub fn switch_after(k: &mut Kernel, after: u64, frame: &mut TrapFrame) -> Next {
 
 /// Switches `frame` to process `next` (runnable).
 pub fn switch_to(k: &mut Kernel, next: u64, frame: &mut TrapFrame) {
-    let Some(proc) = k.procs_mut().get_mut(next) else {
+    let Some(proc) = k.switch_current(next) else {
         return;
     };
     proc.space.activate();
     *frame = proc.regs.frame;
     proc.regs.segments.load();
-    k.set_current(next);
     crate::arch::syscall::CURRENT_PID.store(next, Ordering::Relaxed);
 }
 

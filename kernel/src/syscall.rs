@@ -134,9 +134,6 @@ const YIELD_REFILL: usize = 8;
 pub fn dispatch(frame: &mut TrapFrame) {
     // Tracing off costs one load and branch: no TSC reads.
     let tracing = TRACE_ON.load(Ordering::Relaxed);
-    if !tracing && fast_ipc(frame) {
-        return;
-    }
     let start = if tracing { crate::arch::rdtsc() } else { 0 };
     let args = [
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
@@ -242,6 +239,21 @@ pub fn dispatch(frame: &mut TrapFrame) {
     crate::sched::after(next, frame);
 }
 
+/// Entry from `exo_syscall_ipc` (arch::syscall): `call` and `reply_recv`
+/// (and the higher local numbers while tracing is on), with the frame the
+/// slow path builds. The fast path, or else the general dispatcher.
+///
+/// # Safety
+/// Called only by `exo_syscall_ipc` with a pointer to the frame it built
+/// on the kernel stack.
+pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
+    // SAFETY: the stub passes the frame it just pushed; nothing aliases it.
+    let frame = unsafe { &mut *frame };
+    if TRACE_ON.load(Ordering::Relaxed) || !fast_ipc(frame) {
+        dispatch(frame);
+    }
+}
+
 /// The IPC fast path (see `exo_core::object::fast`): a word-only `call`
 /// to a receiver blocked in `recv`, or a word-only `reply_recv` to a
 /// caller waiting for its reply with nothing queued, is one state change
@@ -252,7 +264,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
 #[inline(always)]
 fn fast_ipc(frame: &mut TrapFrame) -> bool {
     let call = frame.rax == abi::Sysnum::Call as u64;
-    if !(call || frame.rax == abi::Sysnum::ReplyRecv as u64) || frame.r10 != 0 || frame.r8 != 0 {
+    let ipc = call || frame.rax == abi::Sysnum::ReplyRecv as u64;
+    if !ipc || frame.r10 != 0 || frame.r8 != 0 {
         return false;
     }
     let mut kernel = process::KERNEL.lock();

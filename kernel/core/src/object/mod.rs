@@ -168,6 +168,16 @@ impl<P: Platform> Kernel<P> {
         self.procs.set_running(pid);
     }
 
+    /// [`set_current`](Self::set_current) and process `pid`, with one
+    /// look-up (the scheduler's switch). `None` (and nothing changed) if
+    /// it is not live.
+    #[inline]
+    pub fn switch_current(&mut self, pid: u64) -> Option<&mut Proc<P>> {
+        let p = self.procs.switch_to(pid)?;
+        self.current = pid;
+        Some(p)
+    }
+
     /// A fresh handle-scrambling key (splitmix64).
     fn next_key(&mut self) -> u64 {
         self.key_state = self.key_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
