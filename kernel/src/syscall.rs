@@ -254,9 +254,10 @@ pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
     }
 }
 
-/// The IPC fast path (see `exo_core::object::fast`): a word-only `call`
-/// to a receiver blocked in `recv`, or a word-only `reply_recv` to a
-/// caller waiting for its reply with nothing queued, is one state change
+/// The IPC fast path (see `exo_core::object::fast`): a `call` without
+/// flags (two words, at most one capability moved) to a receiver blocked
+/// in `recv`, or such a `reply_recv` to a caller waiting for its reply
+/// with nothing queued, is one state change
 /// and a direct switch to that process: no decoding through the table, no
 /// scheduler. `false` (nothing changed) sends the call down the general
 /// path. Registers as the table has them: `rdi` the handle, `rsi` and
@@ -265,7 +266,7 @@ pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
 fn fast_ipc(frame: &mut TrapFrame) -> bool {
     let call = frame.rax == abi::Sysnum::Call as u64;
     let ipc = call || frame.rax == abi::Sysnum::ReplyRecv as u64;
-    if !ipc || frame.r10 != 0 || frame.r8 != 0 {
+    if !ipc || frame.r8 != 0 {
         return false;
     }
     let mut kernel = process::KERNEL.lock();
@@ -274,11 +275,11 @@ fn fast_ipc(frame: &mut TrapFrame) -> bool {
     };
     let pid = k.current();
     let h = abi::Handle::from_raw(frame.rdi);
-    let words = [frame.rsi, frame.rdx];
+    let (words, cap) = ([frame.rsi, frame.rdx], frame.r10);
     let next = if call {
-        k.call_fast(pid, h, words)
+        k.call_fast(pid, h, words, cap)
     } else {
-        k.reply_recv_fast(pid, h, words)
+        k.reply_recv_fast(pid, h, words, cap)
     };
     let Some(next) = next else {
         return false;

@@ -1068,8 +1068,7 @@ enum EpOp {
         p: usize,
         cap: bool,
     },
-    /// `reply_recv`, through the fast path first when it carries no
-    /// capability.
+    /// `reply_recv`, through the fast path first.
     ReplyRecv {
         p: usize,
         e: usize,
@@ -1187,8 +1186,8 @@ proptest! {
                         let rams = handles_of(&k, pid, is_ram);
                         if let Some(&h) = sends.get(s % sends.len().max(1)) {
                             let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
-                            // A word-only call tries the fast path first.
-                            if c != 0 || k.call_fast(pid, h, [3, 4]).is_none() {
+                            // The fast path first (it takes moves).
+                            if k.call_fast(pid, h, [3, 4], c).is_none() {
                                 let _ = k.call(pid, h, [3, 4], c, 0);
                             }
                         }
@@ -1215,7 +1214,7 @@ proptest! {
                         let rams = handles_of(&k, pid, is_ram);
                         if let Some(&h) = recvs.get(e % recvs.len().max(1)) {
                             let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
-                            if c != 0 || k.reply_recv_fast(pid, h, [7, 8]).is_none() {
+                            if k.reply_recv_fast(pid, h, [7, 8], c).is_none() {
                                 let _ = k.reply_recv(pid, h, [7, 8], c, 0, now);
                             }
                         }
@@ -1411,16 +1410,16 @@ fn the_ipc_fast_path_matches_the_general_path() {
     let (mut slow, ..) = setup();
     // Nobody receives yet: the fast path declines and changes nothing.
     let before = (state(&fast.k, s), state(&fast.k, c));
-    assert_eq!(fast.k.call_fast(c, send, [1, 2]), None);
-    assert_eq!(fast.k.reply_recv_fast(s, recv, [1, 2]), None);
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], 0), None);
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [1, 2], 0), None);
     assert_eq!((state(&fast.k, s), state(&fast.k, c)), before);
     // Through the receive capability, or a handle of the wrong kind.
-    assert_eq!(fast.k.call_fast(s, recv, [1, 2]), None);
-    assert_eq!(fast.k.reply_recv_fast(c, send, [1, 2]), None);
+    assert_eq!(fast.k.call_fast(s, recv, [1, 2], 0), None);
+    assert_eq!(fast.k.reply_recv_fast(c, send, [1, 2], 0), None);
     for w in [&mut fast, &mut slow] {
         assert_eq!(w.k.recv(s, recv, abi::FOREVER, 0), Ok(Outcome::Blocked));
     }
-    assert_eq!(fast.k.call_fast(c, send, [1, 2]), Some(s));
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], 0), Some(s));
     assert_eq!(slow.k.call(c, send, [1, 2], 0, 0), Ok(Outcome::Woke(s)));
     for pid in [s, c] {
         assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
@@ -1431,7 +1430,7 @@ fn the_ipc_fast_path_matches_the_general_path() {
         "badge (the looker's pid), words, no capability, a reply owed"
     );
     fast.k.check_invariants().unwrap();
-    assert_eq!(fast.k.reply_recv_fast(s, recv, [3, 4]), Some(c));
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [3, 4], 0), Some(c));
     let rr = slow.k.reply_recv(s, recv, [3, 4], 0, 0, 0).unwrap();
     assert_eq!((rr.answered, rr.recv), (c, Ok(Outcome::Blocked)));
     for pid in [s, c] {
@@ -1441,7 +1440,7 @@ fn the_ipc_fast_path_matches_the_general_path() {
     fast.k.check_invariants().unwrap();
     // The server waits again and owes nothing: a second answer is refused
     // by both paths.
-    assert_eq!(fast.k.reply_recv_fast(s, recv, [5, 6]), None);
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [5, 6], 0), None);
     assert_eq!(
         slow.k.reply_recv(s, recv, [5, 6], 0, 0, 0),
         Err(Error::InvalidArgument)
@@ -1460,7 +1459,7 @@ fn the_ipc_fast_path_matches_the_general_path() {
         w.k.send(x, xs, [9, 9], 0, 0),
         Ok(Outcome::Done(Received::default()))
     );
-    assert_eq!(w.k.reply_recv_fast(s, recv, [2, 0]), None);
+    assert_eq!(w.k.reply_recv_fast(s, recv, [2, 0], 0), None);
     let rr = w.k.reply_recv(s, recv, [2, 0], 0, 0, 0).unwrap();
     assert_eq!(rr.answered, c);
     let Ok(Outcome::Done(got)) = rr.recv else {
@@ -1478,4 +1477,86 @@ fn the_ipc_fast_path_matches_the_general_path() {
         Err(Error::BadCapability)
     );
     w.k.check_invariants().unwrap();
+}
+
+/// A frame capability moved each way through the fast path ends where the
+/// general path puts it (same handles, same ledger, same counts); a
+/// mapped one, a copy's flags aside, or one without `TRANSFER` is left to
+/// the general path with nothing changed.
+#[test]
+fn the_ipc_fast_path_moves_a_capability_as_the_general_path_does() {
+    let setup = || {
+        let mut w = World::new();
+        let (s, c) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+        w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+        let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+        let send = Handle::from_raw(w.k.endpoint_lookup(c, b"server").unwrap());
+        let frame = w.k.frame_alloc(c).unwrap();
+        assert_eq!(w.k.recv(s, recv, abi::FOREVER, 0), Ok(Outcome::Blocked));
+        (w, s, c, recv, send, frame)
+    };
+    let state = |k: &K, pid: u64| {
+        let p = k.procs().get(pid).unwrap();
+        (p.wait, p.reply_to, p.regs.rax, p.regs.values, p.caps.len())
+    };
+    let (mut fast, s, c, recv, send, frame) = setup();
+    let (mut slow, ..) = setup();
+    // Mapped: the general path unmaps it; the fast path declines.
+    fast.k
+        .map(c, Handle::from_raw(frame), MAP_BASE, MapFlags::WRITE)
+        .unwrap();
+    let before = (state(&fast.k, s), state(&fast.k, c));
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], frame), None);
+    assert_eq!((state(&fast.k, s), state(&fast.k, c)), before);
+    fast.k.unmap(c, MAP_BASE).unwrap();
+    // A handle it does not hold.
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], frame ^ 0x40), None);
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], frame), Some(s));
+    assert_eq!(slow.k.call(c, send, [1, 2], frame, 0), Ok(Outcome::Woke(s)));
+    for pid in [s, c] {
+        assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
+    }
+    let got = state(&fast.k, s).3[3];
+    assert_ne!(got, 0);
+    assert_eq!(
+        fast.k.stats(s).held_by_caller,
+        slow.k.stats(s).held_by_caller
+    );
+    fast.k.check_invariants().unwrap();
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [3, 4], got), Some(c));
+    let rr = slow.k.reply_recv(s, recv, [3, 4], got, 0, 0).unwrap();
+    assert_eq!((rr.answered, rr.recv), (c, Ok(Outcome::Blocked)));
+    for pid in [s, c] {
+        assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
+        assert_eq!(fast.k.stats(pid), slow.k.stats(pid));
+    }
+    fast.k.check_invariants().unwrap();
+    // Without `TRANSFER`: the fast path declines, changing nothing.
+    let back = state(&fast.k, c).3[3];
+    let x = {
+        let p = fast
+            .k
+            .new_process("x", ModelSpace::default(), false)
+            .unwrap();
+        fast.k.admit(p)
+    };
+    fast.k
+        .cap_transfer(
+            c,
+            Handle::from_raw(back),
+            x,
+            Rights::READ,
+            TransferFlags::NONE,
+        )
+        .unwrap();
+    let weak = fast.k.cap_recv(x).unwrap();
+    let xs = Handle::from_raw(fast.k.endpoint_lookup(x, b"server").unwrap());
+    let before = (state(&fast.k, s), state(&fast.k, x));
+    assert_eq!(fast.k.call_fast(x, xs, [0, 0], weak), None);
+    assert_eq!((state(&fast.k, s), state(&fast.k, x)), before);
+    assert_eq!(
+        fast.k.call(x, xs, [0, 0], weak, 0),
+        Err(Error::PermissionDenied)
+    );
+    fast.k.check_invariants().unwrap();
 }
