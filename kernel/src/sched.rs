@@ -60,7 +60,8 @@ pub fn switch_to(k: &mut Kernel, next: u64, frame: &mut TrapFrame) {
 /// Saves the running process's registers from `frame`.
 pub fn save_current(k: &mut Kernel, frame: &TrapFrame) {
     let current = k.current();
-    if let Some(proc) = k.procs_mut().get_mut(current) {
+    // The running process: found through the cached index.
+    if let Some(proc) = k.procs_mut().running_mut(current) {
         proc.regs.frame = *frame;
         proc.regs.segments = UserSegments::read();
     }

@@ -13,12 +13,12 @@ const NULL_SYSCALL_BUDGET: u64 = 25;
 /// between two processes (the IPC fast path both ways): a regression guard
 /// just above today's figure (see the README: 1695 before the fast path;
 /// the goal, 600, about L4Re's published 587, is not met yet).
-const IPC_CALL_REPLY_BUDGET: u64 = 900;
+const IPC_CALL_REPLY_BUDGET: u64 = 920;
 /// Instruction budget of the same round trip carrying a frame capability
 /// each way (moved; the fast path both ways), just above today's figure
-/// (1989 when it took the general path); the goal, 0.1x Linux's pipe round
-/// trip (1300), is not met yet.
-const IPC_CAP_TRANSFER_BUDGET: u64 = 1360;
+/// (1989 when it took the general path; the goal, 0.1x Linux's pipe round
+/// trip, is 1300).
+const IPC_CAP_TRANSFER_BUDGET: u64 = 1230;
 /// Instruction budget of frame_alloc + map + one write + unmap + frame_free
 /// when the pool of pre-zeroed frames has a frame (the row yields, untimed,
 /// before each iteration, which tops the pool up): no zeroing on the call

@@ -14,60 +14,67 @@
 use super::{Cap, CapKind, Kernel, Platform, SetResult, Wait};
 use abi::{Handle, Rights};
 
-impl<P: Platform> Kernel<P> {
-    /// Moves capability `cap` (a handle) of `from`, the running process,
-    /// into `to`'s table: its new handle there, or `None`
-    /// with nothing changed when the fast path cannot (no `TRANSFER`
-    /// right, mapped, `to`'s table full). Inserted first and removed
-    /// after, so that a refused insertion changes nothing; a move leaves
-    /// the ledger as it is (the reference travels).
-    #[inline(never)]
-    fn move_cap(&mut self, from: u64, to: u64, cap: u64) -> Option<u64> {
-        let h = Handle::from_raw(cap);
-        let held = *self.procs.running_mut(from)?.caps.get(h).ok()?;
-        if held.mapped > 0 || !held.rights.contains(Rights::TRANSFER) {
-            return None;
-        }
-        let moved = Cap { mapped: 0, ..held };
-        let new = self.procs.get_mut(to)?.caps.try_insert(moved).ok()?;
-        // Looked up just above, and nothing touched `from`'s table since.
-        if let Some(f) = self.procs.running_mut(from) {
-            let _ = f.caps.remove(h);
-        }
-        Some(new.raw())
+/// The capability a fast-path message moves: what `cap` (0: none) of the
+/// sender `p` would become in the receiver's table, or `Err` when the fast
+/// path cannot take it (no `TRANSFER` right, mapped, not held). Only
+/// reads: the receiver's table gets it first, the sender's loses it after
+/// (so that a refused insertion changes nothing), and a move leaves the
+/// ledger as it is (the reference travels).
+#[inline(always)]
+fn movable<S, R>(p: &mut super::Process<S, R>, cap: u64) -> Result<Option<Cap>, ()> {
+    if cap == 0 {
+        return Ok(None);
     }
+    let held = *p.caps.get(Handle::from_raw(cap)).map_err(drop)?;
+    if held.mapped > 0 || !held.rights.contains(Rights::TRANSFER) {
+        return Err(());
+    }
+    Ok(Some(Cap { mapped: 0, ..held }))
+}
 
+/// Puts a moved capability into the receiver's table: its handle there (0
+/// for none), or `None` (nothing changed) when the table refuses it.
+#[inline(always)]
+fn insert<S, R>(p: &mut super::Process<S, R>, moved: Option<Cap>) -> Option<u64> {
+    match moved {
+        None => Some(0),
+        Some(c) => p.caps.try_insert(c).ok().map(Handle::raw),
+    }
+}
+
+impl<P: Platform> Kernel<P> {
     /// `call(h, words, cap)` with no flags, when the endpoint's owner is
     /// blocked in `recv` on it (so its queue is empty) and owes no other
     /// reply: the owner gets the message (and `cap`, moved) and the reply
     /// obligation, the caller waits for the reply. Returns the owner,
     /// which runs next.
+    #[inline]
     pub fn call_fast(&mut self, pid: u64, h: Handle, words: [u64; 2], cap: u64) -> Option<u64> {
-        let CapKind::EndpointSend { ep, badge } =
-            self.procs.running_mut(pid)?.caps.get(h).ok()?.kind
-        else {
+        let c = self.procs.running_mut(pid)?;
+        let CapKind::EndpointSend { ep, badge } = c.caps.get(h).ok()?.kind else {
             return None;
         };
+        let moved = movable(c, cap).ok()?;
         let e = self.endpoints.get(&ep)?;
         if !e.queue.is_empty() {
             return None;
         }
         let owner = e.owner;
-        let mut r = self.procs.get_mut(owner)?;
+        let r = self.procs.get_mut(owner)?;
         let receiving = matches!(r.wait, Some(Wait::Recv { ep: w, .. }) if w == ep);
         if !receiving || r.reply_to.is_some() {
             return None;
         }
-        let mut got = 0;
-        if cap != 0 {
-            got = self.move_cap(pid, owner, cap)?;
-            r = self.procs.get_mut(owner)?;
-        }
+        let got = insert(r, moved)?;
         r.wait = None;
         r.reply_to = Some(pid);
         r.regs
             .set_result(0, [badge, words[0], words[1], got, abi::RECV_CALL]);
         if let Some(c) = self.procs.running_mut(pid) {
+            if moved.is_some() {
+                // Looked up above; nothing touched this table since.
+                let _ = c.caps.remove(Handle::from_raw(cap));
+            }
             c.wait = Some(Wait::Reply { deadline: None });
         }
         Some(owner)
@@ -78,6 +85,7 @@ impl<P: Platform> Kernel<P> {
     /// the endpoint of receive capability `h`: the answered process gets
     /// the words (badge 0) and `cap` (moved), the caller waits on `h`
     /// without a timeout. Returns the answered process, which runs next.
+    #[inline]
     pub fn reply_recv_fast(
         &mut self,
         pid: u64,
@@ -90,21 +98,22 @@ impl<P: Platform> Kernel<P> {
             return None;
         };
         let to = c.reply_to?;
+        let moved = movable(c, cap).ok()?;
         if !self.endpoints.get(&ep)?.queue.is_empty() {
             return None;
         }
-        let mut t = self.procs.get_mut(to)?;
+        let t = self.procs.get_mut(to)?;
         if !matches!(t.wait, Some(Wait::Reply { .. })) {
             return None;
         }
-        let mut got = 0;
-        if cap != 0 {
-            got = self.move_cap(pid, to, cap)?;
-            t = self.procs.get_mut(to)?;
-        }
+        let got = insert(t, moved)?;
         t.wait = None;
         t.regs.set_result(0, [0, words[0], words[1], got, 0]);
         if let Some(c) = self.procs.running_mut(pid) {
+            if moved.is_some() {
+                // Looked up above; nothing touched this table since.
+                let _ = c.caps.remove(Handle::from_raw(cap));
+            }
             c.reply_to = None;
             c.wait = Some(Wait::Recv { ep, deadline: None });
         }
