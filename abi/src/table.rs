@@ -476,7 +476,7 @@ syscalls! {
         /// (`count <= MAX_CONTIGUOUS_FRAMES`), the first aligned to `align`
         /// frames (a power of two), the last byte below `max_phys`
         /// (0 = no limit). For DMA buffers.
-        FrameAllocContiguous = 7, "frame_alloc_contiguous", safe
+        FrameAllocContiguous = 28, "frame_alloc_contiguous", safe
             fn frame_alloc_contiguous(count: u64 as Num, align: u64 as Num, max_phys: u64 as Phys) -> Handle;
         /// `map(handle, vaddr, flags)`: map the capability's frames at user
         /// address `vaddr` with [`MapFlags`]: needs `READ|MAP`, and `WRITE`
@@ -640,6 +640,15 @@ syscalls! {
         /// (always the user selectors). Ends the pending delivery: a fault
         /// after it is delivered again.
         Resume = 6, "resume", unsafe fn resume(frame: u64 as Addr) -> None;
+        /// `reply_recv(ep, w0, w1, cap, flags) -> badge`: `reply(w0, w1,
+        /// cap, flags)` to the call the caller received last, then
+        /// `recv(ep, FOREVER)`, in one crossing (a server's loop, as seL4's
+        /// `ReplyRecv`). `ep` (the caller's receive capability) and `flags`
+        /// are checked before anything is sent; if the reply fails, its
+        /// error comes back and nothing is received. When nothing is
+        /// queued, the kernel switches straight to the process it answered.
+        /// Returns what `recv` returns.
+        ReplyRecv = 7, "reply_recv", unsafe fn reply_recv(ep: Handle as Handle, w0: u64 as Num, w1: u64 as Num, cap: u64 as Num, flags: u64 as Num) -> Badge;
     }
 }
 
@@ -748,7 +757,7 @@ mod tests {
 
     #[test]
     fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
-        let unsafe_ones: [Sysnum; 14] = [
+        let unsafe_ones: [Sysnum; 15] = [
             Sysnum::Protect,
             Sysnum::ExcHandler,
             Sysnum::Resume,
@@ -761,6 +770,7 @@ mod tests {
             Sysnum::Send,
             Sysnum::Call,
             Sysnum::Reply,
+            Sysnum::ReplyRecv,
             // Bulk: writes handles to user memory; unmaps; frees (mappings go).
             Sysnum::FrameAllocMany,
             Sysnum::UnmapMany,

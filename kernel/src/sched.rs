@@ -53,20 +53,20 @@ pub fn switch_after(k: &mut Kernel, after: u64, frame: &mut TrapFrame) -> Next {
 
 /// Switches `frame` to process `next` (runnable).
 pub fn switch_to(k: &mut Kernel, next: u64, frame: &mut TrapFrame) {
-    let Some(proc) = k.procs_mut().get_mut(next) else {
+    let Some(proc) = k.switch_current(next) else {
         return;
     };
     proc.space.activate();
     *frame = proc.regs.frame;
     proc.regs.segments.load();
-    k.set_current(next);
     crate::arch::syscall::CURRENT_PID.store(next, Ordering::Relaxed);
 }
 
 /// Saves the running process's registers from `frame`.
 pub fn save_current(k: &mut Kernel, frame: &TrapFrame) {
     let current = k.current();
-    if let Some(proc) = k.procs_mut().get_mut(current) {
+    // The running process: found through the cached index.
+    if let Some(proc) = k.procs_mut().running_mut(current) {
         proc.regs.frame = *frame;
         proc.regs.segments = UserSegments::read();
     }

@@ -45,7 +45,8 @@ enum Flow {
     Got(Received),
     /// The caller blocked: run someone else.
     Block,
-    /// The caller blocked in `call` and woke this receiver: run it.
+    /// The caller blocked in `call` and woke this receiver, or in
+    /// `reply_recv` after waking this caller: run it.
     SwitchTo(u64),
     /// Return to this (sanitised) context instead of the call.
     Resume(TrapFrame),
@@ -154,6 +155,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
                 SwitchingCall::Send { .. }
                     | SwitchingCall::Recv { .. }
                     | SwitchingCall::Call { .. }
+                    | SwitchingCall::ReplyRecv { .. }
             ))
         );
         if blocking {
@@ -168,6 +170,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
                     Err(e) => Flow::Return(Err(e)),
                 }
             }
+            Ok(Call::Switching(SwitchingCall::ReplyRecv {
+                ep,
+                w0,
+                w1,
+                cap,
+                flags,
+            })) => reply_recv(k, pid, ep, [w0, w1], cap, flags),
             Ok(Call::Switching(call)) => match ipc(k, pid, call) {
                 // Only `recv` completes with a message (`send` with none:
                 // its stub expects only rax and rdx back).
@@ -235,6 +244,58 @@ pub fn dispatch(frame: &mut TrapFrame) {
     crate::sched::after(next, frame);
 }
 
+/// Entry from `exo_syscall_ipc` (arch::syscall): `call` and `reply_recv`
+/// (and the higher local numbers while tracing is on), with the frame the
+/// slow path builds. The fast path, or else the general dispatcher.
+///
+/// # Safety
+/// Called only by `exo_syscall_ipc` with a pointer to the frame it built
+/// on the kernel stack.
+pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
+    // SAFETY: the stub passes the frame it just pushed; nothing aliases it.
+    let frame = unsafe { &mut *frame };
+    if TRACE_ON.load(Ordering::Relaxed) || !fast_ipc(frame) {
+        dispatch(frame);
+    }
+}
+
+/// The IPC fast path (see `exo_core::object::fast`): a `call` without
+/// flags (two words, at most one capability moved) to a receiver blocked
+/// in `recv`, or such a `reply_recv` to a caller waiting for its reply
+/// with nothing queued, is one state change
+/// and a direct switch to that process: no decoding through the table, no
+/// scheduler. `false` (nothing changed) sends the call down the general
+/// path. Registers as the table has them: `rdi` the handle, `rsi` and
+/// `rdx` the words, `r10` the capability, `r8` the flags.
+#[inline(always)]
+fn fast_ipc(frame: &mut TrapFrame) -> bool {
+    let call = frame.rax == abi::Sysnum::Call as u64;
+    let ipc = call || frame.rax == abi::Sysnum::ReplyRecv as u64;
+    if !ipc || frame.r8 != 0 {
+        return false;
+    }
+    let mut kernel = process::KERNEL.lock();
+    let Some(k) = kernel.as_mut() else {
+        return false;
+    };
+    let pid = k.current();
+    let h = abi::Handle::from_raw(frame.rdi);
+    let (words, cap) = ([frame.rsi, frame.rdx], frame.r10);
+    let next = if call {
+        k.call_fast(pid, h, words, cap)
+    } else {
+        k.reply_recv_fast(pid, h, words, cap)
+    };
+    let Some(next) = next else {
+        return false;
+    };
+    let calls = count_call();
+    crate::sched::save_current(k, frame);
+    crate::sched::switch_to(k, next, frame);
+    after_call(k, calls);
+    true
+}
+
 /// The calls that may block: `send`, `recv`, `call`.
 fn ipc(k: &mut Kernel, pid: u64, call: SwitchingCall) -> Result<Outcome, Error> {
     match call {
@@ -253,9 +314,33 @@ fn ipc(k: &mut Kernel, pid: u64, call: SwitchingCall) -> Result<Outcome, Error> 
             flags,
         } => k.call(pid, ep, [w0, w1], cap, flags),
         SwitchingCall::Recv { ep, timeout } => k.recv(pid, ep, timeout, crate::arch::apic::ticks()),
-        SwitchingCall::Exit { .. } | SwitchingCall::Yield {} | SwitchingCall::Resume { .. } => {
-            Err(Error::InvalidArgument)
-        }
+        SwitchingCall::Exit { .. }
+        | SwitchingCall::Yield {}
+        | SwitchingCall::Resume { .. }
+        | SwitchingCall::ReplyRecv { .. } => Err(Error::InvalidArgument),
+    }
+}
+
+/// `reply_recv`: the answered caller runs next if the server blocks (the
+/// server's half of the fast path: no round of the scheduler); a message
+/// already queued comes back to the server at once.
+fn reply_recv(
+    k: &mut Kernel,
+    pid: u64,
+    ep: abi::Handle,
+    words: [u64; 2],
+    cap: u64,
+    flags: u64,
+) -> Flow {
+    match k.reply_recv(pid, ep, words, cap, flags, crate::arch::apic::ticks()) {
+        Ok(rr) => match rr.recv {
+            Ok(Outcome::Done(got)) => Flow::Got(got),
+            Ok(Outcome::Blocked) => Flow::SwitchTo(rr.answered),
+            // `recv` wakes nobody.
+            Ok(Outcome::Woke(_)) => Flow::Return(Ok(0)),
+            Err(e) => Flow::Return(Err(e)),
+        },
+        Err(e) => Flow::Return(Err(e)),
     }
 }
 

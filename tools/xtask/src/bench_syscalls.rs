@@ -128,6 +128,22 @@ const BREAKDOWN: &[(&str, &str)] = &[
         "trap-kernel",
         "the kernel's share of trap: deliver + resume, user insns taken out",
     ),
+    (
+        "ipc-call-reply",
+        "one-word call answered by reply_recv (Linux: the pipe round trip of cap-transfer)",
+    ),
+    (
+        "ipc-call-leg",
+        "call to the blocked server's first instruction (+3 user insns)",
+    ),
+    (
+        "ipc-reply-leg",
+        "from there: the server's reply_recv back to the caller (+~10 user insns)",
+    ),
+    (
+        "ipc-cap-transfer",
+        "the same carrying a frame capability each way (general path)",
+    ),
 ];
 /// The exo program (the image builder adds its `test-bench-*` helpers).
 const EXO_PROGRAM: &str = "test-bench";

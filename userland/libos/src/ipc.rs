@@ -71,6 +71,29 @@ impl Endpoint {
         decode(abi::raw::recv(self.recv, timeout))
     }
 
+    /// Answers the call received last with two words, then waits (without
+    /// a timeout) for the next message, in one crossing.
+    pub fn reply_recv(&self, words: [u64; 2]) -> Result<Msg, Error> {
+        // SAFETY: no capability moves (cap 0).
+        decode(unsafe { abi::raw::reply_recv(self.recv, words[0], words[1], 0, 0) })
+    }
+
+    /// As [`reply_recv`](Self::reply_recv), the answer carrying capability
+    /// `cap` (moved, or copied with `copy`).
+    ///
+    /// # Safety
+    /// As [`SendCap::send_cap`].
+    pub unsafe fn reply_recv_cap(
+        &self,
+        words: [u64; 2],
+        cap: Handle,
+        copy: bool,
+    ) -> Result<Msg, Error> {
+        let flags = if copy { abi::SEND_COPY } else { 0 };
+        // SAFETY: the caller's contract.
+        decode(unsafe { abi::raw::reply_recv(self.recv, words[0], words[1], cap.raw(), flags) })
+    }
+
     /// The receive capability.
     pub fn handle(&self) -> Handle {
         self.recv

@@ -13,10 +13,12 @@
 //! program passes.
 pub mod bulk;
 pub mod endpoint;
+pub mod fast;
 pub mod invariants;
 pub mod ledger;
 pub mod model;
 pub mod procs;
+pub mod reply_recv;
 pub mod space;
 #[cfg(test)]
 mod tests;
@@ -26,6 +28,7 @@ pub use endpoint::{
 };
 pub use ledger::{Cap, CapKind, Ledger};
 pub use procs::{Ending, MapRecord, Process, Procs};
+pub use reply_recv::ReplyRecv;
 pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
 
 use crate::frame_alloc::AllocError;
@@ -166,6 +169,16 @@ impl<P: Platform> Kernel<P> {
     pub fn set_current(&mut self, pid: u64) {
         self.current = pid;
         self.procs.set_running(pid);
+    }
+
+    /// [`set_current`](Self::set_current) and process `pid`, with one
+    /// look-up (the scheduler's switch). `None` (and nothing changed) if
+    /// it is not live.
+    #[inline]
+    pub fn switch_current(&mut self, pid: u64) -> Option<&mut Proc<P>> {
+        let p = self.procs.switch_to(pid)?;
+        self.current = pid;
+        Some(p)
     }
 
     /// A fresh handle-scrambling key (splitmix64).

@@ -97,6 +97,7 @@ impl<S, R> Default for Procs<S, R> {
 }
 
 impl<S, R> Procs<S, R> {
+    #[inline]
     fn index(&self, pid: u64) -> Option<usize> {
         self.list.binary_search_by_key(&pid, |p| p.pid).ok()
     }
@@ -144,6 +145,14 @@ impl<S, R> Procs<S, R> {
         Some(self.list.remove(i))
     }
 
+    /// Process `pid`, which runs from now on (one look-up for both).
+    #[inline]
+    pub fn switch_to(&mut self, pid: u64) -> Option<&mut Process<S, R>> {
+        let i = self.index(pid)?;
+        self.running = i;
+        self.list.get_mut(i)
+    }
+
     /// Live processes in pid order.
     pub fn values(&self) -> impl Iterator<Item = &Process<S, R>> {
         self.list.iter()
@@ -171,6 +180,43 @@ impl<S, R> Procs<S, R> {
     pub(super) fn set_running(&mut self, pid: u64) {
         if let Some(i) = self.index(pid) {
             self.running = i;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(256)))]
+        /// Look-ups (plain, the running process's, the scheduler's switch)
+        /// against a set of live pids, as processes come and go.
+        #[test]
+        fn pid_lookups_match_a_set(ops in prop::collection::vec((any::<bool>(), 0..300u64, 0..64usize), 1..300)) {
+            let mut procs: Procs<(), ()> = Procs::default();
+            let mut live = BTreeSet::new();
+            let mut next = 1u64;
+            for (add, step, victim) in ops {
+                if add && live.len() < abi::MAX_PROCESSES {
+                    next += 1 + step;
+                    procs.push(Process::new(next, "p", (), false, 1));
+                    live.insert(next);
+                } else if let Some(&pid) = live.iter().nth(victim % live.len().max(1)) {
+                    prop_assert_eq!(procs.remove(pid).map(|p| p.pid), Some(pid));
+                    live.remove(&pid);
+                }
+                for &pid in &live {
+                    prop_assert_eq!(procs.switch_to(pid).map(|p| p.pid), Some(pid));
+                    prop_assert_eq!(procs.running_mut(pid).map(|p| p.pid), Some(pid));
+                    prop_assert_eq!(procs.get(pid).map(|p| p.pid), Some(pid));
+                }
+                prop_assert!(procs.get(next + 1).is_none() && procs.get(0).is_none());
+                let order: Vec<u64> = procs.values().map(|p| p.pid).collect();
+                prop_assert_eq!(order, live.iter().copied().collect::<Vec<_>>());
+            }
         }
     }
 }

@@ -1341,6 +1341,12 @@ enum EpOp {
         p: usize,
         cap: bool,
     },
+    /// `reply_recv`, through the fast path first.
+    ReplyRecv {
+        p: usize,
+        e: usize,
+        cap: bool,
+    },
     Tick {
         by: u64,
     },
@@ -1367,6 +1373,7 @@ fn ep_op() -> impl Strategy<Value = EpOp> {
         3 => (0..4usize, 0..8usize, any::<bool>()).prop_map(|(p, s, cap)| EpOp::Call { p, s, cap }),
         5 => (0..4usize, 0..4usize, 0..3u64).prop_map(|(p, e, timeout)| EpOp::Recv { p, e, timeout }),
         3 => (0..4usize, any::<bool>()).prop_map(|(p, cap)| EpOp::Reply { p, cap }),
+        3 => (0..4usize, 0..4usize, any::<bool>()).prop_map(|(p, e, cap)| EpOp::ReplyRecv { p, e, cap }),
         2 => (1..4u64).prop_map(|by| EpOp::Tick { by }),
         2 => (0..4usize, 0..16usize).prop_map(|(p, h)| EpOp::FreeAny { p, h }),
         3 => (0..4usize).prop_map(|p| EpOp::Alloc { p }),
@@ -1452,7 +1459,10 @@ proptest! {
                         let rams = handles_of(&k, pid, is_ram);
                         if let Some(&h) = sends.get(s % sends.len().max(1)) {
                             let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
-                            let _ = k.call(pid, h, [3, 4], c, 0);
+                            // The fast path first (it takes moves).
+                            if k.call_fast(pid, h, [3, 4], c).is_none() {
+                                let _ = k.call(pid, h, [3, 4], c, 0);
+                            }
                         }
                     }
                 }
@@ -1469,6 +1479,18 @@ proptest! {
                         let rams = handles_of(&k, pid, is_ram);
                         let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
                         let _ = k.reply(pid, [5, 6], c, 0);
+                    }
+                }
+                EpOp::ReplyRecv { p, e, cap } => {
+                    if let Some(pid) = pick(p) {
+                        let recvs = handles_of(&k, pid, is_recv);
+                        let rams = handles_of(&k, pid, is_ram);
+                        if let Some(&h) = recvs.get(e % recvs.len().max(1)) {
+                            let c = if cap { rams.first().map_or(0, |h| h.raw()) } else { 0 };
+                            if k.reply_recv_fast(pid, h, [7, 8], c).is_none() {
+                                let _ = k.reply_recv(pid, h, [7, 8], c, 0, now);
+                            }
+                        }
                     }
                 }
                 EpOp::Tick { by } => {
@@ -1774,4 +1796,184 @@ fn irq_bindings_are_limited_per_device_and_can_be_released() {
     // Released: binding again works, from the lowest free vector.
     assert_eq!(w.k.irq_bind(d, dev, to_irq), Ok(u64::from(vectors[0])));
     w.k.check_invariants().unwrap();
+}
+
+/// The IPC fast path does what the general `call` and `reply_recv` do:
+/// two worlds driven alike, one through each, end in the same waits,
+/// results and reply obligations; where its conditions do not hold it
+/// changes nothing.
+#[test]
+fn the_ipc_fast_path_matches_the_general_path() {
+    let setup = || {
+        let mut w = World::new();
+        let (s, c) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+        w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+        let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+        let send = Handle::from_raw(w.k.endpoint_lookup(c, b"server").unwrap());
+        (w, s, c, recv, send)
+    };
+    let state = |k: &K, pid: u64| {
+        let p = k.procs().get(pid).unwrap();
+        (p.wait, p.reply_to, p.regs.rax, p.regs.values)
+    };
+    let (mut fast, s, c, recv, send) = setup();
+    let (mut slow, ..) = setup();
+    // Nobody receives yet: the fast path declines and changes nothing.
+    let before = (state(&fast.k, s), state(&fast.k, c));
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], 0), None);
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [1, 2], 0), None);
+    assert_eq!((state(&fast.k, s), state(&fast.k, c)), before);
+    // Through the receive capability, or a handle of the wrong kind.
+    assert_eq!(fast.k.call_fast(s, recv, [1, 2], 0), None);
+    assert_eq!(fast.k.reply_recv_fast(c, send, [1, 2], 0), None);
+    for w in [&mut fast, &mut slow] {
+        assert_eq!(w.k.recv(s, recv, abi::FOREVER, 0), Ok(Outcome::Blocked));
+    }
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], 0), Some(s));
+    assert_eq!(slow.k.call(c, send, [1, 2], 0, 0), Ok(Outcome::Woke(s)));
+    for pid in [s, c] {
+        assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
+    }
+    assert_eq!(
+        state(&fast.k, s).3,
+        [c, 1, 2, 0, abi::RECV_CALL],
+        "badge (the looker's pid), words, no capability, a reply owed"
+    );
+    fast.k.check_invariants().unwrap();
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [3, 4], 0), Some(c));
+    let rr = slow.k.reply_recv(s, recv, [3, 4], 0, 0, 0).unwrap();
+    assert_eq!((rr.answered, rr.recv), (c, Ok(Outcome::Blocked)));
+    for pid in [s, c] {
+        assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
+    }
+    assert_eq!(state(&fast.k, c).3, [0, 3, 4, 0, 0]);
+    fast.k.check_invariants().unwrap();
+    // The server waits again and owes nothing: a second answer is refused
+    // by both paths.
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [5, 6], 0), None);
+    assert_eq!(
+        slow.k.reply_recv(s, recv, [5, 6], 0, 0, 0),
+        Err(Error::InvalidArgument)
+    );
+    // A queued message: `reply_recv` answers and returns it at once; the
+    // fast path declines.
+    let (mut w, s, c, recv, send) = setup();
+    let x = {
+        let p = w.k.new_process("x", ModelSpace::default(), false).unwrap();
+        w.k.admit(p)
+    };
+    let xs = Handle::from_raw(w.k.endpoint_lookup(x, b"server").unwrap());
+    assert_eq!(w.k.call(c, send, [1, 0], 0, 0), Ok(Outcome::Blocked));
+    assert!(matches!(w.k.recv(s, recv, 0, 0), Ok(Outcome::Done(_))));
+    assert_eq!(
+        w.k.send(x, xs, [9, 9], 0, 0),
+        Ok(Outcome::Done(Received::default()))
+    );
+    assert_eq!(w.k.reply_recv_fast(s, recv, [2, 0], 0), None);
+    let rr = w.k.reply_recv(s, recv, [2, 0], 0, 0, 0).unwrap();
+    assert_eq!(rr.answered, c);
+    let Ok(Outcome::Done(got)) = rr.recv else {
+        panic!("x's message was queued: {:?}", rr.recv);
+    };
+    assert_eq!((got.badge, got.words), (x, [9, 9]));
+    assert_eq!(state(&w.k, c).3, [0, 2, 0, 0, 0]);
+    // Bad flags and a bad handle are refused before anything is sent.
+    assert_eq!(
+        w.k.reply_recv(s, recv, [0, 0], 0, abi::SEND_BLOCK, 0),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.k.reply_recv(s, send, [0, 0], 0, 0, 0),
+        Err(Error::BadCapability)
+    );
+    w.k.check_invariants().unwrap();
+}
+
+/// A frame capability moved each way through the fast path ends where the
+/// general path puts it (same handles, same ledger, same counts); a
+/// mapped one, a copy's flags aside, or one without `TRANSFER` is left to
+/// the general path with nothing changed.
+#[test]
+fn the_ipc_fast_path_moves_a_capability_as_the_general_path_does() {
+    let setup = || {
+        let mut w = World::new();
+        let (s, c) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+        w.k.procs_mut().get_mut(s).unwrap().name = "server".into();
+        let recv = Handle::from_raw(w.k.endpoint_create(s, true).unwrap());
+        let send = Handle::from_raw(w.k.endpoint_lookup(c, b"server").unwrap());
+        let frame = w.k.frame_alloc(c).unwrap();
+        assert_eq!(w.k.recv(s, recv, abi::FOREVER, 0), Ok(Outcome::Blocked));
+        (w, s, c, recv, send, frame)
+    };
+    let state = |k: &K, pid: u64| {
+        let p = k.procs().get(pid).unwrap();
+        (p.wait, p.reply_to, p.regs.rax, p.regs.values, p.caps.len())
+    };
+    let (mut fast, s, c, recv, send, frame) = setup();
+    let (mut slow, ..) = setup();
+    // Mapped: the general path unmaps it; the fast path declines.
+    fast.k
+        .map(c, Handle::from_raw(frame), MAP_BASE, MapFlags::WRITE)
+        .unwrap();
+    let before = (state(&fast.k, s), state(&fast.k, c));
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], frame), None);
+    assert_eq!((state(&fast.k, s), state(&fast.k, c)), before);
+    fast.k.unmap(c, MAP_BASE).unwrap();
+    // A handle it does not hold.
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], frame ^ 0x40), None);
+    assert_eq!(fast.k.call_fast(c, send, [1, 2], frame), Some(s));
+    assert_eq!(slow.k.call(c, send, [1, 2], frame, 0), Ok(Outcome::Woke(s)));
+    for pid in [s, c] {
+        assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
+    }
+    let got = state(&fast.k, s).3[3];
+    assert_ne!(got, 0);
+    assert_eq!(
+        fast.k.stats(s).held_by_caller,
+        slow.k.stats(s).held_by_caller
+    );
+    fast.k.check_invariants().unwrap();
+    assert_eq!(fast.k.reply_recv_fast(s, recv, [3, 4], got), Some(c));
+    let rr = slow.k.reply_recv(s, recv, [3, 4], got, 0, 0).unwrap();
+    assert_eq!((rr.answered, rr.recv), (c, Ok(Outcome::Blocked)));
+    for pid in [s, c] {
+        assert_eq!(state(&fast.k, pid), state(&slow.k, pid));
+        assert_eq!(fast.k.stats(pid), slow.k.stats(pid));
+    }
+    fast.k.check_invariants().unwrap();
+    // Without `TRANSFER`: the fast path declines, changing nothing.
+    let back = state(&fast.k, c).3[3];
+    let x = {
+        let p = fast
+            .k
+            .new_process("x", ModelSpace::default(), false)
+            .unwrap();
+        fast.k.admit(p)
+    };
+    // A read-only copy reaches `x` through an endpoint of its own.
+    fast.k.procs_mut().get_mut(x).unwrap().name = "weak".into();
+    let x_recv = Handle::from_raw(fast.k.endpoint_create(x, true).unwrap());
+    let to_x = Handle::from_raw(fast.k.endpoint_lookup(c, b"weak").unwrap());
+    fast.k
+        .send(
+            c,
+            to_x,
+            [0, 0],
+            back,
+            abi::SEND_COPY | abi::send_rights(Rights::READ),
+        )
+        .unwrap();
+    let Ok(Outcome::Done(got)) = fast.k.recv(x, x_recv, 0, 0) else {
+        panic!("the copy was queued");
+    };
+    let weak = got.cap;
+    let xs = Handle::from_raw(fast.k.endpoint_lookup(x, b"server").unwrap());
+    let before = (state(&fast.k, s), state(&fast.k, x));
+    assert_eq!(fast.k.call_fast(x, xs, [0, 0], weak), None);
+    assert_eq!((state(&fast.k, s), state(&fast.k, x)), before);
+    assert_eq!(
+        fast.k.call(x, xs, [0, 0], weak, 0),
+        Err(Error::PermissionDenied)
+    );
+    fast.k.check_invariants().unwrap();
 }

@@ -35,6 +35,9 @@ use x86_64::VirtAddr;
 // Slow path (the switching calls: exit, yield, resume; every call while
 // tracing is on): the full `TrapFrame`, built as an interrupt would, through
 // the common trap path, which can end in another process or context.
+// `call` and `reply_recv` build the same frame but go to
+// `crate::syscall::ipc_entry` (the IPC fast path, which falls back to the
+// general dispatcher) and leave through the same exit.
 //
 // Routing comes from the syscall table (`abi::SWITCHING`, the calls that
 // may switch processes, one block of numbers; `abi::MAX_LOCAL_ARGS`): the
@@ -96,7 +99,36 @@ exo_syscall_entry:
     push rcx
     push 0
     push {vector}
+    cmp rax, {resume}
+    je exo_trap_common
+    cmp rax, {call}
+    jae exo_syscall_ipc
     jmp exo_trap_common
+
+// IPC path: `call` and `reply_recv` (and, tracing on, every local call,
+// which `ipc_entry` hands to the general dispatcher) build the same
+// `TrapFrame` as the common trap path and leave through its exit, but
+// enter `crate::syscall::ipc_entry` straight from here: no vector
+// dispatch, no general dispatcher unless the fast path declines.
+exo_syscall_ipc:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    call {ipc_entry}
+    jmp exo_trap_return
 
 .section .data
 .balign 8
@@ -114,6 +146,9 @@ exo_kernel_rsp:
     first_switching = const FIRST_SWITCHING,
     switching_span = const SWITCHING_SPAN,
     direct = sym crate::syscall::direct,
+    ipc_entry = sym crate::syscall::ipc_entry,
+    call = const abi::Sysnum::Call as u64,
+    resume = const abi::Sysnum::Resume as u64,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
 );
@@ -144,6 +179,13 @@ const _: () = assert!(
 const _: () = assert!(
     abi::MAX_LOCAL_ARGS <= 4,
     "the direct path passes four argument registers (rdi, rsi, rdx, r10)"
+);
+const _: () = assert!(
+    abi::Sysnum::Call.switches()
+        && abi::Sysnum::ReplyRecv.switches()
+        && (abi::Sysnum::Call as u64) < abi::Sysnum::ReplyRecv as u64
+        && (abi::Sysnum::Call as u64) < abi::Sysnum::Resume as u64,
+    "the slow path sends `call` and every number above it but `resume` to the IPC path"
 );
 const _: () = assert!(
     !abi::Sysnum::GetPid.switches(),

@@ -17,6 +17,8 @@ libos::entry!(main);
 
 /// `test-bench`'s `WARMUP + ITERS`: the round trips it times.
 const ROUND_TRIPS: u64 = 200 + 2000;
+/// A call's second word asking for the TSC of its arrival (`ipc-split`).
+const STAMP: u64 = 0x57a3;
 /// The process that sends the capabilities.
 const BENCH: &str = "test-bench";
 
@@ -75,21 +77,33 @@ fn main() -> Result<(), libos::Error> {
     serve_calls(service)
 }
 
-/// The other end of `ipc-call-reply` and `ipc-cap-transfer`: publishes an
-/// endpoint and answers `ROUND_TRIPS` calls of each kind (a word back; the
-/// capability back), blocked in `recv` between them.
+/// The other end of `ipc-call-reply`, its split (`ipc-split`) and
+/// `ipc-cap-transfer`: publishes an endpoint and answers `ROUND_TRIPS`
+/// calls of each kind (a word back, and for a call whose second word is
+/// [`STAMP`] the TSC read as soon as the call arrived; the capability
+/// back), each answer and the wait for the next call in one `reply_recv`;
+/// the last answer is a plain `reply`.
 fn serve_calls(service: libos::ipc::Endpoint) -> Result<(), libos::Error> {
-    for i in 0..2 * ROUND_TRIPS {
-        let msg = service.recv(abi::FOREVER)?;
-        match msg.cap {
-            None => libos::ipc::reply([msg.words[0] + 1, 0])?,
-            // SAFETY: moved back unmapped (we never map it).
-            Some(cap) => unsafe { libos::ipc::reply_cap([0, 0], cap, false)? },
-        }
+    let mut msg = service.recv(abi::FOREVER)?;
+    for i in 0..3 * ROUND_TRIPS {
+        let arrived = if msg.words[1] == STAMP {
+            exo_demos::rdtsc()
+        } else {
+            0
+        };
         if i == 0 && msg.cap.is_some() {
             println!("test-bench-peer: a capability came first");
             exit(1);
         }
+        let last = i + 1 == 3 * ROUND_TRIPS;
+        msg = match (msg.cap, last) {
+            (None, false) => service.reply_recv([msg.words[0] + 1, arrived])?,
+            // SAFETY: moved back unmapped (we never map it).
+            (Some(cap), false) => unsafe { service.reply_recv_cap([0, 0], cap, false)? },
+            (None, true) => return libos::ipc::reply([msg.words[0] + 1, 0]),
+            // SAFETY: as above.
+            (Some(cap), true) => return unsafe { libos::ipc::reply_cap([0, 0], cap, false) },
+        };
     }
     Ok(())
 }

@@ -367,7 +367,7 @@ fn ipc(samples: &mut [u64; ITERS]) -> bool {
         }
         Ok(())
     });
-    if !done {
+    if !done || !ipc_split(ep, samples) {
         return false;
     }
     let mut handle = match ok(Sysnum::FrameAlloc, [0; 6], 0) {
@@ -396,6 +396,49 @@ fn ipc(samples: &mut [u64; ITERS]) -> bool {
         call(Sysnum::FrameFree, [handle, 0, 0, 0, 0, 0]);
     }
     done
+}
+
+/// The two crossings of `ipc-call-reply` apart (`ipc-call-leg`: from
+/// before our `call` to the peer's first instructions, its TSC read as the
+/// call arrives, sent back in the reply; `ipc-reply-leg`: from there to
+/// after our `call` returns, the peer's `reply_recv` and its few user
+/// instructions included).
+fn ipc_split(ep: u64, samples: &mut [u64; ITERS]) -> bool {
+    /// Keep equal to the peer's.
+    const STAMP: u64 = 0x57a3;
+    let mut reply_leg = alloc::vec![0u64; ITERS];
+    for i in 0..WARMUP + ITERS {
+        let t0 = rdtsc();
+        // SAFETY: no capability moves (cap 0); the stub declares every
+        // register the reply writes.
+        let r = unsafe { abi::raw::call(abi::Handle::from_raw(ep), i as u64, STAMP, 0, 0) };
+        let t2 = rdtsc();
+        if r[0] != 0 || r[2] != i as u64 + 1 || !(t0..t2).contains(&r[3]) {
+            report_failure(
+                "ipc-split",
+                &Failure {
+                    call: Sysnum::Call,
+                    rax: r[0],
+                    iteration: i,
+                },
+            );
+            return false;
+        }
+        if i >= WARMUP {
+            samples[i - WARMUP] = r[3] - t0;
+            reply_leg[i - WARMUP] = t2 - r[3];
+        }
+    }
+    let call_leg = median(samples);
+    let min = samples[0];
+    println!("bench: ipc-call-leg median={call_leg} min={min} iters={ITERS}");
+    reply_leg.sort_unstable();
+    let m = (reply_leg[ITERS / 2 - 1] + reply_leg[ITERS / 2]) / 2;
+    println!(
+        "bench: ipc-reply-leg median={m} min={} iters={ITERS}",
+        reply_leg[0]
+    );
+    true
 }
 
 /// One iteration of `alloc-map-touch-unmap-free`.

@@ -155,6 +155,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::EndpointLookup => 1,
         Sysnum::Call => 1,
         Sysnum::Reply => 1,
+        Sysnum::ReplyRecv => 1,
         Sysnum::IrqBind => 1,
         // A whole cycle: allocate, map, check, unmap, free, refusals.
         Sysnum::FrameAllocMany => 1,
@@ -933,7 +934,7 @@ impl Fuzz {
                     Err(e) => self.violation(format_args!("endpoint_lookup of a fuzzer: {e}")),
                 }
             }
-            Sysnum::Call => {
+            Sysnum::Call | Sysnum::ReplyRecv => {
                 // Through a handle that names no endpoint.
                 let h = self.handle();
                 let r = self.sc(sys, [h, 1, 2, 0, 0, 0]);

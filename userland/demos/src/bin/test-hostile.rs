@@ -729,7 +729,8 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
             Error::InvalidArgument
         }
         Sysnum::Call if a4 & !abi::SEND_CAP_FLAGS != 0 => Error::InvalidArgument,
-        Sysnum::Send | Sysnum::Call => Error::BadCapability,
+        Sysnum::ReplyRecv if a4 & !abi::SEND_CAP_FLAGS != 0 => Error::InvalidArgument,
+        Sysnum::Send | Sysnum::Call | Sysnum::ReplyRecv => Error::BadCapability,
         Sysnum::Reply => Error::InvalidArgument,
         Sysnum::FrameAllocAt if a0 % 4096 != 0 => Error::InvalidArgument,
         Sysnum::FrameAllocAt if a0 >> phys_addr_bits != 0 => Error::InvalidFrame,
