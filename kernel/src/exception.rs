@@ -23,7 +23,8 @@
 //! of the space, disarms the slot (`fast_disarm`) before the change
 //! returns. Frames stay RAM and stay the process's while they are mapped,
 //! so an armed slot's save area is still the process's writable RAM. A
-//! ring-3 #DE, #BP, #UD, #NM, #GP or #PF of the running process, with
+//! ring-3 #GP or #PF (the two that push an error code, which tells them
+//! from a device MSI on their vector) of the running process, with
 //! tracing off, an armed slot and no delivery pending, is then delivered
 //! by `exo_exc_fast` (about 70 instructions: the trap stub, the save-area
 //! writes, the `iretq`); anything else joins the common trap path. No lock:
@@ -414,9 +415,11 @@ fn sanitise(c: &ExceptionFrame) -> Result<TrapFrame, Error> {
 }
 
 // The delivery fast path (see the module documentation). The stubs of
-// vectors 0, 3, 6, 7, 13 and 14 (which only the CPU raises: a local APIC
-// refuses vectors below 16, and the PICs are masked above 32) jump here
-// with the vector and an error code pushed on the CPU's frame:
+// vectors 13 and 14 jump here only for the CPU's exception, told from a
+// device MSI aimed at the vector by the error code the CPU pushed (QEMU's
+// local APIC accepts vectors below 16 that real ones refuse; an MSI there
+// goes to the common path, which acknowledges it as an interrupt), with
+// the vector and the error code on the CPU's frame:
 // [rsp] vector, +8 error, +16 rip, +24 cs, +32 rflags, +40 rsp, +48 ss.
 // From ring 3, with tracing off, the running process's slot armed and no
 // delivery pending, it writes the save area and rewrites the frame to enter

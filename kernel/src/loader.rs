@@ -36,9 +36,15 @@ pub fn spawn(
         return Err(alloc::format!("arguments longer than {MAX_ARGS} bytes"));
     }
     let plan = exo_core::elf::validate(image).map_err(|e| alloc::format!("{e}"))?;
+    let too_many = || alloc::format!("more than {} processes", abi::MAX_PROCESSES);
+    // Checked before the space is built: a refused `new_process` would
+    // drop it, leaking its PML4.
+    if !k.has_room_for_a_process() {
+        return Err(too_many());
+    }
     let space = AddressSpace::new().map_err(|_| String::from("out of memory"))?;
     let Some(mut proc) = k.new_process(name, space, driver) else {
-        return Err(alloc::format!("more than {} processes", abi::MAX_PROCESSES));
+        return Err(too_many());
     };
     if let Err(e) = load_segments(k, &mut proc, &plan, image) {
         let space = k.release(proc);

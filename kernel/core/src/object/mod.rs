@@ -193,13 +193,20 @@ impl<P: Platform> Kernel<P> {
     /// A new, empty process on `space` (the loader fills it and then calls
     /// [`admit`](Self::admit)), or `None` at [`abi::MAX_PROCESSES`].
     pub fn new_process(&mut self, name: &str, space: P::Space, driver: bool) -> Option<Proc<P>> {
-        if self.procs.len() >= abi::MAX_PROCESSES {
+        if !self.has_room_for_a_process() {
             return None;
         }
         let pid = self.next_pid;
         self.next_pid += 1;
         let key = self.next_key();
         Some(Process::new(pid, name, space, driver, key))
+    }
+
+    /// Whether [`Kernel::new_process`] would make one (fewer than
+    /// `MAX_PROCESSES` live): asked before an address space is built, so
+    /// that a refusal does not drop one that needs tearing down.
+    pub fn has_room_for_a_process(&self) -> bool {
+        self.procs.len() < abi::MAX_PROCESSES
     }
 
     /// Takes a private frame (program image, stack) for `proc`, zeroed.

@@ -681,7 +681,6 @@ impl exo_core::object::AddressSpace for AddressSpace {
     /// caller: it is the hot path.)
     #[inline(always)]
     fn unmap_tagged(&mut self, vaddr: u64, accept: impl FnOnce(Tag) -> bool) -> Option<Tag> {
-        self.leaf_changes(vaddr);
         let (pde, pt) = self.leaf_path(vaddr)?;
         // SAFETY: `pt` is the level-1 table of `vaddr` just found.
         let entry = unsafe { self.leaf_in(pt, vaddr) };
@@ -692,6 +691,10 @@ impl exo_core::object::AddressSpace for AddressSpace {
         *entry = 0;
         // SAFETY: `pde` is the level-2 entry on `vaddr`'s path.
         unsafe { self.leaf_cleared(pde, vaddr) };
+        // Only a leaf that really went disarms a watch (a refused unmap of
+        // a handler page leaves the fast path armed); still before the
+        // call returns to ring 3.
+        self.leaf_changes(vaddr);
         Some(tag)
     }
 

@@ -96,31 +96,33 @@ exo_trap_\n:
 .endm
 // The exceptions a library OS's handler may take first try the delivery
 // fast path (crate::exception), which falls back to exo_trap_common.
-.macro TRAP_NOERR_EXC n
-exo_trap_\n:
-    push 0
-    push \n
-    jmp exo_exc_fast
-.endm
+// Only #GP and #PF take it: both always push an error code, so the
+// stack's alignment tells the CPU's exception (error code pushed) from a
+// device interrupt aimed at the same vector (none), which goes to the
+// common path and its in-service check. #DE, #BP, #UD and #NM push none
+// and so cannot be told from an MSI on their vector without reading the
+// local APIC: they keep the common path (they are not hot).
 .macro TRAP_ERR_EXC n
 exo_trap_\n:
     test spl, 8
     jz 1f
     push 0
+    push \n
+    jmp exo_trap_common
 1:
     push \n
     jmp exo_exc_fast
 .endm
 
 .section .text
-TRAP_NOERR_EXC 0
+TRAP_NOERR 0
 TRAP_NOERR 1
 TRAP_NOERR 2
-TRAP_NOERR_EXC 3
+TRAP_NOERR 3
 TRAP_NOERR 4
 TRAP_NOERR 5
-TRAP_NOERR_EXC 6
-TRAP_NOERR_EXC 7
+TRAP_NOERR 6
+TRAP_NOERR 7
 TRAP_ERR 8
 TRAP_NOERR 9
 TRAP_ERR 10
