@@ -49,6 +49,12 @@
 //!   a fit lies below it), it takes it back from level 0 alone. So a free
 //!   followed by an alloc of the same size, the most common pattern, never
 //!   touches the summaries.
+//! - **parked runs**: when a run is freed while the hot one is a run too,
+//!   the older one is parked, also unpublished (up to [`PARKED`] of them;
+//!   a single-frame operation, any other search, or a full park publishes
+//!   them all). A contiguous allocation takes the lowest unpublished run
+//!   from level 0 under the same test as the hot run, so a driver that
+//!   frees a few buffers and allocates them again touches no summary.
 //!
 //! Contiguous allocation looks for the lowest *witness*: a free aligned
 //! block that every fitting run must contain (a run of `count` frames
@@ -116,6 +122,10 @@ const REGION_WORDS: usize = 2;
 
 /// Top bit of a region table end word: the region is reserved.
 const RESERVED_BIT: u64 = 1 << 63;
+
+/// How many runs freed before the last one can stay unpublished besides
+/// it (see [`FrameAllocator::free_range`]).
+const PARKED: usize = 8;
 
 /// The orders with a summary of their own: blocks of 2 to 64 frames (order
 /// 0 is the "any" summary).
@@ -373,6 +383,11 @@ pub struct FrameAllocator<'a> {
     /// to the summaries: `hot_count` frames from `hot_first` (none when 0).
     hot_first: u64,
     hot_count: u64,
+    /// Runs freed before the hot one, also free in level 0 but not yet
+    /// published (`(first, count)`, each count non-zero; the first
+    /// `parked_len` entries): disjoint from each other and the hot run.
+    parked: [(u64, u64); PARKED],
+    parked_len: usize,
     /// The usable region (frames `[start, end)`) a frame in a mixed word
     /// was last found in: frees near a region's ragged edge skip the
     /// region-table search. Empty at first.
@@ -455,6 +470,8 @@ impl<'a> FrameAllocator<'a> {
             order_cursor: [0; ORDERS],
             hot_first: 0,
             hot_count: 0,
+            parked: [(0, 0); PARKED],
+            parked_len: 0,
             near: (0, 0),
             total: usable + reserved,
             free: usable,
@@ -468,7 +485,7 @@ impl<'a> FrameAllocator<'a> {
     /// [`AllocError::OutOfMemory`].
     #[inline]
     pub fn alloc(&mut self) -> Result<u64, AllocError> {
-        if self.hot_count == 1 {
+        if self.hot_count == 1 && self.parked_len == 0 {
             // The frame just freed, if it is the lowest free one: it is, if
             // every published free frame lies in a higher word, or in its
             // own word but above it (nothing is free below the cursor).
@@ -587,17 +604,30 @@ impl<'a> FrameAllocator<'a> {
         }
         let end = limit.map_or(self.layout.frames, |l| l.min(self.layout.frames));
         let last_start = end.checked_sub(count).ok_or(AllocError::OutOfMemory)?;
-        // The run just freed, if it is the lowest fit (see `hot_is_lowest`):
-        // taken back from level 0 alone. The rest of it stays unpublished.
-        let first = self.hot_first;
-        if self.hot_count >= count
+        // The lowest unpublished run (hot or parked), if it is the lowest
+        // fit (see `hot_is_lowest`; no other unpublished frame lies below
+        // it): taken back from level 0 alone. The rest stays unpublished.
+        let (mut slot, mut first, mut avail) = (PARKED, self.hot_first, self.hot_count);
+        for (i, &(f, c)) in self.parked[..self.parked_len].iter().enumerate() {
+            if avail == 0 || f < first {
+                (slot, first, avail) = (i, f, c);
+            }
+        }
+        if avail >= count
             && first & (align - 1) == 0
             && first <= last_start
             && self.hot_is_lowest(witness_order(count, align), first)
         {
             for_words(first, first + count, |w, mask| self.words[w] &= !mask);
-            self.hot_first += count;
-            self.hot_count -= count;
+            if slot == PARKED {
+                self.hot_first += count;
+                self.hot_count -= count;
+            } else if avail == count {
+                self.parked_len -= 1;
+                self.parked[slot] = self.parked[self.parked_len];
+            } else {
+                self.parked[slot] = (first + count, avail - count);
+            }
             self.free -= count;
             return Ok(first);
         }
@@ -639,8 +669,20 @@ impl<'a> FrameAllocator<'a> {
         if let Some(frame) = not_usable {
             self.class_error(frame)?;
         }
-        // Level 0 now, the summaries when the next operation needs them.
-        self.publish();
+        // Level 0 now, the summaries when the next operation needs them:
+        // the run freed before is parked, unpublished too, while there is
+        // room (a driver that frees several buffers and allocates them
+        // again touches no summary). A single hot frame or a full park
+        // publishes everything.
+        match self.hot_count {
+            0 => {}
+            1 => self.publish(),
+            _ if self.parked_len < PARKED => {
+                self.parked[self.parked_len] = (self.hot_first, self.hot_count);
+                self.parked_len += 1;
+            }
+            _ => self.publish(),
+        }
         for_words(first, end, |w, mask| self.words[w] |= mask);
         self.hot_first = first;
         self.hot_count = count;
@@ -685,9 +727,13 @@ impl<'a> FrameAllocator<'a> {
 
     // ---- internals ----
 
-    /// Publishes the hot frames to the summaries.
+    /// Publishes the hot frames (and the parked runs) to the summaries.
     #[inline(always)]
     fn publish(&mut self) {
+        if self.parked_len != 0 {
+            self.publish_all();
+            return;
+        }
         match self.hot_count {
             0 => {}
             1 => {
@@ -698,6 +744,32 @@ impl<'a> FrameAllocator<'a> {
                 self.published(w, new & !(1u64 << (frame & 63)), new);
             }
             _ => self.publish_run(),
+        }
+    }
+
+    /// [`publish`](Self::publish) with parked runs: the unpublished runs
+    /// may share level-0 words, so all of them are first taken out of
+    /// level 0 (leaving the published state) and then put back one by one.
+    #[inline(never)]
+    fn publish_all(&mut self) {
+        let mut runs = [(0, 0); PARKED + 1];
+        let mut n = self.parked_len;
+        runs[..n].copy_from_slice(&self.parked[..n]);
+        if self.hot_count != 0 {
+            runs[n] = (self.hot_first, self.hot_count);
+            n += 1;
+        }
+        self.parked_len = 0;
+        self.hot_count = 0;
+        for &(first, count) in &runs[..n] {
+            for_words(first, first + count, |w, mask| self.words[w] &= !mask);
+        }
+        for &(first, count) in &runs[..n] {
+            for_words(first, first + count, |w, mask| {
+                let old = self.words[w];
+                self.words[w] = old | mask;
+                self.published(w, old, old | mask);
+            });
         }
     }
 
@@ -1075,14 +1147,15 @@ impl FrameAllocator<'_> {
     fn check_invariants(&self) {
         let any = &self.layout.any;
         let mut published: Vec<u64> = self.words[..any.len[0]].to_vec();
-        for_words(
-            self.hot_first,
-            self.hot_first + self.hot_count,
-            |w, mask| {
-                assert_eq!(published[w] & mask, mask, "hot frames are free");
+        let parked = &self.parked[..self.parked_len];
+        assert!(parked.iter().all(|&(_, count)| count != 0), "parked counts");
+        let hot = (self.hot_first, self.hot_count);
+        for &(first, count) in parked.iter().chain(core::iter::once(&hot)) {
+            for_words(first, first + count, |w, mask| {
+                assert_eq!(published[w] & mask, mask, "hot frames are free, once");
                 published[w] &= !mask;
-            },
-        );
+            });
+        }
         let bit = |off: usize, i: usize| self.words[off + (i >> 6)] & (1 << (i & 63)) != 0;
         for (w, &word) in published.iter().enumerate() {
             assert_eq!(bit(any.off[1], w), word != 0, "any bit {w}");
@@ -1800,6 +1873,19 @@ mod model_tests {
         ]
     }
 
+    /// Mostly runs freed and allocated in bursts, so that many runs are
+    /// parked unpublished at once (and the park overflows).
+    fn arb_run_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => Just(Op::Alloc),
+            1 => any::<usize>().prop_map(Op::FreeHeld),
+            5 => arb_op(),
+            6 => (any::<usize>(), prop_oneof![6 => Just(0i8), 1 => -1i8..=1]).prop_map(|(index, shift)| Op::FreeRun { index, shift }),
+            6 => (prop_oneof![1u64..=20, Just(32), Just(64), 65u64..=140], (0u32..7).prop_map(|s| 1u64 << s), proptest::option::of(arb_sel()))
+                .prop_map(|(count, align, limit)| Op::AllocContiguous { count, align, limit }),
+        ]
+    }
+
     fn arb_op() -> impl Strategy<Value = Op> {
         let align = prop_oneof![
             6 => (0u32..8).prop_map(|s| 1u64 << s),
@@ -2113,6 +2199,13 @@ mod model_tests {
         /// 10,000 random sequences of up to 48 operations each.
         #[test]
         fn allocator_matches_model(spec in arb_map(), ops in proptest::collection::vec(arb_op(), 1..48)) {
+            run(&spec, &ops)?;
+        }
+
+        /// 10,000 sequences of up to 96 operations, mostly bursts of runs
+        /// freed and allocated (many unpublished runs at once).
+        #[test]
+        fn allocator_matches_model_with_parked_runs(spec in arb_map(), ops in proptest::collection::vec(arb_run_op(), 1..96)) {
             run(&spec, &ops)?;
         }
     }

@@ -32,7 +32,7 @@
 //!   frames are scattered, so almost every fit is a run just freed: the
 //!   cost is finding it among the fragments. `-xB`: free `B` random runs,
 //!   then allocate `B` (so that most allocations do not get back the run
-//!   freed last).
+//!   freed last; `-x16` frees more runs than exo keeps unpublished).
 //!
 //! Each cell runs a warm-up, then several timed batches, and reports the
 //! fastest batch (the least disturbed by whatever else the machine runs).
@@ -336,7 +336,7 @@ enum Workload {
     },
 }
 
-const WORKLOADS: [Workload; 16] = [
+const WORKLOADS: [Workload; 18] = [
     Workload::SeqFillFree,
     Workload::Churn { percent: 50 },
     Workload::Churn { percent: 99 },
@@ -353,6 +353,8 @@ const WORKLOADS: [Workload; 16] = [
     runs(64, 0, 50, 4),
     runs(64, 0, 90, 4),
     runs(200, 0, 50, 4),
+    runs(16, 4, 50, 16),
+    runs(64, 0, 50, 16),
 ];
 
 /// A [`Workload::Runs`].
