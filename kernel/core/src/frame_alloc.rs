@@ -50,7 +50,7 @@
 //!   followed by an alloc of the same size, the most common pattern, never
 //!   touches the summaries.
 //! - **parked runs**: when a run is freed while the hot one is a run too,
-//!   the older one is parked, also unpublished (up to [`PARKED`] of them;
+//!   the older one is parked, also unpublished (up to 8 of them;
 //!   a single-frame operation, any other search, or a full park publishes
 //!   them all). A contiguous allocation takes the lowest unpublished run
 //!   from level 0 under the same test as the hot run, so a driver that
