@@ -15,15 +15,15 @@
 //! - **"any" summaries**: bit `i` of level `k + 1` is set when word `i` of
 //!   level `k` is non-zero, up to a single top word. For 16 GiB of frames
 //!   that is 65 536 + 1 024 + 16 + 1 words.
-//! - **"full" summaries**: bit `w` is set when level-0 word `w` is all free
-//!   (64 free frames in a row, 64-aligned), with its own "any" levels above
-//!   it, so a run of whole free words is found without scanning.
-//! - **block summaries**: for each order `k` of 1 to 5, bit `w` is set when
-//!   level-0 word `w` holds a free block of `2^k` frames aligned to `2^k`
-//!   (2, 4, 8, 16 or 32 frames), each with its own "any" levels above it.
-//!   With the "any" (order 0) and "full" (order 6) summaries they find the
-//!   lowest free aligned block of any order up to 64 frames in a few word
-//!   reads, at any fill level.
+//! - **order summaries**: for each order `k` of 1 to 6, bit `w` is set when
+//!   the largest free aligned block in level-0 word `w` has exactly `2^k`
+//!   frames (2, 4, 8, 16, 32, or 64: the word is all free), each with its
+//!   own "any" levels above it. A word is in at most one of them, so a
+//!   word whose largest block changes (a run freed or taken) updates two
+//!   summaries, not one per order in between. The lowest free aligned
+//!   block of order `k` or more is the lowest of the descents of orders
+//!   `k` to 6 (most of them empty or above the first hit), a few word reads
+//!   at any fill level.
 //! - **uniform bits**: bit `w` is set when all 64 frames of level-0 word `w`
 //!   are usable RAM, so freeing such a frame needs no look-up in the map.
 //! - **the region table**: a copy of the map's regions (2 words each), for
@@ -39,7 +39,7 @@
 //!
 //! Two things make the common cases cheaper without changing any result:
 //!
-//! - **cursors**: no free frame (no all-free word, no free block of each
+//! - **cursors**: no free frame (no word whose largest free block has each
 //!   order) lies below a cursor, so searches start there, and `alloc`
 //!   usually reads one word.
 //! - **the hot frame**: the last frame (or run) freed is set in level 0 at
@@ -49,16 +49,25 @@
 //!   a fit lies below it), it takes it back from level 0 alone. So a free
 //!   followed by an alloc of the same size, the most common pattern, never
 //!   touches the summaries.
+//! - **parked runs**: when a run is freed while the hot one is a run too,
+//!   the older one is parked, also unpublished (up to 8 of them;
+//!   a single-frame operation, any other search, or a full park publishes
+//!   them all). A contiguous allocation takes the lowest unpublished run
+//!   from level 0 under the same test as the hot run, so a driver that
+//!   frees a few buffers and allocates them again touches no summary.
 //!
 //! Contiguous allocation looks for the lowest *witness*: a free aligned
 //! block that every fitting run must contain (a run of `count` frames
 //! holds an aligned block of the largest order `k` with `2^(k+1) - 1 <=
 //! count`, or of `min(align, count)` rounded down to a power of two when
-//! its start is aligned). It finds witnesses through the block summaries,
-//! and checks only the frames around each one. So a power-of-two run
-//! aligned to its size (up to 64 frames) costs one summary descent, and
-//! any other request costs one descent per free block of the witness's
-//! order that turns out too short: never a walk over single free frames,
+//! its start is aligned). It finds witnesses through the order summaries,
+//! and checks only the frames around each one: first the free frames just
+//! below it (a fit that starts below the witness holds them all), then the
+//! run. So a power-of-two run aligned to its size (up to 64 frames) costs
+//! one summary descent, and any other request costs one descent per free
+//! block of the witness's order that turns out too short (a witness with
+//! enough free frames around it is taken at once, without a second
+//! descent): never a walk over single free frames,
 //! whatever the fill level or memory size. Every error is a value; no input
 //! can make the allocator panic, and a call that fails changes nothing.
 
@@ -114,9 +123,44 @@ const REGION_WORDS: usize = 2;
 /// Top bit of a region table end word: the region is reserved.
 const RESERVED_BIT: u64 = 1 << 63;
 
-/// The orders with a block summary of their own: blocks of 2 to 32 frames
-/// (order 0 is the "any" summary, order 6 the "full" one).
-const BLOCK_ORDERS: usize = 5;
+/// How many runs freed before the last one can stay unpublished besides
+/// it (see [`FrameAllocator::free_range`]).
+const PARKED: usize = 8;
+
+/// The orders with a summary of their own: blocks of 2 to 64 frames (order
+/// 0 is the "any" summary).
+const ORDERS: usize = 6;
+
+/// The order of the largest free aligned block in level-0 word `x`: 6 when
+/// it is all free, 0 when it has no free aligned pair. It depends on
+/// `pairs(x)` alone.
+#[inline]
+fn max_order(x: u64) -> usize {
+    // The blocks nest (one of order `k` holds two of order `k - 1`): stop
+    // at the first order missing, as most words have no large block.
+    let m1 = pairs(x);
+    if m1 == 0 {
+        return 0;
+    }
+    let m2 = m1 & (m1 >> 2) & 0x1111_1111_1111_1111;
+    if m2 == 0 {
+        return 1;
+    }
+    let m3 = m2 & (m2 >> 4) & 0x0101_0101_0101_0101;
+    if m3 == 0 {
+        return 2;
+    }
+    let m4 = m3 & (m3 >> 8) & 0x0001_0001_0001_0001;
+    if m4 == 0 {
+        return 3;
+    }
+    let m5 = m4 & (m4 >> 16) & 0x0000_0001_0000_0001;
+    match (m5 != 0, x == !0) {
+        (false, _) => 4,
+        (true, false) => 5,
+        (true, true) => 6,
+    }
+}
 
 /// Bit `i` of `block_starts(x, k)` is set when bits `i .. i + 2^k` of `x`
 /// are all set and `i` is a multiple of `2^k` (`k <= 6`).
@@ -142,22 +186,6 @@ fn block_starts(x: u64, k: u32) -> u64 {
 #[inline(always)]
 fn pairs(x: u64) -> u64 {
     x & (x >> 1) & 0x5555_5555_5555_5555
-}
-
-/// How many of the orders 1 to 5 have a free aligned block in level-0 word
-/// `x` (they nest: a block of order `k` holds two of order `k - 1`).
-#[inline]
-fn block_orders(x: u64) -> usize {
-    let m1 = pairs(x);
-    let m2 = m1 & (m1 >> 2) & 0x1111_1111_1111_1111;
-    let m3 = m2 & (m2 >> 4) & 0x0101_0101_0101_0101;
-    let m4 = m3 & (m3 >> 8) & 0x0001_0001_0001_0001;
-    let m5 = m4 & (m4 >> 16) & 0x0000_0001_0000_0001;
-    usize::from(m1 != 0)
-        + usize::from(m2 != 0)
-        + usize::from(m3 != 0)
-        + usize::from(m4 != 0)
-        + usize::from(m5 != 0)
 }
 
 /// The order of the witness block for a run of `count` frames starting at
@@ -215,10 +243,8 @@ struct Layout {
     frames: u64,
     /// Level 0 (at offset 0) and its "any" summaries.
     any: Levels,
-    /// The "full word" bitmap and its summaries.
-    full: Levels,
-    /// The block summaries of orders 1 to 5 (index `k - 1`).
-    blocks: [Levels; BLOCK_ORDERS],
+    /// The order summaries of orders 1 to 6 (index `k - 1`).
+    orders: [Levels; ORDERS],
     /// The uniform bitmap.
     uniform: usize,
     /// The region table.
@@ -234,10 +260,10 @@ impl Layout {
         let frames = map.end_frame();
         let (any, end) = Levels::new(frames, 0)?;
         let words0 = any.len[0] as u64;
-        let (full, mut end) = Levels::new(words0, end)?;
-        let mut blocks = [full; BLOCK_ORDERS];
-        for block in &mut blocks {
-            (*block, end) = Levels::new(words0, end)?;
+        let mut end = end;
+        let mut orders = [any; ORDERS];
+        for order in &mut orders {
+            (*order, end) = Levels::new(words0, end)?;
         }
         let uniform = end;
         let end = end.checked_add(usize::try_from(words0.div_ceil(64)).ok()?)?;
@@ -247,8 +273,7 @@ impl Layout {
         Some(Layout {
             frames,
             any,
-            full,
-            blocks,
+            orders,
             uniform,
             regions,
             region_count,
@@ -351,15 +376,18 @@ pub struct FrameAllocator<'a> {
     layout: Layout,
     /// No published level-0 word below this one has a free frame.
     cursor: usize,
-    /// No published level-0 word below this one is all free.
-    full_cursor: usize,
-    /// No published level-0 word below `block_cursor[k - 1]` holds a free
-    /// aligned block of order `k` (1 to 5).
-    block_cursor: [usize; BLOCK_ORDERS],
+    /// No published level-0 word below `order_cursor[k - 1]` has a largest
+    /// free aligned block of order `k` (1 to 6).
+    order_cursor: [usize; ORDERS],
     /// The last frame or run freed, free in level 0 but not yet published
     /// to the summaries: `hot_count` frames from `hot_first` (none when 0).
     hot_first: u64,
     hot_count: u64,
+    /// Runs freed before the hot one, also free in level 0 but not yet
+    /// published (`(first, count)`, each count non-zero; the first
+    /// `parked_len` entries): disjoint from each other and the hot run.
+    parked: [(u64, u64); PARKED],
+    parked_len: usize,
     /// The usable region (frames `[start, end)`) a frame in a mixed word
     /// was last found in: frees near a region's ragged edge skip the
     /// region-table search. Empty at first.
@@ -420,16 +448,13 @@ impl<'a> FrameAllocator<'a> {
             }
         }
         // The summaries, bottom up.
-        let (any, full) = (layout.any, layout.full);
+        let any = layout.any;
         for w in 0..any.len[0] {
-            if words[w] == !0 {
-                words[full.off[0] + (w >> 6)] |= 1 << (w & 63);
-            }
-            for block in &layout.blocks[..block_orders(words[w])] {
-                words[block.off[0] + (w >> 6)] |= 1 << (w & 63);
+            if let Some(order) = max_order(words[w]).checked_sub(1) {
+                words[layout.orders[order].off[0] + (w >> 6)] |= 1 << (w & 63);
             }
         }
-        for lv in [any, full].iter().chain(&layout.blocks) {
+        for lv in [any].iter().chain(&layout.orders) {
             for level in 1..lv.count {
                 for i in 0..lv.len[level - 1] {
                     if words[lv.off[level - 1] + i] != 0 {
@@ -442,10 +467,11 @@ impl<'a> FrameAllocator<'a> {
             words,
             layout,
             cursor: 0,
-            full_cursor: 0,
-            block_cursor: [0; BLOCK_ORDERS],
+            order_cursor: [0; ORDERS],
             hot_first: 0,
             hot_count: 0,
+            parked: [(0, 0); PARKED],
+            parked_len: 0,
             near: (0, 0),
             total: usable + reserved,
             free: usable,
@@ -459,7 +485,7 @@ impl<'a> FrameAllocator<'a> {
     /// [`AllocError::OutOfMemory`].
     #[inline]
     pub fn alloc(&mut self) -> Result<u64, AllocError> {
-        if self.hot_count == 1 {
+        if self.hot_count == 1 && self.parked_len == 0 {
             // The frame just freed, if it is the lowest free one: it is, if
             // every published free frame lies in a higher word, or in its
             // own word but above it (nothing is free below the cursor).
@@ -578,17 +604,30 @@ impl<'a> FrameAllocator<'a> {
         }
         let end = limit.map_or(self.layout.frames, |l| l.min(self.layout.frames));
         let last_start = end.checked_sub(count).ok_or(AllocError::OutOfMemory)?;
-        // The run just freed, if it is the lowest fit (see `hot_is_lowest`):
-        // taken back from level 0 alone. The rest of it stays unpublished.
-        let first = self.hot_first;
-        if self.hot_count >= count
+        // The lowest unpublished run (hot or parked), if it is the lowest
+        // fit (see `hot_is_lowest`; no other unpublished frame lies below
+        // it): taken back from level 0 alone. The rest stays unpublished.
+        let (mut slot, mut first, mut avail) = (PARKED, self.hot_first, self.hot_count);
+        for (i, &(f, c)) in self.parked[..self.parked_len].iter().enumerate() {
+            if avail == 0 || f < first {
+                (slot, first, avail) = (i, f, c);
+            }
+        }
+        if avail >= count
             && first & (align - 1) == 0
             && first <= last_start
             && self.hot_is_lowest(witness_order(count, align), first)
         {
             for_words(first, first + count, |w, mask| self.words[w] &= !mask);
-            self.hot_first += count;
-            self.hot_count -= count;
+            if slot == PARKED {
+                self.hot_first += count;
+                self.hot_count -= count;
+            } else if avail == count {
+                self.parked_len -= 1;
+                self.parked[slot] = self.parked[self.parked_len];
+            } else {
+                self.parked[slot] = (first + count, avail - count);
+            }
             self.free -= count;
             return Ok(first);
         }
@@ -630,8 +669,20 @@ impl<'a> FrameAllocator<'a> {
         if let Some(frame) = not_usable {
             self.class_error(frame)?;
         }
-        // Level 0 now, the summaries when the next operation needs them.
-        self.publish();
+        // Level 0 now, the summaries when the next operation needs them:
+        // the run freed before is parked, unpublished too, while there is
+        // room (a driver that frees several buffers and allocates them
+        // again touches no summary). A single hot frame or a full park
+        // publishes everything.
+        match self.hot_count {
+            0 => {}
+            1 => self.publish(),
+            _ if self.parked_len < PARKED => {
+                self.parked[self.parked_len] = (self.hot_first, self.hot_count);
+                self.parked_len += 1;
+            }
+            _ => self.publish(),
+        }
         for_words(first, end, |w, mask| self.words[w] |= mask);
         self.hot_first = first;
         self.hot_count = count;
@@ -676,9 +727,13 @@ impl<'a> FrameAllocator<'a> {
 
     // ---- internals ----
 
-    /// Publishes the hot frames to the summaries.
+    /// Publishes the hot frames (and the parked runs) to the summaries.
     #[inline(always)]
     fn publish(&mut self) {
+        if self.parked_len != 0 {
+            self.publish_all();
+            return;
+        }
         match self.hot_count {
             0 => {}
             1 => {
@@ -689,6 +744,32 @@ impl<'a> FrameAllocator<'a> {
                 self.published(w, new & !(1u64 << (frame & 63)), new);
             }
             _ => self.publish_run(),
+        }
+    }
+
+    /// [`publish`](Self::publish) with parked runs: the unpublished runs
+    /// may share level-0 words, so all of them are first taken out of
+    /// level 0 (leaving the published state) and then put back one by one.
+    #[inline(never)]
+    fn publish_all(&mut self) {
+        let mut runs = [(0, 0); PARKED + 1];
+        let mut n = self.parked_len;
+        runs[..n].copy_from_slice(&self.parked[..n]);
+        if self.hot_count != 0 {
+            runs[n] = (self.hot_first, self.hot_count);
+            n += 1;
+        }
+        self.parked_len = 0;
+        self.hot_count = 0;
+        for &(first, count) in &runs[..n] {
+            for_words(first, first + count, |w, mask| self.words[w] &= !mask);
+        }
+        for &(first, count) in &runs[..n] {
+            for_words(first, first + count, |w, mask| {
+                let old = self.words[w];
+                self.words[w] = old | mask;
+                self.published(w, old, old | mask);
+            });
         }
     }
 
@@ -712,24 +793,26 @@ impl<'a> FrameAllocator<'a> {
         self.cursor
     }
 
-    /// Moves the full cursor up to the lowest published all-free level-0
-    /// word (the number of level-0 words if none) and returns it.
+    /// Moves the cursor of order `k` (1 to 6) up to the lowest published
+    /// level-0 word whose largest free block has that order (the number of
+    /// level-0 words if none) and returns it.
     #[inline]
-    fn tighten_full_cursor(&mut self) -> usize {
-        let lowest = next_set(self.words, &self.layout.full, 0, self.full_cursor);
-        self.full_cursor = lowest.unwrap_or(self.layout.any.len[0]);
-        self.full_cursor
+    fn tighten_order_cursor(&mut self, k: usize) -> usize {
+        let i = k - 1;
+        let lowest = next_set(self.words, &self.layout.orders[i], 0, self.order_cursor[i]);
+        self.order_cursor[i] = lowest.unwrap_or(self.layout.any.len[0]);
+        self.order_cursor[i]
     }
 
-    /// Moves the cursor of block order `k` (1 to 5) up to the lowest
-    /// published level-0 word with a free block of that order (the number
-    /// of level-0 words if none) and returns it.
+    /// No published level-0 word below the one returned holds a free
+    /// aligned block of order `k` (1 to 6) or more.
     #[inline]
-    fn tighten_block_cursor(&mut self, k: u32) -> usize {
-        let i = k as usize - 1;
-        let lowest = next_set(self.words, &self.layout.blocks[i], 0, self.block_cursor[i]);
-        self.block_cursor[i] = lowest.unwrap_or(self.layout.any.len[0]);
-        self.block_cursor[i]
+    fn order_floor(&self, k: u32) -> usize {
+        self.order_cursor[k as usize - 1..]
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(0)
     }
 
     /// Whether no run of a witness order `k` (see [`witness_order`]) fits
@@ -744,11 +827,11 @@ impl<'a> FrameAllocator<'a> {
             return false;
         }
         let w = (first >> 6) as usize;
-        match k {
-            0 => w < self.cursor || w < self.tighten_cursor(),
-            6 => w < self.full_cursor || w < self.tighten_full_cursor(),
-            _ => w < self.block_cursor[k as usize - 1] || w < self.tighten_block_cursor(k),
+        if k == 0 {
+            return w < self.cursor || w < self.tighten_cursor();
         }
+        (k as usize..=ORDERS)
+            .all(|j| w < self.order_cursor[j - 1] || w < self.tighten_order_cursor(j))
     }
 
     /// Level-0 word `w` goes from `old` to `new` by clearing free bits:
@@ -759,15 +842,26 @@ impl<'a> FrameAllocator<'a> {
         if new == 0 {
             clear_up(self.words, &self.layout.any, 1, w);
         }
-        if old == !0 {
-            clear_up(self.words, &self.layout.full, 0, w);
-        }
-        // A block lost loses its aligned pairs too: no pair lost, no block.
+        // The largest block depends on the aligned pairs alone.
         if pairs(old) != pairs(new) {
-            let (had, has) = (block_orders(old), block_orders(new));
-            for block in &self.layout.blocks[has..had.max(has)] {
-                clear_up(self.words, block, 0, w);
-            }
+            self.order_changed(w, max_order(old), max_order(new));
+        }
+    }
+
+    /// The largest free block of published level-0 word `w` went from
+    /// order `had` to order `has`: moves the word from one order summary
+    /// to the other.
+    #[inline]
+    fn order_changed(&mut self, w: usize, had: usize, has: usize) {
+        if had == has {
+            return;
+        }
+        if let Some(i) = had.checked_sub(1) {
+            clear_up(self.words, &self.layout.orders[i], 0, w);
+        }
+        if let Some(i) = has.checked_sub(1) {
+            set_up(self.words, &self.layout.orders[i], 0, w);
+            self.order_cursor[i] = self.order_cursor[i].min(w);
         }
     }
 
@@ -779,17 +873,9 @@ impl<'a> FrameAllocator<'a> {
             set_up(self.words, &self.layout.any, 1, w);
             self.cursor = self.cursor.min(w);
         }
-        if new == !0 {
-            set_up(self.words, &self.layout.full, 0, w);
-            self.full_cursor = self.full_cursor.min(w);
-        }
-        // A new block holds a new aligned pair: no new pair, no new block.
+        // The largest block depends on the aligned pairs alone.
         if pairs(old) != pairs(new) {
-            let (had, has) = (block_orders(old), block_orders(new));
-            for i in had..has.max(had) {
-                set_up(self.words, &self.layout.blocks[i], 0, w);
-                self.block_cursor[i] = self.block_cursor[i].min(w);
-            }
+            self.order_changed(w, max_order(old), max_order(new));
         }
     }
 
@@ -863,11 +949,25 @@ impl<'a> FrameAllocator<'a> {
                 return Some(from & !63 | u64::from(here.trailing_zeros()));
             }
         }
-        let lv = match k {
-            6 => &self.layout.full,
-            _ => &self.layout.blocks[k as usize - 1],
-        };
-        let w = next_set(self.words, lv, 0, w + 1)?;
+        // The lowest word above whose largest block has order `k` or more.
+        let len0 = self.layout.any.len[0];
+        let mut best: Option<usize> = None;
+        for i in k as usize - 1..ORDERS {
+            let cursor = self.order_cursor[i];
+            let from = (w + 1).max(cursor);
+            if best.is_some_and(|b| b <= from) {
+                continue;
+            }
+            let found = next_set(self.words, &self.layout.orders[i], 0, from);
+            if from == cursor {
+                // Searched from the cursor: the lowest of its order.
+                self.order_cursor[i] = found.unwrap_or(len0);
+            }
+            if let Some(found) = found {
+                best = Some(best.map_or(found, |b| b.min(found)));
+            }
+        }
+        let w = best?;
         let here = block_starts(self.words[w], k);
         Some((w as u64) << 6 | u64::from(here.trailing_zeros()))
     }
@@ -879,35 +979,35 @@ impl<'a> FrameAllocator<'a> {
     /// [`witness_order`] that starts less than `2^k` frames after the
     /// run's start (and ends inside it), so the lowest fit starting at
     /// `pos` or later starts at `b - lead` or later, where `b` is the lowest
-    /// such block at `pos` or later. Each candidate is checked from its end
-    /// down: if some frame `t` in it is taken, no fit starts at or below
-    /// `t`, so the search goes on from `t + 1`.
+    /// such block at `pos` or later. A fit starting below `b` holds a block
+    /// at `b` or above, so every frame between its start and `b`: it starts
+    /// after the last taken frame below `b`. Each candidate is then checked
+    /// from its end down: if some frame `t` in it is taken, no fit starts at
+    /// or below `t`, so the search goes on from `t + 1`.
     fn find_run(&mut self, count: u64, align: u64, last_start: u64) -> Option<u64> {
         let k = witness_order(count, align);
         let size = 1u64 << k;
         let lead = (count - size).min(size - 1);
-        // Nothing is free below the cursor, and no block of order `k`
-        // lies below its own cursor.
-        let block_cursor = match k {
+        // Nothing is free below the cursor, and no block of order `k` or
+        // more lies below the lowest cursor of those orders.
+        let block_floor = match k {
             0 => self.cursor,
-            6 => self.full_cursor,
-            _ => self.block_cursor[k as usize - 1],
+            _ => self.order_floor(k),
         };
         let pos_cursor = self.cursor as u64 * 64;
-        let mut pos = pos_cursor.max((block_cursor as u64 * 64).saturating_sub(lead));
-        let mut first_try = true;
+        let mut pos = pos_cursor.max((block_floor as u64 * 64).saturating_sub(lead));
+        let mut first_try = k == 0;
         loop {
+            // (For `k > 0`, `next_block` moves the order cursors itself.)
             let block = self.next_block(k, pos)?;
             if first_try {
-                match k {
-                    0 => self.cursor = (block >> 6) as usize,
-                    6 => self.full_cursor = (block >> 6) as usize,
-                    _ => self.block_cursor[k as usize - 1] = (block >> 6) as usize,
-                }
+                self.cursor = (block >> 6) as usize;
                 first_try = false;
             }
+            let low = block.saturating_sub(lead).max(pos);
+            let low = self.find_last_taken(low, block).map_or(low, |t| t + 1);
             // `align` is a power of two: round up with a mask, not a divide.
-            let start = block.saturating_sub(lead).max(pos).checked_add(align - 1)? & !(align - 1);
+            let start = low.checked_add(align - 1)? & !(align - 1);
             if start > last_start {
                 return None;
             }
@@ -1045,26 +1145,31 @@ impl FrameAllocator<'_> {
     /// Checks every summary, the cursors and the free count against level 0
     /// as published (without the hot frames).
     fn check_invariants(&self) {
-        let (any, full) = (&self.layout.any, &self.layout.full);
+        let any = &self.layout.any;
         let mut published: Vec<u64> = self.words[..any.len[0]].to_vec();
-        for_words(
-            self.hot_first,
-            self.hot_first + self.hot_count,
-            |w, mask| {
-                assert_eq!(published[w] & mask, mask, "hot frames are free");
+        let parked = &self.parked[..self.parked_len];
+        assert!(parked.iter().all(|&(_, count)| count != 0), "parked counts");
+        let hot = (self.hot_first, self.hot_count);
+        for &(first, count) in parked.iter().chain(core::iter::once(&hot)) {
+            for_words(first, first + count, |w, mask| {
+                assert_eq!(published[w] & mask, mask, "hot frames are free, once");
                 published[w] &= !mask;
-            },
-        );
+            });
+        }
         let bit = |off: usize, i: usize| self.words[off + (i >> 6)] & (1 << (i & 63)) != 0;
         for (w, &word) in published.iter().enumerate() {
             assert_eq!(bit(any.off[1], w), word != 0, "any bit {w}");
-            assert_eq!(bit(full.off[0], w), word == !0, "full bit {w}");
-            for (k, block) in self.layout.blocks.iter().enumerate() {
-                let has = block_starts(word, k as u32 + 1) != 0;
-                assert_eq!(bit(block.off[0], w), has, "order {} bit {w}", k + 1);
+            // The reference: the largest k with an aligned block of 2^k.
+            let largest = (1..=6u32)
+                .filter(|&k| block_starts(word, k) != 0)
+                .max()
+                .unwrap_or(0);
+            for (i, order) in self.layout.orders.iter().enumerate() {
+                let has = largest == i as u32 + 1;
+                assert_eq!(bit(order.off[0], w), has, "order {} bit {w}", i + 1);
             }
         }
-        for lv in [*any, *full].iter().chain(&self.layout.blocks) {
+        for lv in [*any].iter().chain(&self.layout.orders) {
             for level in 2..lv.count {
                 for i in 0..lv.len[level - 1] {
                     let nonzero = self.words[lv.off[level - 1] + i] != 0;
@@ -1082,19 +1187,13 @@ impl FrameAllocator<'_> {
                 .all(|&w| w == 0),
             "cursor"
         );
-        assert!(
-            published[..self.full_cursor.min(published.len())]
-                .iter()
-                .all(|&w| w != !0),
-            "full cursor"
-        );
-        for (k, &cursor) in self.block_cursor.iter().enumerate() {
+        for (i, &cursor) in self.order_cursor.iter().enumerate() {
             assert!(
                 published[..cursor.min(published.len())]
                     .iter()
-                    .all(|&w| block_starts(w, k as u32 + 1) == 0),
+                    .all(|&w| max_order(w) != i + 1),
                 "order {} cursor",
-                k + 1
+                i + 1
             );
         }
         let free: u64 = self.words[..any.len[0]]
@@ -1247,7 +1346,7 @@ mod tests {
         let map = MemoryMap::new([usable(0, 16 * GIB)]);
         let words = storage_words(&map);
         // 4 Mi frames: 65536 level-0 words, its "any" levels (1024 + 16 +
-        // 1), the full and five block summaries (1041 each), uniform bits
+        // 1), the six order summaries (1041 each), uniform bits
         // and one region: 36 KiB per GiB.
         assert_eq!(words, 65536 + 1041 + 6 * 1041 + 1024 + 2);
         assert_eq!(words, 73_849);
@@ -1456,6 +1555,71 @@ mod tests {
         assert_eq!(a.alloc_contiguous(8, 64, None), Ok(64));
         assert_eq!(a.alloc_contiguous(64, 64, None), Ok(128));
         a.check_invariants();
+    }
+
+    #[test]
+    fn a_word_moves_between_order_summaries() {
+        // A word is in the summary of its largest free block only: freeing
+        // and taking runs in it moves it from one order to another, and a
+        // search for order `k` finds words of every larger order too.
+        let map = MemoryMap::new([usable(0, 4096 * F)]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        for _ in 0..4096 {
+            a.alloc().unwrap();
+        }
+        a.check_invariants();
+        // Word 10 gets a block of 4, then of 16, then is all free.
+        let base = 10 * 64;
+        a.free_range(base + 4, 4).unwrap();
+        a.free(base + 40).unwrap();
+        a.check_invariants();
+        a.free_range(base + 16, 16).unwrap();
+        a.free(base + 41).unwrap();
+        a.check_invariants();
+        // Lower blocks of 2 (word 3) do not hide the larger block above.
+        a.free_range(3 * 64 + 2, 2).unwrap();
+        a.free(base + 42).unwrap();
+        a.check_invariants();
+        assert_eq!(a.alloc_contiguous(8, 8, None), Ok(base + 16));
+        a.check_invariants();
+        assert_eq!(a.alloc_contiguous(2, 2, None), Ok(3 * 64 + 2));
+        a.check_invariants();
+        // The rest of word 10 freed: it is all free (order 6).
+        for f in base..base + 64 {
+            if !a.is_free(f) {
+                a.free(f).unwrap();
+            }
+        }
+        a.check_invariants();
+        assert_eq!(a.alloc_contiguous(32, 32, None), Ok(base));
+        a.check_invariants();
+        assert_eq!(a.alloc_contiguous(32, 1, None), Ok(base + 32));
+        a.check_invariants();
+        assert_eq!(a.alloc_contiguous(2, 1, None), Err(AllocError::OutOfMemory));
+    }
+
+    #[test]
+    fn a_fit_starting_below_its_witness() {
+        // Free frames [60, 124) with 59 and 124 taken: an unaligned run of
+        // 64 holds the block of 32 at 64, and starts 4 frames below it.
+        let map = MemoryMap::new([usable(0, 1024 * F)]);
+        let mut storage = storage_for(&map);
+        let mut a = FrameAllocator::new(&map, &mut storage).unwrap();
+        for _ in 0..1024 {
+            a.alloc().unwrap();
+        }
+        a.free_range(60, 64).unwrap();
+        a.free_range(300, 40).unwrap();
+        a.check_invariants();
+        assert_eq!(a.alloc_contiguous(64, 1, None), Ok(60));
+        a.check_invariants();
+        // [300, 340): the witness for 33 frames is a block of 16, the lowest
+        // at 304; the fit starts at 300, just after the taken frame 299.
+        assert_eq!(a.alloc_contiguous(33, 1, None), Ok(300));
+        a.check_invariants();
+        assert_eq!(a.alloc_contiguous(7, 1, None), Ok(333));
+        assert_eq!(a.alloc_contiguous(1, 1, None), Err(AllocError::OutOfMemory));
     }
 
     #[test]
@@ -1706,6 +1870,19 @@ mod model_tests {
             4 => prop_oneof![Just(64u64), Just(128), Just(192), Just(65), Just(100), Just(127), Just(150)],
             1 => Just(0u64),
             1 => prop_oneof![Just(u64::MAX), Just(FRAME_LIMIT), Just(1u64 << 32)],
+        ]
+    }
+
+    /// Mostly runs freed and allocated in bursts, so that many runs are
+    /// parked unpublished at once (and the park overflows).
+    fn arb_run_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => Just(Op::Alloc),
+            1 => any::<usize>().prop_map(Op::FreeHeld),
+            5 => arb_op(),
+            6 => (any::<usize>(), prop_oneof![6 => Just(0i8), 1 => -1i8..=1]).prop_map(|(index, shift)| Op::FreeRun { index, shift }),
+            6 => (prop_oneof![1u64..=20, Just(32), Just(64), 65u64..=140], (0u32..7).prop_map(|s| 1u64 << s), proptest::option::of(arb_sel()))
+                .prop_map(|(count, align, limit)| Op::AllocContiguous { count, align, limit }),
         ]
     }
 
@@ -2022,6 +2199,13 @@ mod model_tests {
         /// 10,000 random sequences of up to 48 operations each.
         #[test]
         fn allocator_matches_model(spec in arb_map(), ops in proptest::collection::vec(arb_op(), 1..48)) {
+            run(&spec, &ops)?;
+        }
+
+        /// 10,000 sequences of up to 96 operations, mostly bursts of runs
+        /// freed and allocated (many unpublished runs at once).
+        #[test]
+        fn allocator_matches_model_with_parked_runs(spec in arb_map(), ops in proptest::collection::vec(arb_run_op(), 1..96)) {
             run(&spec, &ops)?;
         }
     }

@@ -1,7 +1,8 @@
 //! `exo-bench`: host benchmarks of exo's frame allocator against its peers.
 //!
-//! `exo-bench alloc [--json] [--only NAME]` runs every workload (or those
-//! whose name contains `NAME`) on 16 GiB of frames
+//! `exo-bench alloc [--json] [--only NAME] [--allocator NAME]` runs every
+//! workload (or those whose name contains `NAME`) with every allocator (or
+//! the one named, e.g. `exo` for a profile under callgrind) on 16 GiB of frames
 //! (4 Mi frames, one usable region) with each allocator side by side and
 //! prints a table of nanoseconds per operation (one `alloc`, `free`,
 //! contiguous alloc or contiguous free is one operation). With `--json` it
@@ -31,7 +32,7 @@
 //!   frames are scattered, so almost every fit is a run just freed: the
 //!   cost is finding it among the fragments. `-xB`: free `B` random runs,
 //!   then allocate `B` (so that most allocations do not get back the run
-//!   freed last).
+//!   freed last; `-x16` frees more runs than exo keeps unpublished).
 //!
 //! Each cell runs a warm-up, then several timed batches, and reports the
 //! fastest batch (the least disturbed by whatever else the machine runs).
@@ -335,7 +336,7 @@ enum Workload {
     },
 }
 
-const WORKLOADS: [Workload; 16] = [
+const WORKLOADS: [Workload; 18] = [
     Workload::SeqFillFree,
     Workload::Churn { percent: 50 },
     Workload::Churn { percent: 99 },
@@ -352,6 +353,8 @@ const WORKLOADS: [Workload; 16] = [
     runs(64, 0, 50, 4),
     runs(64, 0, 90, 4),
     runs(200, 0, 50, 4),
+    runs(16, 4, 50, 16),
+    runs(64, 0, 50, 16),
 ];
 
 /// A [`Workload::Runs`].
@@ -535,7 +538,7 @@ fn run_runs<A: Frames>(a: &mut A, count: u64, shift: u32, percent: u64, batch: u
     })
 }
 
-fn run_alloc(json: bool, only: Option<&str>) {
+fn run_alloc(json: bool, only: Option<&str>, allocator: Option<&str>) {
     let words = frame_alloc::storage_words(&sixteen_gib());
     println!(
         "exo frame allocator storage for 16 GiB ({} frames): {} words = {} bytes ({:.1} KiB)",
@@ -571,7 +574,15 @@ fn run_alloc(json: bool, only: Option<&str>) {
         if only.is_some_and(|only| !workload.name().contains(only)) {
             continue;
         }
-        let results: Vec<Option<f64>> = ALLOCATORS.iter().map(|a| a.run(workload)).collect();
+        let results: Vec<Option<f64>> = ALLOCATORS
+            .iter()
+            .map(|a| {
+                allocator
+                    .is_none_or(|name| name == a.name())
+                    .then(|| a.run(workload))
+                    .flatten()
+            })
+            .collect();
         for (allocator, ns) in ALLOCATORS.iter().zip(&results) {
             if let Some(ns) = ns {
                 json_lines.push(format!(
@@ -603,13 +614,13 @@ fn run_alloc(json: bool, only: Option<&str>) {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: exo-bench alloc [--json] [--only NAME]");
+    eprintln!("usage: exo-bench alloc [--json] [--only NAME] [--allocator NAME]");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut json, mut only, mut alloc) = (false, None, false);
+    let (mut json, mut only, mut alloc, mut allocator) = (false, None, false, None);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -618,6 +629,10 @@ fn main() -> ExitCode {
             "--only" => match args.next() {
                 Some(name) => only = Some(name),
                 None => return usage(),
+            },
+            "--allocator" => match args.next() {
+                Some(name) if ALLOCATORS.iter().any(|a| a.name() == name) => allocator = Some(name),
+                _ => return usage(),
             },
             _ => return usage(),
         }
@@ -628,7 +643,7 @@ fn main() -> ExitCode {
     // The bitmap-allocator cascade is built as a 2 MiB value: give it room.
     let bench = std::thread::Builder::new()
         .stack_size(64 << 20)
-        .spawn(move || run_alloc(json, only.as_deref()))
+        .spawn(move || run_alloc(json, only.as_deref(), allocator.as_deref()))
         .expect("spawn the benchmark thread");
     match bench.join() {
         Ok(()) => ExitCode::SUCCESS,
