@@ -63,8 +63,11 @@ impl exo_core::object::Platform for Hw {
     }
     fn device_claimable(&self, phys: u64) -> bool {
         // Whoever programs the interrupt controllers can inject any vector
-        // or silence the timer.
-        phys != crate::arch::local_apic_page() && phys != crate::arch::IOAPIC_PAGE
+        // or silence the timer; whoever programs a remapping unit decides
+        // what every device may reach.
+        phys != crate::arch::local_apic_page()
+            && phys != crate::arch::IOAPIC_PAGE
+            && !crate::acpi::platform().kernel_owned(phys)
     }
     fn counters(&self) -> abi::FrameStats {
         memory::counters()

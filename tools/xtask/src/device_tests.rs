@@ -41,7 +41,16 @@ pub fn tests() -> Vec<QemuTest> {
             programs("lspci"),
             0,
             &[
-                "lspci: bus 0 configuration space at phys 0xb0000000: 256 device capabilities",
+                "; MADT: local APIC at 0xfee00000, 1 IOAPIC(s) at 0xfec00000 (id 0, GSI 0)",
+                "[exo] ACPI: MCFG: ECAM at 0xb0000000, segment 0, buses 0x00..=0xff",
+                "[exo] ACPI: HPET at 0xfed00000",
+                "[exo] ACPI: DMAR: host address width 39 bits, interrupt remapping supported, 1 remapping unit(s), 0 reserved region(s)",
+                "[exo] ACPI: DMAR unit at 0xfed90000, segment 0; scope: IOAPIC 0 at ff:00.0, PCI endpoint at 00:00.0, ",
+                "PCI endpoint at 00:03.0, PCI endpoint at 00:04.0, ",
+                "[exo] IOMMU: unit at 0xfed90000: VT-d 1.0, 65536 domains, 39-bit I/O addresses, page tables of 3, 1 fault record(s), ",
+                "); translation off",
+                "[exo] IOMMU: DMA remapping is not programmed yet: DMA is unconfined; only designated drivers may claim devices",
+                "lspci: bus 0 configuration space at phys 0xb0000000 (ECAM from ACPI MCFG, buses 0..=255): 256 device capabilities",
                 "lspci: 00:00.0 8086:29c0 class 060000 (host bridge)",
                 " 1234:11e8 class 00ff00 (other)",
                 " 1af4:1001 class 010000 (SCSI storage)",
@@ -75,6 +84,25 @@ pub fn tests() -> Vec<QemuTest> {
                 "success",
             ],
         ),
+        // Without `-device intel-iommu` the firmware has no DMAR: the
+        // kernel says DMA is unconfined, and the devices work as before.
+        QemuTest {
+            iommu: false,
+            also_must_not: vec!["[exo] ACPI: DMAR", "[exo] IOMMU: unit"],
+            ..qt(
+                "device-lspci-no-iommu",
+                programs("lspci"),
+                0,
+                &[
+                    "[exo] ACPI: MCFG: ECAM at 0xb0000000, segment 0, buses 0x00..=0xff",
+                    "[exo] ACPI: no DMAR: the machine reports no IOMMU",
+                    "[exo] IOMMU: none (no ACPI DMAR table): DMA is unconfined; only designated drivers may claim devices",
+                    "lspci: bus 0 configuration space at phys 0xb0000000 (ECAM from ACPI MCFG, buses 0..=255)",
+                    "lspci: ok",
+                    "success",
+                ],
+            )
+        },
         qt(
             "device-virtio-blk",
             programs("virtio-blk"),

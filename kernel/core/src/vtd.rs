@@ -1,0 +1,146 @@
+//! What a VT-d remapping unit says of itself: the version, capability and
+//! extended-capability registers decoded ([`Unit`]), per the Intel VT-d
+//! specification, section 11.4. The kernel reads the registers
+//! (`arch::x86_64::vtd`); everything about what their bits mean is here,
+//! host-tested.
+use core::fmt;
+
+/// A remapping unit's version and capabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// Architecture version, major.
+    pub major: u8,
+    /// Architecture version, minor.
+    pub minor: u8,
+    /// Domain IDs it supports (2^(4 + 2·ND)).
+    pub domains: u32,
+    /// The IOTLB caches not-present entries, so mapping a page needs an
+    /// invalidation too (caching mode, CAP.CM; set by emulators).
+    pub caching_mode: bool,
+    /// Writes to the tables must be flushed with the write-buffer flush
+    /// command (CAP.RWBF).
+    pub write_buffer_flush: bool,
+    /// Page-table depths it walks for second-level translation: bit 1 =
+    /// 3 levels (39-bit), bit 2 = 4 levels (48-bit), bit 3 = 5 levels
+    /// (57-bit) (CAP.SAGAW).
+    pub sagaw: u8,
+    /// Largest guest (I/O) address width it translates, in bits (CAP.MGAW).
+    pub mgaw: u8,
+    /// Where the fault recording registers start, in bytes from the base
+    /// (CAP.FRO × 16).
+    pub fault_recording_offset: u32,
+    /// How many fault recording registers there are (CAP.NFR + 1).
+    pub fault_records: u32,
+    /// Where the IOTLB registers start, in bytes from the base
+    /// (ECAP.IRO × 16).
+    pub iotlb_offset: u32,
+    /// Its page walks snoop the CPU caches (ECAP.C); without it the kernel
+    /// must flush the cache lines of each table it writes.
+    pub coherent: bool,
+    /// Queued invalidation (ECAP.QI).
+    pub queued_invalidation: bool,
+    /// Interrupt remapping (ECAP.IR).
+    pub interrupt_remapping: bool,
+    /// Pass-through translation type (ECAP.PT).
+    pub pass_through: bool,
+}
+
+impl Unit {
+    /// Decodes the version (offset 0x0), capability (0x8) and extended
+    /// capability (0x10) registers.
+    pub fn decode(version: u32, cap: u64, ecap: u64) -> Unit {
+        let bits = |v: u64, lo: u32, n: u32| (v >> lo) & ((1 << n) - 1);
+        Unit {
+            major: bits(u64::from(version), 4, 4) as u8,
+            minor: bits(u64::from(version), 0, 4) as u8,
+            domains: 1 << (4 + 2 * bits(cap, 0, 3).min(6)),
+            write_buffer_flush: bits(cap, 4, 1) == 1,
+            caching_mode: bits(cap, 7, 1) == 1,
+            sagaw: bits(cap, 8, 5) as u8,
+            mgaw: bits(cap, 16, 6) as u8 + 1,
+            fault_recording_offset: bits(cap, 24, 10) as u32 * 16,
+            fault_records: bits(cap, 40, 8) as u32 + 1,
+            coherent: bits(ecap, 0, 1) == 1,
+            queued_invalidation: bits(ecap, 1, 1) == 1,
+            interrupt_remapping: bits(ecap, 3, 1) == 1,
+            pass_through: bits(ecap, 6, 1) == 1,
+            iotlb_offset: bits(ecap, 8, 10) as u32 * 16,
+        }
+    }
+
+    /// The page-table depth to use: 4 levels (48-bit I/O addresses) where
+    /// it can, else 3 (39-bit); `None` if it walks neither.
+    pub fn levels(&self) -> Option<u8> {
+        if self.sagaw & 0b100 != 0 {
+            Some(4)
+        } else if self.sagaw & 0b010 != 0 {
+            Some(3)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "VT-d {}.{}, {} domains, {}-bit I/O addresses, page tables of {}, {} fault record(s), {}{}{}{}",
+            self.major,
+            self.minor,
+            self.domains,
+            self.mgaw,
+            self.levels().unwrap_or_default(),
+            self.fault_records,
+            if self.coherent { "coherent" } else { "non-coherent" },
+            if self.caching_mode { ", caching mode" } else { "" },
+            if self.queued_invalidation { ", queued invalidation" } else { "" },
+            if self.interrupt_remapping { ", interrupt remapping" } else { "" },
+        )?;
+        if self.levels().is_none() {
+            f.write_str(" (no 3- or 4-level page tables)")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What QEMU 10's `intel-iommu` on q35 reports (read at boot).
+    #[test]
+    fn qemu_intel_iommu() {
+        let u = Unit::decode(0x10, 0xd2_008c_2226_0206, 0xf0_0f4a);
+        assert_eq!((u.major, u.minor), (1, 0));
+        assert_eq!(u.domains, 65536);
+        assert_eq!(u.mgaw, 39);
+        assert_eq!(u.levels(), Some(3));
+        assert_eq!(u.fault_recording_offset, 0x220);
+        assert_eq!(u.fault_records, 1);
+        assert_eq!(u.iotlb_offset, 0xf0);
+        assert!(u.queued_invalidation && u.interrupt_remapping && u.pass_through);
+        assert!(!u.coherent && !u.caching_mode && !u.write_buffer_flush);
+        assert_eq!(
+            alloc::format!("{u}"),
+            "VT-d 1.0, 65536 domains, 39-bit I/O addresses, page tables of 3, 1 fault record(s), non-coherent, queued invalidation, interrupt remapping"
+        );
+        let other = Unit::decode(0x10, 1 << 7 | 0b110 << 8, 1);
+        assert!(other.caching_mode && other.coherent && !other.queued_invalidation);
+        assert_eq!(other.levels(), Some(4));
+    }
+
+    #[test]
+    fn depths() {
+        let with = |sagaw: u64| Unit::decode(0x10, sagaw << 8, 0).levels();
+        assert_eq!(with(0b010), Some(3));
+        assert_eq!(with(0b110), Some(4));
+        assert_eq!(with(0b1000), None);
+        assert_eq!(with(0), None);
+        // ND is 3 bits; the values above 6 are reserved, so clamp.
+        assert_eq!(Unit::decode(0, 7, 0).domains, 1 << 16);
+        assert!(
+            alloc::format!("{}", Unit::decode(0, 0, 0)).ends_with("(no 3- or 4-level page tables)")
+        );
+    }
+}
