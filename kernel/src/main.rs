@@ -72,7 +72,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     // SAFETY: the RSDP address is the bootloader's, for this machine, and
     // the memory map (with the physical-memory offset) is set up.
     unsafe { acpi::init(boot_info.rsdp_addr.into_option()) };
-    arch::vtd::report(acpi::platform());
+    arch::vtd::init(acpi::platform());
     arch::pic::init();
     arch::apic::init();
     kprintln!(

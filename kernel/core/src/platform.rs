@@ -78,6 +78,19 @@ impl EcamRegion {
             self.base + (u64::from(bus) << 20 | u64::from(device) << 15 | u64::from(function) << 12)
         })
     }
+
+    /// The function `(bus, device, function)` whose configuration page
+    /// holds physical address `phys`, or `None` if `phys` is outside the
+    /// range's buses (the inverse of [`EcamRegion::config_page`]).
+    pub fn function_at(&self, phys: u64) -> Option<(u8, u8, u8)> {
+        let offset = phys.checked_sub(self.base)?;
+        let bus = u8::try_from(offset >> 20).ok()?;
+        (self.bus_start..=self.bus_end).contains(&bus).then_some((
+            bus,
+            (offset >> 15 & 31) as u8,
+            (offset >> 12 & 7) as u8,
+        ))
+    }
 }
 
 /// The HPET's register block from the HPET table's bytes (header
@@ -644,5 +657,15 @@ mod tests {
         };
         assert_eq!(narrow.config_page(1, 0, 0), None);
         assert_eq!(narrow.config_page(4, 0, 0), None);
+        for (bus, device, function) in [(0, 0, 0), (0, 3, 1), (0xff, 31, 7), (7, 16, 4)] {
+            let page = e.config_page(bus, device, function).unwrap();
+            assert_eq!(e.function_at(page), Some((bus, device, function)));
+            assert_eq!(e.function_at(page + 0xffc), Some((bus, device, function)));
+        }
+        assert_eq!(e.function_at(0xafff_ffff), None);
+        assert_eq!(e.function_at(0xc000_0000), None);
+        assert_eq!(narrow.function_at(0xb010_0000), None);
+        assert_eq!(narrow.function_at(0xb020_8000), Some((2, 1, 0)));
+        assert_eq!(narrow.function_at(0xb040_0000), None);
     }
 }

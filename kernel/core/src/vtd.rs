@@ -81,6 +81,58 @@ impl Unit {
     }
 }
 
+/// Global command register (GCMD) bits, and the matching global status
+/// (GSTS) bits at the same positions.
+pub mod gcmd {
+    /// Translation enable.
+    pub const TE: u32 = 1 << 31;
+    /// Set root table pointer (one-shot).
+    pub const SRTP: u32 = 1 << 30;
+    /// The status bits that are not one-shot (section 10.4.4: software
+    /// writes GCMD as GSTS masked with this, plus the command bit).
+    pub const PERSISTENT: u32 = 0x96ff_ffff;
+
+    /// The GCMD value that issues `command` given the current `gsts`,
+    /// keeping every persistent setting as it is.
+    pub fn issue(gsts: u32, command: u32) -> u32 {
+        (gsts & PERSISTENT) | command
+    }
+}
+
+/// Context-command register (CCMD) value for a global context-cache
+/// invalidation: ICC (bit 63) with CIRG = 01 (global). The unit clears
+/// ICC when done.
+pub const CCMD_GLOBAL: u64 = 1 << 63 | 1 << 61;
+/// CCMD: invalidation still in progress.
+pub const CCMD_ICC: u64 = 1 << 63;
+/// IOTLB invalidate register value for a global IOTLB invalidation: IVT
+/// (bit 63) with IIRG = 01 (global), draining reads and writes (DR, DW).
+pub const IOTLB_GLOBAL: u64 = 1 << 63 | 1 << 60 | 1 << 49 | 1 << 48;
+/// IOTLB invalidate register: invalidation still in progress.
+pub const IOTLB_IVT: u64 = 1 << 63;
+
+/// A present root entry (legacy mode, 128 bits as `[low, high]`) pointing
+/// at the context table for its bus at physical address `context_table`.
+pub fn root_entry(context_table: u64) -> [u64; 2] {
+    debug_assert!(context_table.is_multiple_of(4096));
+    [context_table | 1, 0]
+}
+
+/// A present context entry (legacy mode, `[low, high]`) of translation
+/// type pass-through (TT = 10b): the function's DMA reaches physical
+/// addresses untranslated. `levels` is the unit's page-table depth (AW
+/// must name a width the unit supports even for pass-through); `domain`
+/// tags the IOTLB entries. `None` for a depth the entry cannot express.
+pub fn pass_through_entry(domain: u16, levels: u8) -> Option<[u64; 2]> {
+    let aw = match levels {
+        3 => 1,
+        4 => 2,
+        5 => 3,
+        _ => return None,
+    };
+    Some([0b10 << 2 | 1, u64::from(domain) << 8 | aw])
+}
+
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -128,6 +180,25 @@ mod tests {
         let other = Unit::decode(0x10, 1 << 7 | 0b110 << 8, 1);
         assert!(other.caching_mode && other.coherent && !other.queued_invalidation);
         assert_eq!(other.levels(), Some(4));
+    }
+
+    #[test]
+    fn entries_and_commands() {
+        assert_eq!(root_entry(0x1234_5000), [0x1234_5001, 0]);
+        // P, TT = 10b; AW = 1 (39-bit) and domain 7 in the high half.
+        assert_eq!(pass_through_entry(7, 3), Some([0b1001, 0x701]));
+        assert_eq!(pass_through_entry(0xffff, 4), Some([0b1001, 0xff_ff02]));
+        assert_eq!(pass_through_entry(1, 2), None);
+        // Setting the root pointer with translation on keeps TE; the one-
+        // shot status bits (RTPS 30, WBFS 27, IRTPS 24) are not echoed.
+        assert_eq!(gcmd::issue(0, gcmd::SRTP), 1 << 30);
+        assert_eq!(
+            gcmd::issue(1 << 31 | 1 << 30 | 1 << 27 | 1 << 24, gcmd::SRTP),
+            0xc000_0000
+        );
+        assert_eq!(gcmd::issue(1 << 30, gcmd::TE), 1 << 31);
+        assert_eq!(CCMD_GLOBAL >> 61, 0b101);
+        assert_eq!(IOTLB_GLOBAL >> 60, 0b1001);
     }
 
     #[test]
