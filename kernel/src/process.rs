@@ -69,6 +69,9 @@ impl exo_core::object::Platform for Hw {
             && phys != crate::arch::IOAPIC_PAGE
             && !crate::acpi::platform().kernel_owned(phys)
     }
+    fn device_released(&mut self, phys: u64) {
+        crate::arch::vtd::device_released(phys);
+    }
     fn counters(&self) -> abi::FrameStats {
         memory::counters()
     }
@@ -104,6 +107,16 @@ pub fn destroy_space(space: AddressSpace) {
 /// Ends process `pid`: reports it, frees everything it held and records
 /// how it ended for the verdict.
 pub fn end(k: &mut Kernel, pid: u64, ending: Ending) {
+    // Before anything it held is freed: the PCI functions whose
+    // configuration page it held lose their DMA (see `vtd`), so a device
+    // it left running cannot reach its frames once they are reused.
+    if let Some(p) = k.procs().get(pid) {
+        for (_, cap) in p.caps.iter() {
+            if let exo_core::object::CapKind::Device { frame } = cap.kind {
+                crate::arch::vtd::device_released(frame * PAGE);
+            }
+        }
+    }
     let Some((ended, space)) = k.end(pid, ending) else {
         return;
     };

@@ -84,6 +84,7 @@ pub fn tests() -> Vec<QemuTest> {
                 "-> edu 0x40000 -> RAM ",
                 ": every byte matches",
                 "edu: ok",
+                "[exo] IOMMU: 00:03.0 released: blocked from DMA again",
                 "(edu) exited with code 0",
                 "success",
             ],

@@ -12,7 +12,8 @@
 //! physical addresses untranslated, as without an IOMMU. There are no I/O
 //! address spaces (`iomap`) yet, so a claimed function is not confined;
 //! what the unit buys today is that a function no driver claimed cannot
-//! DMA. The entries stay after the driver exits (nothing is revoked yet).
+//! DMA. When nobody claims the page any more ([`device_released`]) the
+//! entry is cleared again and the caches invalidated.
 //!
 //! The unit's register pages are refused to device claims
 //! (`Platform::kernel_owned`), so no program can reprogram it.
@@ -117,8 +118,6 @@ struct Remapper {
     root: u64,
     /// Physical address of each bus's context table, 0 where none yet.
     contexts: [u64; 256],
-    /// The last domain ID handed out (one per claimed function, from 1).
-    domains: u16,
 }
 
 impl Remapper {
@@ -150,7 +149,6 @@ impl Remapper {
             levels,
             root,
             contexts: [0; 256],
-            domains: 0,
         };
         r.sync(crate::memory::phys_to_virt(root), 4096);
         for bus in buses {
@@ -227,10 +225,12 @@ impl Remapper {
         if unsafe { at.read_volatile() } & 1 != 0 {
             return Ok(None);
         }
-        let domain = self.domains.checked_add(1).ok_or("out of domain IDs")?;
-        if u32::from(domain) >= self.unit.domains {
-            return Err("out of domain IDs");
-        }
+        // One domain per function, named after it (ID 0 is reserved in
+        // caching mode, hence the 1).
+        let domain = u16::try_from(1 + (u32::from(bus) << 8 | u32::from(devfn)))
+            .ok()
+            .filter(|&d| u32::from(d) < self.unit.domains)
+            .ok_or("no domain ID for it")?;
         let entry = vtd::pass_through_entry(domain, self.levels).ok_or("unsupported depth")?;
         // SAFETY: as above; the high half first, the present bit last.
         unsafe {
@@ -238,12 +238,38 @@ impl Remapper {
             at.write_volatile(entry[0]);
         }
         self.sync(at as *const u8, 16);
-        self.domains = domain;
         // The unit may have cached the not-present entry (caching mode):
         // drop it before the device is used.
         self.invalidate()
             .map_err(|()| "the invalidation did not finish")?;
         Ok(Some(domain))
+    }
+}
+
+impl Remapper {
+    /// Blocks function `devfn` of `bus` from DMA again; once this returns
+    /// `Ok(true)` the unit caches no translation for it. `Ok(false)` if it
+    /// was blocked already.
+    fn block(&mut self, bus: u8, devfn: u8) -> Result<bool, &'static str> {
+        let table = self.contexts[usize::from(bus)];
+        if table == 0 {
+            return Ok(false);
+        }
+        let at = crate::memory::phys_to_virt(table + 16 * u64::from(devfn)) as *mut u64;
+        // SAFETY: the context table of `bus` is a kernel frame this module
+        // owns (made by `add_bus`), mapped at the offset; entry `devfn` is
+        // in it. The present bit (low half) goes first.
+        unsafe {
+            if at.read_volatile() & 1 == 0 {
+                return Ok(false);
+            }
+            at.write_volatile(0);
+            at.add(1).write_volatile(0);
+        }
+        self.sync(at as *const u8, 16);
+        self.invalidate()
+            .map_err(|()| "the invalidation did not finish")?;
+        Ok(true)
     }
 }
 
@@ -320,32 +346,55 @@ pub fn init(platform: &exo_core::platform::Platform) {
     }
 }
 
+/// The remapping unit (with translation on) and the function whose
+/// configuration page is `phys`, if it is one; runs `f` on them.
+fn with_function<T>(phys: u64, f: impl FnOnce(&mut Remapper, u8, u8, u8) -> T) -> Option<T> {
+    let platform = crate::acpi::platform();
+    let (Some(ecam), Some(dmar)) = (&platform.ecam, &platform.dmar) else {
+        return None;
+    };
+    let (bus, device, function) = ecam.function_at(phys)?;
+    let unit = dmar.unit_for(ecam.segment, bus, device, function)?;
+    let mut remappers = REMAPPERS.lock();
+    let r = remappers.iter_mut().find(|r| r.base == unit.base)?;
+    Some(f(r, bus, device, function))
+}
+
 /// A driver was just granted device page `phys`: if it is the
 /// configuration page of a PCI function behind a unit with translation
 /// on, the function may DMA from now on (pass-through, see the module
 /// docs). Anything else is left as it is.
 pub fn device_claimed(phys: u64) {
-    let platform = crate::acpi::platform();
-    let (Some(ecam), Some(dmar)) = (&platform.ecam, &platform.dmar) else {
-        return;
-    };
-    let Some((bus, device, function)) = ecam.function_at(phys) else {
-        return;
-    };
-    let Some(unit) = dmar.unit_for(ecam.segment, bus, device, function) else {
-        return;
-    };
-    let mut remappers = REMAPPERS.lock();
-    let Some(r) = remappers.iter_mut().find(|r| r.base == unit.base) else {
-        return;
-    };
-    match r.allow(bus, device << 3 | function) {
-        Ok(Some(domain)) => crate::kprintln!(
-            "[exo] IOMMU: {bus:02x}:{device:02x}.{function} claimed: its DMA passes through (domain {domain})"
-        ),
-        Ok(None) => {}
-        Err(why) => crate::kprintln!(
-            "[exo] IOMMU: {bus:02x}:{device:02x}.{function} claimed, but stays blocked from DMA: {why}"
-        ),
-    }
+    with_function(phys, |r, bus, device, function| {
+        match r.allow(bus, device << 3 | function) {
+            Ok(Some(domain)) => crate::kprintln!(
+                "[exo] IOMMU: {bus:02x}:{device:02x}.{function} claimed: its DMA passes through (domain {domain})"
+            ),
+            Ok(None) => {}
+            Err(why) => crate::kprintln!(
+                "[exo] IOMMU: {bus:02x}:{device:02x}.{function} claimed, but stays blocked from DMA: {why}"
+            ),
+        }
+    });
+}
+
+/// A process holding device page `phys` is ending, and nothing it held
+/// has been freed yet: if `phys` is a PCI function's configuration page,
+/// the function is blocked from DMA again (and the IOTLB invalidated)
+/// before its frames can go to anyone else. A function shared with
+/// another holder is blocked too, until someone claims it again.
+pub fn device_released(phys: u64) {
+    with_function(phys, |r, bus, device, function| {
+        match r.block(bus, device << 3 | function) {
+            Ok(true) => crate::kprintln!(
+                "[exo] IOMMU: {bus:02x}:{device:02x}.{function} released: blocked from DMA again"
+            ),
+            Ok(false) => {}
+            // The unit did not confirm: a hardware failure the kernel
+            // cannot repair; say so loudly.
+            Err(why) => crate::kprintln!(
+                "[exo] IOMMU: BUG: {bus:02x}:{device:02x}.{function} released, but {why}"
+            ),
+        }
+    });
 }
