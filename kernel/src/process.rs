@@ -117,6 +117,7 @@ pub fn end(k: &mut Kernel, pid: u64, ending: Ending) {
             }
         }
     }
+    crate::arch::vtd::report_faults();
     let Some((ended, space)) = k.end(pid, ending) else {
         return;
     };

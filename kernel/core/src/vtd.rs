@@ -133,6 +133,79 @@ pub fn pass_through_entry(domain: u16, levels: u8) -> Option<[u64; 2]> {
     Some([0b10 << 2 | 1, u64::from(domain) << 8 | aw])
 }
 
+/// Fault status register (FSTS): a primary fault is pending (PPF).
+pub const FSTS_PPF: u32 = 1 << 1;
+/// FSTS: fault records overflowed (PFO); write 1 to clear.
+pub const FSTS_PFO: u32 = 1 << 0;
+/// A fault record's high half: the record holds a fault (F); write 1 to
+/// clear it.
+pub const FAULT_F: u64 = 1 << 63;
+
+/// One primary fault record (section 10.4.14), decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// Requester: bus.
+    pub bus: u8,
+    /// Requester: device.
+    pub device: u8,
+    /// Requester: function.
+    pub function: u8,
+    /// The page the request addressed (FI).
+    pub address: u64,
+    /// A read (T = 1) rather than a write.
+    pub read: bool,
+    /// The fault reason code (FR).
+    pub reason: u8,
+}
+
+impl Fault {
+    /// The record `[low, high]`, or `None` if it holds no fault (F = 0).
+    pub fn decode(record: [u64; 2]) -> Option<Fault> {
+        let [low, high] = record;
+        (high & FAULT_F != 0).then(|| {
+            let sid = high as u16;
+            Fault {
+                bus: (sid >> 8) as u8,
+                device: (sid >> 3 & 31) as u8,
+                function: (sid & 7) as u8,
+                address: low & !0xfff,
+                read: high >> 62 & 1 == 1,
+                reason: (high >> 32) as u8,
+            }
+        })
+    }
+
+    /// What the reason code means (Appendix A, the ones legacy mode gives).
+    pub fn reason_text(&self) -> &'static str {
+        match self.reason {
+            0x1 => "root entry not present",
+            0x2 => "context entry not present",
+            0x3 => "invalid context entry",
+            0x4 => "address beyond the domain's width",
+            0x5 => "write to a read-only page",
+            0x6 => "read of a write-only page",
+            0x7 => "page-table entry not readable",
+            _ => "other",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} by {:02x}:{:02x}.{} at {:#x} ({:#x}: {})",
+            if self.read { "read" } else { "write" },
+            self.bus,
+            self.device,
+            self.function,
+            self.address,
+            self.reason,
+            self.reason_text()
+        )
+    }
+}
+
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -199,6 +272,28 @@ mod tests {
         assert_eq!(gcmd::issue(1 << 30, gcmd::TE), 1 << 31);
         assert_eq!(CCMD_GLOBAL >> 61, 0b101);
         assert_eq!(IOTLB_GLOBAL >> 60, 0b1001);
+    }
+
+    #[test]
+    fn fault_records() {
+        assert_eq!(Fault::decode([0x43000, 0x18]), None);
+        // QEMU's record of edu (00:03.0) writing 0x43000 with its context
+        // entry not present: F, T = 0 (write), FR = 2, SID 0x18.
+        let w = Fault::decode([0x43000, 1 << 63 | 2 << 32 | 0x18]).unwrap();
+        assert_eq!(
+            (w.bus, w.device, w.function, w.address, w.read),
+            (0, 3, 0, 0x43000, false)
+        );
+        assert_eq!(
+            alloc::format!("{w}"),
+            "write by 00:03.0 at 0x43000 (0x2: context entry not present)"
+        );
+        let r = Fault::decode([0x1234_5678, 3 << 62 | 7 << 32 | 0xfffa]).unwrap();
+        assert_eq!(
+            (r.bus, r.device, r.function, r.address, r.read),
+            (0xff, 0x1f, 2, 0x1234_5000, true)
+        );
+        assert_eq!(r.reason_text(), "page-table entry not readable");
     }
 
     #[test]

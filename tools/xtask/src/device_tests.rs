@@ -3,6 +3,7 @@
 //! disk) through frame capabilities, and the exclusivity of device pages.
 //! Every boot has these devices (see `qemu::boot`); the virtio-blk test
 //! also relies on the host-side check of the disk image after QEMU exits.
+use crate::build::ImageSpec;
 use crate::test::{programs, qt, QemuTest};
 
 /// What a run of all four device programs must print (BIOS or UEFI).
@@ -64,6 +65,29 @@ pub fn tests() -> Vec<QemuTest> {
                 "released bus 0 (device capabilities held: 0)",
                 "lspci: ok",
                 "(lspci) exited with code 0",
+                "success",
+            ],
+        ),
+        // A hostile driver gives edu's configuration page back with bus
+        // mastering on and still programs a DMA into RAM through the
+        // register page it kept: VT-d blocks it (nobody claims the
+        // function), the bytes stay, the kernel reports the fault record.
+        qt(
+            "device-edu-dma-blocked-unclaimed",
+            ImageSpec {
+                options: vec!["drivers=dma-stray".into()],
+                ..programs("dma-stray")
+            },
+            0,
+            &[
+                "[exo] IOMMU: 00:03.0 released: blocked from DMA again",
+                "dma-stray: gave 00:03.0's configuration page back with bus mastering on; programming a DMA edu 0x40000 -> RAM ",
+                "dma-stray: the device finished; all 4096 bytes are still 0xa5: the DMA was blocked",
+                "[exo] IOMMU: blocked DMA write by 00:03.0 at 0x",
+                " (0x2: context entry not present)",
+                "[exo] IOMMU: 00:03.0 claimed: its DMA passes through (domain 25)",
+                "dma-stray: ok",
+                "(dma-stray) exited with code 0",
                 "success",
             ],
         ),

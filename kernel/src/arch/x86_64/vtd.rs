@@ -13,7 +13,9 @@
 //! address spaces (`iomap`) yet, so a claimed function is not confined;
 //! what the unit buys today is that a function no driver claimed cannot
 //! DMA. When nobody claims the page any more ([`device_released`]) the
-//! entry is cleared again and the caches invalidated.
+//! entry is cleared again and the caches invalidated. Blocked transfers
+//! are read from the unit's fault records and reported ([`report_faults`],
+//! polled: no fault interrupt is programmed).
 //!
 //! The unit's register pages are refused to device claims
 //! (`Platform::kernel_owned`), so no program can reprogram it.
@@ -35,6 +37,8 @@ const GSTS: usize = 0x1c;
 const RTADDR: usize = 0x20;
 /// Context command register.
 const CCMD: usize = 0x28;
+/// Fault status register.
+const FSTS: usize = 0x34;
 /// How long to wait for the unit to finish a command, in polls (QEMU
 /// finishes them within the register write).
 const POLLS: u32 = 1 << 24;
@@ -273,6 +277,46 @@ impl Remapper {
     }
 }
 
+impl Remapper {
+    /// Reads, reports and clears every primary fault record the unit holds
+    /// (each is a DMA it blocked), then the overflow flag.
+    fn report_faults(&self) {
+        if self.regs.read32(FSTS) & (vtd::FSTS_PPF | vtd::FSTS_PFO) == 0 {
+            return;
+        }
+        let records = (self.unit.fault_records as usize).min(256);
+        for i in 0..records {
+            let at = self.unit.fault_recording_offset as usize + 16 * i;
+            if at + 16 > 4096 {
+                break;
+            }
+            let record = [self.regs.read64(at), self.regs.read64(at + 8)];
+            if let Some(fault) = vtd::Fault::decode(record) {
+                crate::kprintln!("[exo] IOMMU: blocked DMA {fault}");
+                // F is write-1-to-clear; the rest of the high half is
+                // read-only.
+                self.regs.write64(at + 8, vtd::FAULT_F);
+            }
+        }
+        let fsts = self.regs.read32(FSTS);
+        if fsts & vtd::FSTS_PFO != 0 {
+            crate::kprintln!(
+                "[exo] IOMMU: more blocked DMA than fault records: some went unreported"
+            );
+        }
+        self.regs.write32(FSTS, fsts & vtd::FSTS_PFO);
+    }
+}
+
+/// Reports the DMA the units blocked since the last call (the fault
+/// records; the kernel polls them when a device is claimed or released
+/// and when a process ends, as no fault interrupt is programmed).
+pub fn report_faults() {
+    for r in REMAPPERS.lock().iter() {
+        r.report_faults();
+    }
+}
+
 /// The units with translation on.
 static REMAPPERS: Mutex<alloc::vec::Vec<Remapper>> = Mutex::new(alloc::vec::Vec::new());
 
@@ -365,6 +409,7 @@ fn with_function<T>(phys: u64, f: impl FnOnce(&mut Remapper, u8, u8, u8) -> T) -
 /// on, the function may DMA from now on (pass-through, see the module
 /// docs). Anything else is left as it is.
 pub fn device_claimed(phys: u64) {
+    report_faults();
     with_function(phys, |r, bus, device, function| {
         match r.allow(bus, device << 3 | function) {
             Ok(Some(domain)) => crate::kprintln!(
@@ -384,6 +429,7 @@ pub fn device_claimed(phys: u64) {
 /// before its frames can go to anyone else. A function shared with
 /// another holder is blocked too, until someone claims it again.
 pub fn device_released(phys: u64) {
+    report_faults();
     with_function(phys, |r, bus, device, function| {
         match r.block(bus, device << 3 | function) {
             Ok(true) => crate::kprintln!(
