@@ -671,6 +671,15 @@ pub struct SysInfo {
     pub ramdisk_phys: u64,
     /// Timer interrupts per second.
     pub tick_hz: u64,
+    /// Physical address of PCI segment 0's configuration space under ECAM
+    /// (bus 0's; bus `b`, device `d`, function `f` is the page at
+    /// `ecam_phys + (b << 20 | d << 15 | f << 12)`), from ACPI's MCFG; 0 if
+    /// the machine has none.
+    pub ecam_phys: u64,
+    /// The first bus ECAM decodes.
+    pub ecam_bus_start: u64,
+    /// The last bus ECAM decodes (inclusive).
+    pub ecam_bus_end: u64,
 }
 
 /// What a capability names, as [`CapInfo::kind`] reports it. Codes are

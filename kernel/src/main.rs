@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod arch;
 mod exception;
 mod loader;
@@ -68,6 +69,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     // SAFETY: the memory map and the physical-memory offset are the
     // bootloader's own, for the machine we run on.
     unsafe { memory::init(&boot_info.memory_regions, phys_offset) };
+    // SAFETY: the RSDP address is the bootloader's, for this machine, and
+    // the memory map (with the physical-memory offset) is set up.
+    unsafe { acpi::init(boot_info.rsdp_addr.into_option()) };
+    arch::vtd::init(acpi::platform());
     arch::pic::init();
     arch::apic::init();
     kprintln!(
@@ -210,6 +215,7 @@ static RAMDISK_VIRT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU
 pub fn sys_info() -> abi::SysInfo {
     use arch::paging::translate_kernel;
     let ramdisk = RAMDISK_VIRT.load(core::sync::atomic::Ordering::Relaxed);
+    let ecam = acpi::platform().ecam;
     abi::SysInfo {
         phys_addr_bits: arch::phys_addr_bits() as u64,
         kernel_image_phys: translate_kernel(kernel_main as *const () as u64).unwrap_or(0) & !0xfff,
@@ -220,6 +226,9 @@ pub fn sys_info() -> abi::SysInfo {
             translate_kernel(ramdisk).unwrap_or(0)
         },
         tick_hz: arch::apic::TICK_HZ,
+        ecam_phys: ecam.map_or(0, |e| e.base),
+        ecam_bus_start: ecam.map_or(0, |e| u64::from(e.bus_start)),
+        ecam_bus_end: ecam.map_or(0, |e| u64::from(e.bus_end)),
     }
 }
 

@@ -71,8 +71,14 @@ impl exo_core::object::Platform for Hw {
     }
     fn device_claimable(&self, phys: u64) -> bool {
         // Whoever programs the interrupt controllers can inject any vector
-        // or silence the timer.
-        phys != crate::arch::local_apic_page() && phys != crate::arch::IOAPIC_PAGE
+        // or silence the timer; whoever programs a remapping unit decides
+        // what every device may reach.
+        phys != crate::arch::local_apic_page()
+            && phys != crate::arch::IOAPIC_PAGE
+            && !crate::acpi::platform().kernel_owned(phys)
+    }
+    fn device_released(&mut self, phys: u64) {
+        crate::arch::vtd::device_released(phys);
     }
     fn counters(&self) -> abi::FrameStats {
         memory::counters()
@@ -109,6 +115,17 @@ pub fn destroy_space(space: AddressSpace) {
 /// Ends process `pid`: reports it, frees everything it held and records
 /// how it ended for the verdict.
 pub fn end(k: &mut Kernel, pid: u64, ending: Ending) {
+    // Before anything it held is freed: the PCI functions whose
+    // configuration page it held lose their DMA (see `vtd`), so a device
+    // it left running cannot reach its frames once they are reused.
+    if let Some(p) = k.procs().get(pid) {
+        for (_, cap) in p.caps.iter() {
+            if let exo_core::object::CapKind::Device { frame } = cap.kind {
+                crate::arch::vtd::device_released(frame * PAGE);
+            }
+        }
+    }
+    crate::arch::vtd::report_faults();
     let Some((ended, space)) = k.end(pid, ending) else {
         return;
     };

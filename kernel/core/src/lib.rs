@@ -11,6 +11,9 @@
 //! - [`slab`]: values at small stable indices (a process's `map` records).
 //! - [`object`]: the object model (processes, ledger, mappings, the memory
 //!   syscalls' semantics, invariant checks) over two small traits.
+//! - [`platform`]: what the ACPI tables describe (APICs, ECAM, HPET) and the
+//!   DMAR decoder (VT-d remapping units and their scopes).
+//! - [`vtd`]: a VT-d remapping unit's version and capability registers.
 //!
 //! Nothing here touches hardware; the kernel's `arch` glue does that.
 #![cfg_attr(not(test), no_std)]
@@ -24,8 +27,10 @@ pub mod elf;
 pub mod frame_alloc;
 pub mod memmap;
 pub mod object;
+pub mod platform;
 pub mod ramdisk;
 pub mod slab;
+pub mod vtd;
 pub mod zero_pool;
 
 /// Cases for a property or mutation test: the `EXO_FUZZ_CASES` environment

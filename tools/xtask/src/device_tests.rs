@@ -3,6 +3,7 @@
 //! disk) through frame capabilities, and the exclusivity of device pages.
 //! Every boot has these devices (see `qemu::boot`); the virtio-blk test
 //! also relies on the host-side check of the disk image after QEMU exits.
+use crate::build::ImageSpec;
 use crate::test::{programs, qt, QemuTest};
 
 /// What a run of all four device programs must print (BIOS or UEFI).
@@ -41,7 +42,19 @@ pub fn tests() -> Vec<QemuTest> {
             programs("lspci"),
             0,
             &[
-                "lspci: bus 0 configuration space at phys 0xb0000000: 256 device capabilities",
+                "; MADT: local APIC at 0xfee00000, 1 IOAPIC(s) at 0xfec00000 (id 0, GSI 0)",
+                "[exo] ACPI: MCFG: ECAM at 0xb0000000, segment 0, buses 0x00..=0xff",
+                "[exo] ACPI: HPET at 0xfed00000",
+                "[exo] ACPI: DMAR: host address width 39 bits, interrupt remapping supported, 1 remapping unit(s), 0 reserved region(s)",
+                "[exo] ACPI: DMAR unit at 0xfed90000, segment 0; scope: IOAPIC 0 at ff:00.0, PCI endpoint at 00:00.0, ",
+                "PCI endpoint at 00:03.0, PCI endpoint at 00:04.0, ",
+                "[exo] IOMMU: unit at 0xfed90000: VT-d 1.0, 65536 domains, 39-bit I/O addresses, page tables of 3, 1 fault record(s), ",
+                "); translation off",
+                "[exo] IOMMU: unit at 0xfed90000: translation on, root table at 0x",
+                ": every function it serves is blocked until a driver claims it",
+                "[exo] IOMMU: DMA remapping on: a function nobody claimed cannot DMA; a claimed function's DMA passes through untranslated (no iomap yet): DMA is not yet confined; only designated drivers may claim devices",
+                "[exo] IOMMU: 00:1f.3 claimed: its DMA passes through (domain ",
+                "lspci: bus 0 configuration space at phys 0xb0000000 (ECAM from ACPI MCFG, buses 0..=255): 256 device capabilities",
                 "lspci: 00:00.0 8086:29c0 class 060000 (host bridge)",
                 " 1234:11e8 class 00ff00 (other)",
                 " 1af4:1001 class 010000 (SCSI storage)",
@@ -55,11 +68,35 @@ pub fn tests() -> Vec<QemuTest> {
                 "success",
             ],
         ),
+        // A hostile driver gives edu's configuration page back with bus
+        // mastering on and still programs a DMA into RAM through the
+        // register page it kept: VT-d blocks it (nobody claims the
+        // function), the bytes stay, the kernel reports the fault record.
+        qt(
+            "device-edu-dma-blocked-unclaimed",
+            ImageSpec {
+                options: vec!["drivers=dma-stray".into()],
+                ..programs("dma-stray")
+            },
+            0,
+            &[
+                "[exo] IOMMU: 00:03.0 released: blocked from DMA again",
+                "dma-stray: gave 00:03.0's configuration page back with bus mastering on; programming a DMA edu 0x40000 -> RAM ",
+                "dma-stray: the device finished; all 4096 bytes are still 0xa5: the DMA was blocked",
+                "[exo] IOMMU: blocked DMA write by 00:03.0 at 0x",
+                " (0x2: context entry not present)",
+                "[exo] IOMMU: 00:03.0 claimed: its DMA passes through (domain 25)",
+                "dma-stray: ok",
+                "(dma-stray) exited with code 0",
+                "success",
+            ],
+        ),
         qt(
             "device-edu-mmio-and-dma",
             programs("edu"),
             0,
             &[
+                "[exo] IOMMU: 00:03.0 claimed: its DMA passes through (domain ",
                 "edu: found 1234:11e8 at 00:",
                 "(memory, bus master)",
                 "edu: MSI on vector 0x40, delivered to our endpoint",
@@ -72,10 +109,30 @@ pub fn tests() -> Vec<QemuTest> {
                 ": every byte matches",
                 "edu: released 1 interrupt vector",
                 "edu: ok",
+                "[exo] IOMMU: 00:03.0 released: blocked from DMA again",
                 "(edu) exited with code 0",
                 "success",
             ],
         ),
+        // Without `-device intel-iommu` the firmware has no DMAR: the
+        // kernel says DMA is unconfined, and the devices work as before.
+        QemuTest {
+            iommu: false,
+            also_must_not: vec!["[exo] ACPI: DMAR", "[exo] IOMMU: unit"],
+            ..qt(
+                "device-lspci-no-iommu",
+                programs("lspci"),
+                0,
+                &[
+                    "[exo] ACPI: MCFG: ECAM at 0xb0000000, segment 0, buses 0x00..=0xff",
+                    "[exo] ACPI: no DMAR: the machine reports no IOMMU",
+                    "[exo] IOMMU: none (no ACPI DMAR table): DMA is unconfined; only designated drivers may claim devices",
+                    "lspci: bus 0 configuration space at phys 0xb0000000 (ECAM from ACPI MCFG, buses 0..=255)",
+                    "lspci: ok",
+                    "success",
+                ],
+            )
+        },
         qt(
             "device-virtio-blk",
             programs("virtio-blk"),

@@ -101,6 +101,8 @@ options:
                       demos are drivers already; see README)
   --copies NAME=K     boot program NAME K times (NAME, NAME-2 .. NAME-K)
   --uefi              boot with UEFI firmware (OVMF) instead of BIOS
+  --no-iommu          boot without the Intel IOMMU (-device intel-iommu,
+                      on by default): no DMAR table, DMA unconfined
   --kvm               use /dev/kvm (default: TCG; see README)
   --net               give the guest a virtio-net NIC on QEMU's user-mode
                       network, host 127.0.0.1:PORT forwarded to its port 80;
@@ -413,6 +415,7 @@ mod tests {
                 "--driver",
                 "--copies",
                 "--uefi",
+                "--no-iommu",
                 "--kvm",
                 "--gdb",
                 "--timeout",

@@ -17,6 +17,10 @@ pub const QEMU_FAILURE: i32 = 35;
 pub struct RunOptions {
     /// UEFI (OVMF) firmware.
     pub uefi: bool,
+    /// An Intel IOMMU (`-device intel-iommu`, VT-d DMA remapping; the
+    /// firmware then reports it in an ACPI DMAR table). On by default;
+    /// `--no-iommu` boots without it.
+    pub iommu: bool,
     /// KVM instead of TCG.
     pub kvm: bool,
     /// Wait for gdb.
@@ -43,6 +47,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             uefi: false,
+            iommu: true,
             kvm: false,
             gdb: false,
             timeout: Duration::from_secs(60),
@@ -272,6 +277,11 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
     // Check the disk afterwards only if the program that writes it ran.
     let check = ramdisk_names(image).iter().any(|n| n == "virtio-blk");
     let mut cmd = machine(opts.kvm);
+    if opts.iommu {
+        // Before every PCI device: QEMU puts a device behind the IOMMU
+        // only if the IOMMU exists when the device is created.
+        cmd.args(["-device", "intel-iommu"]);
+    }
     cmd.arg("-drive")
         .arg(format!("format=raw,file={}", image.display()))
         .args(["-device", "edu"])
@@ -468,6 +478,7 @@ pub fn parse_run(args: &[String]) -> Result<(ImageSpec, RunOptions), String> {
                 spec.copies.push(v);
             }
             "--uefi" => spec.uefi = true,
+            "--no-iommu" => opts.iommu = false,
             "--kvm" => opts.kvm = true,
             "--net" => {
                 opts.net.get_or_insert(0);

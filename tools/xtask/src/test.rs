@@ -98,6 +98,8 @@ pub struct QemuTest {
     pub also_must_not: Vec<&'static str>,
     /// Extra QEMU arguments (e.g. `-icount shift=0`).
     pub qemu_args: Vec<&'static str>,
+    /// Boot with the Intel IOMMU (`RunOptions::iommu`; true in [`qt`]).
+    pub iommu: bool,
     /// Instruction budgets: `bench: NAME median=N` lines whose N must not
     /// exceed the budget (exact counts under `-icount shift=0`).
     pub budgets: Vec<(&'static str, u64)>,
@@ -140,6 +142,7 @@ pub(crate) fn qt(
         also_must_not: Vec::new(),
         min_trace_records: 0,
         qemu_args: Vec::new(),
+        iommu: true,
         budgets: Vec::new(),
         shown: Vec::new(),
         timeout: Duration::from_secs(90),
@@ -1108,6 +1111,7 @@ fn run_qemu_test(
     let image = build::make_image(tool, &test.spec, out).map_err(|e| (e, String::new()))?;
     let opts = RunOptions {
         uefi: test.spec.uefi,
+        iommu: test.iommu,
         timeout: test.timeout,
         echo: false,
         extra: test.qemu_args.iter().map(|a| a.to_string()).collect(),

@@ -1,12 +1,12 @@
-//! PCI configuration space on QEMU's q35, through ECAM (PCI Express's
-//! memory-mapped configuration access): function `dd.f` of bus 0 is the
-//! 4 KiB page at `ECAM_BASE + (dd << 15 | f << 12)`.
+//! PCI configuration space through ECAM (PCI Express's memory-mapped
+//! configuration access): function `dd.f` of bus 0 is the 4 KiB page at
+//! `base + (dd << 15 | f << 12)`.
 //!
-//! Where ECAM lies is normally read from ACPI's MCFG table. exo gives user
-//! space no ACPI access, so this uses q35's documented MMCONFIG base,
-//! [`ECAM_BASE`] = 0xb000_0000 (QEMU's `MCH_HOST_BRIDGE_PCIEXBAR_DEFAULT`,
-//! which SeaBIOS and OVMF keep). Only bus 0 is used: q35 puts every
-//! `-device` there unless told otherwise.
+//! The base is the firmware's: the kernel reads it from ACPI's MCFG table
+//! and hands it out in `sys_info` ([`ecam_base`]); on q35 it is
+//! 0xb000_0000 (QEMU's `MCH_HOST_BRIDGE_PCIEXBAR_DEFAULT`, which SeaBIOS
+//! and OVMF keep). Only bus 0 is used: q35 puts every `-device` there
+//! unless told otherwise.
 //!
 //! # Who may drive a device
 //! The demos agree that a process owns a PCI function while it holds the
@@ -20,10 +20,22 @@
 
 use crate::claim;
 use core::fmt;
-use libos::{DeviceRegion, Error, PAGE_SIZE};
+use libos::{println, sys, DeviceRegion, Error, PAGE_SIZE};
 
-/// Physical address of bus 0's configuration space (q35's MMCONFIG default).
-pub const ECAM_BASE: u64 = 0xb000_0000;
+/// Physical address of bus 0's configuration space, as the kernel read it
+/// from ACPI's MCFG. `InvalidAddress` (said on the console, for `who`) if the
+/// machine has no ECAM or ECAM does not decode bus 0.
+pub fn ecam_base(who: &str) -> Result<u64, Error> {
+    let info = sys::sys_info();
+    if info.ecam_phys == 0 || info.ecam_bus_start != 0 {
+        println!(
+            "{who}: the kernel reports no ECAM for bus 0 (ACPI MCFG: base {:#x}, buses {}..={})",
+            info.ecam_phys, info.ecam_bus_start, info.ecam_bus_end
+        );
+        return Err(Error::InvalidAddress);
+    }
+    Ok(info.ecam_phys)
+}
 /// Devices on a bus.
 pub const DEVICES: u8 = 32;
 /// Functions of a device.
@@ -73,9 +85,9 @@ impl Function {
         self.device as usize * FUNCTIONS as usize + self.function as usize
     }
 
-    /// Physical address of its configuration page.
-    pub const fn config_phys(self) -> u64 {
-        ECAM_BASE + self.index() as u64 * PAGE_SIZE
+    /// Physical address of its configuration page under ECAM at `base`.
+    pub const fn config_phys(self, base: u64) -> u64 {
+        base + self.index() as u64 * PAGE_SIZE
     }
 }
 
@@ -161,7 +173,7 @@ impl Ecam {
         let region = claim(
             who,
             &"the configuration space of bus 0",
-            ECAM_BASE,
+            ecam_base(who)?,
             count * CONFIG_BYTES,
         )?;
         Ok(Ecam {
@@ -174,7 +186,7 @@ impl Ecam {
     /// The configuration page of `f` alone.
     pub fn function(who: &str, f: Function) -> Result<Ecam, Error> {
         let what = format_args!("the configuration page of {f}");
-        let region = claim(who, &what, f.config_phys(), CONFIG_BYTES)?;
+        let region = claim(who, &what, f.config_phys(ecam_base(who)?), CONFIG_BYTES)?;
         Ok(Ecam {
             region,
             first: f.index(),

@@ -84,8 +84,13 @@ pub struct Ledger {
 /// What dropping a reference left to do.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Dropped {
-    /// Others still name the run, or a device claim ended.
+    /// Others still name the run (or it was not frames).
     Nothing,
+    /// The last reference to a device page went: nobody claims it now.
+    Device {
+        /// The frame.
+        frame: u64,
+    },
     /// The last reference to RAM went: give the run back to the allocator.
     FreeRam {
         /// First frame.
@@ -131,7 +136,7 @@ impl Ledger {
         match kind {
             CapKind::Device { frame } => {
                 self.devices.remove(&frame);
-                Dropped::Nothing
+                Dropped::Device { frame }
             }
             CapKind::Ram { .. } => {
                 self.held_ram -= count;

@@ -74,6 +74,10 @@ pub trait Platform {
     /// Whether device page `phys` may be claimed at all (the kernel keeps
     /// its own interrupt controllers).
     fn device_claimable(&self, phys: u64) -> bool;
+    /// Device page `phys` is claimed by nobody any more (its last holder
+    /// freed it or ended). The kernel blocks the
+    /// DMA of the PCI function whose configuration page it is.
+    fn device_released(&mut self, phys: u64);
     /// The allocator's counters (`total`, `free`, `reserved`, `kernel`,
     /// `zeroed`): `free` counts a pool of pre-zeroed frames too (allocated
     /// in the allocator's view, nobody's), of which there are `zeroed`.
@@ -253,8 +257,10 @@ impl<P: Platform> Kernel<P> {
     }
 
     pub(super) fn drop_ref(&mut self, kind: CapKind) {
-        if let Dropped::FreeRam { first, count } = self.ledger.drop_ref(kind) {
-            self.give_back(first, count);
+        match self.ledger.drop_ref(kind) {
+            Dropped::FreeRam { first, count } => self.give_back(first, count),
+            Dropped::Device { frame } => self.platform.device_released(frame * PAGE),
+            Dropped::Nothing => {}
         }
     }
 

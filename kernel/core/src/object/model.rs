@@ -17,6 +17,8 @@ pub struct ModelPlatform {
     pub alloc: FrameAllocator<'static>,
     /// `bug` reports.
     pub bugs: Vec<String>,
+    /// Device pages released (`device_released`), oldest first.
+    pub released: Vec<u64>,
 }
 
 /// Device page the model keeps for itself (like the kernel's APIC).
@@ -35,6 +37,7 @@ impl ModelPlatform {
         ModelPlatform {
             alloc: FrameAllocator::new(&map, storage).expect("allocator"),
             bugs: Vec::new(),
+            released: Vec::new(),
         }
     }
 }
@@ -93,6 +96,9 @@ impl Platform for ModelPlatform {
     }
     fn device_claimable(&self, phys: u64) -> bool {
         phys != KEPT_DEVICE_PAGE
+    }
+    fn device_released(&mut self, phys: u64) {
+        self.released.push(phys);
     }
     fn counters(&self) -> FrameStats {
         FrameStats {

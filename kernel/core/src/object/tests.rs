@@ -79,6 +79,15 @@ impl Model {
                 .any(|c| !c.device && (c.first..c.first + c.count).contains(&frame))
         })
     }
+    /// Every device frame somebody claims (held or in flight).
+    fn claimed_devices(&self) -> alloc::collections::BTreeSet<u64> {
+        self.procs
+            .values()
+            .flat_map(|p| p.caps.values().chain(p.inbox.iter().map(|(_, c)| c)))
+            .filter(|c| c.device)
+            .map(|c| c.first)
+            .collect()
+    }
     fn device_claimed(&self, frame: u64) -> bool {
         self.procs.values().any(|p| {
             p.caps
@@ -862,6 +871,18 @@ impl World {
         }
     }
 
+    /// `step`, and then: the platform heard `device_released` exactly for
+    /// the device pages nobody claims any more.
+    fn step_checked(&mut self, op: &Op) {
+        let before = self.m.claimed_devices();
+        self.step(op);
+        let after = self.m.claimed_devices();
+        let mut heard = core::mem::take(&mut self.k.platform.released);
+        heard.sort_unstable();
+        let want: Vec<u64> = before.difference(&after).map(|f| f * PAGE).collect();
+        assert_eq!(heard, want, "device pages released by {op:?}");
+    }
+
     /// The kernel against the model, and its own invariant check.
     fn check(&self) {
         if let Err(why) = self.k.check_invariants() {
@@ -922,13 +943,13 @@ proptest! {
         let mut w = World::new();
         w.check();
         for op in &ops {
-            w.step(op);
+            w.step_checked(op);
             w.check();
         }
         // Everything comes back when every process ends.
         let pids: Vec<u64> = w.m.procs.keys().copied().collect();
         for pid in pids {
-            w.step(&Op::Exit { p: w.m.procs.keys().position(|&p| p == pid).unwrap() });
+            w.step_checked(&Op::Exit { p: w.m.procs.keys().position(|&p| p == pid).unwrap() });
             w.check();
         }
         prop_assert_eq!(w.k.stats(0).free, w.m.free_at_start);

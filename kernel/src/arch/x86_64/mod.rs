@@ -1,5 +1,5 @@
 //! x86_64: descriptor tables, traps, the local APIC (timer) and the
-//! masked PICs, `syscall` entry,
+//! masked PICs, `syscall` entry, the VT-d units,
 //! page tables and the QEMU exit port.
 pub mod apic;
 pub mod gdt;
@@ -7,6 +7,7 @@ pub mod paging;
 pub mod pic;
 pub mod syscall;
 pub mod trap;
+pub mod vtd;
 pub mod zero;
 
 use x86_64::instructions::port::Port;
@@ -120,8 +121,9 @@ pub fn local_apic_page() -> u64 {
     base & 0x000f_ffff_ffff_f000
 }
 
-/// The IOAPIC's register page: the standard address, where QEMU and PC
-/// firmware put it (the kernel reads no ACPI tables).
+/// The IOAPIC's register page at the standard address, where QEMU and PC
+/// firmware put it: refused to claims even where the MADT lists no IOAPIC
+/// (the ones it lists are refused too: `Platform::kernel_owned`).
 pub const IOAPIC_PAGE: u64 = 0xfec0_0000;
 
 /// Starts user space: copies `frame` onto the top of the kernel stack, where

@@ -1,8 +1,7 @@
 //! lspci: lists the PCI functions of bus 0 from user space.
 //!
-//! Claims bus 0's configuration space through ECAM (1 MiB at q35's
-//! MMCONFIG base 0xb000_0000: there is no ACPI MCFG table to read from
-//! user space, so the address is q35's documented default; see
+//! Claims bus 0's configuration space through ECAM (1 MiB at the base the
+//! kernel read from ACPI's MCFG table and reports in `sys_info`; see
 //! `exo_demos::pci`) as 256 device capabilities mapped uncached, lists
 //! every function as `bus:dev.fn vendor:device class`, and sizes each BAR
 //! (write all-ones, read back, restore). Holding the whole bus means no
@@ -21,10 +20,13 @@ const EDU: (u16, u16) = (0x1234, 0x11e8);
 
 fn main() -> Result<(), Error> {
     let before = sys::frame_stats().device_by_caller;
+    let info = sys::sys_info();
     let ecam = Ecam::bus0("lspci")?;
     println!(
-        "lspci: bus 0 configuration space at phys {:#x}: {} device capabilities, mapped uncached",
-        exo_demos::pci::ECAM_BASE,
+        "lspci: bus 0 configuration space at phys {:#x} (ECAM from ACPI MCFG, buses {}..={}): {} device capabilities, mapped uncached",
+        info.ecam_phys,
+        info.ecam_bus_start,
+        info.ecam_bus_end,
         sys::frame_stats().device_by_caller - before
     );
     let mut found = 0;
