@@ -83,7 +83,7 @@ impl Model {
     fn claimed_devices(&self) -> alloc::collections::BTreeSet<u64> {
         self.procs
             .values()
-            .flat_map(|p| p.caps.values().chain(p.inbox.iter().map(|(_, c)| c)))
+            .flat_map(|p| p.caps.values().chain(p.queue.iter().map(|(_, c)| c)))
             .filter(|c| c.device)
             .map(|c| c.first)
             .collect()
