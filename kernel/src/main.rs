@@ -91,6 +91,12 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             "not available on this CPU (ring 3 can read the GDT and IDT bases)"
         }
     );
+    let on = |b: bool| if b { "on" } else { "not available on this CPU" };
+    kprintln!(
+        "[exo] SMEP: {}; SMAP: {} (the kernel never runs or touches a user page through its user address)",
+        on(restricted.smep),
+        on(restricted.smap)
+    );
     kprintln!(
         "[exo] page zeroing: a pool of {} pre-zeroed frames, rep stosq when it is empty",
         exo_core::zero_pool::CAPACITY

@@ -556,6 +556,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
                 "(test-fault-kernel-read) killed: page fault",
                 "(test-fault-jump-kernel) killed: page fault",
                 "[exo] UMIP: on",
+                "[exo] SMEP: on; SMAP: on",
                 "(test-fault-sgdt) killed: general protection fault",
                 "(test-fault-sidt) killed: general protection fault",
                 "(test-fault-sldt) killed: general protection fault",
@@ -579,6 +580,7 @@ pub fn qemu_tests() -> Vec<QemuTest> {
             0,
             &[
                 "[exo] UMIP: not available on this CPU",
+                "[exo] SMEP: not available on this CPU; SMAP: not available on this CPU",
                 "test-umip-absent: without UMIP ring 3 reads: gdt base=0xffff",
                 "(test-umip-absent) exited with code 0",
                 "success",

@@ -88,29 +88,53 @@ pub struct UserRestrictions {
     /// CR4.UMIP: `sgdt`, `sidt`, `sldt`, `smsw` and `str` fault in ring 3
     /// instead of revealing where the kernel's tables are and CR0's low bits.
     pub umip: bool,
+    /// CR4.SMEP: the kernel cannot execute a user page (a jump there from
+    /// ring 0 faults instead of running the program's code with the
+    /// kernel's privilege).
+    pub smep: bool,
+    /// CR4.SMAP: the kernel cannot read or write a user page through its
+    /// user address. exo never does (it reaches user memory only through
+    /// the physical-memory mapping, after checking the page tables), so
+    /// nothing needs `stac`/`clac`; a kernel bug that dereferences a user
+    /// pointer faults instead of following it.
+    pub smap: bool,
 }
 
 /// Takes from ring 3 what CR4 can take: UMIP where the CPU has it (CPUID
-/// leaf 7, ECX bit 2; QEMU's `-cpu max` has it, `qemu64` does not), and
+/// leaf 7, ECX bit 2; QEMU's `-cpu max` has it, `qemu64` does not), SMEP
+/// and SMAP for ring 0 where it has them (leaf 7, EBX bits 7 and 20), and
 /// makes sure of what exo never turns on: FSGSBASE (so `wrfsbase` and
 /// friends are #UD and a program cannot set an FS/GS base: both stay 0),
 /// PCE (`rdpmc` is #GP) and TSD stays clear (`rdtsc` is allowed: the
 /// instruction-count benchmarks read it).
 pub fn restrict_user_instructions() -> UserRestrictions {
     use x86_64::registers::control::{Cr4, Cr4Flags};
-    let umip = core::arch::x86_64::__cpuid(0).eax >= 7
-        && core::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 2) != 0;
+    let (leaf7_ebx, leaf7_ecx) = if core::arch::x86_64::__cpuid(0).eax >= 7 {
+        let r = core::arch::x86_64::__cpuid_count(7, 0);
+        (r.ebx, r.ecx)
+    } else {
+        (0, 0)
+    };
+    let umip = leaf7_ecx & (1 << 2) != 0;
+    let smep = leaf7_ebx & (1 << 7) != 0;
+    let smap = leaf7_ebx & (1 << 20) != 0;
     // SAFETY: UMIP only makes five descriptor-table instructions fault in
     // ring 3 (the kernel does not use them in ring 3); clearing FSGSBASE
     // and PCE only makes instructions fault in ring 3 that no program
-    // needs, and the kernel uses none of them.
+    // needs, and the kernel uses none of them. SMEP and SMAP (each only
+    // where CPUID has it) make ring 0 fault on executing, reading or
+    // writing a user page through a user address: the kernel does none of
+    // these (user memory is reached through the physical-memory mapping
+    // only), so they change nothing but a bug's outcome.
     unsafe {
         Cr4::update(|f| {
             f.set(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION, umip);
+            f.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, smep);
+            f.set(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION, smap);
             f.remove(Cr4Flags::FSGSBASE | Cr4Flags::PERFORMANCE_MONITOR_COUNTER);
         })
     };
-    UserRestrictions { umip }
+    UserRestrictions { umip, smep, smap }
 }
 
 /// The physical page of the local APIC's registers (IA32_APIC_BASE).
