@@ -3,7 +3,8 @@
 //! [`pci`], configuration space through ECAM, [`device_claim`], what
 //! `test-device-claim` and its peer agree on, and [`fault_program!`], the
 //! whole of each `test-fault-*` program, and [`Line`], text formatted on
-//! the stack, and [`virtio`], `virtio-drivers` on exo's capabilities.
+//! the stack, and [`virtio`], `virtio-drivers` on exo's capabilities, and
+//! [`cow`], the copy-on-write handler of the `cow` demos.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -12,6 +13,7 @@ extern crate alloc;
 use core::fmt;
 use libos::{println, DeviceRegion, Error};
 
+pub mod cow;
 pub mod pci;
 pub mod virtio;
 

@@ -9,7 +9,7 @@
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use exo_demos::cow::Copies;
 use libos::exception::{self, Action, ExceptionFrame};
 use libos::ipc::{self, Endpoint};
 use libos::{println, sys, Error, Handle, MapFlags};
@@ -24,41 +24,10 @@ const TEMP: u64 = FORK + 0x10_0000;
 /// Timer ticks to wait for each of `cow`'s calls.
 const PATIENCE: u64 = 1000;
 
-static COPIES: [AtomicU64; PAGES as usize] = [const { AtomicU64::new(0) }; PAGES as usize];
-static NCOPIES: AtomicU64 = AtomicU64::new(0);
+static COPIES: Copies<{ PAGES as usize }> = Copies::new();
 
 fn handler(f: &mut ExceptionFrame) -> Action {
-    let page = f.cr2 & !(PAGE - 1);
-    let n = NCOPIES.load(Relaxed) as usize;
-    if f.vector != 14 || f.error & 3 != 3 || !(FORK..FORK + PAGES * PAGE).contains(&page) {
-        return Action::Kill;
-    }
-    if n == PAGES as usize {
-        return Action::Kill;
-    }
-    match copy(page) {
-        Ok(h) => {
-            COPIES[n].store(h.raw(), Relaxed);
-            NCOPIES.store(n as u64 + 1, Relaxed);
-            Action::Resume
-        }
-        Err(_) => Action::Kill,
-    }
-}
-
-/// Replaces the shared page at `page` by a private writable copy.
-fn copy(page: u64) -> Result<Handle, Error> {
-    let h = sys::frame_alloc()?;
-    sys::map(h, TEMP, MapFlags::WRITE)?;
-    // SAFETY: `page` is mapped readable, `TEMP` writable (just mapped);
-    // the interrupted code is stopped and holds no reference into either.
-    unsafe {
-        core::ptr::copy_nonoverlapping(page as *const u8, TEMP as *mut u8, PAGE as usize);
-        sys::unmap(TEMP)?;
-        sys::unmap(page)?;
-    }
-    sys::map(h, page, MapFlags::WRITE)?;
-    Ok(h)
+    COPIES.on_write(f, |page| (FORK..FORK + PAGES * PAGE).contains(&page), TEMP)
 }
 
 fn word(i: u64) -> *mut u64 {
@@ -103,7 +72,7 @@ fn main() -> Result<(), Error> {
     let seen: [u64; PAGES as usize] =
         core::array::from_fn(|i| unsafe { word(i as u64).read_volatile() });
     let ok = seen == [600, 501, 502, 603];
-    let copies = NCOPIES.load(Relaxed);
+    let copies = COPIES.count();
     ipc::reply([copies, u64::from(ok)])?;
 
     next(&service, cow)?;
@@ -118,9 +87,7 @@ fn main() -> Result<(), Error> {
         for f in frames {
             sys::frame_free(f)?;
         }
-        for c in COPIES.iter().take(copies as usize) {
-            sys::frame_free(Handle::from_raw(c.load(Relaxed)))?;
-        }
+        COPIES.free_all()?;
     }
     let back = sys::frame_stats().held_by_caller == before;
     ipc::reply([u64::from(again && back), 0])?;

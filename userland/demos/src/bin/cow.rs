@@ -20,7 +20,7 @@
 #![no_main]
 
 use abi::{MapFlags, Protection};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use exo_demos::cow::Copies;
 use libos::exception::{self, Action, ExceptionFrame};
 use libos::ipc::SendCap;
 use libos::{println, sys, Error, Handle};
@@ -41,8 +41,7 @@ const FORK_PAGES: u64 = 4;
 const PATIENCE: u32 = 100_000;
 
 /// The copies the handler made (handles), for the cleanup.
-static COPIES: [AtomicU64; MAX_COPIES] = [const { AtomicU64::new(0) }; MAX_COPIES];
-static NCOPIES: AtomicU64 = AtomicU64::new(0);
+static COPIES: Copies<{ MAX_COPIES }> = Copies::new();
 
 fn in_cow(page: u64) -> bool {
     (SRC..SRC + PAGES * PAGE).contains(&page)
@@ -51,38 +50,7 @@ fn in_cow(page: u64) -> bool {
 }
 
 fn handler(f: &mut ExceptionFrame) -> Action {
-    let page = f.cr2 & !(PAGE - 1);
-    // A write (bit 1) to a present page (bit 0) of the region.
-    if f.vector != 14 || f.error & 3 != 3 || !in_cow(page) {
-        return Action::Kill;
-    }
-    let n = NCOPIES.load(Relaxed) as usize;
-    if n == MAX_COPIES {
-        return Action::Kill;
-    }
-    match copy(page) {
-        Ok(h) => {
-            COPIES[n].store(h.raw(), Relaxed);
-            NCOPIES.store(n as u64 + 1, Relaxed);
-            Action::Resume
-        }
-        Err(_) => Action::Kill,
-    }
-}
-
-/// Replaces the shared page at `page` by a private writable copy.
-fn copy(page: u64) -> Result<Handle, Error> {
-    let h = sys::frame_alloc()?;
-    sys::map(h, TEMP, MapFlags::WRITE)?;
-    // SAFETY: `page` is mapped readable, `TEMP` writable (just mapped);
-    // the interrupted code is stopped and holds no reference into either.
-    unsafe {
-        core::ptr::copy_nonoverlapping(page as *const u8, TEMP as *mut u8, PAGE as usize);
-        sys::unmap(TEMP)?;
-        sys::unmap(page)?;
-    }
-    sys::map(h, page, MapFlags::WRITE)?;
-    Ok(h)
+    COPIES.on_write(f, in_cow, TEMP)
 }
 
 fn word(base: u64, i: u64) -> *mut u64 {
@@ -134,7 +102,7 @@ fn main() -> Result<(), Error> {
         };
         sides_ok &= s == want_s && d == want_d;
     }
-    let copies = NCOPIES.load(Relaxed);
+    let copies = COPIES.count();
     let dirty = |bits: u64| {
         (0..PAGES)
             .filter(|i| bits >> (2 * i + 1) & 1 != 0)
@@ -164,9 +132,7 @@ fn main() -> Result<(), Error> {
         for f in frames {
             sys::frame_free(f)?;
         }
-        for c in COPIES.iter().take(copies as usize) {
-            sys::frame_free(Handle::from_raw(c.load(Relaxed)))?;
-        }
+        COPIES.free_all()?;
     }
     let back = sys::frame_stats().held_by_caller == before;
     line("every frame given back", back);
@@ -190,7 +156,7 @@ fn main() -> Result<(), Error> {
 /// check held.
 fn fork(line: &dyn Fn(&str, bool)) -> Result<bool, Error> {
     let before = sys::frame_stats().held_by_caller;
-    NCOPIES.store(0, Relaxed);
+    COPIES.reset();
     let mut frames = [Handle::from_raw(0); FORK_PAGES as usize];
     let at = |i: u64| (FORK + i * PAGE + 8 * i) as *mut u64;
     for (i, f) in frames.iter_mut().enumerate() {
@@ -217,7 +183,7 @@ fn fork(line: &dyn Fn(&str, bool)) -> Result<bool, Error> {
     unsafe { at(1).write_volatile(701) };
     let ours = read(1) == 701 && (0..FORK_PAGES).all(|i| i == 1 || read(i) == 500 + i);
     let again = peer.call([1, 0])?;
-    let copies = NCOPIES.load(Relaxed);
+    let copies = COPIES.count();
     exception::unregister()?;
     // SAFETY: nothing refers into the pages any more.
     unsafe {
@@ -227,9 +193,7 @@ fn fork(line: &dyn Fn(&str, bool)) -> Result<bool, Error> {
         for f in frames {
             sys::frame_free(f)?;
         }
-        for c in COPIES.iter().take(copies as usize) {
-            sys::frame_free(Handle::from_raw(c.load(Relaxed)))?;
-        }
+        COPIES.free_all()?;
     }
     let back = sys::frame_stats().held_by_caller == before;
     println!(
