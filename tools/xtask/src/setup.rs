@@ -5,10 +5,14 @@
 //!
 //! It never takes away what the user had: a `qemu-system-x86_64` already
 //! on PATH is used as it is, and before installing anything it asks apt
-//! for the plan (`apt-get -s install`); if that plan removes a package
-//! (apt's way of resolving a conflict, such as a newer `qemu-utils` from
-//! backports against Debian's QEMU 7.2), it stops, says what would be
-//! removed and what the user can do, and changes nothing.
+//! for the plan (`apt-get -s install`). When that plan removes QEMU
+//! packages the machine has from a Debian backports suite (a newer
+//! `qemu-utils` from `bookworm-backports` against Debian's QEMU 7.2, as
+//! on this project's machines), it takes QEMU from that same suite instead
+//! (adding the suite to apt's sources if it is not there: backports never
+//! replace other packages on their own), so the versions match. Any other
+//! removal stops it: it says what would be removed and what the user can
+//! do, and changes nothing.
 use std::path::Path;
 use std::process::Command;
 
@@ -80,6 +84,41 @@ fn removals(simulation: &str) -> Vec<Removal> {
         .collect()
 }
 
+/// The Debian backports suite the removed packages come from, when every
+/// one is a QEMU package built for backports (`~bpo12` is bookworm's):
+/// then QEMU is to be taken from there, matching what the machine has.
+fn backports_suite(removed: &[Removal]) -> Option<&'static str> {
+    let suite = |r: &Removal| -> Option<&'static str> {
+        if !r.name.starts_with("qemu") {
+            return None;
+        }
+        let v = r.version.as_deref()?;
+        let n = v.split_once("~bpo")?.1;
+        match n.split(|c: char| !c.is_ascii_digit()).next()? {
+            "11" => Some("bullseye-backports"),
+            "12" => Some("bookworm-backports"),
+            "13" => Some("trixie-backports"),
+            _ => None,
+        }
+    };
+    let first = suite(removed.first()?)?;
+    removed
+        .iter()
+        .all(|r| suite(r) == Some(first))
+        .then_some(first)
+}
+
+/// A deb822 apt source for Debian suite `suite` (main only, signed by
+/// Debian's archive key).
+fn source_entry(suite: &str) -> String {
+    format!(
+        "# Added by exo's `cargo xtask` set-up: QEMU from the suite the machine's\n\
+         # qemu-utils came from. Backports replace nothing unless asked for (-t).\n\
+         Types: deb\nURIs: http://deb.debian.org/debian\nSuites: {suite}\n\
+         Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
+}
+
 /// Why set-up stops when installing `packages` would remove `removed`,
 /// and what the user can do.
 fn refusal(packages: &[&str], removed: &[Removal]) -> String {
@@ -146,8 +185,24 @@ pub fn ensure(verbose: bool) -> Result<(), String> {
         simulate.extend(&args);
         let plan = output("apt-get", &simulate)?;
         let removed = removals(&plan);
-        if !removed.is_empty() {
+        let from_backports = if removed.is_empty() {
+            None
+        } else if let (Some(suite), true) =
+            (backports_suite(&removed), missing.contains(&QEMU_PACKAGE))
+        {
+            Some(suite)
+        } else {
             return Err(refusal(&missing, &removed));
+        };
+        if let Some(suite) = from_backports {
+            qemu_from(suite, &removed)?;
+            args.retain(|a| *a != QEMU_PACKAGE);
+            let mut simulate = vec!["-s"];
+            simulate.extend(&args);
+            let removed = removals(&output("apt-get", &simulate)?);
+            if !removed.is_empty() {
+                return Err(refusal(&missing, &removed));
+            }
         }
         // And should apt's plan change since: `--no-remove` aborts.
         args.push("--no-remove");
@@ -179,6 +234,45 @@ pub fn ensure(verbose: bool) -> Result<(), String> {
         eprintln!("xtask setup: ready");
     }
     Ok(())
+}
+
+/// Installs QEMU from backports suite `suite`, where the machine's
+/// `removed` QEMU packages came from: adds the suite to apt's sources if
+/// apt does not know it, then installs with `-t suite` after checking that
+/// this plan removes nothing.
+fn qemu_from(suite: &str, removed: &[Removal]) -> Result<(), String> {
+    let names: Vec<&str> = removed.iter().map(|r| r.name.as_str()).collect();
+    eprintln!(
+        "xtask setup: this machine has {} from {suite}; Debian's own {QEMU_PACKAGE} would replace it, so QEMU comes from {suite} too",
+        names.join(" ")
+    );
+    let policy = output("apt-cache", &["policy"])?;
+    if !policy.contains(&format!(" {suite}/main")) {
+        let file = format!("/etc/apt/sources.list.d/exo-{suite}.sources");
+        eprintln!("xtask setup: adding {suite} to apt's sources ({file})");
+        let tmp = std::env::temp_dir().join(format!("exo-{suite}.sources"));
+        std::fs::write(&tmp, source_entry(suite)).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        run_root("cp", &[&tmp.to_string_lossy(), &file])?;
+        apt(&["update"])?;
+    }
+    let args = [
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "-t",
+        suite,
+        QEMU_PACKAGE,
+    ];
+    let mut simulate = vec!["-s"];
+    simulate.extend(&args);
+    let still = removals(&output("apt-get", &simulate)?);
+    if !still.is_empty() {
+        return Err(refusal(&[QEMU_PACKAGE], &still));
+    }
+    eprintln!("xtask setup: installing {QEMU_PACKAGE} from {suite}");
+    let mut args = args.to_vec();
+    args.push("--no-remove");
+    apt(&args)
 }
 
 fn package_installed(name: &str) -> bool {
@@ -307,6 +401,34 @@ Conf qemu-system-x86 (1:7.2+dfsg-7+deb12u18+b3 Debian:12.13/stable [amd64])
         assert!(
             !other.contains("on PATH") && other.contains("    lld\n"),
             "{other}"
+        );
+    }
+
+    #[test]
+    fn qemu_from_backports_is_matched_to_its_suite() {
+        assert_eq!(
+            backports_suite(&removals(CONFLICT)),
+            Some("bookworm-backports")
+        );
+        let both =
+            removals("Remv qemu-utils [1:10.0~bpo12+1]\nRemv qemu-block-extra [1:10.0~bpo12+1]\n");
+        assert_eq!(backports_suite(&both), Some("bookworm-backports"));
+        // Anything but QEMU from one backports suite is the user's call.
+        for plan in [
+            "Remv qemu-utils [1:7.2+dfsg-7]\n",
+            "Remv qemu-utils\n",
+            "Remv lld [1:14~bpo12+1]\n",
+            "Remv qemu-utils [1:10.0~bpo12+1]\nRemv lld [14]\n",
+            "Remv qemu-utils [1:10.0~bpo12+1]\nRemv qemu-img [1:10.0~bpo13+1]\n",
+            "Remv qemu-utils [1:10.0~bpo99+1]\n",
+            "",
+        ] {
+            assert_eq!(backports_suite(&removals(plan)), None, "{plan}");
+        }
+        let entry = source_entry("bookworm-backports");
+        assert!(entry.contains("\nSuites: bookworm-backports\n"), "{entry}");
+        assert!(
+            entry.contains("\nTypes: deb\n") && entry.ends_with("debian-archive-keyring.gpg\n")
         );
     }
 
