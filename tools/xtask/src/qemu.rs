@@ -280,7 +280,9 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
     if opts.iommu {
         // Before every PCI device: QEMU puts a device behind the IOMMU
         // only if the IOMMU exists when the device is created.
-        cmd.args(["-device", "intel-iommu"]);
+        // 39-bit I/O addresses (three-level tables), pinned: QEMU 7.2's
+        // default, while QEMU 10 defaults to 48 (abi::IOVA_TOP is 2^39).
+        cmd.args(["-device", "intel-iommu,aw-bits=39"]);
     }
     cmd.arg("-drive")
         .arg(format!("format=raw,file={}", image.display()))

@@ -29,6 +29,12 @@ pub fn exit(verdict: Verdict) -> ! {
     // device the QEMU runs add; where nothing decodes the port the write
     // goes nowhere, and the line below says so.
     unsafe { port.write(verdict as u32) };
+    // QEMU 9 and later end the run from their main loop, not within the
+    // port write: give it a moment (about 50 million instructions, well
+    // under a second) before concluding that nothing decoded the port.
+    for _ in 0..(1u32 << 24) {
+        core::hint::spin_loop();
+    }
     crate::serial::emergency(format_args!(
         "BUG: QEMU did not exit: the isa-debug-exit device (iobase=0xf4) is missing"
     ));
