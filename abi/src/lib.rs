@@ -97,7 +97,18 @@ pub mod bounds {
     pub const BULK: usize = 1024;
     /// Pages one `map_many` or `unmap_many` call maps or unmaps (16 MiB).
     pub const BULK_PAGES: u64 = 4096;
+    /// `iomap` mappings one process holds at once, over all its devices
+    /// (each costs a record, and the device's page tables a few frames).
+    pub const IOMAPS: usize = 256;
 }
+
+/// The lowest I/O virtual address `iomap` takes: page 0 stays unmapped in
+/// every device's DMA address space, so a device given a null address
+/// faults instead of reaching memory.
+pub const IOVA_MIN: u64 = PAGE_SIZE;
+/// The end of the I/O virtual addresses `iomap` takes (39 bits: what every
+/// VT-d unit translates with three-level tables).
+pub const IOVA_TOP: u64 = 1 << 39;
 
 /// `send`/`call`/`reply` flag: the capability is copied (both hold it),
 /// not moved.
@@ -276,6 +287,10 @@ abi_errors! {
         WouldBlock = 12, "WouldBlock",
         /// The capability table (or the receiver's queue) is full.
         CapTableFull = 13, "CapTableFull",
+        /// The machine cannot do it: `iomap`/`iounmap` on a device whose DMA
+        /// no IOMMU translates (no DMAR, translation off, or not a PCI
+        /// function's configuration page).
+        NotSupported = 14, "NotSupported",
     }
 
     /// A syscall's error as a program sees it: every [`Error`] under the
@@ -457,6 +472,17 @@ abi_flags! {
         const EXEC = 1 << 1, "EXEC";
         /// Uncached (forced on for device frames).
         const UNCACHED = 1 << 2, "UNCACHED";
+    }
+}
+
+abi_flags! {
+    /// What `iomap` lets a device do with the frames it maps. At least one
+    /// is needed; each needs the capability's right of the same name.
+    pub struct IoFlags {
+        /// The device may read them (DMA from memory: a transmit buffer).
+        const READ = 1 << 0, "READ";
+        /// The device may write them (DMA to memory: a receive buffer).
+        const WRITE = 1 << 1, "WRITE";
     }
 }
 
@@ -847,6 +873,8 @@ mod tests {
             (33, "map_many"),
             (34, "unmap_many"),
             (35, "free_many"),
+            (36, "iomap"),
+            (37, "iounmap"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {
@@ -879,6 +907,7 @@ mod tests {
             "NoSuchProcess",
             "WouldBlock",
             "CapTableFull",
+            "NotSupported",
         ];
         assert_eq!(Error::ALL.len(), names.len());
         for (i, name) in names.iter().enumerate() {
@@ -890,7 +919,7 @@ mod tests {
             assert_eq!(SysError::check(code), Err(SysError::from(e)));
         }
         assert_eq!(Error::try_from(0), Err(0));
-        assert_eq!(Error::try_from(14), Err(14));
+        assert_eq!(Error::try_from(15), Err(15));
         assert_eq!(SysError::check(0), Ok(()));
     }
 
@@ -913,7 +942,7 @@ mod tests {
     fn sys_error_keeps_unknown_codes() {
         extern crate std;
         use std::string::ToString;
-        for code in [14, 15, 100, 1 << 32, u64::MAX] {
+        for code in [15, 16, 100, 1 << 32, u64::MAX] {
             let s = SysError::from_code(code);
             assert_eq!(s, SysError::Unknown(code));
             assert_eq!(SysError::check(code), Err(SysError::Unknown(code)));

@@ -23,7 +23,7 @@
 //! Adding a syscall is one row here, one kernel handler (the kernel's
 //! `match` on [`LocalCall`] or [`SwitchingCall`] is exhaustive, so the
 //! compiler points at it) and one libos wrapper.
-use crate::{ArgKind, Error, Handle, MapFlags, Protection, RetKind, Rights};
+use crate::{ArgKind, Error, Handle, IoFlags, MapFlags, Protection, RetKind, Rights};
 
 /// A syscall argument type: how a register decodes into it (with every
 /// validation a type can make on its own) and back.
@@ -78,6 +78,21 @@ impl Arg for MapFlags {
     fn decode(raw: u64) -> Result<Self, Error> {
         match MapFlags::from_bits(raw) {
             Some(f) if !f.contains(MapFlags::WRITE.union(MapFlags::EXEC)) => Ok(f),
+            _ => Err(Error::InvalidArgument),
+        }
+    }
+    #[inline(always)]
+    fn raw(self) -> u64 {
+        self.bits()
+    }
+}
+
+impl Arg for IoFlags {
+    /// Undefined bits and no access at all are refused.
+    #[inline(always)]
+    fn decode(raw: u64) -> Result<Self, Error> {
+        match IoFlags::from_bits(raw) {
+            Some(f) if !f.is_empty() => Ok(f),
             _ => Err(Error::InvalidArgument),
         }
     }
@@ -604,6 +619,30 @@ syscalls! {
         /// at `handles`. A handle not held, or listed twice, is
         /// `BadCapability` and nothing is freed.
         FreeMany = 35, "free_many", unsafe fn free_many(handles: u64 as Addr, count: u64 as Num) -> None;
+        /// `iomap(device, cap, iova, flags)`: let the PCI function of
+        /// `device` (the capability to its configuration page, with
+        /// `MAP|WRITE`) DMA to the RAM frames of `cap` (with `MAP`, and
+        /// `READ`/`WRITE` for [`IoFlags`] `READ`/`WRITE`), at I/O address
+        /// `iova` onward in the function's own DMA address space. `iova`
+        /// page aligned, the run inside [`IOVA_MIN`](crate::IOVA_MIN)..
+        /// [`IOVA_TOP`](crate::IOVA_TOP) (`InvalidAddress`); nothing mapped
+        /// there yet, by anyone holding the device (`AlreadyMapped`); a
+        /// device frame is `InvalidArgument`; at most
+        /// [`bounds::IOMAPS`](crate::bounds::IOMAPS) per process
+        /// (`OutOfMemory`). `NotSupported` where no IOMMU translates the
+        /// function's DMA (its DMA is then unconfined: see `sys_info`).
+        /// The mapping goes, and the IOTLB is invalidated, before
+        /// `iounmap`, a `frame_free` of either capability, a transfer of
+        /// either, or the caller's end returns: a frame is never reused
+        /// while a device can reach it.
+        Iomap = 36, "iomap", unsafe
+            fn iomap(device: Handle as Handle, cap: Handle as Handle, iova: u64 as Phys, flags: IoFlags as Num) -> None;
+        /// `iounmap(device, iova)`: remove the `iomap` mapping that starts
+        /// at `iova` in `device`'s DMA address space (the caller's or
+        /// another holder's); the IOTLB is invalidated before it returns.
+        /// `iomap`'s address rule (`InvalidAddress`); `NotMapped` where
+        /// no mapping starts.
+        Iounmap = 37, "iounmap", safe fn iounmap(device: Handle as Handle, iova: u64 as Phys) -> None;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame
@@ -745,8 +784,9 @@ mod tests {
     #[test]
     fn every_number_decodes_to_its_own_call() {
         for &s in Sysnum::ALL {
-            // Zero is a valid value of every argument type.
-            let call = Call::decode(s as u64, &[0; 6]).expect("zeros decode");
+            // Zero is a valid value of every argument type but `iomap`'s
+            // flags (the fourth argument), where 1 is.
+            let call = Call::decode(s as u64, &[0, 0, 0, 1, 0, 0]).expect("decodes");
             let back = match call {
                 Call::Local(c) => c.sysnum(),
                 Call::Switching(c) => c.sysnum(),
@@ -757,7 +797,7 @@ mod tests {
 
     #[test]
     fn unsafe_stubs_are_the_ones_that_write_or_unmap() {
-        let unsafe_ones: [Sysnum; 15] = [
+        let unsafe_ones: [Sysnum; 16] = [
             Sysnum::Protect,
             Sysnum::ExcHandler,
             Sysnum::Resume,
@@ -775,6 +815,8 @@ mod tests {
             Sysnum::FrameAllocMany,
             Sysnum::UnmapMany,
             Sysnum::FreeMany,
+            // A device may write the frames at any time (as a peer with WRITE).
+            Sysnum::Iomap,
         ];
         for &s in Sysnum::ALL {
             assert_eq!(s.stub_is_unsafe(), unsafe_ones.contains(&s), "{s:?}");

@@ -80,6 +80,32 @@ impl exo_core::object::Platform for Hw {
     fn device_released(&mut self, phys: u64) {
         crate::arch::vtd::device_released(phys);
     }
+    fn io_translated(&self, function: u64) -> bool {
+        crate::arch::vtd::translates(function)
+    }
+    fn io_map(
+        &mut self,
+        function: u64,
+        iova: u64,
+        frame: u64,
+        flags: abi::IoFlags,
+    ) -> Result<(), exo_core::object::MapError> {
+        let (read, write) = (
+            flags.contains(abi::IoFlags::READ),
+            flags.contains(abi::IoFlags::WRITE),
+        );
+        crate::arch::vtd::io_map(function, iova, frame, read, write)
+            .map_err(|()| exo_core::object::MapError::OutOfMemory)
+    }
+    fn io_is_mapped(&self, function: u64, iova: u64) -> bool {
+        crate::arch::vtd::io_is_mapped(function, iova)
+    }
+    fn io_unmap(&mut self, function: u64, iova: u64) {
+        crate::arch::vtd::io_unmap(function, iova);
+    }
+    fn io_flush(&mut self, function: u64) {
+        crate::arch::vtd::io_flush(function);
+    }
     fn counters(&self) -> abi::FrameStats {
         memory::counters()
     }
@@ -115,16 +141,10 @@ pub fn destroy_space(space: AddressSpace) {
 /// Ends process `pid`: reports it, frees everything it held and records
 /// how it ended for the verdict.
 pub fn end(k: &mut Kernel, pid: u64, ending: Ending) {
-    // Before anything it held is freed: the PCI functions whose
-    // configuration page it held lose their DMA (see `vtd`), so a device
-    // it left running cannot reach its frames once they are reused.
-    if let Some(p) = k.procs().get(pid) {
-        for (_, cap) in p.caps.iter() {
-            if let exo_core::object::CapKind::Device { frame } = cap.kind {
-                crate::arch::vtd::device_released(frame * PAGE);
-            }
-        }
-    }
+    // The object model takes the process's frames out of every device's
+    // DMA address space (and flushes the IOTLBs) before it frees any of
+    // them (`exo_core::object::iomap`); a function it was the last holder
+    // of is blocked when its capability goes (`vtd::device_released`).
     crate::arch::vtd::report_faults();
     let Some((ended, space)) = k.end(pid, ending) else {
         return;

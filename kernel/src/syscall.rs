@@ -386,15 +386,7 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
         LocalCall::Map { cap, vaddr, flags } => k.map(pid, cap, vaddr, flags),
         LocalCall::Unmap { vaddr } => k.unmap(pid, vaddr),
         LocalCall::DebugWrite { ptr, len } => cold(|| debug_write(k, pid, ptr, len)),
-        LocalCall::FrameAllocAt { phys } => cold(|| {
-            let cap = k.frame_alloc_at(pid, phys)?;
-            // Granted device space (`NotRam`) may be a PCI function's
-            // configuration page: the IOMMU then lets its DMA through.
-            if memory::classify(phys / PAGE) == FrameClass::NotRam {
-                crate::arch::vtd::device_claimed(phys);
-            }
-            Ok(cap)
-        }),
+        LocalCall::FrameAllocAt { phys } => cold(|| k.frame_alloc_at(pid, phys)),
         LocalCall::FramePhys { cap } => cold(|| k.frame_phys(pid, cap)),
         LocalCall::FrameSeal { cap } => cold(|| k.frame_seal(pid, cap)),
         LocalCall::Reply { w0, w1, cap, flags } => {
@@ -402,6 +394,13 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
         }
         LocalCall::EndpointCreate { publish } => cold(|| k.endpoint_create(pid, publish)),
         LocalCall::IrqBind { device, ep } => cold(|| k.irq_bind(pid, device, ep)),
+        LocalCall::Iomap {
+            device,
+            cap,
+            iova,
+            flags,
+        } => cold(|| k.iomap(pid, device, cap, iova, flags)),
+        LocalCall::Iounmap { device, iova } => cold(|| k.iounmap(pid, device, iova)),
         LocalCall::EndpointMint { recv, badge } => cold(|| k.endpoint_mint(pid, recv, badge)),
         LocalCall::EndpointLookup { name, len } => cold(|| endpoint_lookup(k, pid, name, len)),
         LocalCall::FrameAllocContiguous {

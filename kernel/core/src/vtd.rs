@@ -118,19 +118,60 @@ pub fn root_entry(context_table: u64) -> [u64; 2] {
     [context_table | 1, 0]
 }
 
+/// The context entry's address-width (AW) code for a `levels`-deep
+/// second-level table: 1 = 39 bits (3 levels), 2 = 48 (4), 3 = 57 (5).
+fn address_width(levels: u8) -> Option<u64> {
+    match levels {
+        3 => Some(1),
+        4 => Some(2),
+        5 => Some(3),
+        _ => None,
+    }
+}
+
 /// A present context entry (legacy mode, `[low, high]`) of translation
-/// type pass-through (TT = 10b): the function's DMA reaches physical
-/// addresses untranslated. `levels` is the unit's page-table depth (AW
-/// must name a width the unit supports even for pass-through); `domain`
-/// tags the IOTLB entries. `None` for a depth the entry cannot express.
-pub fn pass_through_entry(domain: u16, levels: u8) -> Option<[u64; 2]> {
-    let aw = match levels {
-        3 => 1,
-        4 => 2,
-        5 => 3,
-        _ => return None,
-    };
-    Some([0b10 << 2 | 1, u64::from(domain) << 8 | aw])
+/// type 00b: the function's DMA addresses are I/O addresses, translated by
+/// the second-level page table at physical address `table` (`levels`
+/// deep); an address it does not map is blocked and recorded as a fault.
+/// `domain` tags the IOTLB entries. `None` for a depth the entry cannot
+/// express.
+pub fn translated_entry(domain: u16, levels: u8, table: u64) -> Option<[u64; 2]> {
+    debug_assert!(table.is_multiple_of(4096));
+    let aw = address_width(levels)?;
+    Some([table | 1, u64::from(domain) << 8 | aw])
+}
+
+/// Second-level page-table entry bits (VT-d section 9.8): read (R),
+/// write (W), and the address of the frame or next table.
+pub mod sl {
+    /// The device may read (DMA from memory) through this entry.
+    pub const READ: u64 = 1 << 0;
+    /// The device may write (DMA to memory) through this entry.
+    pub const WRITE: u64 = 1 << 1;
+    /// The frame or next-level table, bits 51:12.
+    pub const ADDRESS: u64 = 0x000f_ffff_ffff_f000;
+
+    /// A leaf mapping frame `phys` for what `read`/`write` allow.
+    pub fn leaf(phys: u64, read: bool, write: bool) -> u64 {
+        phys & ADDRESS | if read { READ } else { 0 } | if write { WRITE } else { 0 }
+    }
+
+    /// An entry pointing at the next-level table at `phys`: both accesses
+    /// may go on to the leaf, which decides.
+    pub fn table(phys: u64) -> u64 {
+        phys & ADDRESS | READ | WRITE
+    }
+
+    /// Whether an entry maps anything (a present entry has R or W).
+    pub fn present(entry: u64) -> bool {
+        entry & (READ | WRITE) != 0
+    }
+
+    /// The index into a level-`level` table (1: the leaf table) of I/O
+    /// address `iova`.
+    pub fn index(iova: u64, level: u8) -> usize {
+        (iova >> (12 + 9 * (u32::from(level) - 1)) & 511) as usize
+    }
 }
 
 /// Fault status register (FSTS): a primary fault is pending (PPF).
@@ -259,9 +300,22 @@ mod tests {
     fn entries_and_commands() {
         assert_eq!(root_entry(0x1234_5000), [0x1234_5001, 0]);
         // P, TT = 10b; AW = 1 (39-bit) and domain 7 in the high half.
-        assert_eq!(pass_through_entry(7, 3), Some([0b1001, 0x701]));
-        assert_eq!(pass_through_entry(0xffff, 4), Some([0b1001, 0xff_ff02]));
-        assert_eq!(pass_through_entry(1, 2), None);
+        assert_eq!(translated_entry(7, 3, 0x5000), Some([0x5001, 0x701]));
+        assert_eq!(
+            translated_entry(0xffff, 4, 0x1234_5000),
+            Some([0x1234_5001, 0xff_ff02])
+        );
+        assert_eq!(translated_entry(1, 2, 0x5000), None);
+        assert_eq!(sl::leaf(0x1234_5678, true, false), 0x1234_5001);
+        assert_eq!(
+            sl::leaf(0xfff0_0000_0000_3000, false, true),
+            0x0000_0000_0000_3002
+        );
+        assert_eq!(sl::table(0x7000), 0x7003);
+        assert!(sl::present(sl::leaf(0, false, true)) && !sl::present(0x7000));
+        let iova = 0x7f_c020_3000u64; // 511, 1, 1, 3 from level 4 down
+        assert_eq!([4, 3, 2, 1].map(|l| sl::index(iova, l)), [0, 511, 1, 3]);
+        assert_eq!(sl::index(0x40_0000_0000, 4), 0);
         // Setting the root pointer with translation on keeps TE; the one-
         // shot status bits (RTPS 30, WBFS 27, IRTPS 24) are not echoed.
         assert_eq!(gcmd::issue(0, gcmd::SRTP), 1 << 30);

@@ -524,7 +524,7 @@ fn run_exo(image: &std::path::Path) -> Result<NetFigures, String> {
 fn run_linux(guest: &crate::linux_guest::Guest) -> Result<NetFigures, String> {
     let port = free_port()?;
     let mut cmd = guest.command(false);
-    crate::qemu::add_nic(&mut cmd, port);
+    crate::qemu::add_nic(&mut cmd, port, false);
     let serial = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let sink = std::sync::Arc::clone(&serial);
     let host = std::thread::spawn(move || measure_then_quit(port));

@@ -122,11 +122,27 @@ pub fn machine(kvm: bool) -> Command {
 /// Adds a virtio-net NIC on QEMU's user-mode network (the guest is
 /// 10.0.2.15, the gateway 10.0.2.2) whose only way in is host port `port`
 /// on 127.0.0.1, forwarded to the guest's port 80 (exo's `httpd`, and the
-/// Linux guest of `bench net`).
-pub fn add_nic(cmd: &mut Command, port: u16) {
+/// Linux guest of `bench net`). With `iommu` its DMA goes through the
+/// IOMMU (`iommu_platform=on`: the driver must accept
+/// `VIRTIO_F_ACCESS_PLATFORM` and give it I/O addresses).
+pub fn add_nic(cmd: &mut Command, port: u16, iommu: bool) {
     cmd.arg("-netdev")
         .arg(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:80"))
-        .args(["-device", "virtio-net-pci,netdev=net0"]);
+        .args([
+            "-device",
+            &virtio_device("virtio-net-pci,netdev=net0", iommu),
+        ]);
+}
+
+/// A virtio PCI device's `-device` value, behind the IOMMU if `iommu`
+/// (which QEMU allows only for a modern device, without the legacy
+/// interface: device IDs 0x1040 + type instead of 0x1000 + type - 1).
+fn virtio_device(spec: &str, iommu: bool) -> String {
+    if iommu {
+        format!("{spec},disable-legacy=on,iommu_platform=on")
+    } else {
+        spec.to_string()
+    }
 }
 
 /// Size of the virtio-blk disk the xtask makes for each run.
@@ -292,7 +308,10 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
             "if=none,id=vdisk,format=raw,file={}",
             disk.display()
         ))
-        .args(["-device", "virtio-blk-pci,drive=vdisk"]);
+        .args([
+            "-device",
+            &virtio_device("virtio-blk-pci,drive=vdisk", opts.iommu),
+        ]);
     if opts.uefi {
         cmd.args(["-bios", "/usr/share/ovmf/OVMF.fd"]);
     }
@@ -300,7 +319,7 @@ pub fn boot(image: &Path, opts: &RunOptions) -> Result<Outcome, String> {
         cmd.args(["-s", "-S"]);
     }
     if let Some(port) = opts.net {
-        add_nic(&mut cmd, port);
+        add_nic(&mut cmd, port, opts.iommu);
     }
     cmd.args(&opts.extra);
     // The host check starts with QEMU (it waits for the guest itself).

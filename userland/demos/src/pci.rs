@@ -194,6 +194,14 @@ impl Ecam {
         })
     }
 
+    /// The device capability of `f`'s configuration page: what the kernel
+    /// knows the function by (`iomap`, `irq_bind`); `None` if not covered.
+    pub fn device(&self, f: Function) -> Option<libos::Handle> {
+        self.covers(f)
+            .then(|| self.region.handle(f.index() - self.first))
+            .flatten()
+    }
+
     /// Whether `f`'s page is claimed.
     pub fn covers(&self, f: Function) -> bool {
         (self.first..self.first + self.count).contains(&f.index())

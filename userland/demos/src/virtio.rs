@@ -4,19 +4,24 @@
 //! memory, bounce pages, the device's claimed BARs) for the one device a
 //! process drives, and gives it all back in [`release`].
 //!
-//! - `dma_alloc`: physically contiguous frames (`DmaBuffer`), their
-//!   address from `frame_phys`; kept in a registry so `dma_dealloc` frees
-//!   exactly them.
+//! - `dma_alloc`: physically contiguous frames (`DmaBuffer::for_device`),
+//!   mapped into the function's DMA address space (`iomap`, at I/O
+//!   address = physical address); kept in a registry so `dma_dealloc`
+//!   frees exactly them (the kernel unmaps them from the device first).
 //! - `mmio_phys_to_virt`: the address inside a claimed BAR region.
-//! - `share`/`unshare`: there is no IOMMU, so a device address is a
-//!   physical address; but a libOS runs on virtual addresses and exo has
-//!   no "translate my pointer" call (physical names come only with
+//! - `share`/`unshare`: a libOS runs on virtual addresses and exo has no
+//!   "translate my pointer" call (physical names come only with
 //!   capabilities), and the drivers hand over buffers on the stack or the
-//!   heap. So each shared buffer is copied through a DMA bounce page whose
-//!   physical address is known (as swiotlb does), and copied back on
-//!   unshare. One-page bounces are kept for reuse (up to
-//!   [`SPARE_BOUNCES`]), so a network driver does not allocate and free a
-//!   frame per packet.
+//!   heap. So each shared buffer is copied through a DMA bounce page
+//!   mapped for the device (as swiotlb does), and copied back on unshare.
+//!   One-page bounces are kept for reuse (up to [`SPARE_BOUNCES`]), so a
+//!   network driver does not allocate and free a frame per packet.
+//!
+//! Behind VT-d the device reaches only those pages. It must use the IOMMU
+//! for that (QEMU's `iommu_platform=on`), and a virtio driver then has to
+//! accept `VIRTIO_F_ACCESS_PLATFORM`, which `virtio-drivers` 0.12 never
+//! does (its drivers mask the device's features with their own lists);
+//! [`Transport`] accepts it for them.
 use crate::pci::{self, Bar, Ecam, Function, BAR0, COMMAND_BUS_MASTER, COMMAND_MEMORY};
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -24,6 +29,7 @@ use core::ptr::NonNull;
 use libos::{println, DeviceRegion, DmaBuffer, Error, PAGE_SIZE};
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 /// Red Hat / virtio's PCI vendor.
@@ -41,8 +47,12 @@ const BAR_WINDOW_END: u64 = 0xf000_0000;
 /// Claims `f`'s BARs, turns on memory decoding and bus mastering, and
 /// makes `virtio-drivers`' PCI transport for it. `who` prefixes what it
 /// prints. Undo with [`release`].
-pub fn transport(who: &'static str, f: Function, config: &Ecam) -> Result<PciTransport, Error> {
-    with(|r| r.who = who);
+pub fn transport(who: &'static str, f: Function, config: &Ecam) -> Result<Transport, Error> {
+    let device = config.device(f);
+    with(|r| {
+        r.who = who;
+        r.device = device;
+    });
     claim_bars(who, f, config)?;
     config.set_command(f, config.command(f) | COMMAND_MEMORY | COMMAND_BUS_MASTER);
     let mut root = PciRoot::new(EcamAccess(config));
@@ -51,10 +61,89 @@ pub fn transport(who: &'static str, f: Function, config: &Ecam) -> Result<PciTra
         device: f.device,
         function: f.function,
     };
-    PciTransport::new::<ExoHal, _>(&mut root, df).map_err(|e| {
-        println!("{who}: FAILED: PCI transport: {e}");
-        Error::InvalidArgument
-    })
+    PciTransport::new::<ExoHal, _>(&mut root, df)
+        .map(Transport)
+        .map_err(|e| {
+            println!("{who}: FAILED: PCI transport: {e}");
+            Error::InvalidArgument
+        })
+}
+
+/// `VIRTIO_F_ACCESS_PLATFORM` (bit 33): the device's DMA goes through the
+/// platform's IOMMU, so its addresses are I/O addresses.
+const ACCESS_PLATFORM: u64 = 1 << 33;
+
+/// `virtio-drivers`' PCI transport, accepting `VIRTIO_F_ACCESS_PLATFORM`
+/// whenever the device offers it (everything else as the transport does):
+/// the HAL below gives the device I/O addresses mapped for it, which is
+/// exactly what the feature means.
+pub struct Transport(PciTransport);
+
+impl virtio_drivers::transport::Transport for Transport {
+    fn device_type(&self) -> DeviceType {
+        self.0.device_type()
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.0.read_device_features()
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        let offered = self.0.read_device_features() & ACCESS_PLATFORM;
+        self.0.write_driver_features(driver_features | offered);
+    }
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        self.0.max_queue_size(queue)
+    }
+    fn notify(&mut self, queue: u16) {
+        self.0.notify(queue);
+    }
+    fn get_status(&self) -> DeviceStatus {
+        self.0.get_status()
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        self.0.set_status(status);
+    }
+    fn set_guest_page_size(&mut self, guest_page_size: u32) {
+        self.0.set_guest_page_size(guest_page_size);
+    }
+    fn requires_legacy_layout(&self) -> bool {
+        self.0.requires_legacy_layout()
+    }
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        self.0
+            .queue_set(queue, size, descriptors, driver_area, device_area);
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        self.0.queue_unset(queue);
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.0.queue_used(queue)
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        self.0.ack_interrupt()
+    }
+    fn read_config_generation(&self) -> u32 {
+        self.0.read_config_generation()
+    }
+    fn read_config_space<T: zerocopy::FromBytes + zerocopy::IntoBytes>(
+        &self,
+        offset: usize,
+    ) -> virtio_drivers::Result<T> {
+        self.0.read_config_space(offset)
+    }
+    fn write_config_space<T: zerocopy::IntoBytes + zerocopy::Immutable>(
+        &mut self,
+        offset: usize,
+        value: T,
+    ) -> virtio_drivers::Result<()> {
+        self.0.write_config_space(offset, value)
+    }
 }
 
 /// Gives back the BAR pages and every bounce page, including those of
@@ -66,6 +155,7 @@ pub fn release() {
         r.mmio.clear();
         r.bounces.clear();
         r.spare.clear();
+        r.device = None;
     });
 }
 
@@ -239,6 +329,9 @@ struct Registry {
     spare: Vec<DmaBuffer>,
     /// The device's BARs.
     mmio: Vec<DeviceRegion>,
+    /// The function's device capability (its configuration page), whose
+    /// DMA address space the DMA memory is mapped into.
+    device: Option<libos::Handle>,
 }
 
 struct Global(RefCell<Registry>);
@@ -253,10 +346,26 @@ static REGISTRY: Global = Global(RefCell::new(Registry {
     bounces: Vec::new(),
     spare: Vec::new(),
     mmio: Vec::new(),
+    device: None,
 }));
 
 fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
     f(&mut REGISTRY.0.borrow_mut())
+}
+
+/// `pages` contiguous frames mapped for the device (both ways: virtqueues
+/// are read and written, and one-page bounces are reused either way).
+fn dma_buffer(pages: u64) -> Result<DmaBuffer, Error> {
+    match with(|r| r.device) {
+        Some(device) => DmaBuffer::for_device(
+            device,
+            pages,
+            1,
+            0,
+            abi::IoFlags::READ | abi::IoFlags::WRITE,
+        ),
+        None => DmaBuffer::new(pages, 1, 0),
+    }
 }
 
 /// `virtio-drivers`' view of the machine, on exo's capabilities.
@@ -275,9 +384,9 @@ pub struct ExoHal;
 // nothing else until `unshare`.
 unsafe impl Hal for ExoHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-        match DmaBuffer::new(pages as u64, 1, 0) {
+        match dma_buffer(pages as u64) {
             Ok(buffer) => {
-                let phys = buffer.phys();
+                let phys = buffer.bus();
                 let address = NonNull::new(buffer.address() as *mut u8).expect("mapped above 0");
                 with(|r| r.dma.push(buffer));
                 (phys, address)
@@ -292,7 +401,7 @@ unsafe impl Hal for ExoHal {
 
     unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, _pages: usize) -> i32 {
         let buffer = with(|r| {
-            let i = r.dma.iter().position(|b| b.phys() == paddr)?;
+            let i = r.dma.iter().position(|b| b.bus() == paddr)?;
             Some(r.dma.swap_remove(i))
         });
         match buffer {
@@ -327,7 +436,7 @@ unsafe impl Hal for ExoHal {
         };
         let mut bounce = match spare {
             Some(bounce) => bounce,
-            None => DmaBuffer::new(pages, 1, 0).unwrap_or_else(|e| panic!("bounce buffer: {e}")),
+            None => dma_buffer(pages).unwrap_or_else(|e| panic!("bounce buffer: {e}")),
         };
         if direction != BufferDirection::DeviceToDriver {
             // SAFETY: the caller passes a valid buffer that nothing else
@@ -335,14 +444,14 @@ unsafe impl Hal for ExoHal {
             let bytes = unsafe { buffer.as_ref() };
             bounce.copy_from(0, bytes);
         }
-        let phys = bounce.phys();
+        let phys = bounce.bus();
         with(|r| r.bounces.push(bounce));
         phys
     }
 
     unsafe fn unshare(paddr: PhysAddr, mut buffer: NonNull<[u8]>, direction: BufferDirection) {
         let bounce = with(|r| {
-            let i = r.bounces.iter().position(|b| b.phys() == paddr)?;
+            let i = r.bounces.iter().position(|b| b.bus() == paddr)?;
             Some(r.bounces.swap_remove(i))
         });
         let bounce = bounce.unwrap_or_else(|| panic!("unshare of {paddr:#x}, never shared"));

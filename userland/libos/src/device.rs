@@ -275,17 +275,27 @@ impl DeviceRegion {
 /// order among themselves (and with [`DeviceRegion`]'s), and x86 keeps
 /// loads after loads and stores after stores, so on x86 the fences cost no
 /// instruction; they only stop the compiler from moving accesses across.
+///
+/// Made with [`for_device`](DmaBuffer::for_device), it is also mapped into
+/// that device's DMA address space (`iomap`) at the I/O address
+/// [`bus`](DmaBuffer::bus) gives, which is what the device must be told;
+/// behind an IOMMU the device reaches nothing else. Dropping it frees the
+/// frames, and the kernel takes them out of the device's reach (and
+/// flushes the IOMMU) before they can be reused.
 #[derive(Debug)]
 pub struct DmaBuffer {
     frame: Frame,
     address: u64,
     phys: u64,
+    bus: u64,
 }
 
 impl DmaBuffer {
     /// `count` contiguous zeroed frames, the first aligned to `align`
     /// frames (a power of two), the last byte below `max_phys` (0 = no
-    /// limit), mapped writable at an address chosen by libos.
+    /// limit), mapped writable at an address chosen by libos, and in no
+    /// device's DMA address space (its [`bus`](Self::bus) address is its
+    /// physical one, which only a device without an IOMMU reaches).
     pub fn new(count: u64, align: u64, max_phys: u64) -> Result<DmaBuffer, Error> {
         let frame = Frame::alloc_contiguous(count, align, max_phys)?;
         let phys = frame.phys()?;
@@ -295,12 +305,49 @@ impl DmaBuffer {
             frame,
             address,
             phys,
+            bus: phys,
         })
     }
 
-    /// Physical address of the first byte (for the device).
+    /// As [`new`](Self::new), and mapped for the PCI function of `device`
+    /// (the capability to its configuration page) to do what `flags`
+    /// allow, at an I/O address equal to the physical one (unique, as the
+    /// frames are, and nothing the driver did not know: a libOS policy,
+    /// not the kernel's). Where no IOMMU translates the function's DMA
+    /// (`NotSupported`) the device is given the physical address, and
+    /// reaches all of memory.
+    pub fn for_device(
+        device: Handle,
+        count: u64,
+        align: u64,
+        max_phys: u64,
+        flags: abi::IoFlags,
+    ) -> Result<DmaBuffer, Error> {
+        let buffer = DmaBuffer::new(count, align, max_phys)?;
+        // SAFETY: the buffer's memory is only reached through volatile
+        // accesses and copies (never a reference), so the device may write
+        // it at any time.
+        match unsafe { crate::sys::iomap(device, buffer.frame.handle(), buffer.phys, flags) } {
+            Ok(()) | Err(Error::NotSupported) => Ok(buffer),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Physical address of the first byte.
     pub fn phys(&self) -> u64 {
         self.phys
+    }
+
+    /// The address the device must be given for the first byte: its I/O
+    /// address in the device's DMA address space (the physical address
+    /// where no IOMMU translates, or for a buffer made with `new`).
+    pub fn bus(&self) -> u64 {
+        self.bus
+    }
+
+    /// The capability to its frames (for `iomap` at other addresses).
+    pub fn handle(&self) -> abi::Handle {
+        self.frame.handle()
     }
 
     /// Virtual address of the first byte (for driver code with its own

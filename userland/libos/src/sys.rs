@@ -20,7 +20,7 @@
 //! any registers.
 
 use crate::Error;
-use abi::{CapInfo, FrameStats, Handle, MapFlags, SysInfo};
+use abi::{CapInfo, FrameStats, Handle, IoFlags, MapFlags, SysInfo};
 
 pub use abi::raw;
 
@@ -112,6 +112,32 @@ pub fn frame_seal(handle: Handle) -> Result<(), Error> {
 /// one (`PermissionDenied` otherwise).
 pub fn map(handle: Handle, vaddr: u64, flags: MapFlags) -> Result<(), Error> {
     ok(raw::map(handle, vaddr, flags)).map(drop)
+}
+
+/// Lets the PCI function of `device` (its configuration page's
+/// capability) DMA to the frames of `handle` at I/O address `iova` onward,
+/// for what `flags` allow (see the syscall table's `iomap` for every
+/// rule). `NotSupported` where no IOMMU translates its DMA: then the
+/// device reaches physical addresses (and all of memory).
+///
+/// # Safety
+/// With [`IoFlags::WRITE`] the device may change the frames at any time:
+/// nothing may hold a Rust reference to their memory while they are
+/// mapped (a [`DmaBuffer`](crate::device::DmaBuffer) never hands one out).
+pub unsafe fn iomap(
+    device: Handle,
+    handle: Handle,
+    iova: u64,
+    flags: IoFlags,
+) -> Result<(), Error> {
+    // SAFETY: the caller's promise (above) is what the stub asks.
+    ok(unsafe { raw::iomap(device, handle, iova, flags) }).map(drop)
+}
+
+/// Removes the `iomap` mapping that starts at `iova` from `device`'s DMA
+/// address space; the IOMMU's caches are flushed before it returns.
+pub fn iounmap(device: Handle, iova: u64) -> Result<(), Error> {
+    ok(raw::iounmap(device, iova)).map(drop)
 }
 
 /// Allocates `count` zeroed frames (1 to [`abi::bounds::BULK`]) as few

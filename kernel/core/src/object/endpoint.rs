@@ -272,6 +272,10 @@ impl<P: Platform> Kernel<P> {
             let held = p.caps.remove(h)?;
             if held.mapped > 0 {
                 super::unmap_handle(p, h);
+                // Out of every device's reach before it travels.
+                if p.iomaps > 0 {
+                    self.io_unmap_handle(pid, h);
+                }
             }
         }
         Ok(sent)

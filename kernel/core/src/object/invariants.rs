@@ -109,8 +109,9 @@ impl<P: Platform> Kernel<P> {
             return Err("a device claim outlived its capabilities".into());
         }
         for proc in self.procs.values() {
-            check_mappings(proc)?;
+            check_mappings(proc, &self.iomaps)?;
         }
+        self.check_iomaps()?;
         self.check_endpoints()?;
         if ram != self.ledger.held_ram {
             return Err(format!(
@@ -122,12 +123,110 @@ impl<P: Platform> Kernel<P> {
     }
 }
 
+impl<P: Platform> Kernel<P> {
+    /// The `iomap` records against the tables and the platform: each names
+    /// its maker's live device capability to that function (with
+    /// `MAP|WRITE`) and its live RAM capability, whole, with the rights its
+    /// flags need; records of one function do not overlap; each page is
+    /// mapped in the platform; each process's count is its number of
+    /// records; and no function is recorded empty.
+    fn check_iomaps(&self) -> Result<(), String> {
+        let mut per_pid: BTreeMap<u64, usize> = BTreeMap::new();
+        for (&function, space) in &self.iomaps {
+            if space.is_empty() {
+                return Err(format!("function {function:#x} kept with no iomap"));
+            }
+            let mut end = 0;
+            for (&iova, r) in space {
+                if iova < end {
+                    return Err(format!(
+                        "function {function:#x}: iomaps overlap at {iova:#x}"
+                    ));
+                }
+                end = iova + r.pages * PAGE;
+                *per_pid.entry(r.pid).or_insert(0) += 1;
+                let proc = self
+                    .procs
+                    .get(r.pid)
+                    .ok_or_else(|| format!("iomap at {iova:#x} of dead pid {}", r.pid))?;
+                let dev = proc.caps.get(r.device).map_err(|_| {
+                    format!(
+                        "pid {}: iomap at {iova:#x} names a dead device handle",
+                        r.pid
+                    )
+                })?;
+                if dev.kind
+                    != (CapKind::Device {
+                        frame: function / PAGE,
+                    })
+                    || !dev.rights.contains(Rights::MAP | Rights::WRITE)
+                {
+                    return Err(format!(
+                        "pid {}: iomap at {iova:#x} of {function:#x} through {:?}",
+                        r.pid, dev
+                    ));
+                }
+                let cap = proc.caps.get(r.cap).map_err(|_| {
+                    format!(
+                        "pid {}: iomap at {iova:#x} names a dead frame handle",
+                        r.pid
+                    )
+                })?;
+                let needs_read = r.flags.contains(abi::IoFlags::READ);
+                let needs_write = r.flags.contains(abi::IoFlags::WRITE);
+                if cap.kind
+                    != (CapKind::Ram {
+                        first: r.first,
+                        count: r.pages,
+                    })
+                    || !cap.rights.contains(Rights::MAP)
+                    || (needs_read && !cap.rights.contains(Rights::READ))
+                    || (needs_write && !cap.rights.contains(Rights::WRITE))
+                {
+                    return Err(format!(
+                        "pid {}: iomap at {iova:#x} ({:?}) through {cap:?}",
+                        r.pid, r.flags
+                    ));
+                }
+                for i in 0..r.pages {
+                    if !self.platform.io_is_mapped(function, iova + i * PAGE) {
+                        return Err(format!(
+                            "function {function:#x}: page {:#x} of an iomap is not mapped",
+                            iova + i * PAGE
+                        ));
+                    }
+                }
+            }
+        }
+        for proc in self.procs.values() {
+            let records = per_pid.get(&proc.pid).copied().unwrap_or(0);
+            if proc.iomaps != records {
+                return Err(format!(
+                    "pid {} counts {} iomaps, {records} records name it",
+                    proc.pid, proc.iomaps
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A process's `map` records against its capabilities and address space:
 /// every record names a live capability, whose `mapped` count is its number
-/// of records; the first and last page of each record map the right frames
-/// and carry the record's index as their tag.
-fn check_mappings<S: AddressSpace, R>(proc: &Process<S, R>) -> Result<(), String> {
+/// of records plus the `iomap` records that name it (as device or frames);
+/// the first and last page of each record map the right frames and carry
+/// the record's index as their tag.
+fn check_mappings<S: AddressSpace, R>(
+    proc: &Process<S, R>,
+    iomaps: &super::IoSpaces,
+) -> Result<(), String> {
     let mut per_handle: BTreeMap<u64, u32> = BTreeMap::new();
+    for r in iomaps.values().flat_map(|s| s.values()) {
+        if r.pid == proc.pid {
+            *per_handle.entry(r.device.raw()).or_insert(0) += 1;
+            *per_handle.entry(r.cap.raw()).or_insert(0) += 1;
+        }
+    }
     for (slot, m) in proc.mappings.iter() {
         let cap = proc.caps.get(m.handle).map_err(|_| {
             format!(

@@ -59,8 +59,9 @@ pub struct Cap {
     pub kind: CapKind,
     /// The rights.
     pub rights: Rights,
-    /// Live mappings made through this handle (so `frame_free` only scans
-    /// the mappings when there is something to remove).
+    /// Live mappings made through this handle: `map` records and `iomap`
+    /// records (which count for the device's handle and the frames'), so
+    /// `frame_free` and a move only look for them when there are some.
     pub mapped: u32,
 }
 

@@ -15,6 +15,7 @@ pub mod bulk;
 pub mod endpoint;
 pub mod fast;
 pub mod invariants;
+pub mod iomap;
 pub mod ledger;
 pub mod model;
 pub mod procs;
@@ -26,6 +27,7 @@ mod tests;
 pub use endpoint::{
     Endpoint, IrqBinding, Message, Outcome, Received, SetResult, Wait, IRQ_VECTORS,
 };
+pub use iomap::{IoMap, IoSpaces};
 pub use ledger::{Cap, CapKind, Ledger};
 pub use procs::{Ending, MapRecord, Process, Procs};
 pub use reply_recv::ReplyRecv;
@@ -33,7 +35,7 @@ pub use space::{AddressSpace, MapError, PageFlags, Tag, TAGS};
 
 use crate::frame_alloc::AllocError;
 use crate::memmap::FrameClass;
-use abi::{CapInfo, CapKindCode, Error, FrameStats, Handle, MapFlags, Protection, Rights};
+use abi::{CapInfo, CapKindCode, Error, FrameStats, Handle, IoFlags, MapFlags, Protection, Rights};
 use abi::{USER_MAP_TOP, USER_MIN};
 use ledger::Dropped;
 
@@ -76,8 +78,31 @@ pub trait Platform {
     fn device_claimable(&self, phys: u64) -> bool;
     /// Device page `phys` is claimed by nobody any more (its last holder
     /// freed it or ended). The kernel blocks the
-    /// DMA of the PCI function whose configuration page it is.
+    /// DMA of the PCI function whose configuration page it is (its
+    /// `iomap` records are all gone by then).
     fn device_released(&mut self, phys: u64);
+    /// Whether an IOMMU translates the DMA of the PCI function whose
+    /// configuration page is device page `function` (so `iomap` can
+    /// confine it).
+    fn io_translated(&self, function: u64) -> bool;
+    /// Maps I/O page `iova` of `function`'s DMA address space to frame
+    /// `frame`, for what `flags` allow (the caller checked that nothing is
+    /// mapped there); `Err` only when no frame for a table could be had.
+    fn io_map(
+        &mut self,
+        function: u64,
+        iova: u64,
+        frame: u64,
+        flags: IoFlags,
+    ) -> Result<(), MapError>;
+    /// Whether I/O page `iova` of `function` is mapped.
+    fn io_is_mapped(&self, function: u64, iova: u64) -> bool;
+    /// Unmaps I/O page `iova` of `function`; until [`io_flush`](Self::io_flush)
+    /// the device may still reach the frame through a cached translation.
+    fn io_unmap(&mut self, function: u64, iova: u64);
+    /// Invalidates what the IOMMU caches for `function`: when it returns
+    /// the device reaches nothing that was unmapped before.
+    fn io_flush(&mut self, function: u64);
     /// The allocator's counters (`total`, `free`, `reserved`, `kernel`,
     /// `zeroed`): `free` counts a pool of pre-zeroed frames too (allocated
     /// in the allocator's view, nobody's), of which there are `zeroed`.
@@ -104,6 +129,8 @@ pub struct Kernel<P: Platform> {
     next_endpoint: u64,
     /// Interrupt vectors bound to endpoints.
     irqs: alloc::collections::BTreeMap<u8, endpoint::IrqBinding>,
+    /// `iomap` records, by PCI function.
+    iomaps: IoSpaces,
 }
 
 /// A process that has ended: what the caller reports and hands to whoever
@@ -150,6 +177,7 @@ impl<P: Platform> Kernel<P> {
             endpoints: alloc::collections::BTreeMap::new(),
             next_endpoint: 1,
             irqs: alloc::collections::BTreeMap::new(),
+            iomaps: IoSpaces::new(),
         }
     }
 
@@ -232,6 +260,11 @@ impl<P: Platform> Kernel<P> {
     /// of (mappings, capabilities, private frames) and returns its
     /// address space for the caller to free.
     pub fn release(&mut self, mut proc: Proc<P>) -> P::Space {
+        // First out of every device's reach (and the IOTLBs flushed):
+        // only then may its frames be reused.
+        if proc.iomaps > 0 {
+            self.end_iomaps(proc.pid);
+        }
         for slot in proc.mappings.indices_where(|_| true) {
             unmap_slot(&mut proc, slot);
         }
@@ -381,6 +414,9 @@ impl<P: Platform> Kernel<P> {
         if cap.mapped > 0 {
             // The handle is gone from the table already; its records remain.
             unmap_handle(p, h);
+            if p.iomaps > 0 {
+                self.io_unmap_handle(pid, h);
+            }
         }
         if let CapKind::EndpointRecv { ep } = cap.kind {
             self.destroy_endpoint(ep);

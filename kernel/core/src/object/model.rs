@@ -5,8 +5,9 @@ use super::space::ModelSpace;
 use super::Platform;
 use crate::frame_alloc::{self, AllocError, FrameAllocator};
 use crate::memmap::{FrameClass, MemoryMap, Region};
-use abi::FrameStats;
+use abi::{FrameStats, IoFlags};
 use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -19,7 +20,17 @@ pub struct ModelPlatform {
     pub bugs: Vec<String>,
     /// Device pages released (`device_released`), oldest first.
     pub released: Vec<u64>,
+    /// The model IOMMU's translations: (function, I/O page) -> (frame,
+    /// flags).
+    pub io: BTreeMap<(u64, u64), (u64, IoFlags)>,
+    /// Translations unmapped but not yet flushed: (function, frame). A
+    /// device may still reach these frames; freeing one is a `bug`.
+    pub io_stale: BTreeSet<(u64, u64)>,
 }
+
+/// The functions (configuration pages) the model IOMMU translates: device
+/// frames 0x10 to 0x12; frame 0x13 is a function no unit serves.
+pub const TRANSLATED_FUNCTIONS: core::ops::Range<u64> = 0x10_000..0x13_000;
 
 /// Device page the model keeps for itself (like the kernel's APIC).
 pub const KEPT_DEVICE_PAGE: u64 = 0xfee0_0000;
@@ -38,6 +49,8 @@ impl ModelPlatform {
             alloc: FrameAllocator::new(&map, storage).expect("allocator"),
             bugs: Vec::new(),
             released: Vec::new(),
+            io: BTreeMap::new(),
+            io_stale: BTreeSet::new(),
         }
     }
 }
@@ -83,6 +96,20 @@ impl Platform for ModelPlatform {
         self.alloc.alloc_contiguous(block, block, None)
     }
     fn free_range(&mut self, first: u64, count: u64) -> Result<(), AllocError> {
+        let frames = first..first + count;
+        let reachable = self.io.iter().find(|(_, (f, _))| frames.contains(f));
+        if let Some(((function, iova), (frame, _))) = reachable {
+            let what = alloc::format!(
+                "frame {frame:#x} freed while function {function:#x} maps it at {iova:#x}"
+            );
+            self.bugs.push(what);
+        }
+        if let Some((function, frame)) = self.io_stale.iter().find(|(_, f)| frames.contains(f)) {
+            let what = alloc::format!(
+                "frame {frame:#x} freed before function {function:#x}'s IOTLB was flushed"
+            );
+            self.bugs.push(what);
+        }
         self.alloc.free_range(first, count)
     }
     fn is_free(&self, frame: u64) -> bool {
@@ -98,7 +125,38 @@ impl Platform for ModelPlatform {
         phys != KEPT_DEVICE_PAGE
     }
     fn device_released(&mut self, phys: u64) {
+        if self.io.keys().any(|&(f, _)| f == phys) {
+            let what = alloc::format!("function {phys:#x} released with pages still mapped");
+            self.bugs.push(what);
+        }
         self.released.push(phys);
+    }
+    fn io_translated(&self, function: u64) -> bool {
+        TRANSLATED_FUNCTIONS.contains(&function)
+    }
+    fn io_map(
+        &mut self,
+        function: u64,
+        iova: u64,
+        frame: u64,
+        flags: IoFlags,
+    ) -> Result<(), super::MapError> {
+        if self.io.insert((function, iova), (frame, flags)).is_some() {
+            self.bugs
+                .push(alloc::format!("io_map over a mapping at {iova:#x}"));
+        }
+        Ok(())
+    }
+    fn io_is_mapped(&self, function: u64, iova: u64) -> bool {
+        self.io.contains_key(&(function, iova))
+    }
+    fn io_unmap(&mut self, function: u64, iova: u64) {
+        if let Some((frame, _)) = self.io.remove(&(function, iova)) {
+            self.io_stale.insert((function, frame));
+        }
+    }
+    fn io_flush(&mut self, function: u64) {
+        self.io_stale.retain(|&(f, _)| f != function);
     }
     fn counters(&self) -> FrameStats {
         FrameStats {

@@ -44,6 +44,9 @@ pub struct Process<S, R> {
     pub mappings: Slab<super::procs::MapRecord>,
     /// Frames of its program image and stack (owned, not capabilities).
     pub private: Vec<u64>,
+    /// How many `iomap` records it made (the kernel keeps them by
+    /// function: [`super::IoSpaces`]).
+    pub iomaps: usize,
     /// What it is blocked on (`None`: runnable).
     pub wait: Option<super::endpoint::Wait>,
     /// The process whose `call` it received last and has not answered.
@@ -67,6 +70,7 @@ impl<S, R: Default> Process<S, R> {
             caps: CapTable::new(abi::bounds::CAPS, key),
             mappings: Slab::new(abi::bounds::MAPPINGS),
             private: Vec::new(),
+            iomaps: 0,
             wait: None,
             reply_to: None,
             published: None,

@@ -1,6 +1,6 @@
 //! Syscall semantics across processes against a reference model, and
 //! planted bugs that the invariant check must catch.
-use super::model::{ModelPlatform, KEPT_DEVICE_PAGE};
+use super::model::{ModelPlatform, KEPT_DEVICE_PAGE, TRANSLATED_FUNCTIONS};
 use super::space::ModelSpace;
 use super::*;
 use abi::{Error, Handle, MapFlags, Rights};
@@ -48,9 +48,40 @@ struct Model {
     /// RAM frames held (each once).
     held: u64,
     free_at_start: u64,
+    /// `iomap` records: function -> first I/O address -> record.
+    io: BTreeMap<u64, BTreeMap<u64, MIo>>,
+}
+
+/// An `iomap` record in the model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct MIo {
+    pid: u64,
+    dev: u64,
+    cap: u64,
+    first: u64,
+    pages: u64,
+    flags: abi::IoFlags,
+}
+
+/// Where `iomap` ops map: slots 4 pages apart (runs of up to 9 overlap),
+/// and three addresses the rule refuses or allows only for one page.
+fn io_address(slot: u64) -> u64 {
+    match slot {
+        0..=5 => 0x10_0000 + slot * SLOT,
+        6 => 0,
+        7 => abi::IOVA_TOP - PAGE,
+        _ => 0x10_0000 + 0x123,
+    }
 }
 
 impl Model {
+    /// Forgets the `iomap` records `doomed` picks.
+    fn io_forget(&mut self, doomed: impl Fn(&MIo) -> bool) {
+        for space in self.io.values_mut() {
+            space.retain(|_, r| !doomed(r));
+        }
+        self.io.retain(|_, s| !s.is_empty());
+    }
     fn add_ref(&mut self, c: &MCap) {
         *self.refs.entry(c.first).or_insert(0) += 1;
     }
@@ -183,6 +214,18 @@ enum Op {
         p: usize,
         hs: Vec<usize>,
     },
+    IoMap {
+        p: usize,
+        dev: usize,
+        h: usize,
+        slot: u64,
+        flags: u64,
+    },
+    IoUnmap {
+        p: usize,
+        dev: usize,
+        slot: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -210,6 +253,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..4usize, 0..8u64, prop_oneof![0..12u64, 60..80u64])
             .prop_map(|(p, slot, pages)| Op::UnmapMany { p, slot, pages }),
         3 => (0..4usize, prop::collection::vec(0..14usize, 0..5)).prop_map(|(p, hs)| Op::FreeMany { p, hs }),
+        8 => (0..4usize, 0..3usize, 0..8usize, 0..9u64, 0..5u64)
+            .prop_map(|(p, dev, h, slot, flags)| Op::IoMap { p, dev, h, slot, flags }),
+        3 => (0..4usize, 0..3usize, 0..9u64).prop_map(|(p, dev, slot)| Op::IoUnmap { p, dev, slot }),
     ]
 }
 
@@ -239,7 +285,25 @@ impl World {
         };
         w.spawn(false);
         w.spawn(true);
+        // The driver holds a function the model IOMMU translates, so that
+        // `iomap` has something to work on from the first step.
+        let driver = *w.m.procs.keys().last().expect("spawned");
+        let dev = w.k.frame_alloc_at(driver, TRANSLATED_FUNCTIONS.start);
+        w.granted(driver, dev.expect("a free device page"), true, 1);
         w
+    }
+
+    /// A RAM handle of `pid` (its `i`th), or past those any handle.
+    fn ram_handle(&self, pid: u64, i: usize) -> u64 {
+        let ram: Vec<u64> = self.m.procs[&pid]
+            .caps
+            .iter()
+            .filter(|(_, c)| !c.device)
+            .map(|(&h, _)| h)
+            .collect();
+        ram.get(i)
+            .copied()
+            .unwrap_or_else(|| self.handle(pid, i - ram.len()))
     }
 
     fn spawn(&mut self, driver: bool) {
@@ -315,6 +379,43 @@ impl World {
         let c = p.caps.remove(&h).unwrap();
         p.maps.retain(|_, m| m.0 != h);
         self.m.drop_ref(&c);
+        self.m
+            .io_forget(|r| r.pid == pid && (r.dev == h || r.cap == h));
+    }
+
+    /// A device handle of `pid` (its `i`th device capability), or past
+    /// those any handle, held or forged.
+    fn device_handle(&self, pid: u64, i: usize) -> u64 {
+        let devices: Vec<u64> = self.m.procs[&pid]
+            .caps
+            .iter()
+            .filter(|(_, c)| c.device)
+            .map(|(&h, _)| h)
+            .collect();
+        devices
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| self.handle(pid, i - devices.len()))
+    }
+
+    /// What `iomap`/`iounmap` say of device handle `dev` of `pid`: the
+    /// function, or the error.
+    fn model_function(&self, pid: u64, dev: u64) -> Result<u64, Error> {
+        let d = self.m.procs[&pid]
+            .caps
+            .get(&dev)
+            .ok_or(Error::BadCapability)?;
+        if !d.device {
+            return Err(Error::InvalidArgument);
+        }
+        if !d.rights.contains(Rights::MAP | Rights::WRITE) {
+            return Err(Error::PermissionDenied);
+        }
+        let function = d.first * PAGE;
+        if !TRANSLATED_FUNCTIONS.contains(&function) {
+            return Err(Error::NotSupported);
+        }
+        Ok(function)
     }
 
     fn step(&mut self, op: &Op) {
@@ -649,6 +750,16 @@ impl World {
                     Some(c) if c.device => Err(Error::InvalidArgument),
                     Some(c) if !c.rights.contains(Rights::WRITE) => Err(Error::PermissionDenied),
                     Some(_) if mp.maps.values().any(|m| m.0 == h) => Err(Error::AlreadyMapped),
+                    Some(_)
+                        if self
+                            .m
+                            .io
+                            .values()
+                            .flat_map(|s| s.values())
+                            .any(|r| r.pid == pid && r.cap == h) =>
+                    {
+                        Err(Error::AlreadyMapped)
+                    }
                     Some(c) if self.m.refs[&c.first] > 1 => Err(Error::FrameInUse),
                     Some(_) => Ok(0),
                 };
@@ -838,6 +949,94 @@ impl World {
                     }
                 }
             }
+            Op::IoMap {
+                p,
+                dev,
+                h,
+                slot,
+                flags,
+            } => {
+                let Some(pid) = self.pid(p) else { return };
+                let Ok(flags) = <abi::IoFlags as abi::Arg>::decode(flags) else {
+                    return;
+                };
+                let (dev, h) = (self.device_handle(pid, dev), self.ram_handle(pid, h));
+                let iova = io_address(slot);
+                let r = self
+                    .k
+                    .iomap(pid, Handle::from_raw(dev), Handle::from_raw(h), iova, flags);
+                let want = self.model_function(pid, dev).and_then(|function| {
+                    let c = *self.m.procs[&pid]
+                        .caps
+                        .get(&h)
+                        .ok_or(Error::BadCapability)?;
+                    if c.device {
+                        return Err(Error::InvalidArgument);
+                    }
+                    if !c.rights.contains(Rights::MAP)
+                        || (flags.contains(abi::IoFlags::READ) && !c.rights.contains(Rights::READ))
+                        || (flags.contains(abi::IoFlags::WRITE)
+                            && !c.rights.contains(Rights::WRITE))
+                    {
+                        return Err(Error::PermissionDenied);
+                    }
+                    let end = iova + c.count * PAGE;
+                    if !iova.is_multiple_of(PAGE) || iova < abi::IOVA_MIN || end > abi::IOVA_TOP {
+                        return Err(Error::InvalidAddress);
+                    }
+                    let overlaps = self.m.io.get(&function).is_some_and(|space| {
+                        space
+                            .iter()
+                            .any(|(&at, r)| at < end && iova < at + r.pages * PAGE)
+                    });
+                    if overlaps {
+                        return Err(Error::AlreadyMapped);
+                    }
+                    Ok((function, c))
+                });
+                match (want, r) {
+                    (Ok((function, c)), Ok(0)) => {
+                        let record = MIo {
+                            pid,
+                            dev,
+                            cap: h,
+                            first: c.first,
+                            pages: c.count,
+                            flags,
+                        };
+                        self.m.io.entry(function).or_default().insert(iova, record);
+                    }
+                    (Err(e), got) => assert_eq!(got, Err(e), "iomap {dev:#x} {h:#x} {iova:#x}"),
+                    (Ok(_), got) => panic!("iomap {dev:#x} {h:#x} {iova:#x}: {got:?}"),
+                }
+            }
+            Op::IoUnmap { p, dev, slot } => {
+                let Some(pid) = self.pid(p) else { return };
+                let dev = self.device_handle(pid, dev);
+                let iova = io_address(slot);
+                let r = self.k.iounmap(pid, Handle::from_raw(dev), iova);
+                let want = self.model_function(pid, dev).and_then(|function| {
+                    if !iova.is_multiple_of(PAGE) || !(abi::IOVA_MIN..abi::IOVA_TOP).contains(&iova)
+                    {
+                        return Err(Error::InvalidAddress);
+                    }
+                    match self.m.io.get(&function).and_then(|s| s.get(&iova)) {
+                        Some(_) => Ok(function),
+                        None => Err(Error::NotMapped),
+                    }
+                });
+                match want {
+                    Ok(function) => {
+                        assert_eq!(r, Ok(0), "iounmap {iova:#x}");
+                        let space = self.m.io.get_mut(&function).unwrap();
+                        space.remove(&iova);
+                        if space.is_empty() {
+                            self.m.io.remove(&function);
+                        }
+                    }
+                    Err(e) => assert_eq!(r, Err(e), "iounmap {dev:#x} {iova:#x}"),
+                }
+            }
             Op::Exit { p } => {
                 let Some(pid) = self.pid(p) else { return };
                 let (ended, space) = self.k.end(pid, Ending::Exited(0)).expect("alive");
@@ -850,6 +1049,7 @@ impl World {
                 for c in mp.caps.values().chain(mp.queue.iter().map(|(_, c)| c)) {
                     self.m.drop_ref(c);
                 }
+                self.m.io_forget(|r| r.pid == pid);
                 self.eps.remove(&pid);
                 self.sends.retain(|&(from, to), _| from != pid && to != pid);
                 // What it sent that others have not received goes too.
@@ -893,6 +1093,44 @@ impl World {
             "{:?}",
             self.k.platform.bugs
         );
+        // The iomap records, and the model IOMMU's translations: exactly
+        // those pages, every unmap flushed.
+        let mut want_io = BTreeMap::new();
+        let mut want_records = BTreeMap::new();
+        for (&function, space) in &self.m.io {
+            for (&iova, r) in space {
+                for i in 0..r.pages {
+                    want_io.insert((function, iova + i * PAGE), (r.first + i, r.flags));
+                }
+                want_records.insert(
+                    (function, iova),
+                    (r.pid, r.dev, r.cap, r.first, r.pages, r.flags),
+                );
+            }
+        }
+        assert_eq!(self.k.platform.io, want_io, "IOMMU translations");
+        assert!(self.k.platform.io_stale.is_empty(), "an unmap not flushed");
+        let got_records: BTreeMap<_, _> = self
+            .k
+            .io_spaces()
+            .iter()
+            .flat_map(|(&f, s)| {
+                s.iter().map(move |(&iova, r)| {
+                    (
+                        (f, iova),
+                        (
+                            r.pid,
+                            r.device.raw(),
+                            r.cap.raw(),
+                            r.first,
+                            r.pages,
+                            r.flags,
+                        ),
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(got_records, want_records, "iomap records");
         let s = self.k.stats(0);
         assert_eq!(s.free, self.m.free_at_start - self.m.held, "free frames");
         assert_eq!(s.held_by_all, self.m.held);
@@ -1152,10 +1390,10 @@ fn cap_info_reports_kind_size_rights_and_phys_by_the_map_rule() {
     );
     assert_eq!(w.k.frame_phys(b, got), Err(Error::PermissionDenied));
     // A device page (the second process is a driver).
-    let dev = Handle::from_raw(w.k.frame_alloc_at(b, 0x10 * PAGE).unwrap());
+    let dev = Handle::from_raw(w.k.frame_alloc_at(b, 0x11 * PAGE).unwrap());
     let info = w.k.cap_info(b, dev).unwrap();
     assert_eq!(info.cap_kind(), Some(CapKindCode::Device));
-    assert_eq!((info.frames, info.phys()), (1, Some(0x10 * PAGE)));
+    assert_eq!((info.frames, info.phys()), (1, Some(0x11 * PAGE)));
     // Someone else's handle, a freed one, a forged one.
     assert_eq!(w.k.cap_info(b, one), Err(Error::BadCapability));
     w.k.frame_free(a, one).unwrap();

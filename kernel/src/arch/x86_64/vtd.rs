@@ -6,21 +6,26 @@
 //! from then on no PCI function behind the unit can DMA at all (its
 //! requests are blocked and recorded as faults).
 //!
-//! A function becomes able to DMA when a driver claims its configuration
-//! page (`frame_alloc_at`, see [`device_claimed`]): it then gets a domain
-//! of its own whose context entry is pass-through, i.e. its DMA reaches
-//! physical addresses untranslated, as without an IOMMU. There are no I/O
-//! address spaces (`iomap`) yet, so a claimed function is not confined;
-//! what the unit buys today is that a function no driver claimed cannot
-//! DMA. When nobody claims the page any more ([`device_released`]) the
-//! entry is cleared again and the caches invalidated. Blocked transfers
-//! are read from the unit's fault records and reported ([`report_faults`],
-//! polled: no fault interrupt is programmed).
+//! Each function has its own DMA address space: a domain with a
+//! second-level page table, made at the first `iomap` of a frame into it
+//! ([`io_map`]); the object model (`exo_core::object::iomap`) decides what
+//! is mapped where and when the IOTLB is flushed ([`io_flush`]), which is
+//! always before a frame a device could reach goes back to the allocator.
+//! A DMA to an address the table does not map is blocked. When nobody
+//! holds the function's configuration page any more ([`device_released`])
+//! its context entry is cleared, the caches invalidated, and only then its
+//! tables freed. Blocked transfers are read from the unit's fault records
+//! and reported ([`report_faults`], polled: no fault interrupt is
+//! programmed).
+//!
+//! Interrupts are not remapped: an MSI is a write to 0xfeeX_XXXX, which
+//! DMA remapping does not translate, so a driver can still send any
+//! vector (the kernel counts unowned vectors as spurious and blames nobody).
 //!
 //! The unit's register pages are refused to device claims
 //! (`Platform::kernel_owned`), so no program can reprogram it.
 use exo_core::platform::ScopeKind;
-use exo_core::vtd::{self, gcmd, Unit};
+use exo_core::vtd::{self, gcmd, sl, Unit};
 use spin::Mutex;
 
 /// Version register.
@@ -122,6 +127,16 @@ struct Remapper {
     root: u64,
     /// Physical address of each bus's context table, 0 where none yet.
     contexts: [u64; 256],
+    /// The functions with a DMA address space, by `bus << 8 | devfn`.
+    domains: alloc::collections::BTreeMap<u16, Domain>,
+}
+
+/// One function's DMA address space: its second-level page tables.
+struct Domain {
+    /// Physical address of the top-level table.
+    root: u64,
+    /// Every table frame of it (the root first), freed with it.
+    tables: alloc::vec::Vec<u64>,
 }
 
 impl Remapper {
@@ -135,9 +150,6 @@ impl Remapper {
         buses: impl Iterator<Item = u8>,
     ) -> Result<Remapper, &'static str> {
         let levels = unit.levels().ok_or("no 3- or 4-level page tables")?;
-        if !unit.pass_through {
-            return Err("no pass-through translation (ECAP.PT)");
-        }
         if unit.write_buffer_flush {
             return Err("needs write-buffer flushes (CAP.RWBF), which this kernel does not issue");
         }
@@ -153,6 +165,7 @@ impl Remapper {
             levels,
             root,
             contexts: [0; 256],
+            domains: alloc::collections::BTreeMap::new(),
         };
         r.sync(crate::memory::phys_to_virt(root), 4096);
         for bus in buses {
@@ -214,39 +227,104 @@ impl Remapper {
         Ok(())
     }
 
-    /// Lets function `devfn` of `bus` DMA untranslated, in a domain of its
-    /// own. Returns the domain, or `None` if it already could.
-    fn allow(&mut self, bus: u8, devfn: u8) -> Result<Option<u16>, &'static str> {
-        if self.contexts[usize::from(bus)] == 0 {
+    /// The context entry of function `devfn` of `bus`, in its bus's table.
+    fn context_at(&self, bus: u8, devfn: u8) -> Result<*mut u64, &'static str> {
+        let table = self.contexts[usize::from(bus)];
+        if table == 0 {
             return Err("its bus has no context table (not in the unit's scope at boot)");
         }
-        let at =
-            crate::memory::phys_to_virt(self.contexts[usize::from(bus)] + 16 * u64::from(devfn))
-                as *mut u64;
-        // SAFETY: the context table of `bus` is a kernel frame this module
-        // owns (made by `add_bus`), mapped at the offset; entry `devfn` is
-        // in it.
-        if unsafe { at.read_volatile() } & 1 != 0 {
-            return Ok(None);
+        Ok(crate::memory::phys_to_virt(table + 16 * u64::from(devfn)) as *mut u64)
+    }
+
+    /// The DMA address space of function `devfn` of `bus`, made (empty,
+    /// with a context entry pointing at it) if it has none yet.
+    fn domain(&mut self, bus: u8, devfn: u8) -> Result<&mut Domain, &'static str> {
+        let key = u16::from(bus) << 8 | u16::from(devfn);
+        if !self.domains.contains_key(&key) {
+            let at = self.context_at(bus, devfn)?;
+            // One domain per function, named after it (ID 0 is reserved
+            // in caching mode, hence the 1).
+            let domain = u16::try_from(1 + u32::from(key))
+                .ok()
+                .filter(|&d| u32::from(d) < self.unit.domains)
+                .ok_or("no domain ID for it")?;
+            let root = crate::memory::alloc_kernel_frame().map_err(|_| "no frame for its table")?;
+            self.sync(crate::memory::phys_to_virt(root), 4096);
+            let Some(entry) = vtd::translated_entry(domain, self.levels, root) else {
+                // SAFETY: `root` came from `alloc_kernel_frame` just now
+                // and nothing points at it.
+                unsafe { crate::memory::free_kernel_frame(root) };
+                return Err("unsupported depth");
+            };
+            // SAFETY: `at` is the function's entry in a context table this
+            // module owns (made by `add_bus`), mapped at the offset. The
+            // high half first, the present bit (in the low half) last.
+            unsafe {
+                at.add(1).write_volatile(entry[1]);
+                at.write_volatile(entry[0]);
+            }
+            self.sync(at as *const u8, 16);
+            // The unit may have cached the not-present entry (caching
+            // mode): drop it before the device is used.
+            if self.invalidate().is_err() {
+                crate::kprintln!("[exo] IOMMU: BUG: an invalidation did not finish");
+            }
+            let (b, d, f) = (bus, devfn >> 3, devfn & 7);
+            crate::kprintln!(
+                "[exo] IOMMU: {b:02x}:{d:02x}.{f}: DMA address space made (domain {domain}): its DMA reaches only what its driver maps (iomap)"
+            );
+            self.domains.insert(
+                key,
+                Domain {
+                    root,
+                    tables: alloc::vec![root],
+                },
+            );
         }
-        // One domain per function, named after it (ID 0 is reserved in
-        // caching mode, hence the 1).
-        let domain = u16::try_from(1 + (u32::from(bus) << 8 | u32::from(devfn)))
-            .ok()
-            .filter(|&d| u32::from(d) < self.unit.domains)
-            .ok_or("no domain ID for it")?;
-        let entry = vtd::pass_through_entry(domain, self.levels).ok_or("unsupported depth")?;
-        // SAFETY: as above; the high half first, the present bit last.
-        unsafe {
-            at.add(1).write_volatile(entry[1]);
-            at.write_volatile(entry[0]);
+        self.domains.get_mut(&key).ok_or("no domain")
+    }
+
+    /// The leaf entry for `iova` in `domain`'s tables, making the tables
+    /// on the way if `make` (else `None` where one is missing).
+    fn leaf(&mut self, key: u16, iova: u64, make: bool) -> Option<*mut u64> {
+        let levels = self.levels;
+        let coherent = self.unit.coherent;
+        let domain = self.domains.get_mut(&key)?;
+        let mut table = domain.root;
+        for level in (2..=levels).rev() {
+            let at = (crate::memory::phys_to_virt(table) as *mut u64)
+                .wrapping_add(sl::index(iova, level));
+            // SAFETY: `table` is a table frame of this domain (its root or
+            // one made below), mapped at the offset; the index is < 512.
+            let entry = unsafe { at.read_volatile() };
+            table = if sl::present(entry) {
+                entry & sl::ADDRESS
+            } else if make {
+                let next = crate::memory::alloc_kernel_frame().ok()?;
+                if !coherent {
+                    flush(crate::memory::phys_to_virt(next), 4096);
+                }
+                domain.tables.push(next);
+                // SAFETY: as above; the new table is zeroed (all entries
+                // not present) and flushed before the entry names it.
+                unsafe { at.write_volatile(sl::table(next)) };
+                if !coherent {
+                    flush(at as *const u8, 8);
+                }
+                next
+            } else {
+                return None;
+            };
         }
-        self.sync(at as *const u8, 16);
-        // The unit may have cached the not-present entry (caching mode):
-        // drop it before the device is used.
-        self.invalidate()
-            .map_err(|()| "the invalidation did not finish")?;
-        Ok(Some(domain))
+        Some((crate::memory::phys_to_virt(table) as *mut u64).wrapping_add(sl::index(iova, 1)))
+    }
+
+    /// Writes a leaf entry and makes it visible to the unit.
+    fn set_leaf(&self, at: *mut u64, value: u64) {
+        // SAFETY: `at` came from `leaf`: an entry of a leaf table of one of
+        // this unit's domains, mapped at the offset.
+        unsafe { at.write_volatile(value) };
+        self.sync(at as *const u8, 8);
     }
 }
 
@@ -273,6 +351,18 @@ impl Remapper {
         self.sync(at as *const u8, 16);
         self.invalidate()
             .map_err(|()| "the invalidation did not finish")?;
+        // Nothing can walk its tables any more: they can go.
+        if let Some(domain) = self
+            .domains
+            .remove(&(u16::from(bus) << 8 | u16::from(devfn)))
+        {
+            for table in domain.tables {
+                // SAFETY: a table frame of this domain (`alloc_kernel_frame`),
+                // which no context entry names any more and the unit caches
+                // nothing of (invalidated above).
+                unsafe { crate::memory::free_kernel_frame(table) };
+            }
+        }
         Ok(true)
     }
 }
@@ -366,7 +456,7 @@ pub fn init(platform: &exo_core::platform::Platform) {
         match Remapper::enable(regs, unit, u.base, buses) {
             Ok(r) => {
                 crate::kprintln!(
-                    "[exo] IOMMU: unit at {:#x}: translation on, root table at {:#x}: every function it serves is blocked until a driver claims it",
+                    "[exo] IOMMU: unit at {:#x}: translation on, root table at {:#x}: every function it serves is blocked until its driver maps frames for it",
                     u.base,
                     r.root
                 );
@@ -381,7 +471,7 @@ pub fn init(platform: &exo_core::platform::Platform) {
     }
     if on == dmar.units.len() && on > 0 {
         crate::kprintln!(
-            "[exo] IOMMU: DMA remapping on: a function nobody claimed cannot DMA; a claimed function's DMA passes through untranslated (no iomap yet): DMA is not yet confined; only designated drivers may claim devices"
+            "[exo] IOMMU: DMA is confined by VT-d: a PCI function reaches only the frames its driver maps for it (iomap), none before; interrupts are not remapped"
         );
     } else {
         crate::kprintln!(
@@ -404,36 +494,78 @@ fn with_function<T>(phys: u64, f: impl FnOnce(&mut Remapper, u8, u8, u8) -> T) -
     Some(f(r, bus, device, function))
 }
 
-/// A driver was just granted device page `phys`: if it is the
-/// configuration page of a PCI function behind a unit with translation
-/// on, the function may DMA from now on (pass-through, see the module
-/// docs). Anything else is left as it is.
-pub fn device_claimed(phys: u64) {
-    report_faults();
-    with_function(phys, |r, bus, device, function| {
-        match r.allow(bus, device << 3 | function) {
-            Ok(Some(domain)) => crate::kprintln!(
-                "[exo] IOMMU: {bus:02x}:{device:02x}.{function} claimed: its DMA passes through (domain {domain})"
-            ),
-            Ok(None) => {}
-            Err(why) => crate::kprintln!(
-                "[exo] IOMMU: {bus:02x}:{device:02x}.{function} claimed, but stays blocked from DMA: {why}"
-            ),
+/// Whether a unit with translation on serves the PCI function whose
+/// configuration page is `phys` (then `iomap` confines its DMA).
+pub fn translates(phys: u64) -> bool {
+    with_function(phys, |_, _, _, _| ()).is_some()
+}
+
+/// Maps I/O page `iova` of the function at config page `function` to
+/// frame `frame` (making its address space on first use); the object
+/// model checked that nothing is mapped there.
+pub fn io_map(function: u64, iova: u64, frame: u64, read: bool, write: bool) -> Result<(), ()> {
+    with_function(function, |r, bus, device, f| {
+        let devfn = device << 3 | f;
+        if let Err(why) = r.domain(bus, devfn) {
+            crate::kprintln!(
+                "[exo] IOMMU: {bus:02x}:{device:02x}.{f}: no DMA address space: {why}"
+            );
+            return Err(());
+        }
+        let key = u16::from(bus) << 8 | u16::from(devfn);
+        let at = r.leaf(key, iova, true).ok_or(())?;
+        r.set_leaf(at, sl::leaf(frame * 4096, read, write));
+        Ok(())
+    })
+    .unwrap_or(Err(()))
+}
+
+/// Whether I/O page `iova` of `function` maps anything.
+pub fn io_is_mapped(function: u64, iova: u64) -> bool {
+    with_function(function, |r, bus, device, f| {
+        let key = u16::from(bus) << 8 | u16::from(device << 3 | f);
+        r.leaf(key, iova, false)
+            // SAFETY: `leaf` returns an entry of one of the domain's leaf
+            // tables, mapped at the offset.
+            .is_some_and(|at| sl::present(unsafe { at.read_volatile() }))
+    })
+    .unwrap_or(false)
+}
+
+/// Unmaps I/O page `iova` of `function` (the caller flushes before the
+/// frame can be reused).
+pub fn io_unmap(function: u64, iova: u64) {
+    with_function(function, |r, bus, device, f| {
+        let key = u16::from(bus) << 8 | u16::from(device << 3 | f);
+        if let Some(at) = r.leaf(key, iova, false) {
+            r.set_leaf(at, 0);
         }
     });
 }
 
-/// A process holding device page `phys` is ending, and nothing it held
-/// has been freed yet: if `phys` is a PCI function's configuration page,
-/// the function is blocked from DMA again (and the IOTLB invalidated)
-/// before its frames can go to anyone else. A function shared with
-/// another holder is blocked too, until someone claims it again.
+/// Invalidates the unit's caches for `function`: when this returns, the
+/// device reaches nothing unmapped before (and, in caching mode, sees
+/// what was just mapped).
+pub fn io_flush(function: u64) {
+    with_function(function, |r, bus, device, f| {
+        if r.invalidate().is_err() {
+            crate::kprintln!(
+                "[exo] IOMMU: BUG: {bus:02x}:{device:02x}.{f}: an IOTLB invalidation did not finish"
+            );
+        }
+    });
+}
+
+/// Nobody holds device page `phys` any more: if it is a PCI function's
+/// configuration page, the function is blocked from DMA again (the IOTLB
+/// invalidated) and its address space freed. The object model removed
+/// every `iomap` of it before (each when its capability went).
 pub fn device_released(phys: u64) {
     report_faults();
     with_function(phys, |r, bus, device, function| {
         match r.block(bus, device << 3 | function) {
             Ok(true) => crate::kprintln!(
-                "[exo] IOMMU: {bus:02x}:{device:02x}.{function} released: blocked from DMA again"
+                "[exo] IOMMU: {bus:02x}:{device:02x}.{function} released: blocked from DMA, its address space freed"
             ),
             Ok(false) => {}
             // The unit did not confirm: a hardware failure the kernel

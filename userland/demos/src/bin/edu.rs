@@ -25,6 +25,7 @@
 #![no_std]
 #![no_main]
 
+use abi::IoFlags;
 use exo_demos::pci::{self, Bar, COMMAND_BUS_MASTER, COMMAND_MEMORY};
 use libos::ipc::{self, Endpoint};
 use libos::{println, DeviceRegion, DmaBuffer, Error, PAGE_SIZE};
@@ -85,8 +86,11 @@ fn main() -> Result<(), Error> {
     }
     // The registers are in BAR0's first page; only that page is claimed.
     let regs = exo_demos::claim("edu", &"edu's registers", bar0, PAGE_SIZE as usize)?;
-    let mut source = DmaBuffer::new(1, 1, DMA_LIMIT)?;
-    let destination = DmaBuffer::new(1, 1, DMA_LIMIT)?;
+    // In the function's own DMA address space (behind VT-d it reaches
+    // nothing else): the device reads the source, writes the destination.
+    let device = config.device(f).ok_or(Error::InvalidArgument)?;
+    let mut source = DmaBuffer::for_device(device, 1, 1, DMA_LIMIT, IoFlags::READ)?;
+    let destination = DmaBuffer::for_device(device, 1, 1, DMA_LIMIT, IoFlags::WRITE)?;
     let command = config.command(f);
     config.set_command(f, command | COMMAND_MEMORY | COMMAND_BUS_MASTER);
     println!(
@@ -175,27 +179,27 @@ fn dma(
     wait: &Wait,
 ) -> Result<(), Error> {
     for buffer in [&*source, destination] {
-        if buffer.phys() + buffer.len() as u64 > DMA_LIMIT {
+        if buffer.bus() + buffer.len() as u64 > DMA_LIMIT {
             println!(
                 "edu: FAILED: DMA buffer at {:#x} is beyond the device's reach",
-                buffer.phys()
+                buffer.bus()
             );
             return Err(Error::InvalidArgument);
         }
     }
     println!(
-        "edu: DMA buffers at phys {:#x} and {:#x} (below the 28-bit limit {DMA_LIMIT:#x})",
-        source.phys(),
-        destination.phys()
+        "edu: DMA buffers at I/O addresses {:#x} and {:#x} (below the 28-bit limit {DMA_LIMIT:#x})",
+        source.bus(),
+        destination.bus()
     );
     for i in 0..source.len() {
         source.write8(i, pattern(i));
     }
 
     // RAM -> the device's buffer.
-    run_dma(regs, source.phys(), EDU_BUFFER, 0, wait)?;
+    run_dma(regs, source.bus(), EDU_BUFFER, 0, wait)?;
     // The device's buffer -> the other RAM buffer.
-    run_dma(regs, EDU_BUFFER, destination.phys(), DMA_TO_RAM, wait)?;
+    run_dma(regs, EDU_BUFFER, destination.bus(), DMA_TO_RAM, wait)?;
 
     // The device is done (it cleared the start bit): read what it wrote.
     if let Some(i) = (0..DMA_BYTES).find(|&i| destination.read8(i) != pattern(i)) {
@@ -212,8 +216,8 @@ fn dma(
     }
     println!(
         "edu: DMA {DMA_BYTES} bytes RAM {:#x} -> edu {EDU_BUFFER:#x} -> RAM {:#x}: every byte matches",
-        source.phys(),
-        destination.phys()
+        source.bus(),
+        destination.bus()
     );
     Ok(())
 }

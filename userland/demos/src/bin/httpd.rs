@@ -50,7 +50,6 @@ use smoltcp::wire::{
     EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address,
 };
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::pci::PciTransport;
 
 libos::entry!(main);
 
@@ -180,7 +179,7 @@ impl Clock {
     }
 }
 
-type Net = VirtIONetRaw<ExoHal, PciTransport, QUEUE>;
+type Net = VirtIONetRaw<ExoHal, virtio::Transport, QUEUE>;
 
 /// The NIC as smoltcp sees it: the driver, the receive buffers posted to
 /// it and the transmit buffers it is sending (both by descriptor token),
@@ -372,7 +371,7 @@ fn wait(nic: &mut Nic, delay: Option<Duration>) {
 }
 
 /// Brings the NIC up, pings the gateway, serves until `/quit`.
-fn serve(transport: PciTransport, clock: &Clock) -> Result<(), Error> {
+fn serve(transport: virtio::Transport, clock: &Clock) -> Result<(), Error> {
     let net = Net::new(transport).map_err(|e| virtio::error("httpd", e))?;
     let mac = net.mac_address();
     let mut nic = Nic::new(net)?;

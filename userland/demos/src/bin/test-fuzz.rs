@@ -133,7 +133,7 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::FrameFree => 7,
         Sysnum::FramePhys => 4,
         Sysnum::FrameSeal => 2,
-        Sysnum::Map => 14,
+        Sysnum::Map => 13,
         Sysnum::Unmap => 6,
         Sysnum::Send => 6,
         Sysnum::Recv => 5,
@@ -163,6 +163,10 @@ const fn weight(sys: Sysnum) -> u64 {
         Sysnum::UnmapMany => 1,
         // In `FrameAllocMany`'s cycle (the weights must stay below 100).
         Sysnum::FreeMany => 0,
+        // One op tries both (a hostile suite and `test-iomap` cover the
+        // accepted paths with a real device).
+        Sysnum::Iomap => 1,
+        Sysnum::Iounmap => 0,
     }
 }
 
@@ -959,6 +963,29 @@ impl Fuzz {
                 };
                 if !self.is_board(h) {
                     self.expect_err("irq_bind without an endpoint", r, want);
+                }
+            }
+            Sysnum::Iomap | Sysnum::Iounmap => {
+                // Anything but a device capability as the device, or flags
+                // the table refuses: refused, and nothing mapped anywhere.
+                let (dev, frames) = (self.handle(), self.handle());
+                let iova = self.rng.below(1 << 40) & !0xfff;
+                let flags = self.rng.below(6);
+                let want = match self.find_live(dev).map(|i| self.live[i].kind) {
+                    Some(Kind::Device) | Some(Kind::Unknown) => None,
+                    Some(_) => Some(Error::InvalidArgument),
+                    None if self.is_board(dev) => Some(Error::InvalidArgument),
+                    None => Some(Error::BadCapability),
+                };
+                let r = self.sc(Sysnum::Iomap, [dev, frames, iova, flags, 0, 0]);
+                if !(1..=3).contains(&flags) {
+                    self.expect_err("iomap with bad flags", r, Error::InvalidArgument);
+                } else if let Some(want) = want {
+                    self.expect_err("iomap through a non-device", r, want);
+                }
+                let r = self.sc(Sysnum::Iounmap, [dev, iova, 0, 0, 0, 0]);
+                if let Some(want) = want {
+                    self.expect_err("iounmap through a non-device", r, want);
                 }
             }
             Sysnum::Reply => {

@@ -711,7 +711,7 @@ fn main() -> Result<(), Error> {
 /// for calls whose answer the garbage does not decide (they are skipped).
 /// Arguments are validated before any capability is looked up.
 fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Error> {
-    let [a0, _, a2, _, a4, _] = *args;
+    let [a0, _, a2, a3, a4, _] = *args;
     let flags_ok = abi::MapFlags::from_bits(a2)
         .is_some_and(|f| !f.contains(abi::MapFlags::WRITE | abi::MapFlags::EXEC));
     if abi::RETIRED.contains(&num) {
@@ -772,6 +772,9 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
             Error::InvalidAddress
         }
         Sysnum::UnmapMany => Error::InvalidArgument,
+        // `iomap`'s flags (`a3`) are decoded first; then the device handle.
+        Sysnum::Iomap if !(1..=3).contains(&a3) => Error::InvalidArgument,
+        Sysnum::Iomap | Sysnum::Iounmap => Error::BadCapability,
     })
 }
 

@@ -28,13 +28,12 @@ use exo_demos::virtio::{self, ExoHal, VENDOR as VIRTIO_VENDOR};
 use libos::ipc::Endpoint;
 use libos::{println, Error};
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
-use virtio_drivers::transport::pci::PciTransport;
 
 /// How long a request may take before we call the device dead: 2 s of
 /// 100 Hz timer ticks.
 const COMPLETION_TICKS: u64 = 200;
 
-type Disk = VirtIOBlk<ExoHal, PciTransport>;
+type Disk = VirtIOBlk<ExoHal, virtio::Transport>;
 
 /// Where the device's completion interrupts arrive, and how many came.
 struct Completions {
