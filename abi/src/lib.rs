@@ -102,6 +102,10 @@ pub mod bounds {
     pub const IOMAPS: usize = 256;
 }
 
+/// In the second word of an `iofault_bind` message (below the bit: the
+/// IOMMU's fault reason): the blocked transfer was a write to memory.
+pub const IOFAULT_WRITE: u64 = 1 << 8;
+
 /// The lowest I/O virtual address `iomap` takes: page 0 stays unmapped in
 /// every device's DMA address space, so a device given a null address
 /// faults instead of reaching memory.
@@ -875,6 +879,7 @@ mod tests {
             (35, "free_many"),
             (36, "iomap"),
             (37, "iounmap"),
+            (38, "iofault_bind"),
         ];
         assert_eq!(Sysnum::ALL.len(), expected.len());
         for (&s, &(value, name)) in Sysnum::ALL.iter().zip(expected) {

@@ -643,6 +643,16 @@ syscalls! {
         /// `iomap`'s address rule (`InvalidAddress`); `NotMapped` where
         /// no mapping starts.
         Iounmap = 37, "iounmap", safe fn iounmap(device: Handle as Handle, iova: u64 as Phys) -> None;
+        /// `iofault_bind(device, ep)`: each DMA of `device`'s function that
+        /// the IOMMU blocks becomes a message on the endpoint of send
+        /// capability `ep` (badge: `ep`'s; `RECV_IRQ`, made by the kernel;
+        /// words: the I/O address, and the IOMMU's fault reason with
+        /// [`IOFAULT_WRITE`](crate::IOFAULT_WRITE) for a write). `iomap`'s
+        /// device checks; one binding per function (`FrameInUse` while
+        /// another holder's stands); `ep` = 0 unbinds. It lapses when the
+        /// caller's handle to the device goes or the caller ends; a fault
+        /// that finds the queue full is only reported by the kernel.
+        IofaultBind = 38, "iofault_bind", safe fn iofault_bind(device: Handle as Handle, ep: Handle as Handle) -> None;
     }
     switching {
         /// `exit(code)`: end the calling process; never returns. Every frame

@@ -138,6 +138,14 @@ pub fn destroy_space(space: AddressSpace) {
     space.destroy();
 }
 
+/// Tells the holders of functions whose DMA the IOMMU blocked (those who
+/// asked, `iofault_bind`).
+pub fn tell_faults(k: &mut Kernel) {
+    for (function, f) in crate::arch::vtd::take_faults() {
+        k.io_fault(function, f.address, !f.read, f.reason);
+    }
+}
+
 /// Ends process `pid`: reports it, frees everything it held and records
 /// how it ended for the verdict.
 pub fn end(k: &mut Kernel, pid: u64, ending: Ending) {
@@ -149,6 +157,7 @@ pub fn end(k: &mut Kernel, pid: u64, ending: Ending) {
     let Some((ended, space)) = k.end(pid, ending) else {
         return;
     };
+    tell_faults(k);
     destroy_space(space);
     match &ended.ending {
         Ending::Exited(code) => {

@@ -399,8 +399,21 @@ fn local(k: &mut Kernel, pid: u64, call: LocalCall) -> Result<u64, Error> {
             cap,
             iova,
             flags,
-        } => cold(|| k.iomap(pid, device, cap, iova, flags)),
-        LocalCall::Iounmap { device, iova } => cold(|| k.iounmap(pid, device, iova)),
+        } => cold(|| {
+            let r = k.iomap(pid, device, cap, iova, flags);
+            process::tell_faults(k);
+            r
+        }),
+        LocalCall::Iounmap { device, iova } => cold(|| {
+            let r = k.iounmap(pid, device, iova);
+            process::tell_faults(k);
+            r
+        }),
+        LocalCall::IofaultBind { device, ep } => cold(|| {
+            let r = k.iofault_bind(pid, device, ep);
+            process::tell_faults(k);
+            r
+        }),
         LocalCall::EndpointMint { recv, badge } => cold(|| k.endpoint_mint(pid, recv, badge)),
         LocalCall::EndpointLookup { name, len } => cold(|| endpoint_lookup(k, pid, name, len)),
         LocalCall::FrameAllocContiguous {

@@ -223,8 +223,8 @@ impl Fault {
             0x2 => "context entry not present",
             0x3 => "invalid context entry",
             0x4 => "address beyond the domain's width",
-            0x5 => "write to a read-only page",
-            0x6 => "read of a write-only page",
+            0x5 => "not mapped for writing in its address space",
+            0x6 => "not mapped for reading in its address space",
             0x7 => "page-table entry not readable",
             _ => "other",
         }

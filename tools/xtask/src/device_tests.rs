@@ -88,6 +88,82 @@ pub fn tests() -> Vec<QemuTest> {
                 "success",
             ],
         ),
+        // A hostile driver aims edu's DMA at the kernel's memory, at a
+        // frame another process holds (write and read) and at a frame it
+        // freed a moment ago that the victim now holds: VT-d blocks every
+        // transfer, the kernel reports each fault record, the victim's
+        // bytes stay, the run succeeds.
+        qt(
+            "device-edu-dma-hostile",
+            ImageSpec {
+                options: vec!["drivers=dma-hostile".into()],
+                ..programs("dma-victim,dma-hostile")
+            },
+            0,
+            &[
+                "dma-hostile: a DMA into its own mapped buffer (I/O address ",
+                ") arrived: the device works",
+                "[exo] IOMMU: blocked DMA write by 00:03.0 at ",
+                "dma-hostile: DMA write of 4095 zero bytes into the kernel image at ",
+                "dma-hostile: DMA write of 4095 zero bytes into the kernel's page-table root at ",
+                "dma-victim: holds frame ",
+                "dma-hostile: told by the kernel: our write at ",
+                "dma-hostile: a DMA write into dma-victim's frame: blocked; dma-victim's bytes are unchanged",
+                "dma-hostile: told by the kernel: our read at ",
+                "[exo] IOMMU: blocked DMA read by 00:03.0 at ",
+                "dma-hostile: DMA read of dma-victim's frame ",
+                ": the device got none of its bytes",
+                " (freed by the driver), every byte 0x5a",
+                "dma-hostile: a DMA write into the frame it freed (now dma-victim's): blocked; dma-victim's bytes are unchanged",
+                "dma-hostile: ok",
+                "dma-victim: ok: 5 calls served; all 2 frames intact",
+                "(dma-hostile) exited with code 0",
+                "(dma-victim) exited with code 0",
+                "success",
+            ],
+        ),
+        // A driver starts a DMA and exits before it lands: its frames
+        // leave the device's space (IOTLB flushed) before they are freed;
+        // the victim takes the target frame and keeps its bytes.
+        qt(
+            "device-edu-dma-exit-mid-transfer",
+            ImageSpec {
+                options: vec!["drivers=dma-exit".into()],
+                ..programs("dma-victim,dma-exit")
+            },
+            0,
+            &[
+                "dma-exit: started a DMA of 0xee bytes into its frame ",
+                "; exiting now, holding everything",
+                "(dma-exit) exited with code 0",
+                "dma-victim: dma-exit ended; took its DMA target ",
+                "[exo] IOMMU: blocked DMA write by 00:03.0 at ",
+                "dma-victim: ok: 1 calls served; all 1 frames intact",
+                "success",
+            ],
+        ),
+        // Every refusal of iomap/iounmap, exact errors.
+        qt(
+            "device-iomap-refusals",
+            ImageSpec {
+                options: vec!["drivers=test-iomap".into()],
+                ..programs("test-iomap")
+            },
+            0,
+            &[
+                "test-iomap: iomap of a frame it holds: ok",
+                "test-iomap: the same address again: refused: AlreadyMapped",
+                "test-iomap: a handle it does not hold: refused: BadCapability",
+                "test-iomap: a BAR page as the frames: refused: InvalidArgument",
+                "test-iomap: WRITE through a read-only copy: refused: PermissionDenied",
+                "test-iomap: the last page, two frames (past the top): refused: InvalidAddress",
+                "test-iomap: its mapping went with the move: refused: NotMapped",
+                "test-iomap: 256 mappings held at once before OutOfMemory (bound 256)",
+                " checks passed, 0 failed",
+                "test-iomap: ok",
+                "success",
+            ],
+        ),
         qt(
             "device-edu-mmio-and-dma",
             programs("edu"),

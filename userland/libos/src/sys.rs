@@ -134,6 +134,14 @@ pub unsafe fn iomap(
     ok(unsafe { raw::iomap(device, handle, iova, flags) }).map(drop)
 }
 
+/// Each DMA of `device`'s function that the IOMMU blocks becomes a
+/// message on `ep`'s endpoint (a kernel message, `Msg::irq`; words: the
+/// I/O address, and the fault reason with [`abi::IOFAULT_WRITE`] for a
+/// write). One binding per function; it lapses with the handle.
+pub fn iofault_bind(device: Handle, ep: &crate::ipc::SendCap) -> Result<(), Error> {
+    ok(raw::iofault_bind(device, ep.handle())).map(drop)
+}
+
 /// Removes the `iomap` mapping that starts at `iova` from `device`'s DMA
 /// address space; the IOMMU's caches are flushed before it returns.
 pub fn iounmap(device: Handle, iova: u64) -> Result<(), Error> {

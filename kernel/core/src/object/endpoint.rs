@@ -223,7 +223,7 @@ impl<P: Platform> Kernel<P> {
     }
 
     /// The endpoint and badge a send capability names.
-    fn send_target(&mut self, pid: u64, h: Handle) -> Result<(u64, u64), Error> {
+    pub(super) fn send_target(&mut self, pid: u64, h: Handle) -> Result<(u64, u64), Error> {
         match self.caller(pid)?.caps.get(h)?.kind {
             CapKind::EndpointSend { ep, badge } => Ok((ep, badge)),
             CapKind::EndpointRecv { .. } => Err(Error::PermissionDenied),
@@ -342,7 +342,11 @@ impl<P: Platform> Kernel<P> {
     /// Delivers `msg` to endpoint `ep`: straight to its owner if it is
     /// blocked in `recv` on it, else into the queue. `Ok(Some(pid))` if
     /// the owner woke.
-    fn deliver(&mut self, ep: u64, msg: Message) -> Result<Option<u64>, (Error, Message)> {
+    pub(super) fn deliver(
+        &mut self,
+        ep: u64,
+        msg: Message,
+    ) -> Result<Option<u64>, (Error, Message)> {
         let Some(endpoint) = self.endpoints.get(&ep) else {
             return Err((Error::NoSuchProcess, msg));
         };

@@ -198,6 +198,14 @@ impl<P: Platform> Kernel<P> {
                 }
             }
         }
+        for (&function, b) in &self.io_faults {
+            if self.procs.get(b.pid).is_none() {
+                return Err(format!(
+                    "function {function:#x}: fault binding of dead pid {}",
+                    b.pid
+                ));
+            }
+        }
         for proc in self.procs.values() {
             let records = per_pid.get(&proc.pid).copied().unwrap_or(0);
             if proc.iomaps != records {

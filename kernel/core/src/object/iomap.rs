@@ -13,6 +13,11 @@
 //! a capability go (`frame_free`, a move in a message, `frame_seal`'s
 //! refusal, the fast IPC path's refusal) already knows to look here.
 //!
+//! A blocked transfer is told to whoever asked (`iofault_bind`): the
+//! kernel reads the IOMMU's fault record and [`Kernel::io_fault`] puts a
+//! kernel-made message (`RECV_IRQ`, words: the I/O address, and the reason
+//! with [`abi::IOFAULT_WRITE`]) on the bound endpoint.
+//!
 //! The ordering rule, which the host model checks on every free: a record
 //! goes (its pages unmapped, then the function's IOTLB flushed,
 //! [`Platform::io_flush`]) before the capability it names leaves its
@@ -45,6 +50,19 @@ pub struct IoMap {
 /// Every function's `iomap` records: function (configuration page's
 /// physical address) -> first I/O address -> record.
 pub type IoSpaces = BTreeMap<u64, BTreeMap<u64, IoMap>>;
+
+/// Where a function's blocked transfers are told (`iofault_bind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoFaultBinding {
+    /// The process that bound it (its end unbinds).
+    pub pid: u64,
+    /// Its handle to the device (the binding lapses when it goes).
+    pub device: Handle,
+    /// The endpoint.
+    pub ep: u64,
+    /// The send capability's badge.
+    pub badge: u64,
+}
 
 impl<P: Platform> Kernel<P> {
     /// The function whose device capability `device` of `pid` is, checked
@@ -161,6 +179,7 @@ impl<P: Platform> Kernel<P> {
     /// any frame it held can be freed.
     pub(super) fn end_iomaps(&mut self, pid: u64) {
         self.io_remove_where(|r| r.pid == pid);
+        self.io_faults.retain(|_, b| b.pid != pid);
     }
 
     /// Removes the records `doomed` picks, then flushes each function
@@ -214,6 +233,85 @@ impl<P: Platform> Kernel<P> {
     /// Every `iomap` record, by function and first I/O address.
     pub fn io_spaces(&self) -> &IoSpaces {
         &self.iomaps
+    }
+
+    /// `iofault_bind`: the device checks of `iomap`, then `ep` (a send
+    /// capability; 0 unbinds the caller's binding). One binding per
+    /// function: another live holder's is `FrameInUse`.
+    pub fn iofault_bind(&mut self, pid: u64, device: Handle, ep: Handle) -> Result<u64, Error> {
+        let function = self.io_function(pid, device)?;
+        if ep.raw() == 0 {
+            if self.io_faults.get(&function).is_some_and(|b| b.pid == pid) {
+                self.io_faults.remove(&function);
+            }
+            return Ok(0);
+        }
+        let (ep, badge) = self.send_target(pid, ep)?;
+        if let Some(b) = self.io_faults.get(&function).copied() {
+            if b.pid != pid && self.binding_holds(function, &b) {
+                return Err(Error::FrameInUse);
+            }
+        }
+        self.io_faults.insert(
+            function,
+            IoFaultBinding {
+                pid,
+                device,
+                ep,
+                badge,
+            },
+        );
+        Ok(0)
+    }
+
+    /// Whether `b`'s maker still holds the device through its handle.
+    fn binding_holds(&self, function: u64, b: &IoFaultBinding) -> bool {
+        self.procs.get(b.pid).is_some_and(|p| {
+            p.caps.get(b.device).is_ok_and(|c| {
+                c.kind
+                    == (CapKind::Device {
+                        frame: function / PAGE,
+                    })
+            })
+        })
+    }
+
+    /// The IOMMU blocked a transfer of `function` to or from `iova`
+    /// (`reason`: the unit's fault reason): tells the bound endpoint, if
+    /// its binder still holds the device. Whether a message went out (a
+    /// full queue drops it: the kernel's report is the record of it).
+    pub fn io_fault(&mut self, function: u64, iova: u64, write: bool, reason: u8) -> bool {
+        let Some(b) = self.io_faults.get(&function).copied() else {
+            return false;
+        };
+        if !self.binding_holds(function, &b) {
+            self.io_faults.remove(&function);
+            return false;
+        }
+        let msg = super::Message {
+            badge: b.badge,
+            words: [
+                iova,
+                u64::from(reason) | if write { abi::IOFAULT_WRITE } else { 0 },
+            ],
+            cap: None,
+            from: b.pid,
+            call: false,
+            irq: true,
+        };
+        match self.deliver(b.ep, msg) {
+            Ok(_) => true,
+            Err((Error::NoSuchProcess, _)) => {
+                self.io_faults.remove(&function);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Where each function's faults are told.
+    pub fn io_fault_bindings(&self) -> &BTreeMap<u64, IoFaultBinding> {
+        &self.io_faults
     }
 }
 

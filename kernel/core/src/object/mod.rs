@@ -27,7 +27,7 @@ mod tests;
 pub use endpoint::{
     Endpoint, IrqBinding, Message, Outcome, Received, SetResult, Wait, IRQ_VECTORS,
 };
-pub use iomap::{IoMap, IoSpaces};
+pub use iomap::{IoFaultBinding, IoMap, IoSpaces};
 pub use ledger::{Cap, CapKind, Ledger};
 pub use procs::{Ending, MapRecord, Process, Procs};
 pub use reply_recv::ReplyRecv;
@@ -131,6 +131,8 @@ pub struct Kernel<P: Platform> {
     irqs: alloc::collections::BTreeMap<u8, endpoint::IrqBinding>,
     /// `iomap` records, by PCI function.
     iomaps: IoSpaces,
+    /// Where each function's blocked DMA is told (`iofault_bind`).
+    io_faults: alloc::collections::BTreeMap<u64, IoFaultBinding>,
 }
 
 /// A process that has ended: what the caller reports and hands to whoever
@@ -178,6 +180,7 @@ impl<P: Platform> Kernel<P> {
             next_endpoint: 1,
             irqs: alloc::collections::BTreeMap::new(),
             iomaps: IoSpaces::new(),
+            io_faults: alloc::collections::BTreeMap::new(),
         }
     }
 
@@ -262,7 +265,7 @@ impl<P: Platform> Kernel<P> {
     pub fn release(&mut self, mut proc: Proc<P>) -> P::Space {
         // First out of every device's reach (and the IOTLBs flushed):
         // only then may its frames be reused.
-        if proc.iomaps > 0 {
+        if proc.iomaps > 0 || !self.io_faults.is_empty() {
             self.end_iomaps(proc.pid);
         }
         for slot in proc.mappings.indices_where(|_| true) {

@@ -2236,3 +2236,65 @@ fn the_ipc_fast_path_moves_a_capability_as_the_general_path_does() {
     );
     fast.k.check_invariants().unwrap();
 }
+
+#[test]
+fn iofault_bindings_tell_the_holder_and_lapse_with_its_handle() {
+    let mut w = World::new();
+    let driver = *w.m.procs.keys().last().unwrap();
+    let other = *w.m.procs.keys().next().unwrap();
+    let function = TRANSLATED_FUNCTIONS.start;
+    let dev = Handle::from_raw(w.device_handle(driver, 0));
+    let recv = Handle::from_raw(w.k.endpoint_create(driver, false).unwrap());
+    let send = Handle::from_raw(w.k.endpoint_mint(driver, recv, 0xfa).unwrap());
+    assert_eq!(
+        w.k.iofault_bind(other, dev, send),
+        Err(Error::BadCapability)
+    );
+    assert_eq!(
+        w.k.iofault_bind(driver, send, send),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.k.iofault_bind(driver, dev, dev),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        w.k.iofault_bind(driver, dev, recv),
+        Err(Error::PermissionDenied)
+    );
+    assert!(!w.k.io_fault(function, 0x5000, true, 5), "nobody bound yet");
+    assert_eq!(w.k.iofault_bind(driver, dev, send), Ok(0));
+    assert!(w.k.io_fault(function, 0x5000, true, 5));
+    assert!(
+        !w.k.io_fault(function + PAGE, 0x5000, false, 6),
+        "another function"
+    );
+    match w.k.recv(driver, recv, 0, 0) {
+        Ok(Outcome::Done(got)) => {
+            assert_eq!(got.badge, 0xfa);
+            assert_eq!(got.words, [0x5000, 5 | abi::IOFAULT_WRITE]);
+            assert_eq!(got.flags, abi::RECV_IRQ);
+        }
+        other => panic!("no fault message: {other:?}"),
+    }
+    w.check();
+    // Unbinding, and binding again.
+    assert_eq!(w.k.iofault_bind(driver, dev, Handle::from_raw(0)), Ok(0));
+    assert!(!w.k.io_fault(function, 0x5000, true, 5));
+    assert_eq!(w.k.iofault_bind(driver, dev, send), Ok(0));
+    // Its handle to the device goes: the binding lapses.
+    w.k.frame_free(driver, dev).unwrap();
+    w.remove_cap(driver, dev.raw());
+    assert!(!w.k.io_fault(function, 0x5000, true, 5));
+    assert!(w.k.io_fault_bindings().is_empty());
+    assert_eq!(w.k.platform.released, [function]);
+    w.k.platform.released.clear();
+    // Its end unbinds too.
+    let dev = Handle::from_raw(w.k.frame_alloc_at(driver, function).unwrap());
+    w.granted(driver, dev.raw(), true, 1);
+    assert_eq!(w.k.iofault_bind(driver, dev, send), Ok(0));
+    let p = w.m.procs.keys().position(|&p| p == driver).unwrap();
+    w.step_checked(&Op::Exit { p });
+    assert!(w.k.io_fault_bindings().is_empty());
+    w.check();
+}

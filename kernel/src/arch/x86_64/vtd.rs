@@ -383,6 +383,10 @@ impl Remapper {
             let record = [self.regs.read64(at), self.regs.read64(at + 8)];
             if let Some(fault) = vtd::Fault::decode(record) {
                 crate::kprintln!("[exo] IOMMU: blocked DMA {fault}");
+                let mut told = TO_TELL.lock();
+                if told.len() < TO_TELL_MAX {
+                    told.push(fault);
+                }
                 // F is write-1-to-clear; the rest of the high half is
                 // read-only.
                 self.regs.write64(at + 8, vtd::FAULT_F);
@@ -399,12 +403,34 @@ impl Remapper {
 }
 
 /// Reports the DMA the units blocked since the last call (the fault
-/// records; the kernel polls them when a device is claimed or released
-/// and when a process ends, as no fault interrupt is programmed).
+/// records; the kernel polls them at every `iomap`/`iounmap`, when a
+/// device is released and when a process ends, as no fault interrupt is
+/// programmed).
 pub fn report_faults() {
     for r in REMAPPERS.lock().iter() {
         r.report_faults();
     }
+}
+
+/// Faults read but not yet told to their function's holder
+/// ([`take_faults`]); at most [`TO_TELL_MAX`] (the kernel's report is
+/// the record of any beyond).
+static TO_TELL: Mutex<alloc::vec::Vec<vtd::Fault>> = Mutex::new(alloc::vec::Vec::new());
+const TO_TELL_MAX: usize = 32;
+
+/// The faults reported since the last call, each with the configuration
+/// page of the function that made it: the kernel tells their holders
+/// (`Kernel::io_fault`) where it holds the object model.
+pub fn take_faults() -> alloc::vec::Vec<(u64, vtd::Fault)> {
+    let faults = core::mem::take(&mut *TO_TELL.lock());
+    let platform = crate::acpi::platform();
+    faults
+        .into_iter()
+        .filter_map(|f| {
+            let ecam = platform.ecam.as_ref()?;
+            Some((ecam.config_page(f.bus, f.device, f.function)?, f))
+        })
+        .collect()
 }
 
 /// The units with translation on.
@@ -496,7 +522,11 @@ fn with_function<T>(phys: u64, f: impl FnOnce(&mut Remapper, u8, u8, u8) -> T) -
 
 /// Whether a unit with translation on serves the PCI function whose
 /// configuration page is `phys` (then `iomap` confines its DMA).
+/// Every `iomap` and `iounmap` asks this first, so the fault records are
+/// read here too (a unit has few: QEMU's one): a transfer the unit blocked
+/// is reported by the driver's next IOMMU operation at the latest.
 pub fn translates(phys: u64) -> bool {
+    report_faults();
     with_function(phys, |_, _, _, _| ()).is_some()
 }
 

@@ -167,6 +167,7 @@ const fn weight(sys: Sysnum) -> u64 {
         // accepted paths with a real device).
         Sysnum::Iomap => 1,
         Sysnum::Iounmap => 0,
+        Sysnum::IofaultBind => 0,
     }
 }
 
@@ -965,7 +966,7 @@ impl Fuzz {
                     self.expect_err("irq_bind without an endpoint", r, want);
                 }
             }
-            Sysnum::Iomap | Sysnum::Iounmap => {
+            Sysnum::Iomap | Sysnum::Iounmap | Sysnum::IofaultBind => {
                 // Anything but a device capability as the device, or flags
                 // the table refuses: refused, and nothing mapped anywhere.
                 let (dev, frames) = (self.handle(), self.handle());
@@ -986,6 +987,10 @@ impl Fuzz {
                 let r = self.sc(Sysnum::Iounmap, [dev, iova, 0, 0, 0, 0]);
                 if let Some(want) = want {
                     self.expect_err("iounmap through a non-device", r, want);
+                }
+                let r = self.sc(Sysnum::IofaultBind, [dev, frames, 0, 0, 0, 0]);
+                if let Some(want) = want {
+                    self.expect_err("iofault_bind through a non-device", r, want);
                 }
             }
             Sysnum::Reply => {

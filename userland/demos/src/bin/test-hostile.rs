@@ -774,7 +774,7 @@ fn garbage_verdict(num: u64, args: &[u64; 6], phys_addr_bits: u64) -> Option<Err
         Sysnum::UnmapMany => Error::InvalidArgument,
         // `iomap`'s flags (`a3`) are decoded first; then the device handle.
         Sysnum::Iomap if !(1..=3).contains(&a3) => Error::InvalidArgument,
-        Sysnum::Iomap | Sysnum::Iounmap => Error::BadCapability,
+        Sysnum::Iomap | Sysnum::Iounmap | Sysnum::IofaultBind => Error::BadCapability,
     })
 }
 
