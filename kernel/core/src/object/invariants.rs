@@ -188,7 +188,8 @@ impl<P: Platform> Kernel<P> {
                         r.pid, r.flags
                     ));
                 }
-                for i in 0..r.pages {
+                // First and last page (as `check_mappings`): a walk each.
+                for i in [0, r.pages - 1] {
                     if !self.platform.io_is_mapped(function, iova + i * PAGE) {
                         return Err(format!(
                             "function {function:#x}: page {:#x} of an iomap is not mapped",

@@ -247,6 +247,9 @@ impl<P: Platform> Kernel<P> {
             return Ok(0);
         }
         let (ep, badge) = self.send_target(pid, ep)?;
+        if !self.endpoints.contains_key(&ep) {
+            return Err(Error::NoSuchProcess);
+        }
         if let Some(b) = self.io_faults.get(&function).copied() {
             if b.pid != pid && self.binding_holds(function, &b) {
                 return Err(Error::FrameInUse);

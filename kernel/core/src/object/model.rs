@@ -26,6 +26,13 @@ pub struct ModelPlatform {
     /// Translations unmapped but not yet flushed: (function, frame). A
     /// device may still reach these frames; freeing one is a `bug`.
     pub io_stale: BTreeSet<(u64, u64)>,
+    /// Every this many `io_map` calls, one fails (no frame for a table),
+    /// so that `iomap`'s undo runs; 0: never.
+    pub io_fail_every: u64,
+    /// `io_map` calls so far, and how many of them failed.
+    pub io_maps: u64,
+    /// Failed `io_map` calls so far.
+    pub io_failures: u64,
 }
 
 /// The functions (configuration pages) the model IOMMU translates: device
@@ -51,6 +58,9 @@ impl ModelPlatform {
             released: Vec::new(),
             io: BTreeMap::new(),
             io_stale: BTreeSet::new(),
+            io_fail_every: 0,
+            io_maps: 0,
+            io_failures: 0,
         }
     }
 }
@@ -141,6 +151,11 @@ impl Platform for ModelPlatform {
         frame: u64,
         flags: IoFlags,
     ) -> Result<(), super::MapError> {
+        self.io_maps += 1;
+        if self.io_fail_every != 0 && self.io_maps.is_multiple_of(self.io_fail_every) {
+            self.io_failures += 1;
+            return Err(super::MapError::OutOfMemory);
+        }
         if self.io.insert((function, iova), (frame, flags)).is_some() {
             self.bugs
                 .push(alloc::format!("io_map over a mapping at {iova:#x}"));

@@ -44,6 +44,12 @@ const RTADDR: usize = 0x20;
 const CCMD: usize = 0x28;
 /// Fault status register.
 const FSTS: usize = 0x34;
+/// GSTS: queued invalidation is enabled.
+const QIES: u32 = 1 << 26;
+/// Page-table frames one function's DMA address space may have (its
+/// root and the tables below it; 2 MiB of kernel memory): an `iomap` that
+/// would need more is `OutOfMemory`. Tables are freed with the space.
+const TABLES_PER_DOMAIN: usize = 512;
 /// How long to wait for the unit to finish a command, in polls (QEMU
 /// finishes them within the register write).
 const POLLS: u32 = 1 << 24;
@@ -150,6 +156,11 @@ impl Remapper {
         buses: impl Iterator<Item = u8>,
     ) -> Result<Remapper, &'static str> {
         let levels = unit.levels().ok_or("no 3- or 4-level page tables")?;
+        // Register-based invalidation is ignored while queued invalidation
+        // is on (VT-d 6.5.2): a flush would "finish" and flush nothing.
+        if regs.read32(GSTS) & QIES != 0 {
+            return Err("the firmware left queued invalidation on, and this kernel flushes through the registers only");
+        }
         if unit.write_buffer_flush {
             return Err("needs write-buffer flushes (CAP.RWBF), which this kernel does not issue");
         }
@@ -242,12 +253,7 @@ impl Remapper {
         let key = u16::from(bus) << 8 | u16::from(devfn);
         if !self.domains.contains_key(&key) {
             let at = self.context_at(bus, devfn)?;
-            // One domain per function, named after it (ID 0 is reserved
-            // in caching mode, hence the 1).
-            let domain = u16::try_from(1 + u32::from(key))
-                .ok()
-                .filter(|&d| u32::from(d) < self.unit.domains)
-                .ok_or("no domain ID for it")?;
+            let domain = domain_id(self, bus, devfn).ok_or("no domain ID for it")?;
             let root = crate::memory::alloc_kernel_frame().map_err(|_| "no frame for its table")?;
             self.sync(crate::memory::phys_to_virt(root), 4096);
             let Some(entry) = vtd::translated_entry(domain, self.levels, root) else {
@@ -300,6 +306,9 @@ impl Remapper {
             table = if sl::present(entry) {
                 entry & sl::ADDRESS
             } else if make {
+                if domain.tables.len() >= TABLES_PER_DOMAIN {
+                    return None;
+                }
                 let next = crate::memory::alloc_kernel_frame().ok()?;
                 if !coherent {
                     flush(crate::memory::phys_to_virt(next), 4096);
@@ -524,10 +533,24 @@ fn with_function<T>(phys: u64, f: impl FnOnce(&mut Remapper, u8, u8, u8) -> T) -
 /// configuration page is `phys` (then `iomap` confines its DMA).
 /// Every `iomap` and `iounmap` asks this first, so the fault records are
 /// read here too (a unit has few: QEMU's one): a transfer the unit blocked
-/// is reported by the driver's next IOMMU operation at the latest.
+/// is reported by the driver's next IOMMU operation at the latest. A
+/// function whose bus has no context table, or that no domain ID can
+/// name, is not translated (it stays blocked; `iomap` says `NotSupported`).
 pub fn translates(phys: u64) -> bool {
     report_faults();
-    with_function(phys, |_, _, _, _| ()).is_some()
+    with_function(phys, |r, bus, device, f| {
+        r.contexts[usize::from(bus)] != 0 && domain_id(r, bus, device << 3 | f).is_some()
+    })
+    .unwrap_or(false)
+}
+
+/// The domain ID of function `devfn` of `bus`: one per function, named
+/// after it (ID 0 is reserved in caching mode, hence the 1), if the unit
+/// has that many.
+fn domain_id(r: &Remapper, bus: u8, devfn: u8) -> Option<u16> {
+    u16::try_from(1 + (u32::from(bus) << 8 | u32::from(devfn)))
+        .ok()
+        .filter(|&d| u32::from(d) < r.unit.domains)
 }
 
 /// Maps I/O page `iova` of the function at config page `function` to

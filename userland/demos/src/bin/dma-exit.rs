@@ -1,8 +1,10 @@
 //! dma-exit: a driver that exits in the middle of a DMA (issue 17). It
 //! fills edu's buffer with 0xee (a transfer from its own mapped buffer),
-//! tells `dma-victim` which of its frames the next transfer goes to,
-//! starts that transfer (edu takes 100 ms of virtual time) and exits at
-//! once, holding everything. The kernel takes its frames out of the
+//! copies it into its target frame once (so the IOMMU caches that
+//! translation), gives `dma-victim` a copy of edu's device capability
+//! (so the function outlives it: only its own mappings go) and the target's
+//! address, starts a second transfer (edu takes 100 ms of virtual time)
+//! and exits at once, holding everything. The kernel takes its frames out of the
 //! device's DMA address space and flushes the IOTLB before it frees them,
 //! so when `dma-victim` takes the freed frame and the transfer comes, it
 //! is blocked: the victim's bytes stay. A driver only with the boot option
@@ -72,8 +74,24 @@ fn main() -> Result<(), Error> {
         let _ = clock.recv(5);
         steps += 1;
     }
+    // Once into the target, waited for: the IOMMU now caches its
+    // translation, which the kernel must flush before the frame goes.
+    regs.write64(DMA_SOURCE, EDU_BUFFER);
+    regs.write64(DMA_DESTINATION, target.bus());
+    regs.write64(DMA_COUNT, DMA_BYTES);
+    regs.write64(DMA_COMMAND, DMA_START | DMA_TO_RAM);
+    while regs.read64(DMA_COMMAND) & DMA_START != 0 {
+        let _ = clock.recv(5);
+    }
+    if target.read8(0) != 0xee {
+        println!("dma-exit: FAILED: the first DMA into its frame did not arrive");
+        return Err(Error::InvalidArgument);
+    }
+    // The victim gets a copy of the device capability: the function stays
+    // held after we end, so only our mappings go (not the whole space).
     let victim = SendCap::lookup("dma-victim")?;
-    victim.call([WATCH, target.bus()])?;
+    // SAFETY: a copy: our handle and everything mapped through it stay.
+    unsafe { victim.call_with([WATCH, target.bus()], device, abi::SEND_COPY)? };
     // edu -> RAM, and gone before it happens.
     regs.write64(DMA_SOURCE, EDU_BUFFER);
     regs.write64(DMA_DESTINATION, target.bus());

@@ -208,7 +208,17 @@ fn attack(edu: &Edu) -> Result<(), Error> {
     );
 
     // 3. A frame it mapped and freed a moment ago, now dma-victim's.
-    let freed = DmaBuffer::for_device(edu.device, 1, 1, DMA_LIMIT, IoFlags::WRITE)?;
+    // Used once first, so the IOMMU has the translation cached: the free
+    // must flush it, not only clear the entry.
+    let mut freed = DmaBuffer::for_device(edu.device, 1, 1, DMA_LIMIT, IoFlags::WRITE)?;
+    for i in 0..freed.len() {
+        freed.write8(i, 0xa5);
+    }
+    edu.dma(EDU_BUFFER, freed.bus(), true)?;
+    if !(0..DMA_BYTES as usize).all(|i| freed.read8(i) == 0) || edu.told().is_some() {
+        println!("dma-hostile: FAILED: a DMA into a mapped buffer did not arrive");
+        return Err(Error::InvalidArgument);
+    }
     let at = freed.bus();
     drop(freed); // frame_free: out of the device's space, IOTLB flushed
     let code = victim.call([TAKE, at])?.words[0];

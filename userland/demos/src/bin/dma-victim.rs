@@ -110,6 +110,9 @@ fn main() -> Result<(), Error> {
             }
             WATCH => {
                 let caller = msg.badge;
+                // A copy of the driver's device capability, held to our
+                // end (so the function outlives the driver).
+                let _device = msg.cap;
                 ipc::reply([0, 0])?;
                 // Until the caller is gone (its end frees its frames).
                 while sys::process_find("dma-exit") == Ok(caller) {
