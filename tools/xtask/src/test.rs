@@ -823,6 +823,29 @@ pub fn qemu_tests() -> Vec<QemuTest> {
         ],
     ));
     tests.push(qt(
+        // SEND_BLOCK on a full queue between two processes: the blocked
+        // sender gets in when the receiver drains one, and wakes with an
+        // error when the receiver exits.
+        "send-block-full-queue",
+        programs("test-send-block"),
+        0,
+        &[
+            "test-send-block-peer: a 17th send without SEND_BLOCK: refused: WouldBlock",
+            "test-send-block: 17 messages in order: the 16 that filled the queue, then the blocked one: ok",
+            "test-send-block: the blocked send began before our drain: ok",
+            "test-send-block-peer: the 17th send with SEND_BLOCK blocked, then returned ok",
+            "test-send-block: the blocked sender woke after the drain, its send returned success: ok",
+            "test-send-block: the peer's queue is full, our 4 frames queued in it are still charged to us: ok",
+            "test-send-block-peer: exiting with a full queue and a sender blocked on it",
+            "test-send-block: a send blocked when the receiver exits: refused: NoSuchProcess",
+            "test-send-block: the queued frames went back: nothing charged to us, as many free frames as before: ok",
+            "test-send-block: 0 failed",
+            "(test-send-block) exited with code 0",
+            "(test-send-block-peer) exited with code 0",
+            "success",
+        ],
+    ));
+    tests.push(qt(
         // Every process blocked with nothing that could wake it: the run
         // ends, said so, and fails (the program did not finish).
         "deadlock-reported-not-hanging",
