@@ -144,6 +144,10 @@ const BREAKDOWN: &[(&str, &str)] = &[
         "ipc-cap-transfer",
         "the same carrying a frame capability each way (general path)",
     ),
+    (
+        "irq-to-driver",
+        "edu's MSI (raised by a store) to the first instructions of the driver blocked in recv (+7 user insns)",
+    ),
 ];
 /// The exo program (the image builder adds its `test-bench-*` helpers).
 const EXO_PROGRAM: &str = "test-bench";
