@@ -447,6 +447,12 @@ fn serve(f: pci::Function, config: &pci::Ecam, clock: &Clock) -> Result<(), Erro
             "httpd: waited in recv: {} NIC interrupts, {} timer wake-ups",
             irq.interrupts, irq.timeouts
         );
+        if served.is_ok() && irq.interrupts == 0 {
+            // It served (at least the ping's reply came): the NIC must
+            // have interrupted.
+            println!("httpd: FAILED: served without a single NIC interrupt");
+            return Err(Error::InvalidArgument);
+        }
         served
     });
     msix.disable(config);
