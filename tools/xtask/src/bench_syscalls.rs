@@ -6,8 +6,9 @@
 //! same QEMU machine (`qemu::machine`: `-machine q35 -m 1G -smp 1 -accel
 //! tcg -cpu max`):
 //! - exo: `userland/demos/src/bin/test-bench.rs` (and `test-bench-peer.rs`,
-//!   the other end of `cap-transfer`), booted from an image made with
-//!   `--programs test-bench`;
+//!   the other end of `cap-transfer` and the `ipc-*` rows, and the driver
+//!   of `irq-to-driver`, which needs the `edu` device of the icount boot),
+//!   booted from an image made with `--programs test-bench`;
 //! - Linux: Debian's cloud kernel with an initramfs whose `/init` is
 //!   `tools/linux-bench/bench.c` built with `gcc -static`, command line
 //!   `console=ttyS0 quiet panic=-1`; [`crate::linux_guest`] fetches,
@@ -143,6 +144,10 @@ const BREAKDOWN: &[(&str, &str)] = &[
     (
         "ipc-cap-transfer",
         "the same carrying a frame capability each way (general path)",
+    ),
+    (
+        "irq-to-driver",
+        "edu's MSI (raised by a store) to the first instructions of the driver blocked in recv (+7 user insns)",
     ),
 ];
 /// The exo program (the image builder adds its `test-bench-*` helpers).

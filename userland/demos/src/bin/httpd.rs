@@ -14,10 +14,16 @@
 //! checks ARP and ICMP both ways). The guest makes no connection itself:
 //! it only answers the ones QEMU forwards from the host.
 //!
-//! It **polls**: the NIC's interrupts are not used yet (they need the
-//! endpoints issue). The loop polls the stack and the sockets, then calls
-//! [`wait`], the one place that waits, which today yields the CPU; once a
-//! device interrupt can wake a process, `wait` blocks on it instead.
+//! It waits by interrupt, not by polling: a vector bound to an endpoint of
+//! its own (`irq_bind`), the NIC's MSI-X entry 0 pointed at it and both
+//! virtqueues (receive and transmit) routed to that entry
+//! (`exo_demos::virtio::route_queue_to`). The loop polls the stack and
+//! the sockets, then calls [`Irq::wait`], the one place that waits: it
+//! blocks in `recv` until the NIC's interrupt (a frame arrived, or the
+//! device used a transmit buffer) or smoltcp's next timer
+//! (`poll_delay`, rounded up to the 10 ms timer tick) is due. An interrupt
+//! that comes between the check and the `recv` is a queued message, so
+//! `recv` returns at once: none is lost.
 //!
 //! Hostile clients: a request is at most [`MAX_REQUEST`] bytes (a longer
 //! request line gets 414, longer headers 431), a malformed one gets 400,
@@ -41,6 +47,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use exo_demos::pci;
 use exo_demos::virtio::{self, ExoHal, VENDOR as VIRTIO_VENDOR};
+use libos::ipc::Endpoint;
 use libos::{println, sys, DeviceRegion, Error};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
@@ -106,7 +113,7 @@ fn main() -> Result<(), Error> {
     let clock = Clock::calibrate()?;
 
     let command = config.command(f);
-    let result = virtio::transport("httpd", f, &config).and_then(|t| serve(t, &clock));
+    let result = serve(f, &config, &clock);
     config.set_command(f, command);
     virtio::release();
     drop(config);
@@ -358,21 +365,101 @@ impl phy::TxToken for NicTx<'_> {
     }
 }
 
-/// Waits for something to do: a frame from the NIC, or smoltcp's next
-/// timer (`delay`). Polling: it only yields the CPU (to whoever else
-/// runs) when no frame is waiting and no timer is due. This is the one
-/// function to change for interrupt-driven waiting: enable the NIC's
-/// interrupt, then block until it fires or `delay` passes.
-fn wait(nic: &mut Nic, delay: Option<Duration>) {
-    if delay == Some(Duration::ZERO) || nic.inner.get_mut().net.poll_receive().is_some() {
-        return;
-    }
-    sys::yield_now();
+/// Milliseconds per timer tick (the kernel's timer runs at 100 Hz): the
+/// unit of a `recv` timeout.
+const TICK_MS: u64 = 10;
+
+/// The NIC's interrupts: the endpoint they arrive on, and how many came.
+struct Irq {
+    ep: Endpoint,
+    interrupts: u64,
+    /// Waits that ended by a timeout (smoltcp's timer), not an interrupt.
+    timeouts: u64,
 }
 
-/// Brings the NIC up, pings the gateway, serves until `/quit`.
-fn serve(transport: virtio::Transport, clock: &Clock) -> Result<(), Error> {
-    let net = Net::new(transport).map_err(|e| virtio::error("httpd", e))?;
+impl Irq {
+    /// Waits for something to do: a frame from the NIC (or a transmit
+    /// buffer back), or smoltcp's next timer (`delay`; `None`: no timer).
+    /// Returns at once if a frame is waiting, or if the timer is due and
+    /// the NIC has room to send; else blocks in `recv` until the NIC's
+    /// interrupt or the timeout (with the timer due but every transmit
+    /// buffer still with the device: until one comes back, at most a
+    /// tick).
+    fn wait(&mut self, nic: &mut Nic, delay: Option<Duration>) -> Result<(), Error> {
+        let inner = nic.inner.get_mut();
+        if inner.net.poll_receive().is_some() {
+            return Ok(());
+        }
+        let ticks = match delay {
+            Some(Duration::ZERO) => {
+                inner.reclaim();
+                if !inner.free.is_empty() && inner.net.can_send() {
+                    return Ok(());
+                }
+                1
+            }
+            // Rounded up: at least one tick (0 would not wait).
+            Some(d) => d.total_millis().div_ceil(TICK_MS).max(1),
+            None => abi::FOREVER,
+        };
+        match self.ep.recv(ticks) {
+            Ok(m) if m.irq => {
+                self.interrupts += m.words[1];
+                inner.net.ack_interrupt();
+                Ok(())
+            }
+            Ok(m) => {
+                println!("httpd: FAILED: a message on the NIC's interrupt endpoint: {m:?}");
+                Err(Error::InvalidArgument)
+            }
+            Err(Error::WouldBlock) => {
+                self.timeouts += 1;
+                Ok(())
+            }
+            Err(e) => {
+                println!("httpd: FAILED: waiting for the NIC: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Brings the NIC up with its interrupt routed to us, serves, and turns
+/// the NIC's MSI-X off again before it goes.
+fn serve(f: pci::Function, config: &pci::Ecam, clock: &Clock) -> Result<(), Error> {
+    let transport = virtio::transport("httpd", f, config)?;
+    let mut net = Net::new(transport).map_err(|e| virtio::error("httpd", e))?;
+    let ep = Endpoint::create(false)?;
+    let vector = virtio::bind_irq(&ep.mint(0x4e7)?)?;
+    // Queue 0 receives, queue 1 transmits; both to MSI-X entry 0.
+    let msix = virtio::route_queue_to(f, config, 0, vector)?;
+    let result = virtio::route_queue_to(f, config, 1, vector).and_then(|_| {
+        net.enable_interrupts();
+        println!("httpd: NIC interrupts by MSI-X on vector {vector:#x}, delivered to our endpoint");
+        let mut irq = Irq {
+            ep,
+            interrupts: 0,
+            timeouts: 0,
+        };
+        let served = serve_with(net, &mut irq, clock);
+        println!(
+            "httpd: waited in recv: {} NIC interrupts, {} timer wake-ups",
+            irq.interrupts, irq.timeouts
+        );
+        if served.is_ok() && irq.interrupts == 0 {
+            // It served (at least the ping's reply came): the NIC must
+            // have interrupted.
+            println!("httpd: FAILED: served without a single NIC interrupt");
+            return Err(Error::InvalidArgument);
+        }
+        served
+    });
+    msix.disable(config);
+    result
+}
+
+/// Pings the gateway, serves until `/quit`.
+fn serve_with(net: Net, irq: &mut Irq, clock: &Clock) -> Result<(), Error> {
     let mac = net.mac_address();
     let mut nic = Nic::new(net)?;
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
@@ -394,7 +481,7 @@ fn serve(transport: virtio::Transport, clock: &Clock) -> Result<(), Error> {
     );
 
     let mut sockets = SocketSet::new(Vec::new());
-    ping_gateway(&mut iface, &mut nic, &mut sockets, clock);
+    ping_gateway(&mut iface, &mut nic, &mut sockets, clock, irq)?;
 
     let mut server = Server {
         mib: (0..MIB).map(pattern).collect(),
@@ -414,7 +501,7 @@ fn serve(transport: virtio::Transport, clock: &Clock) -> Result<(), Error> {
         socket.listen(PORT).map_err(|_| Error::InvalidArgument)?;
         server.conns.push(Conn::new(sockets.add(socket)));
     }
-    println!("httpd: listening on {ADDRESS}:{PORT} with {SOCKETS} sockets (polling the NIC)");
+    println!("httpd: listening on {ADDRESS}:{PORT} with {SOCKETS} sockets (blocking on the NIC's interrupt)");
 
     loop {
         let now = clock.now();
@@ -423,14 +510,22 @@ fn serve(transport: virtio::Transport, clock: &Clock) -> Result<(), Error> {
         if server.quit && server.conns.iter().all(|c| c.out.is_none()) {
             // Let the last reply (and the FINs) go out, briefly.
             let until = now + Duration::from_millis(200);
-            while clock.now() < until {
-                iface.poll(clock.now(), &mut nic, &mut sockets);
-                sys::yield_now();
+            loop {
+                let now = clock.now();
+                if now >= until {
+                    break;
+                }
+                iface.poll(now, &mut nic, &mut sockets);
+                let delay = iface.poll_delay(now, &sockets);
+                irq.wait(
+                    &mut nic,
+                    Some(delay.map_or(until - now, |d| d.min(until - now))),
+                )?;
             }
             break;
         }
         let delay = iface.poll_delay(clock.now(), &sockets);
-        wait(&mut nic, delay);
+        irq.wait(&mut nic, delay)?;
     }
     println!(
         "httpd: quit: {} requests on {} connections, {} idle connections dropped, {} frames failed to send",
@@ -447,12 +542,18 @@ fn serve(transport: virtio::Transport, clock: &Clock) -> Result<(), Error> {
 
 /// Pings the gateway (QEMU answers): ARP first, then an echo, retried
 /// for up to 3 s. Says what happened; no reply is not an error.
-fn ping_gateway(iface: &mut Interface, nic: &mut Nic, sockets: &mut SocketSet, clock: &Clock) {
+fn ping_gateway(
+    iface: &mut Interface,
+    nic: &mut Nic,
+    sockets: &mut SocketSet,
+    clock: &Clock,
+    irq: &mut Irq,
+) -> Result<(), Error> {
     let buffer = || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 4], vec![0; 512]);
     let mut socket = icmp::Socket::new(buffer(), buffer());
     const IDENT: u16 = 0xe0e0;
     if socket.bind(icmp::Endpoint::Ident(IDENT)).is_err() {
-        return;
+        return Ok(());
     }
     let handle = sockets.add(socket);
     let caps = ChecksumCapabilities::default();
@@ -486,7 +587,15 @@ fn ping_gateway(iface: &mut Interface, nic: &mut Nic, sockets: &mut SocketSet, c
                 break sent_at.map(|t| now - t);
             }
         }
-        wait(nic, iface.poll_delay(now, sockets));
+        // The next echo is due 300 ms after the last: smoltcp's timer
+        // does not know it.
+        let resend = sent_at.map_or(Duration::from_millis(TICK_MS), |t| {
+            (t + Duration::from_millis(301)).max(now) - now
+        });
+        let delay = iface
+            .poll_delay(now, sockets)
+            .map_or(resend, |d| d.min(resend));
+        irq.wait(nic, Some(delay))?;
     };
     sockets.remove(handle);
     match reply {
@@ -496,6 +605,7 @@ fn ping_gateway(iface: &mut Interface, nic: &mut Nic, sockets: &mut SocketSet, c
         ),
         None => println!("httpd: ping {GATEWAY}: no reply within 3 s"),
     }
+    Ok(())
 }
 
 /// What is being sent on a connection: the head (status line, headers
@@ -876,7 +986,7 @@ fn index(server: &Server, clock: &Clock, now: Instant) -> String {
         "<!doctype html>\n<html><head><title>exo httpd</title></head><body>\n\
          <h1>exo: a library OS on the network</h1>\n\
          <p>This page comes from <code>httpd</code>, one exo program that drives the \
-         virtio-net NIC itself and links its own TCP/IP stack (smoltcp), polling the NIC.</p>\n\
+         virtio-net NIC itself and links its own TCP/IP stack (smoltcp), waiting on the NIC's interrupt.</p>\n\
          <h2>The kernel's frame counters</h2>\n<table>\n",
     );
     page += &row("frames total", s.total);

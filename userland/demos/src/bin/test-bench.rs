@@ -30,7 +30,10 @@
 //! path) and
 //! `cap-transfer`: a capability goes to `test-bench-peer` and comes back
 //! (each side moves it on with `send` and waits for it blocked in `recv`),
-//! timed here as one round trip.
+//! timed here as one round trip. `irq-to-driver` (with QEMU's `edu`
+//! device; without one it is not measured and says so): from the store
+//! that makes edu raise its MSI to the first instructions of the driver
+//! blocked in `recv` for it, `test-bench-peer` (see [`irq_to_driver`]).
 //!
 //! Appel and Li's virtual-memory rows, with the fault handled in the
 //! library OS (`libos::exception`, a Rust handler) over a 128-page
@@ -299,7 +302,11 @@ fn main() -> Result<(), libos::Error> {
     count(measure("grow-1mib-pool-empty", &mut samples, grow_1mib));
 
     count(cap_transfer(&mut samples));
-    count(ipc(&mut samples));
+    let ipc_done = ipc(&mut samples);
+    count(ipc_done);
+    if ipc_done {
+        count(irq_to_driver(&mut samples));
+    }
     count(appel_li(&mut samples));
     breakdown(&mut samples);
 
@@ -439,6 +446,148 @@ fn ipc_split(ep: u64, samples: &mut [u64; ITERS]) -> bool {
         reply_leg[0]
     );
     true
+}
+
+/// `irq-to-driver`: QEMU's `edu` device (PCI 1234:11e8).
+const EDU: (u16, u16) = (0x1234, 0x11e8);
+/// edu's registers: writing the raise register raises its interrupt (an
+/// MSI, once enabled) with those status bits; the acknowledge register
+/// clears them.
+const EDU_RAISE: usize = 0x60;
+const EDU_ACK: usize = 0x64;
+/// The word that ends the peer's part of the row (keep equal to the
+/// peer's).
+const IRQ_STOP: u64 = 0x5709;
+
+/// The `irq-to-driver` row: from the device raising an interrupt to the
+/// first instructions of the driver blocked in `recv` for it. This process
+/// holds edu and binds its vector (`irq_bind`) to an endpoint of
+/// `test-bench-peer`, which waits for it in `recv`; each iteration one
+/// store to edu's raise register makes the device send its MSI, which
+/// interrupts us in ring 3 right after the store; the kernel turns it
+/// into a message, wakes the peer and switches straight to it; the peer
+/// reads the TSC (its stamp) and sends it back, and is blocked again in
+/// `recv` before we run. The sample is its stamp minus our TSC before the
+/// store: the kernel's interrupt path (entry, acknowledge, the message,
+/// the switch) plus 7 user instructions (ours after the first `rdtsc`:
+/// `shl`, `or`, `mov` and the store; the peer's `mov`, `mov` and
+/// `rdtsc`). It is the
+/// interrupt-while-another-process-runs case; a driver whose CPU is idle
+/// (halted) is woken through the idle loop instead (not timed here).
+fn irq_to_driver(samples: &mut [u64; ITERS]) -> bool {
+    const NAME: &str = "irq-to-driver";
+    let fail = |what: &str, e: libos::Error| {
+        println!("bench: {NAME} failed: {what} returned {e}");
+        false
+    };
+    // Our endpoint for the stamps; the peer answers the set-up call with a
+    // send capability to its interrupt endpoint.
+    let own = match libos::ipc::Endpoint::create(false) {
+        Ok(ep) => ep,
+        Err(e) => return fail("endpoint_create", e),
+    };
+    let setup = libos::ipc::SendCap::lookup(PEER).and_then(|peer| {
+        let to_own = own.mint(0)?;
+        // SAFETY: a send capability has no mappings.
+        let r = unsafe { peer.call_cap([0, 0], to_own.into_raw(), false) }?;
+        let cap = r.cap.ok_or(libos::Error::InvalidArgument)?;
+        // SAFETY: the peer moved it to us; only the wrapper frees it.
+        Ok(unsafe { libos::ipc::SendCap::from_raw(cap) })
+    });
+    let to_irq = match setup {
+        Ok(cap) => cap,
+        Err(e) => return fail("the set-up call to the peer", e),
+    };
+    let stop = |to_irq: &libos::ipc::SendCap| to_irq.send([IRQ_STOP, 0], false);
+    let device = match exo_demos::pci::find("bench", |v, d| (v, d) == EDU) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            // The wall-time boot has no edu (like the Linux guest).
+            println!("bench-note: {NAME} not measured: no edu device");
+            return stop(&to_irq).is_ok();
+        }
+        Err(e) => return fail("pci::find", e),
+    };
+    let result = irq_rounds(&device, &own, &to_irq, samples);
+    let stopped = stop(&to_irq);
+    match (result, stopped) {
+        (Err(e), _) => fail("irq-to-driver set-up", e),
+        (Ok(false), _) => false,
+        (Ok(true), Err(e)) => fail("the stop message", e),
+        (Ok(true), Ok(())) => {
+            print_row(NAME, samples);
+            true
+        }
+    }
+}
+
+/// The timed rounds of [`irq_to_driver`] on the edu function found;
+/// `Ok(false)` if a round failed (reported).
+fn irq_rounds(
+    (f, config): &(exo_demos::pci::Function, exo_demos::pci::Ecam),
+    own: &libos::ipc::Endpoint,
+    to_irq: &libos::ipc::SendCap,
+    samples: &mut [u64; ITERS],
+) -> Result<bool, libos::Error> {
+    use exo_demos::pci::{Bar, Msi, COMMAND_BUS_MASTER, COMMAND_MEMORY};
+    let Some(Bar::Memory { address: bar0, .. }) = config.bars(*f)[0] else {
+        return Err(libos::Error::InvalidArgument);
+    };
+    let regs = libos::DeviceRegion::new(bar0, PAGE as usize)?;
+    let msi = Msi::find(config, *f).ok_or(libos::Error::InvalidArgument)?;
+    let device = regs.handle(0).ok_or(libos::Error::InvalidArgument)?;
+    let vector = libos::ipc::irq_bind(device, to_irq)?;
+    let command = config.command(*f);
+    // The device sends MSIs only while it may master the bus.
+    config.set_command(*f, command | COMMAND_MEMORY | COMMAND_BUS_MASTER);
+    msi.enable(config, abi::MSI_ADDRESS as u32, u32::from(vector));
+    let raise = regs.as_mut_ptr() as u64 + EDU_RAISE as u64;
+    let from = own.handle().raw();
+    let mut ok = true;
+    for i in 0..WARMUP + ITERS {
+        let t0: u64;
+        // SAFETY: a 4-byte store to edu's raise register, in the register
+        // page mapped (uncached) by `regs`; it touches no Rust memory.
+        // The interrupt it raises preempts us after it; we resume with
+        // every register as it was.
+        unsafe {
+            core::arch::asm!(
+                "rdtsc",
+                "shl rdx, 32",
+                "or rax, rdx",
+                "mov r8, rax",
+                "mov dword ptr [r9], 1",
+                in("r9") raise,
+                out("r8") t0,
+                out("rax") _,
+                out("rdx") _,
+                options(nostack),
+            );
+        }
+        // The peer ran, stamped and sent, and waits again: its stamp is
+        // queued (unless a timer tick preempted it first: then we wait,
+        // up to a second).
+        // SAFETY: recv writes only registers, all outputs of syscall6_ipc.
+        let [rax, badge, stamp, what, _, flags] =
+            unsafe { syscall6_ipc(Sysnum::Recv as u64, [from, 100, 0, 0, 0, 0]) };
+        let t1 = rdtsc();
+        regs.write32(EDU_ACK, 1);
+        let expected = u64::from(vector) << 32 | 1;
+        if rax != 0 || badge != 0 || flags != 0 || what != expected || !(t0..t1).contains(&stamp) {
+            println!(
+                "bench: irq-to-driver failed: round {i}: recv returned rax={rax}, words [{stamp}, {what:#x}] (expected a stamp in {t0}..{t1} and {expected:#x})"
+            );
+            ok = false;
+            break;
+        }
+        if i >= WARMUP {
+            samples[i - WARMUP] = stamp - t0;
+        }
+    }
+    msi.disable(config);
+    libos::ipc::irq_unbind(device)?;
+    config.set_command(*f, command);
+    Ok(ok)
 }
 
 /// One iteration of `alloc-map-touch-unmap-free`.
