@@ -43,6 +43,9 @@ pub struct Unit {
     pub interrupt_remapping: bool,
     /// Pass-through translation type (ECAP.PT).
     pub pass_through: bool,
+    /// Snoop control (ECAP.SC): a leaf's SNP bit makes the device's
+    /// accesses through it snoop the CPU caches even if it asks not to.
+    pub snoop_control: bool,
 }
 
 impl Unit {
@@ -64,6 +67,7 @@ impl Unit {
             queued_invalidation: bits(ecap, 1, 1) == 1,
             interrupt_remapping: bits(ecap, 3, 1) == 1,
             pass_through: bits(ecap, 6, 1) == 1,
+            snoop_control: bits(ecap, 7, 1) == 1,
             iotlb_offset: bits(ecap, 8, 10) as u32 * 16,
         }
     }
@@ -150,6 +154,9 @@ pub mod sl {
     pub const WRITE: u64 = 1 << 1;
     /// The frame or next-level table, bits 51:12.
     pub const ADDRESS: u64 = 0x000f_ffff_ffff_f000;
+    /// Snoop (leaf only, with ECAP.SC): accesses snoop the CPU caches
+    /// whatever the device asks.
+    pub const SNOOP: u64 = 1 << 11;
 
     /// A leaf mapping frame `phys` for what `read`/`write` allow.
     pub fn leaf(phys: u64, read: bool, write: bool) -> u64 {
@@ -286,7 +293,7 @@ mod tests {
         assert_eq!(u.fault_records, 1);
         assert_eq!(u.iotlb_offset, 0xf0);
         assert!(u.queued_invalidation && u.interrupt_remapping && u.pass_through);
-        assert!(!u.coherent && !u.caching_mode && !u.write_buffer_flush);
+        assert!(!u.coherent && !u.caching_mode && !u.write_buffer_flush && !u.snoop_control);
         assert_eq!(
             alloc::format!("{u}"),
             "VT-d 1.0, 65536 domains, 39-bit I/O addresses, page tables of 3, 1 fault record(s), non-coherent, queued invalidation, interrupt remapping"

@@ -567,7 +567,17 @@ pub fn io_map(function: u64, iova: u64, frame: u64, read: bool, write: bool) -> 
         }
         let key = u16::from(bus) << 8 | u16::from(devfn);
         let at = r.leaf(key, iova, true).ok_or(())?;
-        r.set_leaf(at, sl::leaf(frame * 4096, read, write));
+        // A device may ask for accesses that do not snoop the CPU caches,
+        // and the frame was zeroed through them: it must not read the old
+        // owner's bytes from memory behind the zeros. The unit forces
+        // snooping (SNP) where it can; else the zeros go to memory first.
+        let leaf = if r.unit.snoop_control {
+            sl::leaf(frame * 4096, read, write) | sl::SNOOP
+        } else {
+            flush(crate::memory::phys_to_virt(frame * 4096), 4096);
+            sl::leaf(frame * 4096, read, write)
+        };
+        r.set_leaf(at, leaf);
         Ok(())
     })
     .unwrap_or(Err(()))
