@@ -14,6 +14,7 @@ use core::fmt;
 use libos::{println, DeviceRegion, Error};
 
 pub mod cow;
+pub mod edu;
 pub mod pci;
 pub mod virtio;
 

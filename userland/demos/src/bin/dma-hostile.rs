@@ -16,26 +16,13 @@
 #![no_main]
 
 use abi::IoFlags;
-use exo_demos::pci::{self, Bar, COMMAND_BUS_MASTER, COMMAND_MEMORY};
+use exo_demos::edu::{self, DMA_BYTES, DMA_LIMIT, EDU_BUFFER};
+use exo_demos::pci::{COMMAND_BUS_MASTER, COMMAND_MEMORY};
 use libos::ipc::{Endpoint, SendCap};
 use libos::{println, sys, DeviceRegion, DmaBuffer, Error, PAGE_SIZE};
 
 libos::entry!(main);
 
-const VENDOR: u16 = 0x1234;
-const DEVICE: u16 = 0x11e8;
-const DMA_SOURCE: usize = 0x80;
-const DMA_DESTINATION: usize = 0x88;
-const DMA_COUNT: usize = 0x90;
-const DMA_COMMAND: usize = 0x98;
-const DMA_START: u64 = 1 << 0;
-const DMA_TO_RAM: u64 = 1 << 1;
-/// The device's DMA buffer, in its own address space.
-const EDU_BUFFER: u64 = 0x40000;
-/// Bytes per transfer (one byte of the device buffer stays unused).
-const DMA_BYTES: u64 = 4095;
-/// The device's 28-bit DMA reach.
-const DMA_LIMIT: u64 = 1 << 28;
 /// `dma-victim`'s commands.
 const TARGET: u64 = 1;
 const TAKE: u64 = 2;
@@ -43,34 +30,22 @@ const CHECK: u64 = 3;
 const DONE: u64 = 4;
 
 fn main() -> Result<(), Error> {
-    let found = match pci::find("dma-hostile", |v, d| (v, d) == (VENDOR, DEVICE)) {
-        Err(Error::PermissionDenied) => {
-            println!("dma-hostile: not a driver here (boot option drivers=dma-hostile makes it one): skipped");
-            return Ok(());
-        }
-        other => other?,
+    let Some(e) = edu::claim("dma-hostile")? else {
+        return Ok(());
     };
-    let Some((f, config)) = found else {
-        println!("dma-hostile: FAILED: no device {VENDOR:04x}:{DEVICE:04x} on bus 0");
-        return Err(Error::InvalidArgument);
-    };
-    let Some(Bar::Memory { address: bar0, .. }) = config.bars(f)[0] else {
-        println!("dma-hostile: FAILED: BAR0 is not a memory BAR");
-        return Err(Error::InvalidArgument);
-    };
-    let regs = exo_demos::claim("dma-hostile", &"edu's registers", bar0, PAGE_SIZE as usize)?;
-    let device = config.device(f).ok_or(Error::InvalidArgument)?;
-    let command = config.command(f);
-    config.set_command(f, command | COMMAND_MEMORY | COMMAND_BUS_MASTER);
+    let device = e.config.device(e.f).ok_or(Error::InvalidArgument)?;
+    let command = e.config.command(e.f);
+    e.config
+        .set_command(e.f, command | COMMAND_MEMORY | COMMAND_BUS_MASTER);
     let edu = Edu {
-        regs: &regs,
+        regs: &e.regs,
         device,
         clock: Endpoint::create(false)?,
         faults: Endpoint::create(false)?,
     };
     sys::iofault_bind(device, &edu.faults.mint(0xfa17)?)?;
     let result = attack(&edu);
-    config.set_command(f, command);
+    e.config.set_command(e.f, command);
     result?;
     println!("dma-hostile: ok");
     Ok(())
@@ -89,20 +64,8 @@ impl Edu<'_> {
     /// of virtual time), then an `iounmap` of nothing so the kernel reads
     /// the fault records now (it does at every IOMMU operation).
     fn dma(&self, source: u64, destination: u64, to_ram: bool) -> Result<(), Error> {
-        self.regs.write64(DMA_SOURCE, source);
-        self.regs.write64(DMA_DESTINATION, destination);
-        self.regs.write64(DMA_COUNT, DMA_BYTES);
-        let dir = if to_ram { DMA_TO_RAM } else { 0 };
-        self.regs.write64(DMA_COMMAND, DMA_START | dir);
-        let mut steps = 0;
-        while self.regs.read64(DMA_COMMAND) & DMA_START != 0 {
-            if steps == 100 {
-                println!("dma-hostile: FAILED: the device never finished the DMA");
-                return Err(Error::InvalidArgument);
-            }
-            let _ = self.clock.recv(5);
-            steps += 1;
-        }
+        edu::start_dma(self.regs, source, destination, to_ram);
+        edu::wait_dma(self.regs, "dma-hostile", &self.clock)?;
         match sys::iounmap(self.device, abi::IOVA_MIN) {
             Err(Error::NotMapped) => Ok(()),
             Err(Error::NotSupported) => {
@@ -157,7 +120,7 @@ fn attack(edu: &Edu) -> Result<(), Error> {
         own.write8(i, 0xa5);
     }
     edu.dma(EDU_BUFFER, own.bus(), true)?;
-    let arrived = (0..DMA_BYTES as usize).all(|i| own.read8(i) == 0);
+    let arrived = (0..DMA_BYTES).all(|i| own.read8(i) == 0);
     if !arrived || edu.told().is_some() {
         println!(
             "dma-hostile: FAILED: a DMA into its own mapped buffer did not arrive (or was blocked)"
@@ -194,9 +157,7 @@ fn attack(edu: &Edu) -> Result<(), Error> {
     edu.expect_told(target, false)?;
     // What edu read, if anything, is now in its buffer: bring it home.
     edu.dma(EDU_BUFFER, own.bus(), true)?;
-    let leaked = (0..DMA_BYTES as usize)
-        .filter(|&i| own.read8(i) == 0x5a)
-        .count();
+    let leaked = (0..DMA_BYTES).filter(|&i| own.read8(i) == 0x5a).count();
     if leaked != 0 {
         println!(
             "dma-hostile: FAILED: {leaked} bytes of dma-victim's frame were read by the device"
@@ -215,7 +176,7 @@ fn attack(edu: &Edu) -> Result<(), Error> {
         freed.write8(i, 0xa5);
     }
     edu.dma(EDU_BUFFER, freed.bus(), true)?;
-    if !(0..DMA_BYTES as usize).all(|i| freed.read8(i) == 0) || edu.told().is_some() {
+    if !(0..DMA_BYTES).all(|i| freed.read8(i) == 0) || edu.told().is_some() {
         println!("dma-hostile: FAILED: a DMA into a mapped buffer did not arrive");
         return Err(Error::InvalidArgument);
     }

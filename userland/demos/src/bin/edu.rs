@@ -26,27 +26,21 @@
 #![no_main]
 
 use abi::IoFlags;
+use exo_demos::edu::{
+    DEVICE, DMA_BYTES, DMA_COMMAND, DMA_COUNT, DMA_DESTINATION, DMA_IRQ, DMA_LIMIT, DMA_SOURCE,
+    DMA_START, DMA_TO_RAM, EDU_BUFFER, VENDOR,
+};
 use exo_demos::pci::{self, Bar, COMMAND_BUS_MASTER, COMMAND_MEMORY};
 use libos::ipc::{self, Endpoint};
 use libos::{println, DeviceRegion, DmaBuffer, Error, PAGE_SIZE};
 
 libos::entry!(main);
 
-const VENDOR: u16 = 0x1234;
-const DEVICE: u16 = 0x11e8;
-
 const IDENTIFICATION: usize = 0x00;
 const LIVENESS: usize = 0x04;
 const FACTORIAL: usize = 0x08;
 const STATUS: usize = 0x20;
 const STATUS_COMPUTING: u32 = 1 << 0;
-const DMA_SOURCE: usize = 0x80;
-const DMA_DESTINATION: usize = 0x88;
-const DMA_COUNT: usize = 0x90;
-const DMA_COMMAND: usize = 0x98;
-const DMA_START: u64 = 1 << 0;
-const DMA_TO_RAM: u64 = 1 << 1;
-const DMA_IRQ: u64 = 1 << 2;
 /// Status bit 7: raise an interrupt when the factorial is done.
 const STATUS_IRQ: u32 = 1 << 7;
 /// Interrupt acknowledge: clears these status bits.
@@ -54,14 +48,6 @@ const INTERRUPT_ACK: usize = 0x64;
 
 /// Identification register: version 1.0, magic 0xed.
 const EDU_ID: u32 = 0x0100_00ed;
-/// The device's DMA buffer, in its own address space.
-const EDU_BUFFER: u64 = 0x40000;
-/// Bytes moved by each DMA. QEMU 7.2's range check refuses (aborts QEMU)
-/// a transfer that ends exactly at the end of the device's 4 KiB buffer,
-/// so one byte stays unused.
-const DMA_BYTES: usize = 4095;
-/// The device's DMA limit: its default `dma_mask` is 28 bits.
-const DMA_LIMIT: u64 = 1 << 28;
 /// Timer ticks to wait for the device's interrupt (a DMA takes 100 ms of
 /// virtual time; 10 ticks are 100 ms).
 const PATIENCE: u64 = 500;
