@@ -88,7 +88,12 @@ pub extern "sysv64" fn direct(a0: u64, a1: u64, a2: u64, a3: u64, num: u64) -> R
 /// Counts a slow- or direct-path call; returns the new total.
 #[inline(always)]
 fn count_call() -> u64 {
-    CALLS.fetch_add(1, Ordering::Relaxed) + 1
+    // A load and a store, not `fetch_add`: one CPU, interrupts off, and no
+    // interrupt handler counts calls, so nothing can come between them;
+    // and a locked `xadd` costs ~20 cycles on hardware.
+    let calls = CALLS.load(Ordering::Relaxed) + 1;
+    CALLS.store(calls, Ordering::Relaxed);
+    calls
 }
 
 /// The registers for `result`; counts failures by code.
@@ -245,55 +250,111 @@ pub fn dispatch(frame: &mut TrapFrame) {
 }
 
 /// Entry from `exo_syscall_ipc` (arch::syscall): `call` and `reply_recv`
-/// (and the higher local numbers while tracing is on), with the frame the
-/// slow path builds. The fast path, or else the general dispatcher.
+/// while tracing is on (and the higher local numbers, which the direct path
+/// takes when tracing is off), with the frame the slow path builds, for the
+/// general dispatcher.
 ///
 /// # Safety
 /// Called only by `exo_syscall_ipc` with a pointer to the frame it built
 /// on the kernel stack.
 pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
     // SAFETY: the stub passes the frame it just pushed; nothing aliases it.
-    let frame = unsafe { &mut *frame };
-    if TRACE_ON.load(Ordering::Relaxed) || !fast_ipc(frame) {
-        dispatch(frame);
+    dispatch(unsafe { &mut *frame });
+}
+
+/// Entry from the IPC fast stub (arch::syscall): `call` and `reply_recv`
+/// with tracing off. The stub has written the caller's registers into its
+/// save area, `saved` (the running process's `UserContext::frame`); `slot`
+/// is a frame on the kernel stack. Returns the save area of the process to
+/// run when the fast path switched to it (the stub loads it and leaves with
+/// `sysretq`), or null with the frame to leave with in `slot` (the general
+/// dispatcher's result; the stub leaves through the trap exit).
+///
+/// # Safety
+/// Called only by the stub, with `saved` the running process's save area
+/// (what [`crate::arch::syscall::SAVE_TOP`] names) and `slot` a frame-sized
+/// slot of the kernel stack that nothing else uses.
+pub unsafe extern "C" fn ipc_fast(
+    saved: *const TrapFrame,
+    slot: *mut TrapFrame,
+) -> *const TrapFrame {
+    // SAFETY: `saved` is the running process's save area, which the stub
+    // has just filled; the registers the fast path needs are read out
+    // before the kernel lock makes the process record reachable (no
+    // reference to it is held across).
+    let regs = unsafe {
+        IpcRegs {
+            num: (*saved).rax,
+            handle: (*saved).rdi,
+            words: [(*saved).rsi, (*saved).rdx],
+            cap: (*saved).r10,
+            flags: (*saved).r8,
+        }
+    };
+    // SAFETY: the stub's slot on the kernel stack; nothing aliases it.
+    let slot = unsafe { &mut *slot };
+    if let Some(to) = fast_ipc(&regs) {
+        // `sysretq` with a non-canonical rcx faults in ring 0 (Intel): the
+        // process switched to is blocked in a syscall, so its rip is the
+        // canonical return address of its `syscall`; a frame that says
+        // otherwise leaves through `iretq`, which faults in its ring.
+        // SAFETY: `to` is the save area of the process that runs now (live
+        // until it ends, which cannot happen before it runs); single CPU,
+        // interrupts off: nothing writes it meanwhile.
+        if unsafe { (*to).rip } < abi::USER_TOP {
+            return to;
+        }
+        // SAFETY: as above.
+        *slot = unsafe { to.read() };
+        return core::ptr::null();
     }
+    // SAFETY: as above (the general path saves the caller from `slot`).
+    *slot = unsafe { saved.read() };
+    dispatch(slot);
+    core::ptr::null()
+}
+
+/// The registers of a `call` or `reply_recv` (the syscall table's rows).
+struct IpcRegs {
+    /// `rax`: `Call` or `ReplyRecv` (the stub sends nothing else).
+    num: u64,
+    /// `rdi`: the send (`call`) or receive (`reply_recv`) capability.
+    handle: u64,
+    /// `rsi`, `rdx`.
+    words: [u64; 2],
+    /// `r10`: the capability moved, or 0.
+    cap: u64,
+    /// `r8`.
+    flags: u64,
 }
 
 /// The IPC fast path (see `exo_core::object::fast`): a `call` without
 /// flags (two words, at most one capability moved) to a receiver blocked
 /// in `recv`, or such a `reply_recv` to a caller waiting for its reply
-/// with nothing queued, is one state change
-/// and a direct switch to that process: no decoding through the table, no
-/// scheduler. `false` (nothing changed) sends the call down the general
-/// path. Registers as the table has them: `rdi` the handle, `rsi` and
-/// `rdx` the words, `r10` the capability, `r8` the flags.
+/// with nothing queued, is one state change and a direct switch to that
+/// process: no decoding through the table, no scheduler, no copy of either
+/// side's registers (the caller's are in its save area already; the stub
+/// loads the other's from its own). `None` (nothing changed) sends the call
+/// down the general path. Registers as the table has them: `rdi` the
+/// handle, `rsi` and `rdx` the words, `r10` the capability, `r8` the flags.
 #[inline(always)]
-fn fast_ipc(frame: &mut TrapFrame) -> bool {
-    let call = frame.rax == abi::Sysnum::Call as u64;
-    let ipc = call || frame.rax == abi::Sysnum::ReplyRecv as u64;
-    if !ipc || frame.r8 != 0 {
-        return false;
+fn fast_ipc(r: &IpcRegs) -> Option<*const TrapFrame> {
+    if r.flags != 0 {
+        return None;
     }
     let mut kernel = process::KERNEL.lock();
-    let Some(k) = kernel.as_mut() else {
-        return false;
-    };
+    let k = kernel.as_mut()?;
     let pid = k.current();
-    let h = abi::Handle::from_raw(frame.rdi);
-    let (words, cap) = ([frame.rsi, frame.rdx], frame.r10);
-    let next = if call {
-        k.call_fast(pid, h, words, cap)
+    let h = abi::Handle::from_raw(r.handle);
+    let next = if r.num == abi::Sysnum::Call as u64 {
+        k.call_fast(pid, h, r.words, r.cap)
     } else {
-        k.reply_recv_fast(pid, h, words, cap)
-    };
-    let Some(next) = next else {
-        return false;
-    };
+        k.reply_recv_fast(pid, h, r.words, r.cap)
+    }?;
     let calls = count_call();
-    crate::sched::save_current(k, frame);
-    crate::sched::switch_to(k, next, frame);
+    let to = crate::sched::switch_saved(k, next);
     after_call(k, calls);
-    true
+    Some(to)
 }
 
 /// The calls that may block: `send`, `recv`, `call`.
@@ -354,7 +415,7 @@ fn set_received(frame: &mut TrapFrame, got: &Received) {
     frame.r9 = got.flags;
 }
 
-impl exo_core::object::SetResult for crate::arch::trap::UserContext {
+impl exo_core::object::SetResult for alloc::boxed::Box<crate::arch::trap::UserContext> {
     fn set_result(&mut self, rax: u64, values: [u64; 5]) {
         let f = &mut self.frame;
         f.rax = rax;

@@ -45,7 +45,7 @@ pub trait Platform {
     /// A process's address space.
     type Space: AddressSpace;
     /// A process's saved registers.
-    type Regs: Copy + Default + SetResult;
+    type Regs: Default + SetResult;
     /// Any free RAM frame, zeroed (every allocation hands out zeroed
     /// frames: no data from their last owner).
     fn alloc(&mut self) -> Result<u64, AllocError>;

@@ -63,7 +63,7 @@ exo_syscall_entry:
     lea rax, [rax - {first_switching}]
     cmp rax, {switching_span}
     lea rax, [rax + {first_switching}]
-    jb 2f
+    jb 4f
     cmp byte ptr [rip + {trace_on}], 0
     jne 2f
     mov [rip + exo_user_rsp], rsp
@@ -89,6 +89,11 @@ exo_syscall_entry:
     pop rcx
     mov rsp, [rip + exo_user_rsp]
     sysretq
+4:
+    cmp rax, {call}
+    je 3f
+    cmp rax, {reply_recv}
+    je 3f
 2:
     mov [rip + exo_user_rsp], rsp
     mov rsp, [rip + exo_kernel_rsp]
@@ -104,6 +109,70 @@ exo_syscall_entry:
     cmp rax, {call}
     jae exo_syscall_ipc
     jmp exo_trap_common
+
+// IPC fast path: `call` and `reply_recv` with tracing off. The user's
+// registers go straight into the running process's save area (its
+// `TrapFrame`, whose end `SAVE_TOP` holds), laid out as the slow path lays
+// out its frame; then, on the kernel stack, `crate::syscall::ipc_fast` runs
+// with a frame-sized slot below the stack top for the general path. It
+// returns the save area of the process to run (the fast path switched:
+// every register comes from there, and `sysretq`, with rcx and r11 the
+// rip and rflags saved there, which it checked canonical) or null (the
+// slot holds the frame to leave with, through the trap exit's `iretq`).
+3:
+    cmp byte ptr [rip + {trace_on}], 0
+    jne 2b
+    mov [rip + exo_user_rsp], rsp
+    mov rsp, [rip + {save_top}]
+    push {user_ss}
+    push qword ptr [rip + exo_user_rsp]
+    push r11
+    push {user_cs}
+    push rcx
+    push 0
+    push {vector}
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    mov rsp, [rip + exo_kernel_rsp]
+    sub rsp, {frame_size}
+    mov rsi, rsp
+    call {ipc_fast}
+    test rax, rax
+    jz exo_trap_return
+    mov rsp, rax
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    mov rcx, [rsp + 16]
+    mov r11, [rsp + 32]
+    mov rsp, [rsp + 40]
+    sysretq
 
 // IPC path: `call` and `reply_recv` (and, tracing on, every local call,
 // which `ipc_entry` hands to the general dispatcher) build the same
@@ -148,6 +217,10 @@ exo_kernel_rsp:
     direct = sym crate::syscall::direct,
     ipc_entry = sym crate::syscall::ipc_entry,
     call = const abi::Sysnum::Call as u64,
+    reply_recv = const abi::Sysnum::ReplyRecv as u64,
+    save_top = sym SAVE_TOP,
+    frame_size = const core::mem::size_of::<super::trap::TrapFrame>(),
+    ipc_fast = sym crate::syscall::ipc_fast,
     resume = const abi::Sysnum::Resume as u64,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
@@ -196,6 +269,12 @@ const _: () = assert!(
 pub static TRACE_ON: AtomicBool = AtomicBool::new(false);
 /// The running process's pid (read by the fast path).
 pub static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
+/// The end of the running process's save area (`UserContext::frame`),
+/// where the IPC stub pushes the caller's registers: set by
+/// `sched::enter` whenever a process starts to run, so that it is always
+/// the running process's (boxed, so it does not move) when a `syscall`
+/// can arrive.
+pub static SAVE_TOP: AtomicU64 = AtomicU64::new(0);
 
 /// User data selector with RPL 3 (GDT slot 3).
 pub const USER_SS: u64 = 0x1b;
