@@ -103,17 +103,12 @@ pub fn save_current(k: &mut Kernel, frame: &TrapFrame) {
 }
 
 /// The IPC fast path's switch to `next` (runnable): the running process's
-/// registers are in its save area already (the stub put them there), so
-/// only its segment selectors are saved; then [`enter`] `next`, loading its
-/// selectors only if they differ from the ones in the registers. Returns
+/// registers and selectors are in its save area already (the stub put them
+/// there; `segments` are the selectors, still in the registers), so this is
+/// [`enter`] `next`, loading its selectors only if they differ. Returns
 /// `next`'s save area, or null (nothing changed) if it is not live.
 #[inline(always)]
-pub fn switch_saved(k: &mut Kernel, next: u64) -> *const TrapFrame {
-    let current = k.current();
-    let segments = UserSegments::read();
-    if let Some(proc) = k.procs_mut().running_mut(current) {
-        proc.regs.segments = segments;
-    }
+pub fn switch_saved(k: &mut Kernel, next: u64, segments: UserSegments) -> *const TrapFrame {
     enter_with(k, next, Some(segments))
 }
 

@@ -263,8 +263,9 @@ pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
 }
 
 /// Entry from the IPC fast stub (arch::syscall): `call` and `reply_recv`
-/// with tracing off. The stub has written the caller's registers into its
-/// save area, `saved` (the running process's `UserContext::frame`); `slot`
+/// with tracing off. The stub has written the caller's registers and
+/// segment selectors into its save area, `saved` (the running process's
+/// `UserContext`); `slot`
 /// is a frame on the kernel stack. Returns the save area of the process to
 /// run when the fast path switched to it (the stub loads it and leaves with
 /// `sysretq`), or null with the frame to leave with in `slot` (the general
@@ -275,7 +276,7 @@ pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
 /// (what [`crate::arch::syscall::SAVE_TOP`] names) and `slot` a frame-sized
 /// slot of the kernel stack that nothing else uses.
 pub unsafe extern "C" fn ipc_fast(
-    saved: *const TrapFrame,
+    saved: *const crate::arch::trap::UserContext,
     slot: *mut TrapFrame,
 ) -> *const TrapFrame {
     // SAFETY: `saved` is the running process's save area, which the stub
@@ -284,11 +285,12 @@ pub unsafe extern "C" fn ipc_fast(
     // reference to it is held across).
     let regs = unsafe {
         IpcRegs {
-            num: (*saved).rax,
-            handle: (*saved).rdi,
-            words: [(*saved).rsi, (*saved).rdx],
-            cap: (*saved).r10,
-            flags: (*saved).r8,
+            num: (*saved).frame.rax,
+            handle: (*saved).frame.rdi,
+            words: [(*saved).frame.rsi, (*saved).frame.rdx],
+            cap: (*saved).frame.r10,
+            flags: (*saved).frame.r8,
+            segments: (*saved).segments,
         }
     };
     // SAFETY: the stub's slot on the kernel stack; nothing aliases it.
@@ -309,7 +311,7 @@ pub unsafe extern "C" fn ipc_fast(
         return core::ptr::null();
     }
     // SAFETY: as above (the general path saves the caller from `slot`).
-    *slot = unsafe { saved.read() };
+    *slot = unsafe { (*saved).frame };
     dispatch(slot);
     core::ptr::null()
 }
@@ -326,6 +328,8 @@ struct IpcRegs {
     cap: u64,
     /// `r8`.
     flags: u64,
+    /// The segment selectors (in the registers still).
+    segments: crate::arch::gdt::UserSegments,
 }
 
 /// The IPC fast path (see `exo_core::object::fast`): a `call` without
@@ -352,7 +356,7 @@ fn fast_ipc(r: &IpcRegs) -> Option<*const TrapFrame> {
         k.reply_recv_fast(pid, h, r.words, r.cap)
     }?;
     let calls = count_call();
-    let to = crate::sched::switch_saved(k, next);
+    let to = crate::sched::switch_saved(k, next, r.segments);
     after_call(k, calls);
     Some(to)
 }

@@ -111,7 +111,11 @@ pub fn selectors() -> &'static Selectors {
 /// A value is either [`UserSegments::NULL`] or what [`UserSegments::read`]
 /// found in the registers: nothing else can be built, so [`load`](Self::load)
 /// never meets a selector that would fault.
+///
+/// `repr(transparent)`: DS, ES, FS, GS as four `u16`s in that order, which
+/// the IPC stub (syscall.rs) stores with `mov m16, sreg`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(transparent)]
 pub struct UserSegments([u16; 4]);
 
 impl UserSegments {

@@ -112,8 +112,8 @@ exo_syscall_entry:
 
 // IPC fast path: `call` and `reply_recv` with tracing off. The user's
 // registers go straight into the running process's save area (its
-// `TrapFrame`, whose end `SAVE_TOP` holds), laid out as the slow path lays
-// out its frame; then, on the kernel stack, `crate::syscall::ipc_fast` runs
+// `UserContext`: the `TrapFrame`, whose end `SAVE_TOP` holds, laid out as
+// the slow path lays out its frame, and the segment selectors after it); then, on the kernel stack, `crate::syscall::ipc_fast` runs
 // with a frame-sized slot below the stack top for the general path. It
 // returns the save area of the process to run (the fast path switched:
 // every register comes from there, and `sysretq`, with rcx and r11 the
@@ -146,6 +146,10 @@ exo_syscall_entry:
     push r13
     push r14
     push r15
+    mov [rsp + {segments}], ds
+    mov [rsp + {segments} + 2], es
+    mov [rsp + {segments} + 4], fs
+    mov [rsp + {segments} + 6], gs
     mov rdi, rsp
     mov rsp, [rip + exo_kernel_rsp]
     sub rsp, {frame_size}
@@ -220,10 +224,16 @@ exo_kernel_rsp:
     reply_recv = const abi::Sysnum::ReplyRecv as u64,
     save_top = sym SAVE_TOP,
     frame_size = const core::mem::size_of::<super::trap::TrapFrame>(),
+    segments = const core::mem::offset_of!(super::trap::UserContext, segments),
     ipc_fast = sym crate::syscall::ipc_fast,
     resume = const abi::Sysnum::Resume as u64,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
+);
+
+const _: () = assert!(
+    core::mem::offset_of!(super::trap::UserContext, frame) == 0,
+    "the IPC stub pushes the frame at the start of the save area"
 );
 
 /// The switching calls are one block of numbers, `FIRST_SWITCHING ..
