@@ -159,7 +159,7 @@ impl<S, R> Procs<S, R> {
     /// when `other` ran before the running one; and
     /// [`switch_to`](Self::switch_to) `other` then finds it without one);
     /// `None` if either is not live or they are the same.
-    #[inline]
+    #[inline(always)]
     pub fn running_and_mut(&mut self, pid: u64, other: u64) -> Option<Pair<'_, S, R>> {
         let i = self.index_hinted(self.running, pid)?;
         let j = self.index_hinted(self.previous, other)?;
