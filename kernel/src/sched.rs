@@ -71,15 +71,16 @@ pub fn enter(k: &mut Kernel, next: u64) -> *const TrapFrame {
     enter_with(k, next, None)
 }
 
-/// [`enter`], with `loaded` what the segment registers hold now, if known
-/// (their load is skipped when `next`'s are the same).
+/// [`enter`], with `loaded` what the segment registers hold now (as
+/// [`UserSegments::bits`]), if known: their load is skipped when `next`'s
+/// are the same.
 #[inline(always)]
-fn enter_with(k: &mut Kernel, next: u64, loaded: Option<UserSegments>) -> *const TrapFrame {
+fn enter_with(k: &mut Kernel, next: u64, loaded: Option<u64>) -> *const TrapFrame {
     let Some(proc) = k.switch_current(next) else {
         return core::ptr::null();
     };
     proc.space.activate();
-    if Some(proc.regs.segments) != loaded {
+    if Some(proc.regs.segments.bits()) != loaded {
         proc.regs.segments.load();
     }
     crate::arch::syscall::CURRENT_PID.store(next, Ordering::Relaxed);
@@ -104,11 +105,12 @@ pub fn save_current(k: &mut Kernel, frame: &TrapFrame) {
 
 /// The IPC fast path's switch to `next` (runnable): the running process's
 /// registers and selectors are in its save area already (the stub put them
-/// there; `segments` are the selectors, still in the registers), so this is
-/// [`enter`] `next`, loading its selectors only if they differ. Returns
-/// `next`'s save area, or null (nothing changed) if it is not live.
+/// there; `segments` are the selectors, still in the registers, as
+/// [`UserSegments::bits`]), so this is [`enter`] `next`, loading its
+/// selectors only if they differ. Returns `next`'s save area, or null
+/// (nothing changed) if it is not live.
 #[inline(always)]
-pub fn switch_saved(k: &mut Kernel, next: u64, segments: UserSegments) -> *const TrapFrame {
+pub fn switch_saved(k: &mut Kernel, next: u64, segments: u64) -> *const TrapFrame {
     enter_with(k, next, Some(segments))
 }
 

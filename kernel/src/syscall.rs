@@ -262,40 +262,66 @@ pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
     dispatch(unsafe { &mut *frame });
 }
 
-/// Entry from the IPC fast stub (arch::syscall): `call` and `reply_recv`
-/// with tracing off. The stub has written the caller's registers and
-/// segment selectors into its save area, `saved` (the running process's
-/// `UserContext`); `slot`
-/// is a frame on the kernel stack. Returns the save area of the process to
-/// run when the fast path switched to it (the stub loads it and leaves with
-/// `sysretq`), or null with the frame to leave with in `slot` (the general
+/// Entry from the IPC fast stub (arch::syscall) for `call` with tracing
+/// off, with its registers as arguments (the handle, the words, the
+/// capability moved, the flags; and the segment selectors, as
+/// [`UserSegments::bits`](crate::arch::gdt::UserSegments::bits)). The stub has saved the caller's registers
+/// and segment selectors in its save area (see
+/// [`crate::arch::syscall::ipc_saved`]). Returns the save area of the
+/// process to run when the fast path switched to it (the stub loads it and
+/// leaves with `sysretq`), or null with the frame to leave with in the
+/// stub's slot ([`crate::arch::syscall::ipc_slot`]: the general
 /// dispatcher's result; the stub leaves through the trap exit).
 ///
 /// # Safety
-/// Called only by the stub, with `saved` the running process's save area
-/// (what [`crate::arch::syscall::SAVE_TOP`] names) and `slot` a frame-sized
-/// slot of the kernel stack that nothing else uses.
-pub unsafe extern "C" fn ipc_fast(
-    saved: *const crate::arch::trap::UserContext,
-    slot: *mut TrapFrame,
+/// Called only by the stub, right after it filled the running process's
+/// save area, with the slot free.
+pub unsafe extern "sysv64" fn ipc_call(
+    h: u64,
+    w0: u64,
+    w1: u64,
+    cap: u64,
+    flags: u64,
+    segments: u64,
 ) -> *const TrapFrame {
-    // SAFETY: `saved` is the running process's save area, which the stub
-    // has just filled; the registers the fast path needs are read out
-    // before the kernel lock makes the process record reachable (no
-    // reference to it is held across).
-    let regs = unsafe {
-        IpcRegs {
-            num: (*saved).frame.rax,
-            handle: (*saved).frame.rdi,
-            words: [(*saved).frame.rsi, (*saved).frame.rdx],
-            cap: (*saved).frame.r10,
-            flags: (*saved).frame.r8,
-            segments: (*saved).segments,
-        }
-    };
+    let to = fast_ipc(flags, segments, |k, pid| {
+        k.call_fast(pid, abi::Handle::from_raw(h), [w0, w1], cap)
+    });
+    // SAFETY: the stub's contract, passed on.
+    unsafe { ipc_leave(to) }
+}
+
+/// [`ipc_call`]'s twin for `reply_recv`.
+///
+/// # Safety
+/// As [`ipc_call`].
+pub unsafe extern "sysv64" fn ipc_reply_recv(
+    h: u64,
+    w0: u64,
+    w1: u64,
+    cap: u64,
+    flags: u64,
+    segments: u64,
+) -> *const TrapFrame {
+    let to = fast_ipc(flags, segments, |k, pid| {
+        k.reply_recv_fast(pid, abi::Handle::from_raw(h), [w0, w1], cap)
+    });
+    // SAFETY: the stub's contract, passed on.
+    unsafe { ipc_leave(to) }
+}
+
+/// What the IPC stub returns to: `to`, the save area the fast path
+/// switched to, or (it declined: null) the general dispatcher's frame in
+/// the stub's slot.
+///
+/// # Safety
+/// As [`ipc_call`]: the running process's save area was just filled by
+/// the stub, and its slot is free.
+#[inline(always)]
+unsafe fn ipc_leave(to: Option<*const TrapFrame>) -> *const TrapFrame {
     // SAFETY: the stub's slot on the kernel stack; nothing aliases it.
-    let slot = unsafe { &mut *slot };
-    if let Some(to) = fast_ipc(&regs) {
+    let slot = unsafe { &mut *crate::arch::syscall::ipc_slot() };
+    if let Some(to) = to {
         // `sysretq` with a non-canonical rcx faults in ring 0 (Intel): the
         // process switched to is blocked in a syscall, so its rip is the
         // canonical return address of its `syscall`; a frame that says
@@ -310,53 +336,39 @@ pub unsafe extern "C" fn ipc_fast(
         *slot = unsafe { to.read() };
         return core::ptr::null();
     }
-    // SAFETY: as above (the general path saves the caller from `slot`).
-    *slot = unsafe { (*saved).frame };
+    // SAFETY: the running process's save area, filled by the stub (the
+    // general path saves the caller from `slot`); no reference to it is
+    // live (the kernel lock is free again).
+    *slot = unsafe { (*crate::arch::syscall::ipc_saved()).frame };
     dispatch(slot);
     core::ptr::null()
-}
-
-/// The registers of a `call` or `reply_recv` (the syscall table's rows).
-struct IpcRegs {
-    /// `rax`: `Call` or `ReplyRecv` (the stub sends nothing else).
-    num: u64,
-    /// `rdi`: the send (`call`) or receive (`reply_recv`) capability.
-    handle: u64,
-    /// `rsi`, `rdx`.
-    words: [u64; 2],
-    /// `r10`: the capability moved, or 0.
-    cap: u64,
-    /// `r8`.
-    flags: u64,
-    /// The segment selectors (in the registers still).
-    segments: crate::arch::gdt::UserSegments,
 }
 
 /// The IPC fast path (see `exo_core::object::fast`): a `call` without
 /// flags (two words, at most one capability moved) to a receiver blocked
 /// in `recv`, or such a `reply_recv` to a caller waiting for its reply
-/// with nothing queued, is one state change and a direct switch to that
-/// process: no decoding through the table, no scheduler, no copy of either
-/// side's registers (the caller's are in its save area already; the stub
-/// loads the other's from its own). `None` (nothing changed) sends the call
-/// down the general path. Registers as the table has them: `rdi` the
-/// handle, `rsi` and `rdx` the words, `r10` the capability, `r8` the flags.
+/// with nothing queued, is one state change (`op`, which returns the
+/// process to run or changes nothing) and a direct switch to that process:
+/// no decoding through the table, no scheduler, no copy of either side's
+/// registers (the caller's are in its save area already; the stub loads
+/// the other's from its own; `segments` are the selectors in the
+/// registers, as bits). `None` (nothing changed) sends the call down the
+/// general path.
 #[inline(always)]
-fn fast_ipc(r: &IpcRegs) -> Option<*const TrapFrame> {
-    if r.flags != 0 {
+fn fast_ipc(
+    flags: u64,
+    segments: u64,
+    op: impl FnOnce(&mut Kernel, u64) -> Option<u64>,
+) -> Option<*const TrapFrame> {
+    if flags != 0 {
         return None;
     }
     let mut kernel = process::KERNEL.lock();
     let k = kernel.as_mut()?;
     let pid = k.current();
-    let h = abi::Handle::from_raw(r.handle);
-    let next = if r.num == abi::Sysnum::Call as u64 {
-        k.call_fast(pid, h, r.words, r.cap)
-    } else {
-        k.reply_recv_fast(pid, h, r.words, r.cap)
-    }?;
+    let next = op(k, pid)?;
     let calls = count_call();
-    let to = crate::sched::switch_saved(k, next, r.segments);
+    let to = crate::sched::switch_saved(k, next, segments);
     after_call(k, calls);
     Some(to)
 }

@@ -132,6 +132,14 @@ impl UserSegments {
         ])
     }
 
+    /// The four selectors as one word (DS in the low 16 bits, then ES, FS
+    /// and GS), as the IPC stub reads them from where it stored them: for
+    /// comparing only (no selector is ever built from bits).
+    pub fn bits(self) -> u64 {
+        let [ds, es, fs, gs] = self.0.map(u64::from);
+        ds | es << 16 | fs << 32 | gs << 48
+    }
+
     /// Loads the four registers.
     pub fn load(self) {
         let [ds, es, fs, gs] = self.0.map(SegmentSelector);

@@ -93,7 +93,7 @@ exo_syscall_entry:
     cmp rax, {call}
     je 3f
     cmp rax, {reply_recv}
-    je 3f
+    je 5f
 2:
     mov [rip + exo_user_rsp], rsp
     mov rsp, [rip + exo_kernel_rsp]
@@ -113,13 +113,17 @@ exo_syscall_entry:
 // IPC fast path: `call` and `reply_recv` with tracing off. The user's
 // registers go straight into the running process's save area (its
 // `UserContext`: the `TrapFrame`, whose end `SAVE_TOP` holds, laid out as
-// the slow path lays out its frame, and the segment selectors after it); then, on the kernel stack, `crate::syscall::ipc_fast` runs
-// with a frame-sized slot below the stack top for the general path. It
-// returns the save area of the process to run (the fast path switched:
-// every register comes from there, and `sysretq`, with rcx and r11 the
-// rip and rflags saved there, which it checked canonical) or null (the
-// slot holds the frame to leave with, through the trap exit's `iretq`).
-3:
+// the slow path lays out its frame, and the segment selectors after it);
+// then, on the kernel stack, below a frame-sized slot for the general
+// path, `crate::syscall::ipc_call` or `ipc_reply_recv` runs with the
+// call's registers as its arguments (the handle, the two words, the
+// capability moved in rcx for r10, the flags; and in r9 the selectors just
+// stored, as one word). It returns the save area of
+// the process to run (the fast path switched: every register comes from
+// there, and `sysretq`, with rcx and r11 the rip and rflags saved there,
+// which it checked canonical) or null (the slot holds the frame to leave
+// with, through the trap exit's `iretq`).
+.macro IPC_FAST handler
     cmp byte ptr [rip + {trace_on}], 0
     jne 2b
     mov [rip + exo_user_rsp], rsp
@@ -150,11 +154,11 @@ exo_syscall_entry:
     mov [rsp + {segments} + 2], es
     mov [rsp + {segments} + 4], fs
     mov [rsp + {segments} + 6], gs
-    mov rdi, rsp
+    mov r9, [rsp + {segments}]
     mov rsp, [rip + exo_kernel_rsp]
     sub rsp, {frame_size}
-    mov rsi, rsp
-    call {ipc_fast}
+    mov rcx, r10
+    call \handler
     test rax, rax
     jz exo_trap_return
     mov rsp, rax
@@ -177,6 +181,11 @@ exo_syscall_entry:
     mov r11, [rsp + 32]
     mov rsp, [rsp + 40]
     sysretq
+.endm
+3:
+    IPC_FAST {ipc_call}
+5:
+    IPC_FAST {ipc_reply_recv}
 
 // IPC path: `call` and `reply_recv` (and, tracing on, every local call,
 // which `ipc_entry` hands to the general dispatcher) build the same
@@ -225,7 +234,8 @@ exo_kernel_rsp:
     save_top = sym SAVE_TOP,
     frame_size = const core::mem::size_of::<super::trap::TrapFrame>(),
     segments = const core::mem::offset_of!(super::trap::UserContext, segments),
-    ipc_fast = sym crate::syscall::ipc_fast,
+    ipc_call = sym crate::syscall::ipc_call,
+    ipc_reply_recv = sym crate::syscall::ipc_reply_recv,
     resume = const abi::Sysnum::Resume as u64,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
@@ -294,6 +304,21 @@ pub const USER_CS: u64 = 0x23;
 extern "C" {
     fn exo_syscall_entry();
     static mut exo_kernel_rsp: u64;
+}
+
+/// The running process's save area, where the IPC stub has just saved its
+/// registers (the `UserContext` that ends at [`SAVE_TOP`]'s frame).
+pub fn ipc_saved() -> *const super::trap::UserContext {
+    let top = SAVE_TOP.load(core::sync::atomic::Ordering::Relaxed) as *const super::trap::TrapFrame;
+    top.wrapping_sub(1).cast()
+}
+
+/// The frame-sized slot the IPC stub leaves below the kernel stack's top
+/// (the general path's frame when the fast path declines).
+pub fn ipc_slot() -> *mut super::trap::TrapFrame {
+    // SAFETY: written once in `init`, before any syscall; only read since.
+    let top = unsafe { exo_kernel_rsp } as *mut super::trap::TrapFrame;
+    top.wrapping_sub(1)
 }
 
 /// Programs EFER.SCE, STAR, LSTAR and SFMASK.
