@@ -1,6 +1,9 @@
 //! The scheduler: round robin in pid order over the runnable processes,
 //! preempted by the timer. Saves and loads the trap frame and the data
-//! segment selectors and switches address spaces; which process runs next
+//! segment selectors and switches address spaces (the IPC fast path's
+//! switch, [`switch_saved`], copies no registers: the stub saved the
+//! caller's in place and loads the next one's from its save area, which
+//! [`enter`] names in `arch::syscall::SAVE_TOP`); which process runs next
 //! is the object model's (`Procs::next_after`, which skips blocked ones).
 //! When every live process is blocked, the CPU tops up the pool of zeroed
 //! frames and halts in [`idle`] until an interrupt makes one runnable (a

@@ -319,28 +319,53 @@ pub unsafe extern "sysv64" fn ipc_reply_recv(
 /// the stub, and its slot is free.
 #[inline(always)]
 unsafe fn ipc_leave(to: Option<*const TrapFrame>) -> *const TrapFrame {
-    // SAFETY: the stub's slot on the kernel stack; nothing aliases it.
-    let slot = unsafe { &mut *crate::arch::syscall::ipc_slot() };
-    if let Some(to) = to {
+    match to {
         // `sysretq` with a non-canonical rcx faults in ring 0 (Intel): the
         // process switched to is blocked in a syscall, so its rip is the
         // canonical return address of its `syscall`; a frame that says
-        // otherwise leaves through `iretq`, which faults in its ring.
-        // SAFETY: `to` is the save area of the process that runs now (live
-        // until it ends, which cannot happen before it runs); single CPU,
-        // interrupts off: nothing writes it meanwhile.
-        if unsafe { (*to).rip } < abi::USER_TOP {
-            return to;
-        }
-        // SAFETY: as above.
-        *slot = unsafe { to.read() };
-        return core::ptr::null();
+        // otherwise leaves through `iretq` (below), which faults in its
+        // ring.
+        // SAFETY: a non-null `to` is the save area of the process that runs
+        // now (live until it ends, which cannot happen before it runs);
+        // single CPU, interrupts off: nothing writes it meanwhile.
+        Some(to) if !to.is_null() && unsafe { (*to).rip } < abi::USER_TOP => to,
+        // SAFETY: the stub's contract, passed on.
+        _ => unsafe { ipc_slow(to) },
     }
-    // SAFETY: the running process's save area, filled by the stub (the
-    // general path saves the caller from `slot`); no reference to it is
-    // live (the kernel lock is free again).
-    *slot = unsafe { (*crate::arch::syscall::ipc_saved()).frame };
-    dispatch(slot);
+}
+
+/// [`ipc_leave`] through the stub's slot and the trap exit: the general
+/// dispatcher when the fast path declined (`None`), else the frame of the
+/// process switched to (a rip `sysretq` must not take), or, if the switch
+/// found nobody (not reached: the fast path found the process it switches
+/// to live, under the lock), the scheduler's choice, as after a blocking
+/// call.
+///
+/// # Safety
+/// As [`ipc_call`].
+#[cold]
+#[inline(never)]
+unsafe fn ipc_slow(to: Option<*const TrapFrame>) -> *const TrapFrame {
+    // SAFETY: the stub's slot on the kernel stack; nothing aliases it.
+    let slot = unsafe { &mut *crate::arch::syscall::ipc_slot() };
+    match to {
+        None => {
+            // SAFETY: the running process's save area, filled by the stub
+            // (the general path saves the caller from `slot`); no reference
+            // to it is live (the kernel lock is free again).
+            *slot = unsafe { (*crate::arch::syscall::ipc_saved()).frame };
+            dispatch(slot);
+        }
+        Some(to) if to.is_null() => {
+            let next = process::with(|k| {
+                let pid = k.current();
+                crate::sched::switch_after(k, pid, slot)
+            });
+            crate::sched::after(next, slot);
+        }
+        // SAFETY: as in `ipc_leave`.
+        Some(to) => *slot = unsafe { to.read() },
+    }
     core::ptr::null()
 }
 

@@ -1,8 +1,11 @@
-//! `syscall` entry, three ways in (see the comment on the assembly): a
+//! `syscall` entry, four ways in (see the comment on the assembly): a
 //! register-only fast path for `getpid`; a direct path that calls
 //! [`crate::syscall::direct`] with the arguments in registers and returns
-//! with `sysretq`, for every call that stays in the calling process; and
-//! the slow path, which switches to the kernel stack, pushes what an
+//! with `sysretq`, for every call that stays in the calling process; the
+//! IPC path for `call` and `reply_recv`, which saves the caller's
+//! registers straight into its save area (at [`SAVE_TOP`]) and, when the
+//! IPC fast path switches, leaves with `sysretq` from the save area of the
+//! process it switched to; and the slow path, which switches to the kernel stack, pushes what an
 //! interrupt would have pushed (the user's ss, rsp, rflags, cs, rip) plus
 //! the pseudo vector [`SYSCALL_VECTOR`](super::trap::SYSCALL_VECTOR), and
 //! joins the common trap path, which saves the rest of the
@@ -32,12 +35,16 @@ use x86_64::VirtAddr;
 // register but rax and rdx comes back as the user left it, so no kernel
 // value leaks out.
 //
-// Slow path (the switching calls: exit, yield, resume; every call while
-// tracing is on): the full `TrapFrame`, built as an interrupt would, through
-// the common trap path, which can end in another process or context.
-// `call` and `reply_recv` build the same frame but go to
-// `crate::syscall::ipc_entry` (the IPC fast path, which falls back to the
-// general dispatcher) and leave through the same exit.
+// IPC path (`call` and `reply_recv`, tracing off): see the comment on
+// `IPC_FAST` below.
+//
+// Slow path (the other switching calls: exit, yield, resume, send, recv;
+// every call while tracing is on): the full `TrapFrame`, built as an
+// interrupt would, through the common trap path, which can end in another
+// process or context. With tracing on, `call`, `reply_recv` and the local
+// calls above them build the same frame but go to
+// `crate::syscall::ipc_entry` (the general dispatcher, which traces them)
+// and leave through the same exit.
 //
 // Routing comes from the syscall table (`abi::SWITCHING`, the calls that
 // may switch processes, one block of numbers; `abi::MAX_LOCAL_ARGS`): the
@@ -187,11 +194,10 @@ exo_syscall_entry:
 5:
     IPC_FAST {ipc_reply_recv}
 
-// IPC path: `call` and `reply_recv` (and, tracing on, every local call,
-// which `ipc_entry` hands to the general dispatcher) build the same
-// `TrapFrame` as the common trap path and leave through its exit, but
-// enter `crate::syscall::ipc_entry` straight from here: no vector
-// dispatch, no general dispatcher unless the fast path declines.
+// Tracing on: `call`, `reply_recv` and the local calls above them build
+// the same `TrapFrame` as the common trap path and leave through its exit,
+// but enter `crate::syscall::ipc_entry` (the general dispatcher) straight
+// from here, without the vector dispatch.
 exo_syscall_ipc:
     push rax
     push rbx
