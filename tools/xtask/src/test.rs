@@ -13,7 +13,7 @@ const NULL_SYSCALL_BUDGET: u64 = 25;
 /// between two processes (the IPC fast path both ways): a regression guard
 /// just above today's figure (see the README: 1695 before the fast path,
 /// 904 before the in-place save areas and `sysretq`; the goal, 600, about
-/// L4Re's published 587, is met: 592; the budget is the goal).
+/// L4Re's published 587, is met: 586; the budget is the goal).
 const IPC_CALL_REPLY_BUDGET: u64 = 600;
 /// Instruction budget of the same round trip carrying a frame capability
 /// each way (moved; the fast path both ways), just above today's figure
