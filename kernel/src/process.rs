@@ -24,7 +24,10 @@ pub struct Hw;
 
 impl exo_core::object::Platform for Hw {
     type Space = AddressSpace;
-    type Regs = UserContext;
+    /// Boxed: the IPC stub saves a caller's registers straight into its
+    /// save area (see `arch::syscall::SAVE_TOP`), which must not move when
+    /// the process table moves its records.
+    type Regs = alloc::boxed::Box<UserContext>;
     #[inline]
     fn alloc(&mut self) -> Result<u64, AllocError> {
         memory::alloc_zeroed()

@@ -1,6 +1,9 @@
 //! The scheduler: round robin in pid order over the runnable processes,
 //! preempted by the timer. Saves and loads the trap frame and the data
-//! segment selectors and switches address spaces; which process runs next
+//! segment selectors and switches address spaces (the IPC fast path's
+//! switch, [`switch_saved`], copies no registers: the stub saved the
+//! caller's in place and loads the next one's from its save area, which
+//! [`enter`] names in `arch::syscall::SAVE_TOP`); which process runs next
 //! is the object model's (`Procs::next_after`, which skips blocked ones).
 //! When every live process is blocked, the CPU tops up the pool of zeroed
 //! frames and halts in [`idle`] until an interrupt makes one runnable (a
@@ -53,13 +56,44 @@ pub fn switch_after(k: &mut Kernel, after: u64, frame: &mut TrapFrame) -> Next {
 
 /// Switches `frame` to process `next` (runnable).
 pub fn switch_to(k: &mut Kernel, next: u64, frame: &mut TrapFrame) {
+    let to = enter(k, next);
+    if !to.is_null() {
+        // SAFETY: `enter` returned the save area of `next`, which is live
+        // (its record is boxed and `k` is held); `frame` is elsewhere (the
+        // kernel stack or the boot stack).
+        *frame = unsafe { to.read() };
+    }
+}
+
+/// Makes process `next` (runnable) the running one: its address space, its
+/// segments, the running pid, and [`SAVE_TOP`](crate::arch::syscall::SAVE_TOP)
+/// (where the IPC stub saves its registers at its next `call` or
+/// `reply_recv`). Returns its save area, whose registers the caller
+/// loads, or null (nothing changed) if it is not live.
+pub fn enter(k: &mut Kernel, next: u64) -> *const TrapFrame {
+    enter_with(k, next, None)
+}
+
+/// [`enter`], with `loaded` what the segment registers hold now (as
+/// [`UserSegments::bits`]), if known: their load is skipped when `next`'s
+/// are the same.
+#[inline(always)]
+fn enter_with(k: &mut Kernel, next: u64, loaded: Option<u64>) -> *const TrapFrame {
     let Some(proc) = k.switch_current(next) else {
-        return;
+        return core::ptr::null();
     };
     proc.space.activate();
-    *frame = proc.regs.frame;
-    proc.regs.segments.load();
+    if Some(proc.regs.segments.bits()) != loaded {
+        proc.regs.segments.load();
+    }
     crate::arch::syscall::CURRENT_PID.store(next, Ordering::Relaxed);
+    let save: *mut TrapFrame = &mut proc.regs.frame;
+    // The save area is boxed (`UserContext` behind `process::Hw::Regs`):
+    // it does not move while the process lives, even when the process
+    // table shifts its records; and the process cannot end before it next
+    // enters the kernel, when the stub has used the address.
+    crate::arch::syscall::SAVE_TOP.store(save.wrapping_add(1) as u64, Ordering::Relaxed);
+    save
 }
 
 /// Saves the running process's registers from `frame`.
@@ -70,6 +104,17 @@ pub fn save_current(k: &mut Kernel, frame: &TrapFrame) {
         proc.regs.frame = *frame;
         proc.regs.segments = UserSegments::read();
     }
+}
+
+/// The IPC fast path's switch to `next` (runnable): the running process's
+/// registers and selectors are in its save area already (the stub put them
+/// there; `segments` are the selectors, still in the registers, as
+/// [`UserSegments::bits`]), so this is [`enter`] `next`, loading its
+/// selectors only if they differ. Returns `next`'s save area, or null
+/// (nothing changed) if it is not live.
+#[inline(always)]
+pub fn switch_saved(k: &mut Kernel, next: u64, segments: u64) -> *const TrapFrame {
+    enter_with(k, next, Some(segments))
 }
 
 /// Runs what [`switch_after`] decided, outside the kernel lock: nothing for

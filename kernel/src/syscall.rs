@@ -88,7 +88,12 @@ pub extern "sysv64" fn direct(a0: u64, a1: u64, a2: u64, a3: u64, num: u64) -> R
 /// Counts a slow- or direct-path call; returns the new total.
 #[inline(always)]
 fn count_call() -> u64 {
-    CALLS.fetch_add(1, Ordering::Relaxed) + 1
+    // A load and a store, not `fetch_add`: one CPU, interrupts off, and no
+    // interrupt handler counts calls, so nothing can come between them;
+    // and a locked `xadd` costs ~20 cycles on hardware.
+    let calls = CALLS.load(Ordering::Relaxed) + 1;
+    CALLS.store(calls, Ordering::Relaxed);
+    calls
 }
 
 /// The registers for `result`; counts failures by code.
@@ -245,55 +250,152 @@ pub fn dispatch(frame: &mut TrapFrame) {
 }
 
 /// Entry from `exo_syscall_ipc` (arch::syscall): `call` and `reply_recv`
-/// (and the higher local numbers while tracing is on), with the frame the
-/// slow path builds. The fast path, or else the general dispatcher.
+/// while tracing is on (and the higher local numbers, which the direct path
+/// takes when tracing is off), with the frame the slow path builds, for the
+/// general dispatcher.
 ///
 /// # Safety
 /// Called only by `exo_syscall_ipc` with a pointer to the frame it built
 /// on the kernel stack.
 pub unsafe extern "C" fn ipc_entry(frame: *mut TrapFrame) {
     // SAFETY: the stub passes the frame it just pushed; nothing aliases it.
-    let frame = unsafe { &mut *frame };
-    if TRACE_ON.load(Ordering::Relaxed) || !fast_ipc(frame) {
-        dispatch(frame);
+    dispatch(unsafe { &mut *frame });
+}
+
+/// Entry from the IPC fast stub (arch::syscall) for `call` with tracing
+/// off, with its registers as arguments (the handle, the words, the
+/// capability moved, the flags; and the segment selectors, as
+/// [`UserSegments::bits`](crate::arch::gdt::UserSegments::bits)). The stub has saved the caller's registers
+/// and segment selectors in its save area (see
+/// [`crate::arch::syscall::ipc_saved`]). Returns the save area of the
+/// process to run when the fast path switched to it (the stub loads it and
+/// leaves with `sysretq`), or null with the frame to leave with in the
+/// stub's slot ([`crate::arch::syscall::ipc_slot`]: the general
+/// dispatcher's result; the stub leaves through the trap exit).
+///
+/// # Safety
+/// Called only by the stub, right after it filled the running process's
+/// save area, with the slot free.
+pub unsafe extern "sysv64" fn ipc_call(
+    h: u64,
+    w0: u64,
+    w1: u64,
+    cap: u64,
+    flags: u64,
+    segments: u64,
+) -> *const TrapFrame {
+    let to = fast_ipc(flags, segments, |k, pid| {
+        k.call_fast(pid, abi::Handle::from_raw(h), [w0, w1], cap)
+    });
+    // SAFETY: the stub's contract, passed on.
+    unsafe { ipc_leave(to) }
+}
+
+/// [`ipc_call`]'s twin for `reply_recv`.
+///
+/// # Safety
+/// As [`ipc_call`].
+pub unsafe extern "sysv64" fn ipc_reply_recv(
+    h: u64,
+    w0: u64,
+    w1: u64,
+    cap: u64,
+    flags: u64,
+    segments: u64,
+) -> *const TrapFrame {
+    let to = fast_ipc(flags, segments, |k, pid| {
+        k.reply_recv_fast(pid, abi::Handle::from_raw(h), [w0, w1], cap)
+    });
+    // SAFETY: the stub's contract, passed on.
+    unsafe { ipc_leave(to) }
+}
+
+/// What the IPC stub returns to: `to`, the save area the fast path
+/// switched to, or (it declined: null) the general dispatcher's frame in
+/// the stub's slot.
+///
+/// # Safety
+/// As [`ipc_call`]: the running process's save area was just filled by
+/// the stub, and its slot is free.
+#[inline(always)]
+unsafe fn ipc_leave(to: Option<*const TrapFrame>) -> *const TrapFrame {
+    match to {
+        // `sysretq` with a non-canonical rcx faults in ring 0 (Intel): the
+        // process switched to is blocked in a syscall, so its rip is the
+        // canonical return address of its `syscall`; a frame that says
+        // otherwise leaves through `iretq` (below), which faults in its
+        // ring.
+        // SAFETY: a non-null `to` is the save area of the process that runs
+        // now (live until it ends, which cannot happen before it runs);
+        // single CPU, interrupts off: nothing writes it meanwhile.
+        Some(to) if !to.is_null() && unsafe { (*to).rip } < abi::USER_TOP => to,
+        // SAFETY: the stub's contract, passed on.
+        _ => unsafe { ipc_slow(to) },
     }
+}
+
+/// [`ipc_leave`] through the stub's slot and the trap exit: the general
+/// dispatcher when the fast path declined (`None`), else the frame of the
+/// process switched to (a rip `sysretq` must not take), or, if the switch
+/// found nobody (not reached: the fast path found the process it switches
+/// to live, under the lock), the scheduler's choice, as after a blocking
+/// call.
+///
+/// # Safety
+/// As [`ipc_call`].
+#[cold]
+#[inline(never)]
+unsafe fn ipc_slow(to: Option<*const TrapFrame>) -> *const TrapFrame {
+    // SAFETY: the stub's slot on the kernel stack; nothing aliases it.
+    let slot = unsafe { &mut *crate::arch::syscall::ipc_slot() };
+    match to {
+        None => {
+            // SAFETY: the running process's save area, filled by the stub
+            // (the general path saves the caller from `slot`); no reference
+            // to it is live (the kernel lock is free again).
+            *slot = unsafe { (*crate::arch::syscall::ipc_saved()).frame };
+            dispatch(slot);
+        }
+        Some(to) if to.is_null() => {
+            let next = process::with(|k| {
+                let pid = k.current();
+                crate::sched::switch_after(k, pid, slot)
+            });
+            crate::sched::after(next, slot);
+        }
+        // SAFETY: as in `ipc_leave`.
+        Some(to) => *slot = unsafe { to.read() },
+    }
+    core::ptr::null()
 }
 
 /// The IPC fast path (see `exo_core::object::fast`): a `call` without
 /// flags (two words, at most one capability moved) to a receiver blocked
 /// in `recv`, or such a `reply_recv` to a caller waiting for its reply
-/// with nothing queued, is one state change
-/// and a direct switch to that process: no decoding through the table, no
-/// scheduler. `false` (nothing changed) sends the call down the general
-/// path. Registers as the table has them: `rdi` the handle, `rsi` and
-/// `rdx` the words, `r10` the capability, `r8` the flags.
+/// with nothing queued, is one state change (`op`, which returns the
+/// process to run or changes nothing) and a direct switch to that process:
+/// no decoding through the table, no scheduler, no copy of either side's
+/// registers (the caller's are in its save area already; the stub loads
+/// the other's from its own; `segments` are the selectors in the
+/// registers, as bits). `None` (nothing changed) sends the call down the
+/// general path.
 #[inline(always)]
-fn fast_ipc(frame: &mut TrapFrame) -> bool {
-    let call = frame.rax == abi::Sysnum::Call as u64;
-    let ipc = call || frame.rax == abi::Sysnum::ReplyRecv as u64;
-    if !ipc || frame.r8 != 0 {
-        return false;
+fn fast_ipc(
+    flags: u64,
+    segments: u64,
+    op: impl FnOnce(&mut Kernel, u64) -> Option<u64>,
+) -> Option<*const TrapFrame> {
+    if flags != 0 {
+        return None;
     }
     let mut kernel = process::KERNEL.lock();
-    let Some(k) = kernel.as_mut() else {
-        return false;
-    };
+    let k = kernel.as_mut()?;
     let pid = k.current();
-    let h = abi::Handle::from_raw(frame.rdi);
-    let (words, cap) = ([frame.rsi, frame.rdx], frame.r10);
-    let next = if call {
-        k.call_fast(pid, h, words, cap)
-    } else {
-        k.reply_recv_fast(pid, h, words, cap)
-    };
-    let Some(next) = next else {
-        return false;
-    };
+    let next = op(k, pid)?;
     let calls = count_call();
-    crate::sched::save_current(k, frame);
-    crate::sched::switch_to(k, next, frame);
+    let to = crate::sched::switch_saved(k, next, segments);
     after_call(k, calls);
-    true
+    Some(to)
 }
 
 /// The calls that may block: `send`, `recv`, `call`.
@@ -354,7 +456,7 @@ fn set_received(frame: &mut TrapFrame, got: &Received) {
     frame.r9 = got.flags;
 }
 
-impl exo_core::object::SetResult for crate::arch::trap::UserContext {
+impl exo_core::object::SetResult for alloc::boxed::Box<crate::arch::trap::UserContext> {
     fn set_result(&mut self, rax: u64, values: [u64; 5]) {
         let f = &mut self.frame;
         f.rax = rax;

@@ -143,7 +143,7 @@ const BREAKDOWN: &[(&str, &str)] = &[
     ),
     (
         "ipc-cap-transfer",
-        "the same carrying a frame capability each way (general path)",
+        "the same carrying a frame capability each way (moved, on the fast path)",
     ),
     (
         "irq-to-driver",

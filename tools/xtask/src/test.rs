@@ -11,18 +11,19 @@ use std::time::{Duration, Instant};
 const NULL_SYSCALL_BUDGET: u64 = 25;
 /// Instruction budget of a one-word `call` answered by `reply_recv`
 /// between two processes (the IPC fast path both ways): a regression guard
-/// just above today's figure (see the README: 1695 before the fast path;
-/// the goal, 600, about L4Re's published 587, is not met yet).
-const IPC_CALL_REPLY_BUDGET: u64 = 920;
+/// just above today's figure (see the README: 1695 before the fast path,
+/// 904 before the in-place save areas and `sysretq`; the goal, 600, about
+/// L4Re's published 587, is met: 586; the budget is the goal).
+const IPC_CALL_REPLY_BUDGET: u64 = 600;
 /// Instruction budget of the same round trip carrying a frame capability
 /// each way (moved; the fast path both ways), just above today's figure
-/// (1989 when it took the general path; the goal, 0.1x Linux's pipe round
-/// trip, is 1300).
-const IPC_CAP_TRANSFER_BUDGET: u64 = 1230;
+/// (1989 when it took the general path, 1212 before the in-place save
+/// areas; the goal, 0.1x Linux's pipe round trip, is 1300).
+const IPC_CAP_TRANSFER_BUDGET: u64 = 900;
 /// Instruction budget of `irq-to-driver`: edu's MSI (raised by a store in
 /// the bench process) to the first instructions of the driver blocked in
-/// `recv` for it, 7 user instructions included; just above today's 533.
-const IRQ_TO_DRIVER_BUDGET: u64 = 560;
+/// `recv` for it, 7 user instructions included; just above today's 465 (533 before the in-place save areas of the IPC path, whose switch it shares).
+const IRQ_TO_DRIVER_BUDGET: u64 = 490;
 /// Instruction budget of frame_alloc + map + one write + unmap + frame_free
 /// when the pool of pre-zeroed frames has a frame (the row yields, untimed,
 /// before each iteration, which tops the pool up): no zeroing on the call

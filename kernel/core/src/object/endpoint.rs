@@ -166,7 +166,7 @@ impl<P: Platform> Kernel<P> {
         if self.endpoints.values().filter(|e| e.owner == pid).count() >= abi::bounds::ENDPOINTS {
             return Err(Error::OutOfMemory);
         }
-        let id = self.next_endpoint;
+        let id = self.endpoints.next_id();
         let cap = Cap {
             kind: CapKind::EndpointRecv { ep: id },
             rights: Rights::NONE,
@@ -177,15 +177,13 @@ impl<P: Platform> Kernel<P> {
         if publish {
             p.published = Some(id);
         }
-        self.next_endpoint += 1;
-        self.endpoints.insert(
-            id,
-            Endpoint {
-                owner: pid,
-                queue: VecDeque::new(),
-                blocked: VecDeque::new(),
-            },
-        );
+        // Nothing was inserted since `next_id`: the id the capability names.
+        let given = self.endpoints.insert(Endpoint {
+            owner: pid,
+            queue: VecDeque::new(),
+            blocked: VecDeque::new(),
+        });
+        debug_assert_eq!(given, id);
         Ok(h.raw())
     }
 
@@ -742,7 +740,7 @@ impl<P: Platform> Kernel<P> {
     /// and every wait names something that can end it.
     pub(super) fn check_endpoints(&self) -> Result<(), alloc::string::String> {
         use alloc::format;
-        for (id, e) in &self.endpoints {
+        for (id, e) in self.endpoints.iter() {
             if self.procs.get(e.owner).is_none() {
                 return Err(format!("endpoint {id} outlived its owner {}", e.owner));
             }
@@ -768,7 +766,9 @@ impl<P: Platform> Kernel<P> {
                 {
                     return Err(format!("pid {} waits on dead endpoint {ep}", p.pid));
                 }
-                Some(Wait::Recv { ep, .. }) if self.endpoints[&ep].owner != p.pid => {
+                Some(Wait::Recv { ep, .. })
+                    if self.endpoints.get(&ep).is_some_and(|e| e.owner != p.pid) =>
+                {
                     return Err(format!(
                         "pid {} receives on endpoint {ep} it does not own",
                         p.pid

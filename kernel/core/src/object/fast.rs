@@ -60,7 +60,7 @@ impl<P: Platform> Kernel<P> {
             return None;
         }
         let owner = e.owner;
-        let r = self.procs.get_mut(owner)?;
+        let (c, r) = self.procs.running_and_mut(pid, owner)?;
         let receiving = matches!(r.wait, Some(Wait::Recv { ep: w, .. }) if w == ep);
         if !receiving || r.reply_to.is_some() {
             return None;
@@ -70,13 +70,11 @@ impl<P: Platform> Kernel<P> {
         r.reply_to = Some(pid);
         r.regs
             .set_result(0, [badge, words[0], words[1], got, abi::RECV_CALL]);
-        if let Some(c) = self.procs.running_mut(pid) {
-            if moved.is_some() {
-                // Looked up above; nothing touched this table since.
-                let _ = c.caps.remove(Handle::from_raw(cap));
-            }
-            c.wait = Some(Wait::Reply { deadline: None });
+        if moved.is_some() {
+            // Looked up above; nothing touched this table since.
+            let _ = c.caps.remove(Handle::from_raw(cap));
         }
+        c.wait = Some(Wait::Reply { deadline: None });
         Some(owner)
     }
 
@@ -102,21 +100,19 @@ impl<P: Platform> Kernel<P> {
         if !self.endpoints.get(&ep)?.queue.is_empty() {
             return None;
         }
-        let t = self.procs.get_mut(to)?;
+        let (c, t) = self.procs.running_and_mut(pid, to)?;
         if !matches!(t.wait, Some(Wait::Reply { .. })) {
             return None;
         }
         let got = insert(t, moved)?;
         t.wait = None;
         t.regs.set_result(0, [0, words[0], words[1], got, 0]);
-        if let Some(c) = self.procs.running_mut(pid) {
-            if moved.is_some() {
-                // Looked up above; nothing touched this table since.
-                let _ = c.caps.remove(Handle::from_raw(cap));
-            }
-            c.reply_to = None;
-            c.wait = Some(Wait::Recv { ep, deadline: None });
+        if moved.is_some() {
+            // Looked up above; nothing touched this table since.
+            let _ = c.caps.remove(Handle::from_raw(cap));
         }
+        c.reply_to = None;
+        c.wait = Some(Wait::Recv { ep, deadline: None });
         Some(to)
     }
 }

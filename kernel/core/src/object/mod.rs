@@ -13,6 +13,7 @@
 //! program passes.
 pub mod bulk;
 pub mod endpoint;
+pub mod endpoints;
 pub mod fast;
 pub mod invariants;
 pub mod iomap;
@@ -47,7 +48,7 @@ pub trait Platform {
     /// A process's address space.
     type Space: AddressSpace;
     /// A process's saved registers.
-    type Regs: Copy + Default + SetResult;
+    type Regs: Default + SetResult;
     /// Any free RAM frame, zeroed (every allocation hands out zeroed
     /// frames: no data from their last owner).
     fn alloc(&mut self) -> Result<u64, AllocError>;
@@ -125,8 +126,7 @@ pub struct Kernel<P: Platform> {
     next_pid: u64,
     key_state: u64,
     /// Live endpoints by id (ids are never reused).
-    endpoints: alloc::collections::BTreeMap<u64, Endpoint>,
-    next_endpoint: u64,
+    endpoints: endpoints::Endpoints,
     /// Interrupt vectors bound to endpoints.
     irqs: alloc::collections::BTreeMap<u8, endpoint::IrqBinding>,
     /// `iomap` records, by PCI function.
@@ -176,8 +176,7 @@ impl<P: Platform> Kernel<P> {
             ledger: Ledger::default(),
             next_pid: 1,
             key_state: seed ^ 0x9e37_79b9_7f4a_7c15,
-            endpoints: alloc::collections::BTreeMap::new(),
-            next_endpoint: 1,
+            endpoints: endpoints::Endpoints::new(),
             irqs: alloc::collections::BTreeMap::new(),
             iomaps: IoSpaces::new(),
             io_faults: alloc::collections::BTreeMap::new(),

@@ -79,6 +79,9 @@ impl<S, R: Default> Process<S, R> {
     }
 }
 
+/// Two processes borrowed at once (the running one first).
+pub type Pair<'a, S, R> = (&'a mut Process<S, R>, &'a mut Process<S, R>);
+
 /// The live processes, in pid order. Pids only grow, so a new process is
 /// appended; a lookup by pid is a binary search over at most
 /// [`abi::MAX_PROCESSES`] entries, and the running process (every
@@ -88,6 +91,14 @@ pub struct Procs<S, R> {
     /// Index of the running process in `list`: a hint, right unless a
     /// process below it has ended since (then the search finds it).
     running: usize,
+    /// Index of the process that ran before the running one (a hint for
+    /// [`running_and_mut`](Self::running_and_mut): in a round trip the
+    /// other side is the one that ran last), checked by pid like `running`.
+    previous: usize,
+    /// Index of the process [`running_and_mut`](Self::running_and_mut)
+    /// found last: a hint for [`switch_to`](Self::switch_to), checked by
+    /// pid like `running`.
+    found: usize,
 }
 
 impl<S, R> Default for Procs<S, R> {
@@ -96,6 +107,8 @@ impl<S, R> Default for Procs<S, R> {
             // Never reallocates: the kernel refuses beyond MAX_PROCESSES.
             list: Vec::with_capacity(abi::MAX_PROCESSES),
             running: 0,
+            previous: 0,
+            found: 0,
         }
     }
 }
@@ -137,6 +150,35 @@ impl<S, R> Procs<S, R> {
         self.get_mut(pid)
     }
 
+    /// The index of `pid` if `hint` is it, else by search.
+    #[inline(always)]
+    fn index_hinted(&self, hint: usize, pid: u64) -> Option<usize> {
+        if self.list.get(hint).is_some_and(|p| p.pid == pid) {
+            return Some(hint);
+        }
+        self.index(pid)
+    }
+
+    /// The running process `pid` and process `other` at once (no search
+    /// when `other` ran before the running one; and
+    /// [`switch_to`](Self::switch_to) `other` then finds it without one);
+    /// `None` if either is not live or they are the same.
+    #[inline(always)]
+    pub fn running_and_mut(&mut self, pid: u64, other: u64) -> Option<Pair<'_, S, R>> {
+        let i = self.index_hinted(self.running, pid)?;
+        let j = self.index_hinted(self.previous, other)?;
+        self.found = j;
+        if i < j {
+            let (low, high) = self.list.split_at_mut(j);
+            Some((&mut low[i], &mut high[0]))
+        } else if j < i {
+            let (low, high) = self.list.split_at_mut(i);
+            Some((&mut high[0], &mut low[j]))
+        } else {
+            None
+        }
+    }
+
     /// Adds a process; its pid must be above every live one.
     pub(super) fn push(&mut self, proc: Process<S, R>) {
         debug_assert!(self.list.last().is_none_or(|l| l.pid < proc.pid));
@@ -152,7 +194,8 @@ impl<S, R> Procs<S, R> {
     /// Process `pid`, which runs from now on (one look-up for both).
     #[inline]
     pub fn switch_to(&mut self, pid: u64) -> Option<&mut Process<S, R>> {
-        let i = self.index(pid)?;
+        let i = self.index_hinted(self.found, pid)?;
+        self.previous = self.running;
         self.running = i;
         self.list.get_mut(i)
     }
@@ -216,6 +259,18 @@ mod tests {
                     prop_assert_eq!(procs.switch_to(pid).map(|p| p.pid), Some(pid));
                     prop_assert_eq!(procs.running_mut(pid).map(|p| p.pid), Some(pid));
                     prop_assert_eq!(procs.get(pid).map(|p| p.pid), Some(pid));
+                }
+                // The pair look-up, then a switch through its hint, for
+                // every pair (the running process first).
+                for &a in &live {
+                    for &b in &live {
+                        procs.switch_to(a);
+                        let pair = procs.running_and_mut(a, b).map(|(x, y)| (x.pid, y.pid));
+                        prop_assert_eq!(pair, (a != b).then_some((a, b)));
+                        prop_assert_eq!(procs.switch_to(b).map(|p| p.pid), Some(b));
+                        prop_assert_eq!(procs.running_mut(b).map(|p| p.pid), Some(b));
+                    }
+                    prop_assert!(procs.running_and_mut(a, next + 1).is_none());
                 }
                 prop_assert!(procs.get(next + 1).is_none() && procs.get(0).is_none());
                 let order: Vec<u64> = procs.values().map(|p| p.pid).collect();

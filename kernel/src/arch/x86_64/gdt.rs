@@ -111,7 +111,11 @@ pub fn selectors() -> &'static Selectors {
 /// A value is either [`UserSegments::NULL`] or what [`UserSegments::read`]
 /// found in the registers: nothing else can be built, so [`load`](Self::load)
 /// never meets a selector that would fault.
+///
+/// `repr(transparent)`: DS, ES, FS, GS as four `u16`s in that order, which
+/// the IPC stub (syscall.rs) stores with `mov m16, sreg`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(transparent)]
 pub struct UserSegments([u16; 4]);
 
 impl UserSegments {
@@ -126,6 +130,14 @@ impl UserSegments {
             FS::get_reg().0,
             GS::get_reg().0,
         ])
+    }
+
+    /// The four selectors as one word (DS in the low 16 bits, then ES, FS
+    /// and GS), as the IPC stub reads them from where it stored them: for
+    /// comparing only (no selector is ever built from bits).
+    pub fn bits(self) -> u64 {
+        let [ds, es, fs, gs] = self.0.map(u64::from);
+        ds | es << 16 | fs << 32 | gs << 48
     }
 
     /// Loads the four registers.

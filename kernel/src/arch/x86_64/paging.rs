@@ -192,7 +192,10 @@ impl AddressSpace {
     /// Makes this the active address space.
     pub fn activate(&self) {
         if active_pml4() != self.pml4 {
-            let frame = PhysFrame::containing_address(PhysAddr::new(self.pml4));
+            // `pml4` is a frame address the allocator gave (page-aligned,
+            // below the physical address width): no check on the switch
+            // path.
+            let frame = PhysFrame::containing_address(PhysAddr::new_truncate(self.pml4));
             // SAFETY: the PML4 maps the whole kernel half like every other
             // space, so the kernel keeps running after the switch.
             unsafe { Cr3::write(frame, Cr3Flags::empty()) };

@@ -1,8 +1,11 @@
-//! `syscall` entry, three ways in (see the comment on the assembly): a
+//! `syscall` entry, four ways in (see the comment on the assembly): a
 //! register-only fast path for `getpid`; a direct path that calls
 //! [`crate::syscall::direct`] with the arguments in registers and returns
-//! with `sysretq`, for every call that stays in the calling process; and
-//! the slow path, which switches to the kernel stack, pushes what an
+//! with `sysretq`, for every call that stays in the calling process; the
+//! IPC path for `call` and `reply_recv`, which saves the caller's
+//! registers straight into its save area (at [`SAVE_TOP`]) and, when the
+//! IPC fast path switches, leaves with `sysretq` from the save area of the
+//! process it switched to; and the slow path, which switches to the kernel stack, pushes what an
 //! interrupt would have pushed (the user's ss, rsp, rflags, cs, rip) plus
 //! the pseudo vector [`SYSCALL_VECTOR`](super::trap::SYSCALL_VECTOR), and
 //! joins the common trap path, which saves the rest of the
@@ -32,12 +35,16 @@ use x86_64::VirtAddr;
 // register but rax and rdx comes back as the user left it, so no kernel
 // value leaks out.
 //
-// Slow path (the switching calls: exit, yield, resume; every call while
-// tracing is on): the full `TrapFrame`, built as an interrupt would, through
-// the common trap path, which can end in another process or context.
-// `call` and `reply_recv` build the same frame but go to
-// `crate::syscall::ipc_entry` (the IPC fast path, which falls back to the
-// general dispatcher) and leave through the same exit.
+// IPC path (`call` and `reply_recv`, tracing off): see the comment on
+// `IPC_FAST` below.
+//
+// Slow path (the other switching calls: exit, yield, resume, send, recv;
+// every call while tracing is on): the full `TrapFrame`, built as an
+// interrupt would, through the common trap path, which can end in another
+// process or context. With tracing on, `call`, `reply_recv` and the local
+// calls above them build the same frame but go to
+// `crate::syscall::ipc_entry` (the general dispatcher, which traces them)
+// and leave through the same exit.
 //
 // Routing comes from the syscall table (`abi::SWITCHING`, the calls that
 // may switch processes, one block of numbers; `abi::MAX_LOCAL_ARGS`): the
@@ -63,7 +70,7 @@ exo_syscall_entry:
     lea rax, [rax - {first_switching}]
     cmp rax, {switching_span}
     lea rax, [rax + {first_switching}]
-    jb 2f
+    jb 4f
     cmp byte ptr [rip + {trace_on}], 0
     jne 2f
     mov [rip + exo_user_rsp], rsp
@@ -89,6 +96,11 @@ exo_syscall_entry:
     pop rcx
     mov rsp, [rip + exo_user_rsp]
     sysretq
+4:
+    cmp rax, {call}
+    je 3f
+    cmp rax, {reply_recv}
+    je 5f
 2:
     mov [rip + exo_user_rsp], rsp
     mov rsp, [rip + exo_kernel_rsp]
@@ -105,11 +117,87 @@ exo_syscall_entry:
     jae exo_syscall_ipc
     jmp exo_trap_common
 
-// IPC path: `call` and `reply_recv` (and, tracing on, every local call,
-// which `ipc_entry` hands to the general dispatcher) build the same
-// `TrapFrame` as the common trap path and leave through its exit, but
-// enter `crate::syscall::ipc_entry` straight from here: no vector
-// dispatch, no general dispatcher unless the fast path declines.
+// IPC fast path: `call` and `reply_recv` with tracing off. The user's
+// registers go straight into the running process's save area (its
+// `UserContext`: the `TrapFrame`, whose end `SAVE_TOP` holds, laid out as
+// the slow path lays out its frame, and the segment selectors after it);
+// then, on the kernel stack, below a frame-sized slot for the general
+// path, `crate::syscall::ipc_call` or `ipc_reply_recv` runs with the
+// call's registers as its arguments (the handle, the two words, the
+// capability moved in rcx for r10, the flags; and in r9 the selectors just
+// stored, as one word). It returns the save area of
+// the process to run (the fast path switched: every register comes from
+// there, and `sysretq`, with rcx and r11 the rip and rflags saved there,
+// which it checked canonical) or null (the slot holds the frame to leave
+// with, through the trap exit's `iretq`).
+.macro IPC_FAST handler
+    cmp byte ptr [rip + {trace_on}], 0
+    jne 2b
+    mov [rip + exo_user_rsp], rsp
+    mov rsp, [rip + {save_top}]
+    push {user_ss}
+    push qword ptr [rip + exo_user_rsp]
+    push r11
+    push {user_cs}
+    push rcx
+    push 0
+    push {vector}
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rsp + {segments}], ds
+    mov [rsp + {segments} + 2], es
+    mov [rsp + {segments} + 4], fs
+    mov [rsp + {segments} + 6], gs
+    mov r9, [rsp + {segments}]
+    mov rsp, [rip + exo_kernel_rsp]
+    sub rsp, {frame_size}
+    mov rcx, r10
+    call \handler
+    test rax, rax
+    jz exo_trap_return
+    mov rsp, rax
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    mov rcx, [rsp + 16]
+    mov r11, [rsp + 32]
+    mov rsp, [rsp + 40]
+    sysretq
+.endm
+3:
+    IPC_FAST {ipc_call}
+5:
+    IPC_FAST {ipc_reply_recv}
+
+// Tracing on: `call`, `reply_recv` and the local calls above them build
+// the same `TrapFrame` as the common trap path and leave through its exit,
+// but enter `crate::syscall::ipc_entry` (the general dispatcher) straight
+// from here, without the vector dispatch.
 exo_syscall_ipc:
     push rax
     push rbx
@@ -148,9 +236,20 @@ exo_kernel_rsp:
     direct = sym crate::syscall::direct,
     ipc_entry = sym crate::syscall::ipc_entry,
     call = const abi::Sysnum::Call as u64,
+    reply_recv = const abi::Sysnum::ReplyRecv as u64,
+    save_top = sym SAVE_TOP,
+    frame_size = const core::mem::size_of::<super::trap::TrapFrame>(),
+    segments = const core::mem::offset_of!(super::trap::UserContext, segments),
+    ipc_call = sym crate::syscall::ipc_call,
+    ipc_reply_recv = sym crate::syscall::ipc_reply_recv,
     resume = const abi::Sysnum::Resume as u64,
     trace_on = sym TRACE_ON,
     current_pid = sym CURRENT_PID,
+);
+
+const _: () = assert!(
+    core::mem::offset_of!(super::trap::UserContext, frame) == 0,
+    "the IPC stub pushes the frame at the start of the save area"
 );
 
 /// The switching calls are one block of numbers, `FIRST_SWITCHING ..
@@ -196,6 +295,12 @@ const _: () = assert!(
 pub static TRACE_ON: AtomicBool = AtomicBool::new(false);
 /// The running process's pid (read by the fast path).
 pub static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
+/// The end of the running process's save area (`UserContext::frame`),
+/// where the IPC stub pushes the caller's registers: set by
+/// `sched::enter` whenever a process starts to run, so that it is always
+/// the running process's (boxed, so it does not move) when a `syscall`
+/// can arrive.
+pub static SAVE_TOP: AtomicU64 = AtomicU64::new(0);
 
 /// User data selector with RPL 3 (GDT slot 3).
 pub const USER_SS: u64 = 0x1b;
@@ -205,6 +310,21 @@ pub const USER_CS: u64 = 0x23;
 extern "C" {
     fn exo_syscall_entry();
     static mut exo_kernel_rsp: u64;
+}
+
+/// The running process's save area, where the IPC stub has just saved its
+/// registers (the `UserContext` that ends at [`SAVE_TOP`]'s frame).
+pub fn ipc_saved() -> *const super::trap::UserContext {
+    let top = SAVE_TOP.load(core::sync::atomic::Ordering::Relaxed) as *const super::trap::TrapFrame;
+    top.wrapping_sub(1).cast()
+}
+
+/// The frame-sized slot the IPC stub leaves below the kernel stack's top
+/// (the general path's frame when the fast path declines).
+pub fn ipc_slot() -> *mut super::trap::TrapFrame {
+    // SAFETY: written once in `init`, before any syscall; only read since.
+    let top = unsafe { exo_kernel_rsp } as *mut super::trap::TrapFrame;
+    top.wrapping_sub(1)
 }
 
 /// Programs EFER.SCE, STAR, LSTAR and SFMASK.

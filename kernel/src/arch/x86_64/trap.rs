@@ -52,8 +52,10 @@ pub struct TrapFrame {
 
 /// What the kernel keeps of a process that is not running: its trap frame
 /// and its data segment selectors; and, kept across switches, its exception
-/// handler.
+/// handler. `repr(C)`, the frame first and the selectors right after it:
+/// the IPC stub (syscall.rs) writes both in place.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 pub struct UserContext {
     /// The registers the trap path saves.
     pub frame: TrapFrame,
