@@ -57,6 +57,37 @@ use x86_64::VirtAddr;
 global_asm!(
     r#"
 .section .text
+// What an interrupt pushes, made by hand for a `syscall` (user ss, the
+// user rsp saved in `exo_user_rsp`, rflags from r11, user cs, rip from
+// rcx, no error code, the syscall vector): the top of a `TrapFrame`.
+.macro SYSCALL_IRET_FRAME
+    push {user_ss}
+    push qword ptr [rip + exo_user_rsp]
+    push r11
+    push {user_cs}
+    push rcx
+    push 0
+    push {vector}
+.endm
+// The general registers, in `TrapFrame`'s order (rax at the highest
+// address): the rest of the frame.
+.macro SYSCALL_PUSH_GPRS
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+.endm
 .global exo_syscall_entry
 exo_syscall_entry:
     cmp rax, {getpid}
@@ -104,13 +135,7 @@ exo_syscall_entry:
 2:
     mov [rip + exo_user_rsp], rsp
     mov rsp, [rip + exo_kernel_rsp]
-    push {user_ss}
-    push qword ptr [rip + exo_user_rsp]
-    push r11
-    push {user_cs}
-    push rcx
-    push 0
-    push {vector}
+    SYSCALL_IRET_FRAME
     cmp rax, {resume}
     je exo_trap_common
     cmp rax, {call}
@@ -135,28 +160,8 @@ exo_syscall_entry:
     jne 2b
     mov [rip + exo_user_rsp], rsp
     mov rsp, [rip + {save_top}]
-    push {user_ss}
-    push qword ptr [rip + exo_user_rsp]
-    push r11
-    push {user_cs}
-    push rcx
-    push 0
-    push {vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    SYSCALL_IRET_FRAME
+    SYSCALL_PUSH_GPRS
     mov [rsp + {segments}], ds
     mov [rsp + {segments} + 2], es
     mov [rsp + {segments} + 4], fs
@@ -199,21 +204,7 @@ exo_syscall_entry:
 // but enter `crate::syscall::ipc_entry` (the general dispatcher) straight
 // from here, without the vector dispatch.
 exo_syscall_ipc:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    SYSCALL_PUSH_GPRS
     mov rdi, rsp
     call {ipc_entry}
     jmp exo_trap_return
